@@ -1,0 +1,52 @@
+# clicktrail — `make run` starts the demo, `make test` runs the whole suite.
+# Every target creates .venv and installs what it needs; nothing is installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test check lint fmt typecheck layering bench clean help
+
+help:
+	@echo "make run        start clicktrail on 127.0.0.1:8787 with a demo workspace (SQLite in ./var)"
+	@echo "make test       install dev dependencies and run the whole test suite"
+	@echo "make check      ruff, mypy, the layering contract, then the tests"
+	@echo "make fmt        format the code"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/clicktrail serve --demo
+
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(VENV)/.installed-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+layering: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
+
+check: lint typecheck layering test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

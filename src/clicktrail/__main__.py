@@ -1,0 +1,5 @@
+"""`python -m clicktrail` runs the command line."""
+
+from clicktrail.cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""The composition root: the only module that picks adapters and wires them to services."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+import sqlalchemy as sa
+
+from clicktrail.config import Settings
+from clicktrail.services.ports import SmsProvider
+from clicktrail.sms.outbox import OutboxProvider
+from clicktrail.storage.clicklog import ClickLog
+from clicktrail.storage.database import create_engine, migrate
+from clicktrail.storage.resolver import TokenResolver
+from clicktrail.storage.sql_store import SqlStore
+from clicktrail.web.app import ClicktrailApp
+
+PROVIDERS = ("outbox",)
+
+
+@dataclass
+class Container:
+    """Adapters built lazily from settings; one per process."""
+
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> sa.Engine:
+        """The database engine, schema migrated to the newest version."""
+        engine = create_engine(self.settings.resolved_database_url)
+        migrate(engine)
+        return engine
+
+    @cached_property
+    def store(self) -> SqlStore:
+        """The SQL store."""
+        return SqlStore(self.engine)
+
+    def provider(self, name: str = "outbox", outbox_path: str | None = None) -> SmsProvider:
+        """Return the SMS provider called `name`."""
+        from pathlib import Path
+
+        from clicktrail.domain.errors import InvalidInput
+
+        if name == "outbox":
+            return OutboxProvider(
+                Path(outbox_path) if outbox_path else self.settings.resolved_outbox_path
+            )
+        raise InvalidInput(
+            f"unknown provider {name!r}; available: {', '.join(PROVIDERS)}", field="provider"
+        )
+
+    def web_app(self) -> ClicktrailApp:
+        """Return the ASGI app: redirect, click log and API on this container's store."""
+        s = self.settings
+        resolver = TokenResolver(self.engine, s.token_cache_size)
+        clicks = ClickLog(
+            s.resolved_spool_dir,
+            self.store.insert_clicks,
+            flush_interval=s.click_flush_interval,
+            flush_max=s.click_flush_max,
+        )
+        return ClicktrailApp(self.store, resolver.resolve, clicks, on_close=resolver.close)
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at `level`."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

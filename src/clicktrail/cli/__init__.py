@@ -1,0 +1,504 @@
+"""The `clicktrail` command line: thin commands that parse options, call a service, print.
+
+Errors from services are mapped to messages and exit codes here and only here:
+invalid input → 2, not found → 3, conflict → 4, unauthorized → 5.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from clicktrail.bootstrap import Container
+from clicktrail.cli import sms as sms_cli
+from clicktrail.config import load_settings, setting_help
+from clicktrail.domain.errors import ClicktrailError, InvalidInput
+from clicktrail.domain.models import Workspace
+from clicktrail.services import campaigns, contacts, receipts, reports, workspaces
+from clicktrail.services.clock import now_us
+
+EXIT_CODES = {"invalid_input": 2, "not_found": 3, "conflict": 4, "unauthorized": 5}
+
+app = typer.Typer(
+    help="clicktrail: SMS link tracking and click attribution.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
+domain_app = typer.Typer(help="Short domains for tracked links.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+contacts_app = typer.Typer(help="Recipients.", no_args_is_help=True)
+campaign_app = typer.Typer(help="Campaigns: create, preview, send.", no_args_is_help=True)
+messages_app = typer.Typer(help="Messages and delivery receipts.", no_args_is_help=True)
+db_app = typer.Typer(help="Database.", no_args_is_help=True)
+config_app = typer.Typer(help="Settings.", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(domain_app, name="domain")
+app.add_typer(keys_app, name="keys")
+app.add_typer(contacts_app, name="contacts")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(messages_app, name="messages")
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+app.add_typer(sms_cli.app, name="sms")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+WorkspaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="CLICKTRAIL_WORKSPACE",
+        help="Workspace slug or id (not needed when there is only one).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _container() -> Container:
+    return Container(load_settings())
+
+
+def _workspace(c: Container, ref: str | None) -> Workspace:
+    return workspaces.resolve_workspace(c.store, ref)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def fail(exc: ClicktrailError) -> NoReturn:
+    """Print `exc` for a person and exit with its code."""
+    err.print(f"[bold red]error:[/] {exc.message}", markup=True, soft_wrap=True)
+    raise typer.Exit(EXIT_CODES.get(exc.code, 1))
+
+
+# -- server -------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8787).")] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Seed a demo workspace if the database is empty.")
+    ] = False,
+) -> None:
+    """Serve short-link redirects and the API."""
+    from clicktrail.cli.serve import run_server
+
+    run_server(load_settings(overrides={"host": host, "port": port}), demo_mode=demo)
+
+
+# -- config and db ------------------------------------------------------------------------------
+
+
+@config_app.command("show")
+def config_show(as_json: JsonOpt = False) -> None:
+    """Print every setting with its effective value."""
+    settings = load_settings()
+    values = {name: getattr(settings, name) for name in setting_help()}
+    if as_json:
+        _print_json(values)
+        return
+    table = Table("setting", "value", "environment variable")
+    for name, value in values.items():
+        table.add_row(name, repr(value), "CLICKTRAIL_" + name.upper())
+    out.print(table)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or upgrade the database schema (the server also does this at start)."""
+    c = _container()
+    c.engine  # noqa: B018 - building the engine migrates
+    out.print(f"database is up to date: {c.settings.resolved_database_url.split('@')[-1]}")
+
+
+# -- workspaces, domains, keys ------------------------------------------------------------------
+
+
+@workspace_app.command("create")
+def workspace_create(
+    name: Annotated[str, typer.Argument(help="Display name, e.g. 'Acme Retail'.")],
+    slug: Annotated[str | None, typer.Option(help="Short name used on the command line.")] = None,
+) -> None:
+    """Create a workspace."""
+    ws = workspaces.create_workspace(_container().store, name, now_us(), slug=slug)
+    out.print(f"created workspace [bold]{ws.slug}[/] ({ws.public_id})")
+
+
+@workspace_app.command("list")
+def workspace_list(as_json: JsonOpt = False) -> None:
+    """List workspaces."""
+    items = _container().store.list_workspaces()
+    if as_json:
+        _print_json(
+            [{"id": w.public_id, "slug": w.slug, "name": w.name, "demo": w.is_demo} for w in items]
+        )
+        return
+    table = Table("slug", "name", "id")
+    for w in items:
+        table.add_row(w.slug, w.name + (" (demo)" if w.is_demo else ""), w.public_id)
+    out.print(table)
+
+
+@domain_app.command("add")
+def domain_add(
+    host: Annotated[str, typer.Argument(help="Short host, e.g. sms.example.com.")],
+    prefix: Annotated[str, typer.Option(help="Path before the token.")] = "/c/",
+    scheme: Annotated[str | None, typer.Option(help="https (default) or http.")] = None,
+    fallback_url: Annotated[
+        str | None, typer.Option(help="Where unknown or expired links on this host go.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Register a short domain for a workspace's links."""
+    c = _container()
+    d = workspaces.add_domain(
+        c.store, _workspace(c, workspace), host, now_us(),
+        path_prefix=prefix, scheme=scheme, fallback_url=fallback_url,
+    )  # fmt: skip
+    out.print(f"added domain {d.host}: links look like {d.base_url}XXXXXXXXX")
+
+
+@domain_app.command("list")
+def domain_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List a workspace's domains."""
+    c = _container()
+    items = c.store.list_domains(_workspace(c, workspace).id)
+    if as_json:
+        _print_json(
+            [
+                {"host": d.host, "base_url": d.base_url, "fallback_url": d.fallback_url}
+                for d in items
+            ]
+        )
+        return
+    table = Table("host", "links look like", "fallback")
+    for d in items:
+        table.add_row(d.host, d.base_url + "XXXXXXXXX", d.fallback_url or "")
+    out.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    c = _container()
+    key = workspaces.create_api_key(c.store, _workspace(c, workspace), name, now_us())
+    sys.stdout.write(key + "\n")
+    err.print("Store this key now: it is not shown again. Use it as 'Authorization: Bearer <key>'.")
+
+
+# -- contacts -----------------------------------------------------------------------------------
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a 'phone' column.", show_default=False)],
+    region: Annotated[
+        str | None,
+        typer.Option(help="Country (ISO code) of numbers written without +country code."),
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the good rows; write bad ones aside.")
+    ] = False,
+    rejects: Annotated[
+        Path | None,
+        typer.Option(help="Where --skip-invalid writes rejected rows (default FILE.rejected.csv)."),
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8-sig",
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Also add the contacts to this list.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Import recipients from CSV. All-or-nothing unless --skip-invalid."""
+    c = _container()
+    ws = _workspace(c, workspace)
+    if not file.is_file():
+        raise InvalidInput(f"{file}: no such file", field="file")
+    size = file.stat().st_size
+    region = region or c.settings.default_region or None
+    with Progress(
+        TextColumn("reading {task.description}"), BarColumn(), DownloadColumn(),
+        TimeRemainingColumn(), console=err, transient=True, disable=size < 2_000_000,
+    ) as bar, file.open("rb") as fh:  # fmt: skip
+        task = bar.add_task(file.name, total=size)
+        parsed = contacts.parse_contacts_csv(
+            fh, name=str(file), region=region, encoding=encoding,
+            progress=lambda n: bar.update(task, completed=n),
+        )  # fmt: skip
+    result = contacts.import_contacts(
+        c.store, ws, parsed, name=str(file), skip_invalid=skip_invalid, list_name=list_name,
+        now_us=now_us(),
+    )  # fmt: skip
+    out.print(
+        f"imported {result.created + result.updated} contacts from {result.rows} rows: "
+        f"{result.created} new, {result.updated} updated, {result.duplicates} duplicate rows "
+        f"merged, {len(result.rejected)} rejected"
+    )
+    if result.rejected:
+        path = rejects or file.with_name(file.name + ".rejected.csv")
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(["line", "error", *parsed.columns])
+            for r in result.rejected:
+                w.writerow([r.line, r.reason, *r.row.values()])
+        err.print(f"rejected rows written to {path}")
+
+
+@contacts_app.command("count")
+def contacts_count(workspace: WorkspaceOpt = None) -> None:
+    """Print how many contacts a workspace has."""
+    c = _container()
+    out.print(str(c.store.count_contacts(_workspace(c, workspace).id)))
+
+
+# -- campaigns ----------------------------------------------------------------------------------
+
+
+def _parse_roles(values: list[str] | None) -> dict[int, str]:
+    roles: dict[int, str] = {}
+    for v in values or []:
+        idx, sep, role = v.partition("=")
+        if not sep or not idx.strip().isdigit() or int(idx) < 1:
+            raise InvalidInput(
+                f"--link-role {v!r}: expected N=ROLE with N the link number from 1, e.g. 2=optout",
+                field="link_role",
+            )
+        roles[int(idx) - 1] = role.strip()
+    return roles
+
+
+@campaign_app.command("create")
+def campaign_create(
+    name: Annotated[str, typer.Argument(help="Campaign name.")],
+    template: Annotated[str | None, typer.Option(help="Message text with {placeholders}.")] = None,
+    template_file: Annotated[
+        Path | None, typer.Option(help="Read the message text from a file (UTF-8).")
+    ] = None,
+    slug: Annotated[str | None, typer.Option(help="Short name (default: from the name).")] = None,
+    domain: Annotated[str | None, typer.Option(help="Short domain (default: the first).")] = None,
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Send to this list (default: all contacts).")
+    ] = None,
+    link_role: Annotated[
+        list[str] | None, typer.Option(help="N=ROLE for link N: cta (default), optout, other.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Create a campaign from a message template."""
+    if (template is None) == (template_file is None):
+        raise InvalidInput(
+            "give the message with --template TEXT or --template-file FILE", field="template"
+        )
+    if template_file is not None:
+        try:
+            template = template_file.read_text(encoding="utf-8").rstrip("\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(
+                f"{template_file}: cannot read as UTF-8 text: {exc}", field="template_file"
+            ) from None
+    assert template is not None
+    c = _container()
+    cp = campaigns.create_campaign(
+        c.store, _workspace(c, workspace), name=name, template=template, slug=slug,
+        domain_host=domain, list_name=list_name, link_roles=_parse_roles(link_role),
+        now_us=now_us(),
+    )  # fmt: skip
+    out.print(f"created campaign [bold]{cp.slug}[/] ({cp.public_id}) with {len(cp.links)} link(s)")
+    for lk in cp.links:
+        out.print(f"  link {lk.index + 1} [{lk.role}]: {lk.url}", markup=False)
+
+
+@campaign_app.command("list")
+def campaign_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List campaigns, newest first."""
+    c = _container()
+    items = c.store.list_campaigns(_workspace(c, workspace).id)
+    if as_json:
+        _print_json(
+            [{"id": x.public_id, "slug": x.slug, "name": x.name, "status": x.status} for x in items]
+        )
+        return
+    table = Table("slug", "name", "status", "links", "id")
+    for x in items:
+        table.add_row(x.slug, x.name, x.status, str(len(x.links)), x.public_id)
+    out.print(table)
+
+
+@campaign_app.command("preview")
+def campaign_preview(
+    campaign: Annotated[str, typer.Argument(help="Campaign slug or id.")],
+    contact: Annotated[str | None, typer.Option(help="Phone or external id of a contact.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the wrapped message for one recipient and what tracking costs."""
+    c = _container()
+    ws = _workspace(c, workspace)
+    p = campaigns.preview_campaign(
+        c.store, ws, campaigns.get_campaign(c.store, ws, campaign), contact
+    )
+    if as_json:
+        _print_json(p.__dict__)
+        return
+    out.print(f"[dim]to {p.contact_phone or '(no contact yet)'}:[/]")
+    out.print(p.body, markup=False)
+    out.print(
+        f"[dim]{p.encoding}, {p.segments} segment(s), {p.units} units; without tracking "
+        f"{p.untracked_encoding}, {p.untracked_segments} segment(s)[/]"
+    )
+    for lk in p.links:
+        out.print(
+            f"  link {lk['index']} [{lk['role']}] {lk['short_url']} → {lk['destination']}",
+            markup=False,
+        )
+    for w in p.warnings:
+        err.print(f"[yellow]warning:[/] {w}")
+
+
+@campaign_app.command("send")
+def campaign_send(
+    campaign: Annotated[str, typer.Argument(help="Campaign slug or id.")],
+    provider: Annotated[str, typer.Option(help="SMS provider.")] = "outbox",
+    outbox: Annotated[
+        Path | None, typer.Option(help="Outbox file (default <data_dir>/outbox.jsonl).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wrap and send a campaign to its audience (resumes an interrupted send)."""
+    c = _container()
+    ws = _workspace(c, workspace)
+    cp = campaigns.get_campaign(c.store, ws, campaign)
+    sender = c.provider(provider, str(outbox) if outbox else None)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
+                  console=err, transient=True) as bar:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, n: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=None)
+            bar.advance(tasks[stage], n)
+
+        summary = campaigns.send_campaign(c.store, ws, cp, sender, clock=now_us, progress=progress)
+    if as_json:
+        _print_json(summary.__dict__)
+        return
+    out.print(
+        f"campaign {cp.slug}: {summary.created} messages wrapped, {summary.sent} sent "
+        f"({summary.segments} segments), {summary.failed} failed, via {sender.name}"
+    )
+
+
+# -- messages and reports -----------------------------------------------------------------------
+
+
+@messages_app.command("status")
+def messages_status(
+    file: Annotated[
+        Path, typer.Argument(help="Receipts: JSON lines or CSV (message_id,status,at).")
+    ],
+    skip_unknown: Annotated[
+        bool, typer.Option("--skip-unknown", help="Apply known ids; list unknown ones.")
+    ] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Record delivery receipts from a file. All-or-nothing unless --skip-unknown."""
+    c = _container()
+    ws = _workspace(c, workspace)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"{file}: {exc.strerror}", field="file") from None
+    now = now_us()
+    parsed = receipts.parse_receipts_file(data, str(file), now)
+    outcome = receipts.record_receipts(
+        c.store, ws, parsed, skip_unknown=skip_unknown, source="file", now_us=now
+    )
+    out.print(
+        f"{len(parsed)} receipts: {outcome.applied} applied, {outcome.unchanged} unchanged "
+        f"(late or repeated), {len(outcome.unknown)} unknown"
+    )
+    for mid in outcome.unknown[:20]:
+        err.print(f"[yellow]unknown message id:[/] {mid}")
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1%}"
+
+
+@app.command()
+def report(
+    campaign: Annotated[str, typer.Argument(help="Campaign slug or id.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a campaign's delivery and click report."""
+    c = _container()
+    r = reports.campaign_report(c.store, _workspace(c, workspace), campaign)
+    if as_json:
+        _print_json(r.as_dict())
+        return
+    t = Table(title=f"{r.name} ({r.campaign})", show_header=False)
+    for label, value in [
+        ("messages", r.messages), ("sent", r.sent), ("delivered", r.delivered),
+        ("failed", r.failed), ("undelivered", r.undelivered), ("queued", r.queued),
+        ("total clicks", r.total_clicks), ("unique clicks", r.unique_clicks),
+        ("CTR (unique / delivered)", _pct(r.ctr)),
+        ("requests incl. HEAD probes", r.requests),
+    ]:  # fmt: skip
+        t.add_row(label, str(value))
+    out.print(t)
+    lt = Table("link", "role", "url", "clicks", "unique", "CTR")
+    for lk in r.links:
+        lt.add_row(
+            str(lk.index + 1),
+            lk.role,
+            lk.url,
+            str(lk.total_clicks),
+            str(lk.unique_clicks),
+            _pct(lk.ctr),
+        )
+    out.print(lt)
+
+
+def main() -> None:
+    """Entry point of the `clicktrail` command."""
+    try:
+        app(standalone_mode=False)
+    except ClicktrailError as exc:
+        try:
+            fail(exc)
+        except typer.Exit as e:
+            sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

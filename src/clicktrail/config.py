@@ -1,0 +1,147 @@
+"""Settings, declared once.
+
+Each setting has a name, a type, a default and a help text (the `help` metadata). Values come, in
+increasing priority, from the defaults, an optional TOML file (``CLICKTRAIL_CONFIG``, else
+``./clicktrail.toml`` when it exists; keys are setting names, top level or under
+``[clicktrail]``), and ``CLICKTRAIL_<NAME>`` environment variables. `docs/configuration.md`
+documents every setting; a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from clicktrail.domain.errors import InvalidInput
+
+
+def _s(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every clicktrail setting with its default. Build with `load_settings()`."""
+
+    data_dir: str = _s("var", "Folder for the embedded SQLite database, click spool and outbox.")
+    database_url: str = _s(
+        "",
+        "SQLAlchemy URL of the database. Empty: SQLite at <data_dir>/clicktrail.db. "
+        "postgresql://user@host/db selects PostgreSQL (driver psycopg 3).",
+    )
+    host: str = _s("127.0.0.1", "Interface the server listens on. 0.0.0.0 exposes it to all.")
+    port: int = _s(8787, "TCP port the server listens on.")
+    spool_dir: str = _s(
+        "",
+        "Folder of the click spool (clicks are appended here before the redirect is answered). "
+        "Empty: <data_dir>/spool. Must be on local disk and private to this machine.",
+    )
+    click_flush_interval: float = _s(
+        0.05, "Seconds between writes of buffered clicks to the database."
+    )
+    click_flush_max: int = _s(5000, "Buffered clicks that trigger an early write.")
+    token_cache_size: int = _s(200_000, "Resolved tokens kept in memory per server process.")
+    outbox_path: str = _s(
+        "", "File the outbox provider appends messages to. Empty: <data_dir>/outbox.jsonl."
+    )
+    default_region: str = _s(
+        "", "ISO country code for phone numbers written without +country code (e.g. US, GB)."
+    )
+    log_level: str = _s("info", "Server log level: debug, info, warning, error.")
+    access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL to use, with the default and the psycopg 3 driver filled in."""
+        url = self.database_url
+        if not url:
+            return f"sqlite:///{Path(self.data_dir) / 'clicktrail.db'}"
+        if url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+psycopg://" + url.split("://", 1)[1]
+        return url
+
+    @property
+    def resolved_spool_dir(self) -> Path:
+        """The click spool folder."""
+        return Path(self.spool_dir) if self.spool_dir else Path(self.data_dir) / "spool"
+
+    @property
+    def resolved_outbox_path(self) -> Path:
+        """The outbox file."""
+        return Path(self.outbox_path) if self.outbox_path else Path(self.data_dir) / "outbox.jsonl"
+
+
+def setting_help() -> dict[str, tuple[str, Any, str]]:
+    """Return {name: (type name, default, help)} for every setting, for docs and `config`."""
+    out: dict[str, tuple[str, Any, str]] = {}
+    for f in fields(Settings):
+        out[f.name] = (str(f.type), f.default, f.metadata["help"])
+    return out
+
+
+def _coerce(name: str, kind: str, raw: Any, source: str) -> Any:
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        return str(raw)
+    except ValueError:
+        raise InvalidInput(f"{source}: {name} must be a {kind}, got {raw!r}", field=name) from None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Return settings from defaults, the TOML file, the environment and `overrides`.
+
+    Raises `InvalidInput` naming the file or variable with a bad or unknown value.
+    """
+    env = os.environ if env is None else env
+    kinds = {f.name: str(f.type) for f in fields(Settings)}
+    values: dict[str, Any] = {}
+
+    config_path = env.get("CLICKTRAIL_CONFIG")
+    path = Path(config_path) if config_path else Path("clicktrail.toml")
+    if config_path or path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidInput(
+                f"config file {path} does not exist", field="CLICKTRAIL_CONFIG"
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(f"config file {path}: {exc}", field=str(path)) from None
+        table = data.get("clicktrail", data)
+        for key, raw in table.items():
+            if key not in kinds:
+                raise InvalidInput(
+                    f"config file {path}: unknown setting {key!r}; see docs/configuration.md",
+                    field=key,
+                )
+            values[key] = _coerce(key, kinds[key], raw, str(path))
+
+    for name, kind in kinds.items():
+        var = "CLICKTRAIL_" + name.upper()
+        if var in env:
+            values[name] = _coerce(name, kind, env[var], var)
+
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            values[key] = _coerce(key, kinds[key], raw, "option")
+    return replace(Settings(), **values)

@@ -1,0 +1,71 @@
+"""The one error tree of clicktrail.
+
+Every error a user can cause carries a stable machine-readable ``code``, a human ``message`` and,
+where one input is at fault, the ``field`` (a JSON pointer-ish path, a CSV line, a CLI option).
+Only ``web/errors.py`` maps these to HTTP (RFC 9457 problem+json) and only ``cli`` maps them to
+exit codes::
+
+    ClicktrailError                 code
+    ├── InvalidInput                invalid_input      400/422, exit 2
+    │   └── (carries .problems: one Problem per bad field/line)
+    ├── NotFound                    not_found          404, exit 3
+    ├── Conflict                    conflict           409, exit 4
+    └── Unauthorized                unauthorized       401, exit 5
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one input: where (`field`, e.g. ``line 12: phone``) and what."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        """Return the problem as a JSON-ready mapping."""
+        return {"field": self.field, "message": self.message}
+
+
+class ClicktrailError(Exception):
+    """Base of every error a user can cause. `code` is stable; `message` is for people."""
+
+    code = "error"
+
+    def __init__(
+        self, message: str, field: str | None = None, problems: list[Problem] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(ClicktrailError):
+    """The input is malformed or violates a rule; nothing was written."""
+
+    code = "invalid_input"
+
+
+class NotFound(ClicktrailError):
+    """A named thing (workspace, campaign, message, token…) does not exist."""
+
+    code = "not_found"
+
+
+class Conflict(ClicktrailError):
+    """The request clashes with existing state (duplicate name, campaign already sent…)."""
+
+    code = "conflict"
+
+
+class Unauthorized(ClicktrailError):
+    """Missing, malformed or revoked credentials."""
+
+    code = "unauthorized"

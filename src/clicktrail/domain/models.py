@@ -1,0 +1,111 @@
+"""The nouns of clicktrail as plain, immutable records (see docs/concepts.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A tenant: its domains, contacts, campaigns and API keys."""
+
+    id: int
+    public_id: str
+    slug: str
+    name: str
+    is_demo: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """A short host owned by one workspace; links look like ``scheme://host/prefix/TOKEN``."""
+
+    id: int
+    workspace_id: int
+    host: str
+    scheme: str = "https"
+    path_prefix: str = "/c/"
+    port: int | None = None
+    fallback_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The short-link prefix, e.g. ``https://sms.example.com/c/``."""
+        port = f":{self.port}" if self.port else ""
+        return f"{self.scheme}://{self.host}{port}{self.path_prefix}"
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInput:
+    """A recipient as read from an import, phone already normalized to E.164."""
+
+    phone: str
+    external_id: str | None = None
+    first_name: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def merged_with(self, later: ContactInput) -> ContactInput:
+        """Return this contact updated by `later`'s non-empty values (duplicates merge)."""
+        return ContactInput(
+            phone=self.phone,
+            external_id=later.external_id or self.external_id,
+            first_name=later.first_name or self.first_name,
+            attributes={**self.attributes, **{k: v for k, v in later.attributes.items() if v}},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A stored recipient."""
+
+    id: int
+    workspace_id: int
+    phone: str
+    external_id: str | None
+    first_name: str | None
+    attributes: dict[str, Any]
+    opted_out: bool = False
+
+    def field_values(self) -> dict[str, str]:
+        """Return the values a template placeholder can use, attributes first."""
+        values = {k: "" if v is None else str(v) for k, v in self.attributes.items()}
+        values["phone"] = self.phone
+        values["external_id"] = self.external_id or ""
+        values["first_name"] = self.first_name or ""
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """A stored link: one URL position of a campaign's template."""
+
+    id: int
+    index: int
+    url: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A send: one template to an audience through one short domain."""
+
+    id: int
+    public_id: str
+    workspace_id: int
+    slug: str
+    name: str
+    template: str
+    domain_id: int
+    list_id: int | None
+    status: str
+    links: tuple[LinkRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery receipt: message `message_id` reached `status` at `at_us` (µs since epoch)."""
+
+    message_id: str
+    status: str
+    at_us: int

@@ -1,0 +1,32 @@
+"""SMS text engine: what a text costs as SMS, and how to make it cost less.
+
+Pure domain code (standard library only):
+
+- `analyze(text, *, shift_table=None) -> SmsInfo`: encoding (GSM-7 / UCS-2), segments, units,
+  units left and the text of each part, per 3GPP TS 23.038 and TS 23.040 (`segments.py`).
+- `smart_encode(text, *, protected=(), shift_table=None) -> SmartEncoding`: look-alike
+  substitution that is applied only when it saves segments (`smart.py`).
+- National language shift tables (`shift_tables.py`), the default alphabet (`gsm7.py`) and
+  grapheme clusters (`graphemes.py`) are the data and rules underneath.
+"""
+
+from __future__ import annotations
+
+from clicktrail.domain.sms.errors import (
+    SmsTextError,
+    UnknownShiftTableError,
+    UnsupportedShiftTableError,
+)
+from clicktrail.domain.sms.segments import GSM7, UCS2, SmsInfo, analyze
+from clicktrail.domain.sms.shift_tables import supported_languages
+
+__all__ = [
+    "GSM7",
+    "UCS2",
+    "SmsInfo",
+    "SmsTextError",
+    "UnknownShiftTableError",
+    "UnsupportedShiftTableError",
+    "analyze",
+    "supported_languages",
+]

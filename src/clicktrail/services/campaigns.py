@@ -1,0 +1,306 @@
+"""Campaigns: create from a template, preview the wrapped text, send through a provider."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from clicktrail.domain.errors import Conflict, InvalidInput, NotFound
+from clicktrail.domain.ids import new_public_id
+from clicktrail.domain.models import Campaign, Contact, Domain, Workspace
+from clicktrail.domain.slugs import check_slug, slugify
+from clicktrail.domain.sms import analyze
+from clicktrail.domain.template import STANDARD_FIELDS, Template, check_fields, parse_template
+from clicktrail.domain.tokens import new_token
+from clicktrail.services.ports import NewMessage, SmsProvider, Store
+
+ROLES = ("cta", "optout", "other")
+BATCH = 1000
+TOKEN_RETRIES = 5
+
+
+def create_campaign(
+    store: Store,
+    workspace: Workspace,
+    *,
+    name: str,
+    template: str,
+    now_us: int,
+    slug: str | None = None,
+    domain_host: str | None = None,
+    list_name: str | None = None,
+    link_roles: Mapping[int, str] | None = None,
+) -> Campaign:
+    """Create a draft campaign.
+
+    Raises `InvalidInput` for an empty or malformed template, an unknown placeholder, an
+    unknown link index or role; `NotFound` for an unknown domain or list; `Conflict` for a
+    name already used.
+    """
+    if not name.strip():
+        raise InvalidInput("campaign name is empty", field="name")
+    slug = check_slug(slug, "campaign slug") if slug else slugify(name)
+    if not template.strip():
+        raise InvalidInput("template is empty", field="template")
+    parsed = parse_template(template)
+    check_fields(parsed, set(STANDARD_FIELDS) | store.attribute_names(workspace.id))
+    domain = _pick_domain(store, workspace, domain_host)
+    list_id = None
+    if list_name is not None:
+        list_id = store.find_list(workspace.id, list_name)
+        if list_id is None:
+            raise NotFound(f"contact list {list_name!r} not found", field="list")
+    roles = dict(link_roles or {})
+    for idx, role in roles.items():
+        if not 0 <= idx < len(parsed.links):
+            raise InvalidInput(
+                f"link {idx + 1} does not exist: the template has {len(parsed.links)} link(s)",
+                field="link_role",
+            )
+        if role not in ROLES:
+            raise InvalidInput(
+                f"link role {role!r} is not one of {', '.join(ROLES)}", field="link_role"
+            )
+    links = [(lk.index, lk.raw, roles.get(lk.index, "cta")) for lk in parsed.links]
+    return store.create_campaign(
+        public_id=new_public_id("cmp", 12),
+        workspace_id=workspace.id,
+        slug=slug,
+        name=name.strip(),
+        template=template,
+        domain_id=domain.id,
+        list_id=list_id,
+        links=links,
+        now_us=now_us,
+    )
+
+
+def _pick_domain(store: Store, workspace: Workspace, host: str | None) -> Domain:
+    domains = store.list_domains(workspace.id)
+    if host is not None:
+        for d in domains:
+            if d.host == host.lower().rstrip("."):
+                return d
+        raise NotFound(
+            f"domain {host!r} is not registered in workspace {workspace.slug!r}", field="domain"
+        )
+    if not domains:
+        raise NotFound(
+            "this workspace has no short domain yet: add one with `clicktrail domain add HOST`",
+            field="domain",
+        )
+    return domains[0]
+
+
+def get_campaign(store: Store, workspace: Workspace, ref: str) -> Campaign:
+    """Return the campaign named `ref` (slug or id). Raises `NotFound` naming it."""
+    campaign = store.find_campaign(workspace.id, ref)
+    if campaign is None:
+        known = ", ".join(c.slug for c in store.list_campaigns(workspace.id)[:10]) or "none yet"
+        raise NotFound(
+            f"campaign {ref!r} not found in workspace {workspace.slug!r} (campaigns: {known})",
+            field="campaign",
+        )
+    return campaign
+
+
+@dataclass(frozen=True)
+class WrappedMessage:
+    """A message rendered for one contact with fresh tokens."""
+
+    body: str
+    encoding: str
+    segments: int
+    tokens: tuple[tuple[str, int, str | None], ...]
+    destinations: tuple[str, ...]
+
+
+def wrap_for_contact(
+    template: Template,
+    campaign: Campaign,
+    domain: Domain,
+    contact: Contact,
+    token_factory: Callable[[], str] = new_token,
+) -> WrappedMessage:
+    """Render the template for `contact`, each link replaced by a fresh short URL."""
+    values = contact.field_values()
+    link_ids = {lk.index: lk.id for lk in campaign.links}
+    base = domain.base_url
+    tokens: list[tuple[str, int, str | None]] = []
+    urls: list[str] = []
+    dests: list[str] = []
+    for spec in template.links:
+        tok = token_factory()
+        dest = spec.destination(values) if spec.is_personalized else None
+        tokens.append((tok, link_ids[spec.index], dest))
+        urls.append(base + tok)
+        dests.append(dest if dest is not None else spec.raw)
+    body = template.render(values, urls)
+    info = analyze(body)
+    return WrappedMessage(body, info.encoding, info.segments, tuple(tokens), tuple(dests))
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The campaign as one recipient would get it, and what tracking costs."""
+
+    contact_phone: str | None
+    body: str
+    encoding: str
+    segments: int
+    units: int
+    untracked_encoding: str
+    untracked_segments: int
+    links: list[dict[str, str]]
+    warnings: list[str]
+
+
+def preview_campaign(
+    store: Store, workspace: Workspace, campaign: Campaign, contact_ref: str | None = None
+) -> Preview:
+    """Render the campaign for one contact (the given one, else the first of the audience).
+
+    The tokens shown are freshly drawn and not stored. Raises `NotFound` for an unknown contact.
+    """
+    template = parse_template(campaign.template)
+    domain = store.get_domain(campaign.domain_id)
+    if contact_ref:
+        contact = store.find_contact(workspace.id, contact_ref)
+        if contact is None:
+            raise NotFound(f"contact {contact_ref!r} not found", field="contact")
+    else:
+        found = store.audience(workspace.id, campaign.list_id, 0, 1)
+        contact = found[0] if found else Contact(0, workspace.id, "+10000000000", None, None, {})
+    wrapped = wrap_for_contact(template, campaign, domain, contact)
+    untracked = analyze(template.render(contact.field_values(), [lk.raw for lk in template.links]))
+    info = analyze(wrapped.body)
+    warnings: list[str] = []
+    values = contact.field_values()
+    for name in sorted(template.fields_without_fallback):
+        if not values.get(name):
+            warnings.append(
+                f"this contact has no {name}: the placeholder renders empty "
+                f"(give a fallback: {{{name}|…}})"
+            )
+    if info.segments > untracked.segments:
+        warnings.append(
+            f"tracking adds {info.segments - untracked.segments} segment(s) "
+            f"({untracked.segments} → {info.segments})"
+        )
+    if info.encoding != untracked.encoding:
+        warnings.append(f"tracking changes the encoding to {info.encoding}")
+    if not template.links:
+        warnings.append("the template has no link: nothing will be tracked")
+    links = [
+        {
+            "index": str(lk.index + 1),
+            "role": lk.role,
+            "url": lk.url,
+            "short_url": domain.base_url + t[0],
+            "destination": d,
+        }
+        for lk, t, d in zip(campaign.links, wrapped.tokens, wrapped.destinations, strict=True)
+    ]
+    return Preview(
+        contact.phone if contact.id else None,
+        wrapped.body,
+        info.encoding,
+        info.segments,
+        info.units,
+        untracked.encoding,
+        untracked.segments,
+        links,
+        warnings,
+    )
+
+
+@dataclass
+class SendSummary:
+    """What a send did."""
+
+    campaign: str
+    created: int = 0
+    sent: int = 0
+    failed: int = 0
+    segments: int = 0
+    encodings: dict[str, int] = field(default_factory=dict)
+
+
+def send_campaign(
+    store: Store,
+    workspace: Workspace,
+    campaign: Campaign,
+    provider: SmsProvider,
+    *,
+    clock: Callable[[], int],
+    progress: Callable[[str, int], None] | None = None,
+    batch_size: int = BATCH,
+) -> SendSummary:
+    """Wrap the campaign for every opted-in contact of its audience and send it.
+
+    Resumable: contacts that already have a message in this campaign keep it, and only
+    messages still queued are handed to the provider, so running it again after a crash
+    finishes the send. Raises `Conflict` if the campaign has already been sent.
+    """
+    if campaign.status == "sent":
+        raise Conflict(f"campaign {campaign.slug!r} has already been sent", field="campaign")
+    template = parse_template(campaign.template)
+    domain = store.get_domain(campaign.domain_id)
+    store.set_campaign_status(campaign.id, "sending")
+    summary = SendSummary(campaign.public_id)
+
+    after = 0
+    while True:
+        contacts = store.audience(
+            workspace.id, campaign.list_id, after, batch_size, exclude_campaign_id=campaign.id
+        )
+        if not contacts:
+            break
+        after = contacts[-1].id
+        for attempt in range(TOKEN_RETRIES):
+            now = clock()
+            batch = []
+            for c in contacts:
+                w = wrap_for_contact(template, campaign, domain, c)
+                batch.append(
+                    NewMessage(
+                        new_public_id("msg"),
+                        campaign.id,
+                        c.id,
+                        c.phone,
+                        w.body,
+                        w.encoding,
+                        w.segments,
+                        now,
+                        w.tokens,
+                    )
+                )
+            try:
+                store.insert_messages(batch)
+                break
+            except Conflict:
+                if attempt == TOKEN_RETRIES - 1:
+                    raise
+        summary.created += len(contacts)
+        if progress:
+            progress("wrapped", len(contacts))
+
+    while True:
+        outgoing = store.queued_messages(campaign.id, batch_size)
+        if not outgoing:
+            break
+        results = provider.send(outgoing)
+        store.record_send_results(provider.name, results, clock())
+        for msg, res in zip(outgoing, results, strict=True):
+            if res.status.value == "sent":
+                summary.sent += 1
+                summary.segments += msg.segments
+                summary.encodings[msg.encoding] = summary.encodings.get(msg.encoding, 0) + 1
+            else:
+                summary.failed += 1
+        if progress:
+            progress("sent", len(outgoing))
+        if all(r.status.value == "queued" for r in results):
+            break  # the provider took nothing; leave the rest queued for the next run
+    store.set_campaign_status(campaign.id, "sent", clock())
+    return summary

@@ -1,0 +1,179 @@
+"""Ports: the small interfaces services need from adapters, and the records they exchange."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from clicktrail.domain.models import (
+    Campaign,
+    Contact,
+    ContactInput,
+    Domain,
+    Receipt,
+    Workspace,
+)
+from clicktrail.domain.report import CampaignReport
+from clicktrail.domain.status import Status
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A wrapped message ready to be stored as queued, with its tokens.
+
+    `tokens` holds (token, link_id, destination or None when the link URL is the destination).
+    """
+
+    public_id: str
+    campaign_id: int
+    contact_id: int
+    to_phone: str
+    body: str
+    encoding: str
+    segments: int
+    queued_us: int
+    tokens: tuple[tuple[str, int, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSms:
+    """What a provider needs to send one message."""
+
+    message_id: str
+    to: str
+    body: str
+    encoding: str
+    segments: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What a provider answered for one message."""
+
+    message_id: str
+    status: Status
+    provider_message_id: str | None = None
+    error_code: str | None = None
+
+
+@dataclass
+class ReceiptOutcome:
+    """What a batch of receipts did: applied, left unchanged (stale/repeated), unknown ids."""
+
+    applied: int = 0
+    unchanged: int = 0
+    unknown: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ClickRecord:
+    """One request on a token, as the redirect saw it. `headers` are allow-listed, raw."""
+
+    click_id: str
+    token: str
+    campaign_id: int
+    link_id: int
+    message_id: int
+    contact_id: int
+    at_us: int
+    method: str
+    ip: str | None
+    user_agent: str | None
+    headers: dict[str, str]
+
+
+class SmsProvider(Protocol):
+    """Sends SMS. Outbox today; Twilio, SMPP and HTTP providers implement the same port."""
+
+    name: str
+
+    def send(self, batch: Sequence[OutgoingSms]) -> list[SendResult]:
+        """Hand `batch` to the provider; return one result per message, in order."""
+        ...
+
+
+class Store(Protocol):
+    """Persistence as services see it (implemented by `storage.sql_store.SqlStore`)."""
+
+    def create_workspace(
+        self, public_id: str, slug: str, name: str, is_demo: bool, now_us: int
+    ) -> Workspace: ...
+    def list_workspaces(self) -> list[Workspace]: ...
+    def find_workspace(self, ref: str) -> Workspace | None: ...
+    def add_api_key(
+        self, workspace_id: int, name: str, prefix: str, key_hash: str, now_us: int
+    ) -> None: ...
+    def workspace_for_key_hash(self, key_hash: str) -> Workspace | None: ...
+    def add_domain(self, domain: Domain, now_us: int) -> Domain: ...
+    def list_domains(self, workspace_id: int) -> list[Domain]: ...
+    def get_domain(self, domain_id: int) -> Domain: ...
+    def upsert_contacts(
+        self,
+        workspace_id: int,
+        contacts: Sequence[ContactInput],
+        list_name: str | None,
+        now_us: int,
+    ) -> tuple[int, int]: ...
+    def find_list(self, workspace_id: int, name: str) -> int | None: ...
+    def count_contacts(self, workspace_id: int) -> int: ...
+    def attribute_names(self, workspace_id: int) -> set[str]: ...
+    def audience(
+        self,
+        workspace_id: int,
+        list_id: int | None,
+        after_id: int,
+        limit: int,
+        exclude_campaign_id: int | None = None,
+    ) -> list[Contact]: ...
+    def find_contact(self, workspace_id: int, phone_or_external_id: str) -> Contact | None: ...
+    def create_campaign(
+        self,
+        *,
+        public_id: str,
+        workspace_id: int,
+        slug: str,
+        name: str,
+        template: str,
+        domain_id: int,
+        list_id: int | None,
+        links: Sequence[tuple[int, str, str]],
+        now_us: int,
+    ) -> Campaign: ...
+    def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None: ...
+    def list_campaigns(self, workspace_id: int) -> list[Campaign]: ...
+    def set_campaign_status(
+        self, campaign_id: int, status: str, now_us: int | None = None
+    ) -> None: ...
+    def insert_messages(self, batch: Sequence[NewMessage]) -> None: ...
+    def queued_messages(self, campaign_id: int, limit: int) -> list[OutgoingSms]: ...
+    def record_send_results(
+        self, provider: str, results: Sequence[SendResult], now_us: int
+    ) -> None: ...
+    def apply_receipts(
+        self,
+        workspace_id: int,
+        receipts: Sequence[Receipt],
+        *,
+        skip_unknown: bool,
+        source: str,
+        now_us: int,
+    ) -> ReceiptOutcome: ...
+    def message_status(self, public_id: str) -> dict[str, Any] | None: ...
+    def queued_or_sent_ids(self, campaign_id: int, limit: int) -> list[str]: ...
+    def sample_links(self, campaign_id: int, limit: int) -> list[tuple[str, str, str]]: ...
+    def insert_clicks(self, records: Iterable[ClickRecord]) -> int: ...
+    def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a token resolves to: ids for the click record, the destination and the host."""
+
+    campaign_id: int
+    link_id: int
+    message_id: int
+    contact_id: int
+    destination: str
+    host: str
+    path_prefix: str

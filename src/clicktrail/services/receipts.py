@@ -1,0 +1,140 @@
+"""Delivery receipts: parse them (API JSON, JSONL or CSV files) and apply them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from clicktrail.domain.errors import InvalidInput, Problem
+from clicktrail.domain.models import Receipt, Workspace
+from clicktrail.domain.status import RECEIPT_STATUSES, parse_status
+from clicktrail.services.ports import ReceiptOutcome, Store
+
+MAX_BATCH = 10_000
+
+
+def parse_time(value: Any, field: str, default_us: int) -> int:
+    """Return µs since the epoch from an ISO 8601 string or a number of seconds.
+
+    A missing value means `default_us`; a time without zone is taken as UTC. Raises
+    `InvalidInput` naming `field`.
+    """
+    if value is None or value == "":
+        return default_us
+    if isinstance(value, bool):
+        raise InvalidInput(f"{field}: expected a time, got {value!r}", field=field)
+    if isinstance(value, int | float):
+        return int(value * 1_000_000)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(float(text) * 1_000_000)
+        except ValueError:
+            pass
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(
+                f"{field}: {value!r} is not an ISO 8601 time (e.g. 2026-11-22T10:00:00Z)",
+                field=field,
+            ) from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return int(dt.timestamp() * 1_000_000)
+    raise InvalidInput(f"{field}: expected a time, got {value!r}", field=field)
+
+
+def receipts_from_items(items: Sequence[Any], where: Sequence[str], now_us: int) -> list[Receipt]:
+    """Validate receipt objects ``{message_id, status, at}``; `where[i]` names item i in errors.
+
+    Raises `InvalidInput` with one problem per bad field, naming the item.
+    """
+    problems: list[Problem] = []
+    out: list[Receipt] = []
+    allowed = ", ".join(sorted(s.value for s in RECEIPT_STATUSES))
+    for item, loc in zip(items, where, strict=True):
+        if not isinstance(item, dict):
+            problems.append(Problem(loc, "expected an object with message_id, status and at"))
+            continue
+        mid = item.get("message_id")
+        if not isinstance(mid, str) or not mid.strip():
+            problems.append(Problem(f"{loc}.message_id", "missing or not a string"))
+            continue
+        raw_status = item.get("status")
+        status = parse_status(raw_status) if isinstance(raw_status, str) else None
+        if status is None or status not in RECEIPT_STATUSES:
+            problems.append(Problem(f"{loc}.status", f"{raw_status!r} is not one of {allowed}"))
+            continue
+        try:
+            at = parse_time(item.get("at"), f"{loc}.at", now_us)
+        except InvalidInput as exc:
+            problems.append(Problem(exc.field or loc, exc.message.split(": ", 1)[-1]))
+            continue
+        out.append(Receipt(mid.strip(), status.value, at))
+    if problems:
+        detail = "; ".join(f"{p.field}: {p.message}" for p in problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise InvalidInput(
+            f"{len(problems)} invalid receipt(s), nothing was recorded: {detail}{more}",
+            field=problems[0].field,
+            problems=problems,
+        )
+    return out
+
+
+def parse_receipts_file(data: bytes, name: str, now_us: int) -> list[Receipt]:
+    """Parse a receipts file: JSON lines, or CSV with a ``message_id,status,at`` header.
+
+    The format is sniffed from the first non-blank character. Raises `InvalidInput` naming the
+    line at fault.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InvalidInput(f"{name} line {line}: not UTF-8 text", field=f"line {line}") from None
+    if not text.strip():
+        raise InvalidInput(f"{name} is empty", field=name)
+    items: list[Any] = []
+    where: list[str] = []
+    if text.lstrip().startswith(("{", "[")):
+        for no, raw_line in enumerate(text.splitlines(), start=1):
+            if not raw_line.strip():
+                continue
+            try:
+                items.append(json.loads(raw_line))
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(
+                    f"{name} line {no}: not valid JSON ({exc.msg} at column {exc.colno})",
+                    field=f"line {no}",
+                ) from None
+            where.append(f"line {no}")
+    else:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if not reader.fieldnames or "message_id" not in reader.fieldnames:
+            raise InvalidInput(
+                f"{name} line 1: CSV header must name message_id,status[,at]", field="line 1"
+            )
+        for row in reader:
+            items.append(dict(row))
+            where.append(f"line {reader.line_num}")
+    return receipts_from_items(items, where, now_us)
+
+
+def record_receipts(
+    store: Store,
+    workspace: Workspace,
+    receipts: Sequence[Receipt],
+    *,
+    skip_unknown: bool,
+    source: str,
+    now_us: int,
+) -> ReceiptOutcome:
+    """Apply receipts (forward-only); see `Store.apply_receipts` for unknown ids."""
+    return store.apply_receipts(
+        workspace.id, receipts, skip_unknown=skip_unknown, source=source, now_us=now_us
+    )

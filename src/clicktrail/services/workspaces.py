@@ -1,0 +1,156 @@
+"""Workspaces, short domains and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from urllib.parse import urlsplit
+
+from clicktrail.domain.errors import InvalidInput, NotFound, Unauthorized
+from clicktrail.domain.ids import new_public_id
+from clicktrail.domain.models import Domain, Workspace
+from clicktrail.domain.slugs import check_slug, slugify
+from clicktrail.services.ports import Store
+
+_HOST = re.compile(
+    r"(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\Z"
+)
+KEY_PREFIX = "ct_"
+# Must match web.redirect.RESERVED_PATHS: those paths never hold short links.
+RESERVED_PREFIXES = ("/v1/", "/healthz", "/openapi.json", "/docs", "/dashboard", "/static/")
+
+
+def create_workspace(
+    store: Store, name: str, now_us: int, slug: str | None = None, is_demo: bool = False
+) -> Workspace:
+    """Create a workspace. Raises `InvalidInput` for a bad name/slug, `Conflict` if taken."""
+    if not name.strip():
+        raise InvalidInput("workspace name is empty", field="name")
+    slug = check_slug(slug, "workspace slug") if slug else slugify(name)
+    return store.create_workspace(new_public_id("ws", 12), slug, name.strip(), is_demo, now_us)
+
+
+def resolve_workspace(store: Store, ref: str | None) -> Workspace:
+    """Return the workspace named by `ref` (slug or id); without `ref`, the only one there is.
+
+    Raises `NotFound` when it does not exist or when `ref` is needed to choose.
+    """
+    if ref:
+        ws = store.find_workspace(ref)
+        if ws is None:
+            known = ", ".join(w.slug for w in store.list_workspaces()) or "none yet"
+            raise NotFound(f"workspace {ref!r} not found (workspaces: {known})", field="workspace")
+        return ws
+    all_ws = [w for w in store.list_workspaces() if not w.is_demo] or store.list_workspaces()
+    if len(all_ws) == 1:
+        return all_ws[0]
+    if not all_ws:
+        raise NotFound(
+            "no workspace yet: create one with `clicktrail workspace create NAME`",
+            field="workspace",
+        )
+    names = ", ".join(w.slug for w in all_ws)
+    raise NotFound(
+        f"several workspaces ({names}): choose one with --workspace or CLICKTRAIL_WORKSPACE",
+        field="workspace",
+    )
+
+
+def parse_host(value: str) -> tuple[str, int | None, str | None]:
+    """Return (host, port, scheme) from ``sms.example.com``, ``host:8080`` or a URL.
+
+    The host is lowercased and IDNA-encoded. Raises `InvalidInput` when it is not a hostname.
+    """
+    raw = value.strip()
+    scheme = None
+    if "://" in raw:
+        parts = urlsplit(raw)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https"):
+            raise InvalidInput(f"domain {value!r}: scheme must be http or https", field="host")
+        if parts.path not in ("", "/") or parts.query:
+            raise InvalidInput(
+                f"domain {value!r}: give the host only; set the path with --prefix", field="host"
+            )
+        raw = parts.netloc
+    host, _, port_text = raw.rpartition(":") if raw.count(":") == 1 else (raw, "", "")
+    port = None
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise InvalidInput(f"domain {value!r}: bad port {port_text!r}", field="host")
+        port = int(port_text)
+    host = host.rstrip(".").lower()
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidInput(f"domain {value!r} is not a valid hostname", field="host") from None
+    if not _HOST.match(host):
+        raise InvalidInput(f"domain {value!r} is not a valid hostname", field="host")
+    return host, port, scheme
+
+
+def add_domain(
+    store: Store,
+    workspace: Workspace,
+    host: str,
+    now_us: int,
+    *,
+    path_prefix: str = "/c/",
+    scheme: str | None = None,
+    fallback_url: str | None = None,
+) -> Domain:
+    """Register a short domain for the workspace's links.
+
+    Raises `InvalidInput` for a malformed host, prefix or fallback URL; `Conflict` if the host
+    belongs to a workspace already.
+    """
+    name, port, url_scheme = parse_host(host)
+    scheme = (scheme or url_scheme or "https").lower()
+    if scheme not in ("http", "https"):
+        raise InvalidInput(f"scheme must be http or https, got {scheme!r}", field="scheme")
+    if not re.fullmatch(r"/(?:[A-Za-z0-9_-]+/)*", path_prefix):
+        raise InvalidInput(
+            f"path prefix {path_prefix!r} must start and end with '/' and hold only letters, "
+            "digits, '-' and '_' (e.g. /c/)",
+            field="prefix",
+        )
+    if path_prefix.startswith(RESERVED_PREFIXES):
+        raise InvalidInput(
+            f"path prefix {path_prefix!r} is reserved for the API and dashboard; use e.g. /c/",
+            field="prefix",
+        )
+    if fallback_url is not None:
+        parts = urlsplit(fallback_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidInput(
+                f"fallback URL {fallback_url!r} must be an absolute http(s) URL",
+                field="fallback_url",
+            )
+    domain = Domain(0, workspace.id, name, scheme, path_prefix, port, fallback_url)
+    return store.add_domain(domain, now_us)
+
+
+def hash_key(key: str) -> str:
+    """Return the stored form of an API key (SHA-256; keys are 190-bit random, so no salt)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(store: Store, workspace: Workspace, name: str, now_us: int) -> str:
+    """Create an API key for the workspace and return it; only its hash is stored."""
+    key = KEY_PREFIX + secrets.token_urlsafe(24)
+    store.add_api_key(workspace.id, name or "default", key[:10], hash_key(key), now_us)
+    return key
+
+
+def authenticate(store: Store, authorization: str | None) -> Workspace:
+    """Return the workspace of a ``Bearer <key>`` header. Raises `Unauthorized` otherwise."""
+    if not authorization:
+        raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <api key>'")
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("Authorization must be 'Bearer <api key>'")
+    ws = store.workspace_for_key_hash(hash_key(key.strip()))
+    if ws is None:
+        raise Unauthorized("unknown or revoked API key")
+    return ws

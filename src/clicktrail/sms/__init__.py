@@ -1,0 +1,1 @@
+"""SMS providers (adapters behind `services.ports.SmsProvider`)."""

@@ -1,0 +1,57 @@
+"""The outbox provider: appends each outgoing SMS as one JSON line to a file.
+
+This is how clicktrail hands wrapped messages to a sender of your own, and what tests send
+through. Each line: ``{"message_id", "to", "body", "encoding", "segments", "queued_at"}``.
+A batch is written with one `write` and fsynced before it counts as sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from clicktrail.domain.status import Status
+from clicktrail.services.ports import OutgoingSms, SendResult
+
+
+class OutboxProvider:
+    """Writes messages to a JSON-lines file instead of a carrier."""
+
+    name = "outbox"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def send(self, batch: Sequence[OutgoingSms]) -> list[SendResult]:
+        """Append `batch` to the outbox file; every message is `sent` once it is on disk."""
+        if not batch:
+            return []
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        data = "".join(
+            json.dumps(
+                {
+                    "message_id": m.message_id,
+                    "to": m.to,
+                    "body": m.body,
+                    "encoding": m.encoding,
+                    "segments": m.segments,
+                    "written_at": stamp,
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for m in batch
+        ).encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return [SendResult(m.message_id, Status.SENT, m.message_id) for m in batch]

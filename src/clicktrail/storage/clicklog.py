@@ -1,0 +1,202 @@
+"""The click log: no click that received a redirect is lost.
+
+The redirect calls `ClickLog.record` before it answers. `record` appends the click as one JSON
+line to a spool segment file with a single `write(2)` (it is then in the kernel's page cache and
+survives a crash of this process) and keeps it in memory. A writer thread moves buffered clicks
+to the database in batches every `flush_interval` seconds; once a batch is committed its segment
+file is deleted. On start, segments left by a dead process are replayed; click ids are unique
+in the database, so a replay never doubles a click.
+
+Several processes can share one spool folder: each holds an exclusive `flock` on the segments it
+writes, and recovery only takes segments nobody holds (a lock dies with its process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from clicktrail.services.ports import ClickRecord
+
+log = logging.getLogger("clicktrail.clicks")
+
+_FIELDS = ClickRecord.__slots__
+
+
+def _encode(rec: ClickRecord) -> bytes:
+    return (
+        json.dumps([getattr(rec, f) for f in _FIELDS], ensure_ascii=False, separators=(",", ":"))
+        + "\n"
+    ).encode()
+
+
+def _decode(line: bytes) -> ClickRecord:
+    return ClickRecord(*json.loads(line))
+
+
+class _Segment:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.records: list[ClickRecord] = []
+
+    def close_and_delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+
+
+class ClickLog:
+    """Durable click recording: spool first, database in batches."""
+
+    def __init__(
+        self,
+        spool_dir: Path,
+        write: Callable[[Iterable[ClickRecord]], int],
+        *,
+        flush_interval: float = 0.05,
+        flush_max: int = 5000,
+    ) -> None:
+        self.spool_dir = spool_dir
+        self._write = write
+        self.flush_interval = flush_interval
+        self.flush_max = flush_max
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._seq = 0
+        self._segment: _Segment | None = None
+        self._thread: threading.Thread | None = None
+        self.written = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> int:
+        """Replay segments left by dead processes, then start the writer thread.
+
+        Returns the number of clicks replayed.
+        """
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        replayed = self.recover()
+        self._segment = self._new_segment()
+        self._thread = threading.Thread(target=self._run, name="clicktrail-clicklog", daemon=True)
+        self._thread.start()
+        return replayed
+
+    def close(self) -> None:
+        """Write every buffered click to the database and stop (graceful shutdown)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._flush()
+        if self._segment is not None:
+            if self._segment.records:
+                # The database refused the final flush: the segment stays for the next start.
+                os.close(self._segment.fd)
+            else:
+                self._segment.close_and_delete()
+            self._segment = None
+
+    def _new_segment(self) -> _Segment:
+        self._seq += 1
+        return _Segment(self.spool_dir / f"clicks-{os.getpid()}-{self._seq:08d}.jsonl")
+
+    # -- hot path -------------------------------------------------------------------------------
+
+    def record(self, rec: ClickRecord) -> None:
+        """Make `rec` durable against a crash of this process; call before answering."""
+        line = _encode(rec)
+        with self._lock:
+            seg = self._segment
+            assert seg is not None, "ClickLog.start() was not called"
+            os.write(seg.fd, line)
+            seg.records.append(rec)
+            if len(seg.records) >= self.flush_max:
+                self._wake.set()
+
+    # -- writer ---------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                self._flush()
+            except Exception:
+                # The database is away: clicks stay in their segments and are retried.
+                log.exception("writing clicks to the database failed; will retry")
+                self._stop.wait(1.0)
+
+    def _flush(self) -> None:
+        with self._lock:
+            seg = self._segment
+            if seg is None or not seg.records:
+                return
+            self._segment = self._new_segment()
+        try:
+            self._write(seg.records)
+        except Exception:
+            # Keep the records: put them back in front of the new segment's, and keep the old
+            # file (they are already on disk there) until a later write succeeds.
+            with self._lock:
+                assert self._segment is not None
+                self._pending_failed(seg)
+            raise
+        self.written += len(seg.records)
+        seg.close_and_delete()
+
+    def _pending_failed(self, seg: _Segment) -> None:
+        cur = self._segment
+        assert cur is not None
+        # Re-append the failed records to the current segment so one file holds everything
+        # unwritten; the old file is then redundant (a replay would skip duplicates anyway).
+        for rec in seg.records:
+            os.write(cur.fd, _encode(rec))
+        cur.records[:0] = seg.records
+        seg.close_and_delete()
+
+    # -- recovery -------------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Write to the database the clicks in segments no live process holds; return count."""
+        total = 0
+        for path in sorted(self.spool_dir.glob("clicks-*.jsonl")):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live process owns it
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    data = f.read()
+                records = []
+                for line in data.split(b"\n"):
+                    if not line:
+                        continue
+                    try:
+                        records.append(_decode(line))
+                    except (ValueError, TypeError):
+                        # A torn last line: the process died inside write(), so that request
+                        # never got its redirect.
+                        log.warning("skipping a torn spool line in %s", path.name)
+                if records:
+                    self._write(records)
+                    total += len(records)
+                path.unlink(missing_ok=True)
+            finally:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if total:
+            log.info("replayed %d clicks from the spool", total)
+        return total

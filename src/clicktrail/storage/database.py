@@ -1,0 +1,50 @@
+"""Engines for SQLite (embedded, WAL) and PostgreSQL (psycopg 3), and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """Return an engine for `url`, tuned per backend; SQLite's folder is created if missing."""
+    if url.startswith("sqlite"):
+        path = sa.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # WAL lets the redirect read while a writer commits; synchronous=NORMAL keeps every commit
+    # safe from a process crash (only an OS crash can lose the last transactions).
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def alembic_config(engine: sa.Engine) -> Config:
+    """Return an Alembic config bound to `engine` (no alembic.ini needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the schema of `engine`'s database to the newest migration."""
+    command.upgrade(alembic_config(engine), "head")

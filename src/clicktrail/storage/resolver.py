@@ -1,0 +1,93 @@
+"""Token resolution for the redirect: one prepared query on a dedicated DBAPI connection.
+
+SQLAlchemy's statement machinery costs tens of microseconds per call; the redirect resolves a
+token per first click, so this module talks to the driver directly with one fixed SQL string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+from clicktrail.domain.destinations import location_for
+from clicktrail.services.ports import Target
+
+_SQL = """
+SELECT t.campaign_id, t.link_id, t.message_id, t.contact_id,
+       COALESCE(t.destination, l.url), d.host, d.path_prefix
+FROM tokens t
+JOIN links l ON l.id = t.link_id
+JOIN campaigns c ON c.id = t.campaign_id
+JOIN domains d ON d.id = c.domain_id
+WHERE t.token = {p}
+"""
+
+
+class TokenResolver:
+    """Looks tokens up in storage, with a bounded in-process cache of hits."""
+
+    def __init__(self, engine: sa.Engine, cache_size: int = 200_000) -> None:
+        self.engine = engine
+        self.cache_size = cache_size
+        self._cache: dict[str, Target] = {}
+        self._local = threading.local()
+        self._sql = _SQL.format(p="?" if engine.dialect.name == "sqlite" else "%s")
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.engine.raw_connection()
+            if self.engine.dialect.name == "postgresql":
+                # Autocommit: each lookup is its own statement, no idle-in-transaction session
+                # and no extra round trip to end a transaction.
+                conn.driver_connection.autocommit = True  # type: ignore[union-attr]
+            self._local.conn = conn
+        return conn
+
+    def resolve(self, token: str) -> Target | None:
+        """Return where `token` leads, or None if no such token is stored."""
+        hit = self._cache.get(token)
+        if hit is not None:
+            return hit
+        try:
+            row = self._query(token)
+        except Exception:
+            # A broken connection (database restarted): drop it and try once on a new one.
+            self._drop()
+            row = self._query(token)
+        if row is None:
+            return None
+        target = Target(row[0], row[1], row[2], row[3], location_for(row[4]), row[5], row[6])
+        cache = self._cache
+        if len(cache) >= self.cache_size:
+            # FIFO eviction: dicts keep insertion order; clicks on a campaign come in a burst.
+            del cache[next(iter(cache))]
+        cache[token] = target
+        return target
+
+    def _query(self, token: str) -> Any:
+        conn = self._conn()
+        cur = conn.cursor()
+        try:
+            cur.execute(self._sql, (token,))
+            row = cur.fetchone()
+        finally:
+            cur.close()
+        return row
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # already broken; nothing more to do
+                conn.invalidate()
+
+    def close(self) -> None:
+        """Return the connection of the calling thread."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()

@@ -1,0 +1,755 @@
+"""The SQL store: every query clicktrail runs, named after what it answers.
+
+One class serves SQLite and PostgreSQL through SQLAlchemy Core; the few dialect differences
+(upserts) are handled in `_insert_ignore`. Each public method is one transaction unless its
+docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from clicktrail.domain.errors import Conflict, InvalidInput, Problem
+from clicktrail.domain.models import (
+    Campaign,
+    Contact,
+    ContactInput,
+    Domain,
+    LinkRow,
+    Receipt,
+    Workspace,
+)
+from clicktrail.domain.report import CampaignReport, LinkStats, ratio
+from clicktrail.domain.status import FINAL, RANK, Status
+from clicktrail.services.ports import (
+    ClickRecord,
+    NewMessage,
+    OutgoingSms,
+    ReceiptOutcome,
+    SendResult,
+)
+from clicktrail.storage import tables as t
+
+_CHUNK = 1000
+SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class SqlStore:
+    """clicktrail's storage on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    def _insert_ignore(self, table: sa.Table) -> Any:
+        ins = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+        return ins.on_conflict_do_nothing()
+
+    # -- workspaces and keys -------------------------------------------------------------------
+
+    def create_workspace(
+        self, public_id: str, slug: str, name: str, is_demo: bool, now_us: int
+    ) -> Workspace:
+        """Store a new workspace. Raises `Conflict` if the slug is taken."""
+        with self.engine.begin() as conn:
+            if conn.execute(
+                sa.select(t.workspaces.c.id).where(t.workspaces.c.slug == slug)
+            ).first():
+                raise Conflict(f"workspace {slug!r} already exists", field="slug")
+            wid = conn.execute(
+                t.workspaces.insert().returning(t.workspaces.c.id),
+                {
+                    "public_id": public_id,
+                    "slug": slug,
+                    "name": name,
+                    "is_demo": is_demo,
+                    "created_us": now_us,
+                },
+            ).scalar_one()
+        return Workspace(wid, public_id, slug, name, is_demo)
+
+    def list_workspaces(self) -> list[Workspace]:
+        """Return every workspace, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.workspaces).order_by(t.workspaces.c.id)).all()
+        return [Workspace(r.id, r.public_id, r.slug, r.name, r.is_demo) for r in rows]
+
+    def find_workspace(self, ref: str) -> Workspace | None:
+        """Return the workspace whose slug or public id is `ref`."""
+        w = t.workspaces
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(w).where(sa.or_(w.c.slug == ref, w.c.public_id == ref))
+            ).first()
+        return Workspace(r.id, r.public_id, r.slug, r.name, r.is_demo) if r else None
+
+    def add_api_key(
+        self, workspace_id: int, name: str, prefix: str, key_hash: str, now_us: int
+    ) -> None:
+        """Store the hash of a new API key."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.api_keys.insert(),
+                {
+                    "workspace_id": workspace_id,
+                    "name": name,
+                    "prefix": prefix,
+                    "key_hash": key_hash,
+                    "created_us": now_us,
+                },
+            )
+
+    def workspace_for_key_hash(self, key_hash: str) -> Workspace | None:
+        """Return the workspace of the live API key with this hash."""
+        w, k = t.workspaces, t.api_keys
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(w)
+                .join(k, k.c.workspace_id == w.c.id)
+                .where(k.c.key_hash == key_hash, k.c.revoked_us.is_(None))
+            ).first()
+        return Workspace(r.id, r.public_id, r.slug, r.name, r.is_demo) if r else None
+
+    # -- domains -------------------------------------------------------------------------------
+
+    def add_domain(self, domain: Domain, now_us: int) -> Domain:
+        """Store a short domain. Raises `Conflict` if another domain has this host."""
+        d = t.domains
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(d.c.id).where(d.c.host == domain.host)).first():
+                raise Conflict(f"domain {domain.host!r} is already registered", field="host")
+            did = conn.execute(
+                d.insert().returning(d.c.id),
+                {
+                    "workspace_id": domain.workspace_id,
+                    "host": domain.host,
+                    "scheme": domain.scheme,
+                    "port": domain.port,
+                    "path_prefix": domain.path_prefix,
+                    "fallback_url": domain.fallback_url,
+                    "created_us": now_us,
+                },
+            ).scalar_one()
+        return Domain(
+            did,
+            domain.workspace_id,
+            domain.host,
+            domain.scheme,
+            domain.path_prefix,
+            domain.port,
+            domain.fallback_url,
+        )
+
+    def list_domains(self, workspace_id: int) -> list[Domain]:
+        """Return the workspace's domains, oldest first."""
+        d = t.domains
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(d).where(d.c.workspace_id == workspace_id).order_by(d.c.id)
+            ).all()
+        return [_domain(r) for r in rows]
+
+    def get_domain(self, domain_id: int) -> Domain:
+        """Return the domain with this id."""
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(t.domains).where(t.domains.c.id == domain_id)).one()
+        return _domain(r)
+
+    # -- contacts ------------------------------------------------------------------------------
+
+    def upsert_contacts(
+        self,
+        workspace_id: int,
+        contacts: Sequence[ContactInput],
+        list_name: str | None,
+        now_us: int,
+    ) -> tuple[int, int]:
+        """Insert new contacts and merge known ones (same phone), all in one transaction.
+
+        Known contacts keep values the import leaves empty; attributes are merged. Returns
+        (created, updated). With `list_name`, every imported contact joins that list.
+        """
+        c = t.contacts
+        created = updated = 0
+        with self.engine.begin() as conn:
+            list_id = (
+                self._ensure_list(conn, workspace_id, list_name, now_us) if list_name else None
+            )
+            for chunk in _chunks(contacts):
+                phones = [x.phone for x in chunk]
+                existing = {
+                    r.phone: r
+                    for r in conn.execute(
+                        sa.select(
+                            c.c.id, c.c.phone, c.c.external_id, c.c.first_name, c.c.attributes
+                        ).where(c.c.workspace_id == workspace_id, c.c.phone.in_(phones))
+                    )
+                }
+                inserts: list[dict[str, Any]] = []
+                updates: list[dict[str, Any]] = []
+                for x in chunk:
+                    old = existing.get(x.phone)
+                    if old is None:
+                        inserts.append(
+                            {
+                                "workspace_id": workspace_id,
+                                "phone": x.phone,
+                                "external_id": x.external_id,
+                                "first_name": x.first_name,
+                                "attributes": x.attributes,
+                                "created_us": now_us,
+                                "updated_us": now_us,
+                            }
+                        )
+                    else:
+                        merged = ContactInput(
+                            old.phone, old.external_id, old.first_name, dict(old.attributes or {})
+                        ).merged_with(x)
+                        updates.append(
+                            {
+                                "b_id": old.id,
+                                "external_id": merged.external_id,
+                                "first_name": merged.first_name,
+                                "attributes": merged.attributes,
+                                "updated_us": now_us,
+                            }
+                        )
+                if inserts:
+                    conn.execute(c.insert(), inserts)
+                    created += len(inserts)
+                if updates:
+                    conn.execute(
+                        c.update()
+                        .where(c.c.id == sa.bindparam("b_id"))
+                        .values(
+                            external_id=sa.bindparam("external_id"),
+                            first_name=sa.bindparam("first_name"),
+                            attributes=sa.bindparam("attributes"),
+                            updated_us=sa.bindparam("updated_us"),
+                        ),
+                        updates,
+                    )
+                    updated += len(updates)
+                if list_id is not None:
+                    ids = conn.execute(
+                        sa.select(c.c.id).where(
+                            c.c.workspace_id == workspace_id, c.c.phone.in_(phones)
+                        )
+                    ).scalars()
+                    conn.execute(
+                        self._insert_ignore(t.list_members),
+                        [{"list_id": list_id, "contact_id": i} for i in ids],
+                    )
+        return created, updated
+
+    def _ensure_list(self, conn: sa.Connection, workspace_id: int, name: str, now_us: int) -> int:
+        lst = t.contact_lists
+        found = conn.execute(
+            sa.select(lst.c.id).where(lst.c.workspace_id == workspace_id, lst.c.name == name)
+        ).scalar()
+        if found is not None:
+            return int(found)
+        return int(
+            conn.execute(
+                lst.insert().returning(lst.c.id),
+                {"workspace_id": workspace_id, "name": name, "created_us": now_us},
+            ).scalar_one()
+        )
+
+    def find_list(self, workspace_id: int, name: str) -> int | None:
+        """Return the id of the workspace's contact list called `name`."""
+        lst = t.contact_lists
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(lst.c.id).where(lst.c.workspace_id == workspace_id, lst.c.name == name)
+            ).scalar()
+        return None if found is None else int(found)
+
+    def count_contacts(self, workspace_id: int) -> int:
+        """Return how many contacts the workspace has."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(t.contacts.c.workspace_id == workspace_id)
+                ).scalar_one()
+            )
+
+    def attribute_names(self, workspace_id: int) -> set[str]:
+        """Return every attribute name any of the workspace's contacts has."""
+        names: set[str] = set()
+        c = t.contacts
+        with self.engine.connect() as conn:
+            # Attribute sets repeat from one import to the next: look at distinct JSON texts.
+            for (attrs,) in conn.execute(
+                sa.select(sa.cast(c.c.attributes, sa.Text))
+                .where(c.c.workspace_id == workspace_id)
+                .distinct()
+            ):
+                names.update(json.loads(attrs))
+        return names
+
+    def audience(
+        self,
+        workspace_id: int,
+        list_id: int | None,
+        after_id: int,
+        limit: int,
+        exclude_campaign_id: int | None = None,
+    ) -> list[Contact]:
+        """Return up to `limit` opted-in contacts of the audience with id > `after_id`, by id.
+
+        With `exclude_campaign_id`, contacts that already have a message in that campaign are
+        left out (a resumed send does not wrap them twice).
+        """
+        c, m = t.contacts, t.messages
+        q = sa.select(c).where(
+            c.c.workspace_id == workspace_id, c.c.opted_out_us.is_(None), c.c.id > after_id
+        )
+        if exclude_campaign_id is not None:
+            q = q.where(
+                ~sa.exists().where(m.c.campaign_id == exclude_campaign_id, m.c.contact_id == c.c.id)
+            )
+        if list_id is not None:
+            q = q.join(t.list_members, t.list_members.c.contact_id == c.c.id).where(
+                t.list_members.c.list_id == list_id
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(c.c.id).limit(limit)).all()
+        return [_contact(r) for r in rows]
+
+    def find_contact(self, workspace_id: int, phone_or_external_id: str) -> Contact | None:
+        """Return the contact with this phone (E.164) or external id."""
+        c = t.contacts
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(c)
+                .where(
+                    c.c.workspace_id == workspace_id,
+                    sa.or_(
+                        c.c.phone == phone_or_external_id, c.c.external_id == phone_or_external_id
+                    ),
+                )
+                .limit(1)
+            ).first()
+        return _contact(r) if r else None
+
+    # -- campaigns -----------------------------------------------------------------------------
+
+    def create_campaign(
+        self,
+        *,
+        public_id: str,
+        workspace_id: int,
+        slug: str,
+        name: str,
+        template: str,
+        domain_id: int,
+        list_id: int | None,
+        links: Sequence[tuple[int, str, str]],
+        now_us: int,
+    ) -> Campaign:
+        """Store a draft campaign and its links. Raises `Conflict` if the slug is taken."""
+        cp = t.campaigns
+        with self.engine.begin() as conn:
+            if conn.execute(
+                sa.select(cp.c.id).where(cp.c.workspace_id == workspace_id, cp.c.slug == slug)
+            ).first():
+                raise Conflict(f"campaign {slug!r} already exists", field="name")
+            cid = conn.execute(
+                cp.insert().returning(cp.c.id),
+                {
+                    "public_id": public_id,
+                    "workspace_id": workspace_id,
+                    "slug": slug,
+                    "name": name,
+                    "template": template,
+                    "domain_id": domain_id,
+                    "list_id": list_id,
+                    "status": "draft",
+                    "created_us": now_us,
+                },
+            ).scalar_one()
+            if links:
+                conn.execute(
+                    t.links.insert(),
+                    [{"campaign_id": cid, "idx": i, "url": u, "role": r} for i, u, r in links],
+                )
+            return self._campaign(conn, cid)
+
+    def _campaign(self, conn: sa.Connection, campaign_id: int) -> Campaign:
+        r = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
+        lk = conn.execute(
+            sa.select(t.links).where(t.links.c.campaign_id == campaign_id).order_by(t.links.c.idx)
+        ).all()
+        return Campaign(
+            r.id,
+            r.public_id,
+            r.workspace_id,
+            r.slug,
+            r.name,
+            r.template,
+            r.domain_id,
+            r.list_id,
+            r.status,
+            tuple(LinkRow(x.id, x.idx, x.url, x.role) for x in lk),
+        )
+
+    def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None:
+        """Return the workspace's campaign whose slug or public id is `ref`."""
+        cp = t.campaigns
+        with self.engine.connect() as conn:
+            cid = conn.execute(
+                sa.select(cp.c.id).where(
+                    cp.c.workspace_id == workspace_id,
+                    sa.or_(cp.c.slug == ref, cp.c.public_id == ref),
+                )
+            ).scalar()
+            return None if cid is None else self._campaign(conn, cid)
+
+    def list_campaigns(self, workspace_id: int) -> list[Campaign]:
+        """Return the workspace's campaigns, newest first."""
+        cp = t.campaigns
+        with self.engine.connect() as conn:
+            ids = conn.execute(
+                sa.select(cp.c.id).where(cp.c.workspace_id == workspace_id).order_by(cp.c.id.desc())
+            ).scalars()
+            return [self._campaign(conn, i) for i in list(ids)]
+
+    def set_campaign_status(self, campaign_id: int, status: str, now_us: int | None = None) -> None:
+        """Set the campaign's status (and its sent time when given)."""
+        values: dict[str, Any] = {"status": status}
+        if now_us is not None:
+            values["sent_us"] = now_us
+        with self.engine.begin() as conn:
+            conn.execute(t.campaigns.update().where(t.campaigns.c.id == campaign_id).values(values))
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def insert_messages(self, batch: Sequence[NewMessage]) -> None:
+        """Store queued messages and their tokens in one transaction.
+
+        Raises `Conflict` when a token collides (the caller draws new tokens and retries).
+        """
+        m = t.messages
+        try:
+            with self.engine.begin() as conn:
+                ids = (
+                    conn.execute(
+                        m.insert().returning(m.c.id, sort_by_parameter_order=True),
+                        [
+                            {
+                                "public_id": x.public_id,
+                                "campaign_id": x.campaign_id,
+                                "contact_id": x.contact_id,
+                                "to_phone": x.to_phone,
+                                "body": x.body,
+                                "encoding": x.encoding,
+                                "segments": x.segments,
+                                "status": Status.QUEUED.value,
+                                "queued_us": x.queued_us,
+                                "status_us": x.queued_us,
+                            }
+                            for x in batch
+                        ],
+                    )
+                    .scalars()
+                    .all()
+                )
+                token_rows = [
+                    {
+                        "token": tok,
+                        "message_id": mid,
+                        "link_id": link_id,
+                        "campaign_id": x.campaign_id,
+                        "contact_id": x.contact_id,
+                        "destination": dest,
+                    }
+                    for mid, x in zip(ids, batch, strict=True)
+                    for tok, link_id, dest in x.tokens
+                ]
+                if token_rows:
+                    conn.execute(t.tokens.insert(), token_rows)
+        except sa.exc.IntegrityError as exc:
+            raise Conflict("token or message collision; retry with new tokens") from exc
+
+    def queued_messages(self, campaign_id: int, limit: int) -> list[OutgoingSms]:
+        """Return up to `limit` queued messages of the campaign, oldest first."""
+        m = t.messages
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(m.c.public_id, m.c.to_phone, m.c.body, m.c.encoding, m.c.segments)
+                .where(m.c.campaign_id == campaign_id, m.c.status == Status.QUEUED.value)
+                .order_by(m.c.id)
+                .limit(limit)
+            ).all()
+        return [OutgoingSms(r.public_id, r.to_phone, r.body, r.encoding, r.segments) for r in rows]
+
+    def record_send_results(
+        self, provider: str, results: Sequence[SendResult], now_us: int
+    ) -> None:
+        """Store what the provider said about each message it was handed."""
+        m = t.messages
+        if not results:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                m.update()
+                .where(m.c.public_id == sa.bindparam("b_pid"), m.c.status == Status.QUEUED.value)
+                .values(
+                    status=sa.bindparam("b_status"),
+                    provider=provider,
+                    provider_message_id=sa.bindparam("b_ref"),
+                    error_code=sa.bindparam("b_err"),
+                    sent_us=sa.bindparam("b_sent"),
+                    failed_us=sa.bindparam("b_failed"),
+                    status_us=now_us,
+                ),
+                [
+                    {
+                        "b_pid": r.message_id,
+                        "b_status": r.status.value,
+                        "b_ref": r.provider_message_id,
+                        "b_err": r.error_code,
+                        "b_sent": now_us if r.status == Status.SENT else None,
+                        "b_failed": now_us if r.status in FINAL else None,
+                    }
+                    for r in results
+                ],
+            )
+
+    def apply_receipts(
+        self,
+        workspace_id: int,
+        receipts: Sequence[Receipt],
+        *,
+        skip_unknown: bool,
+        source: str,
+        now_us: int,
+    ) -> ReceiptOutcome:
+        """Move messages forward by their receipts, in one transaction.
+
+        A receipt that does not advance a message (late, repeated, out of order) changes nothing
+        but is logged. Unknown message ids raise `InvalidInput` listing them and nothing is
+        written, unless `skip_unknown`, which applies the rest and returns them.
+        """
+        m, cp = t.messages, t.campaigns
+        outcome = ReceiptOutcome()
+        with self.engine.begin() as conn:
+            state: dict[str, list[Any]] = {}
+            ids = sorted({r.message_id for r in receipts})
+            for chunk in _chunks(ids):
+                for row in conn.execute(
+                    sa.select(m.c.id, m.c.public_id, m.c.status, m.c.sent_us)
+                    .join(cp, cp.c.id == m.c.campaign_id)
+                    .where(cp.c.workspace_id == workspace_id, m.c.public_id.in_(chunk))
+                ):
+                    state[row.public_id] = [row.id, Status(row.status), row.sent_us, False]
+            problems = [
+                Problem(f"receipts[{i}].message_id", f"unknown message id {r.message_id!r}")
+                for i, r in enumerate(receipts)
+                if r.message_id not in state
+            ]
+            if problems and not skip_unknown:
+                shown = ", ".join(repr(r.message_id) for r in receipts if r.message_id not in state)
+                raise InvalidInput(
+                    f"{len(problems)} receipt(s) name unknown message ids: {shown[:300]}; "
+                    "nothing was recorded",
+                    field="message_id",
+                    problems=problems,
+                )
+            outcome.unknown = [p.message.split("'")[1] for p in problems]
+            events: list[dict[str, Any]] = []
+            changes: dict[int, dict[str, Any]] = {}
+            for r in receipts:
+                st = state.get(r.message_id)
+                if st is None:
+                    continue
+                mid, current, sent_us = st[0], st[1], st[2]
+                new = Status(r.status)
+                applied = RANK[new] > RANK[current]
+                change = changes.setdefault(mid, {})
+                if new == Status.SENT and sent_us is None:
+                    # A late 'sent' still tells when the message left, without moving it back.
+                    change["sent_us"] = r.at_us
+                    st[2] = r.at_us
+                if applied:
+                    st[1] = new
+                    change["status"] = new.value
+                    change["status_us"] = r.at_us
+                    if new == Status.DELIVERED:
+                        change["delivered_us"] = r.at_us
+                    elif new in FINAL:
+                        change["failed_us"] = r.at_us
+                    outcome.applied += 1
+                else:
+                    outcome.unchanged += 1
+                events.append(
+                    {
+                        "message_id": mid,
+                        "status": new.value,
+                        "at_us": r.at_us,
+                        "source": source,
+                        "applied": applied,
+                        "recorded_us": now_us,
+                    }
+                )
+            for mid, change in changes.items():
+                if change:
+                    conn.execute(m.update().where(m.c.id == mid).values(change))
+            if events:
+                conn.execute(t.message_events.insert(), events)
+        return outcome
+
+    def queued_or_sent_ids(self, campaign_id: int, limit: int) -> list[str]:
+        """Return public ids of up to `limit` of the campaign's messages, oldest first."""
+        m = t.messages
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(m.c.public_id)
+                    .where(m.c.campaign_id == campaign_id)
+                    .order_by(m.c.id)
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def sample_links(self, campaign_id: int, limit: int) -> list[tuple[str, str, str]]:
+        """Return (token, recipient phone, destination) of up to `limit` of the campaign's links."""
+        tk, m, lk = t.tokens, t.messages, t.links
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(tk.c.token, m.c.to_phone, sa.func.coalesce(tk.c.destination, lk.c.url))
+                .join(m, m.c.id == tk.c.message_id)
+                .join(lk, lk.c.id == tk.c.link_id)
+                .where(tk.c.campaign_id == campaign_id)
+                .order_by(m.c.id, lk.c.idx)
+                .limit(limit)
+            ).all()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def message_status(self, public_id: str) -> dict[str, Any] | None:
+        """Return a message's status and times, or None."""
+        m = t.messages
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(m).where(m.c.public_id == public_id)).first()
+        return dict(r._mapping) if r else None
+
+    # -- clicks --------------------------------------------------------------------------------
+
+    def insert_clicks(self, records: Iterable[ClickRecord]) -> int:
+        """Store clicks; a click id already stored is skipped (spool replay is idempotent)."""
+        rows = [
+            {
+                "click_id": r.click_id,
+                "token": r.token,
+                "campaign_id": r.campaign_id,
+                "link_id": r.link_id,
+                "message_id": r.message_id,
+                "contact_id": r.contact_id,
+                "at_us": r.at_us,
+                "method": r.method,
+                "is_click": r.method == "GET",
+                "ip": r.ip,
+                "user_agent": r.user_agent,
+                "headers": r.headers,
+            }
+            for r in records
+        ]
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore(t.clicks), rows)
+        return len(rows)
+
+    def count_clicks(self) -> int:
+        """Return the number of stored requests on tokens (clicks and probes)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(t.clicks)).scalar_one())
+
+    # -- reports -------------------------------------------------------------------------------
+
+    def campaign_report(self, campaign: Campaign) -> CampaignReport:
+        """Return delivery and click counts of `campaign`, overall and per link."""
+        m, ck = t.messages, t.clicks
+        with self.engine.connect() as conn:
+            by_status = {
+                s: int(n)
+                for s, n in conn.execute(
+                    sa.select(m.c.status, sa.func.count())
+                    .where(m.c.campaign_id == campaign.id)
+                    .group_by(m.c.status)
+                )
+            }
+            totals = conn.execute(
+                sa.select(
+                    sa.func.count().filter(ck.c.is_click),
+                    sa.func.count(sa.distinct(ck.c.contact_id)).filter(ck.c.is_click),
+                    sa.func.count(),
+                ).where(ck.c.campaign_id == campaign.id)
+            ).one()
+            per_link = {
+                r.link_id: r
+                for r in conn.execute(
+                    sa.select(
+                        ck.c.link_id,
+                        sa.func.count().filter(ck.c.is_click).label("total"),
+                        sa.func.count(sa.distinct(ck.c.contact_id))
+                        .filter(ck.c.is_click)
+                        .label("unique"),
+                        sa.func.count().label("requests"),
+                    )
+                    .where(ck.c.campaign_id == campaign.id)
+                    .group_by(ck.c.link_id)
+                )
+            }
+        delivered = by_status.get(Status.DELIVERED.value, 0)
+        links = []
+        for lk in campaign.links:
+            r = per_link.get(lk.id)
+            total, uniq, req = (r.total, r.unique, r.requests) if r else (0, 0, 0)
+            links.append(
+                LinkStats(lk.index, lk.url, lk.role, total, uniq, req, ratio(uniq, delivered))
+            )
+        total_clicks, unique_clicks, requests = (int(x) for x in totals)
+        return CampaignReport(
+            campaign=campaign.public_id,
+            name=campaign.name,
+            messages=sum(by_status.values()),
+            queued=by_status.get(Status.QUEUED.value, 0) + by_status.get(Status.SENDING.value, 0),
+            sent=sum(by_status.get(s.value, 0) for s in SENT_OR_LATER),
+            delivered=delivered,
+            failed=by_status.get(Status.FAILED.value, 0),
+            undelivered=by_status.get(Status.UNDELIVERED.value, 0),
+            total_clicks=total_clicks,
+            unique_clicks=unique_clicks,
+            requests=requests,
+            ctr=ratio(unique_clicks, delivered),
+            repeat_click_rate=ratio(total_clicks, unique_clicks),
+            links=links,
+        )
+
+
+def _domain(r: Any) -> Domain:
+    return Domain(r.id, r.workspace_id, r.host, r.scheme, r.path_prefix, r.port, r.fallback_url)
+
+
+def _contact(r: Any) -> Contact:
+    return Contact(
+        r.id,
+        r.workspace_id,
+        r.phone,
+        r.external_id,
+        r.first_name,
+        dict(r.attributes or {}),
+        r.opted_out_us is not None,
+    )

@@ -1,0 +1,195 @@
+"""Every table of clicktrail, in one place.
+
+Times are integers: microseconds since the Unix epoch, UTC (columns end in ``_us``). One
+representation on SQLite and PostgreSQL keeps time arithmetic (time to click since delivery,
+buckets) the same plain SQL on both; see docs/adr/0002-times-as-integer-microseconds.md.
+Integer keys stay internal; the API shows ``public_id`` strings.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit keys.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Micros = sa.BigInteger
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", BigId, primary_key=True, autoincrement=True)
+
+
+workspaces = sa.Table(
+    "workspaces",
+    metadata,
+    _id(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("slug", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("is_demo", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_us", Micros, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("revoked_us", Micros),
+)
+
+domains = sa.Table(
+    "domains",
+    metadata,
+    _id(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("host", sa.String(253), nullable=False, unique=True),
+    sa.Column("scheme", sa.String(5), nullable=False),
+    sa.Column("port", sa.Integer),
+    sa.Column("path_prefix", sa.String(32), nullable=False),
+    sa.Column("fallback_url", sa.Text),
+    sa.Column("created_us", Micros, nullable=False),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    _id(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("external_id", sa.String(200)),
+    sa.Column("first_name", sa.String(200)),
+    sa.Column("attributes", sa.JSON, nullable=False),
+    sa.Column("opted_out_us", Micros),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+    sa.UniqueConstraint("workspace_id", "phone"),
+    sa.Index(None, "workspace_id", "external_id"),
+)
+
+contact_lists = sa.Table(
+    "contact_lists",
+    metadata,
+    _id(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+list_members = sa.Table(
+    "list_members",
+    metadata,
+    sa.Column("list_id", BigId, sa.ForeignKey("contact_lists.id"), primary_key=True),
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id"), primary_key=True),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    _id(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("slug", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("template", sa.Text, nullable=False),
+    sa.Column("domain_id", BigId, sa.ForeignKey("domains.id"), nullable=False),
+    sa.Column("list_id", BigId, sa.ForeignKey("contact_lists.id")),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("sent_us", Micros),
+    sa.UniqueConstraint("workspace_id", "slug"),
+)
+
+links = sa.Table(
+    "links",
+    metadata,
+    _id(),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.UniqueConstraint("campaign_id", "idx"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    _id(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id"), nullable=False),
+    sa.Column("to_phone", sa.String(20), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("encoding", sa.String(8), nullable=False),
+    sa.Column("segments", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("provider_message_id", sa.String(128)),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("queued_us", Micros, nullable=False),
+    sa.Column("sent_us", Micros),
+    sa.Column("delivered_us", Micros),
+    sa.Column("failed_us", Micros),
+    sa.Column("status_us", Micros, nullable=False),
+    sa.UniqueConstraint("campaign_id", "contact_id"),
+    sa.Index(None, "campaign_id", "status"),
+)
+
+message_events = sa.Table(
+    "message_events",
+    metadata,
+    _id(),
+    sa.Column("message_id", BigId, sa.ForeignKey("messages.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("at_us", Micros, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("applied", sa.Boolean, nullable=False),
+    sa.Column("recorded_us", Micros, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("message_id", BigId, sa.ForeignKey("messages.id"), nullable=False, index=True),
+    sa.Column("link_id", BigId, sa.ForeignKey("links.id"), nullable=False),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id"), nullable=False),
+    # Set only when the link's URL is personalized; otherwise the link's URL is the destination.
+    sa.Column("destination", sa.Text),
+)
+
+clicks = sa.Table(
+    "clicks",
+    metadata,
+    _id(),
+    # Made by the redirect server; unique so that replaying the spool never doubles a click.
+    sa.Column("click_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("campaign_id", BigId, nullable=False),
+    sa.Column("link_id", BigId, nullable=False),
+    sa.Column("message_id", BigId, nullable=False, index=True),
+    sa.Column("contact_id", BigId, nullable=False),
+    sa.Column("at_us", Micros, nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("is_click", sa.Boolean, nullable=False),
+    sa.Column("ip", sa.String(45)),
+    sa.Column("user_agent", sa.Text),
+    sa.Column("headers", sa.JSON, nullable=False),
+    sa.Index(None, "campaign_id", "at_us"),
+)

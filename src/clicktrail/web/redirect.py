@@ -1,0 +1,164 @@
+"""The redirect: ``GET /c/<token>`` → 302 to the stored destination, click recorded first.
+
+The hot path, kept to a raw ASGI callable: no framework routing, no middleware, no templates.
+Read it top to bottom:
+
+1. the path must start with the prefix, the token must be well-formed (length, alphabet, check
+   character) — malformed tokens cost no lookup;
+2. the token is resolved (in-process cache, then one indexed query);
+3. the request's Host must be the token's own short domain (a token never resolves on another
+   workspace's domain);
+4. the click (time, IP, user agent, allow-listed headers) is made durable in the click log;
+5. 302 with ``Location`` and ``Cache-Control: private, no-store`` (a cached redirect would eat
+   clicks).
+
+HEAD and OPTIONS get the same answer and are recorded as probes, never counted as clicks.
+Unknown tokens, unknown hosts and malformed tokens get the same small 404 page.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from base64 import urlsafe_b64encode
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from clicktrail.domain.tokens import is_well_formed
+from clicktrail.services.ports import ClickRecord, Target
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Headers kept with each click for bot filtering, raw (lowercase names as ASGI gives them).
+KEPT_HEADERS = frozenset(
+    {
+        b"accept",
+        b"accept-language",
+        b"accept-encoding",
+        b"referer",
+        b"purpose",
+        b"x-purpose",
+        b"sec-purpose",
+        b"via",
+        b"x-forwarded-for",
+        b"forwarded",
+        b"dnt",
+        b"upgrade-insecure-requests",
+    }
+)
+_KEPT_PREFIXES = (b"sec-fetch-", b"sec-ch-ua")
+PROBE_METHODS = frozenset({"HEAD", "OPTIONS"})
+
+NOT_FOUND_BODY = (
+    b"<!doctype html><html><head><meta charset=utf-8><meta name=viewport "
+    b'content="width=device-width"><title>Link not found</title></head><body style="font:16px '
+    b'system-ui;margin:3em;text-align:center"><h1>Link not found</h1><p>This link is not valid '
+    b"or has expired.</p></body></html>"
+)
+_NOT_FOUND_START = {
+    "type": "http.response.start",
+    "status": 404,
+    "headers": [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+        (b"content-length", str(len(NOT_FOUND_BODY)).encode()),
+    ],
+}
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}
+
+
+def host_of(headers: list[tuple[bytes, bytes]]) -> str:
+    """Return the request's Host without port or trailing dot, lowercased ('' if missing)."""
+    for name, value in headers:
+        if name == b"host":
+            host = value.decode("latin-1").lower()
+            if host.startswith("["):  # IPv6 literal
+                return host.split("]")[0] + "]"
+            return host.split(":", 1)[0].rstrip(".")
+    return ""
+
+
+# Paths served by the API and pages; every other path is a short link (or a 404 page).
+RESERVED_PATHS = ("/v1/", "/healthz", "/openapi.json", "/docs", "/dashboard", "/static/")
+
+
+class RedirectApp:
+    """ASGI app answering short links ``<domain prefix><token>``; `fallback` serves the rest.
+
+    Each domain has its own path prefix (``/c/`` by default): the token is the last path
+    segment and the rest of the path must be its domain's prefix.
+    """
+
+    def __init__(
+        self,
+        resolve: Callable[[str], Target | None],
+        record: Callable[[ClickRecord], None],
+        fallback: ASGIApp,
+    ) -> None:
+        self.resolve = resolve
+        self.record = record
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"] if scope["type"] == "http" else "/"
+        if path == "/" or path.startswith(RESERVED_PATHS):
+            await self.fallback(scope, receive, send)
+            return
+        cut = path.rfind("/") + 1
+        token = path[cut:]
+        method = scope["method"]
+        target = self.resolve(token) if is_well_formed(token) else None
+        headers = scope["headers"]
+        if (
+            target is None
+            or host_of(headers) != target.host
+            or target.path_prefix != path[:cut]
+            or (method != "GET" and method not in PROBE_METHODS)
+        ):
+            await send(_NOT_FOUND_START)
+            await send({"type": "http.response.body", "body": NOT_FOUND_BODY})
+            return
+
+        user_agent = None
+        kept: dict[str, str] = {}
+        for name, value in headers:
+            if name == b"user-agent":
+                user_agent = value.decode("latin-1")
+            elif name in KEPT_HEADERS or name.startswith(_KEPT_PREFIXES):
+                kept[name.decode("latin-1")] = value.decode("latin-1")
+        kept["_http"] = scope.get("http_version", "")
+        if user_agent is None:
+            kept["_ua"] = "missing"  # tells a missing header from an empty one
+        client = scope.get("client")
+        self.record(
+            ClickRecord(
+                urlsafe_b64encode(os.urandom(12)).decode(),
+                token,
+                target.campaign_id,
+                target.link_id,
+                target.message_id,
+                target.contact_id,
+                time.time_ns() // 1000,
+                method,
+                client[0] if client else None,
+                user_agent,
+                kept,
+            )
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 302,
+                "headers": [
+                    (b"location", target.destination.encode()),
+                    (b"cache-control", b"private, no-store"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"content-length", b"0"),
+                ],
+            }
+        )
+        await send(_EMPTY_BODY)
