@@ -428,9 +428,9 @@ def messages_status(
     except OSError as exc:
         raise InvalidInput(f"{file}: {exc.strerror}", field="file") from None
     now = now_us()
-    parsed = receipts.parse_receipts_file(data, str(file), now)
+    parsed, where = receipts.parse_receipts_file(data, str(file), now)
     outcome = receipts.record_receipts(
-        c.store, ws, parsed, skip_unknown=skip_unknown, source="file", now_us=now
+        c.store, ws, parsed, where=where, skip_unknown=skip_unknown, source="file", now_us=now
     )
     out.print(
         f"{len(parsed)} receipts: {outcome.applied} applied, {outcome.unchanged} unchanged "

@@ -59,11 +59,15 @@ class SendResult:
 
 @dataclass
 class ReceiptOutcome:
-    """What a batch of receipts did: applied, left unchanged (stale/repeated), unknown ids."""
+    """What a batch of receipts did: applied, left unchanged (stale/repeated), unknown ids.
+
+    `rejected` is set when unknown ids stopped the whole batch (nothing was written).
+    """
 
     applied: int = 0
     unchanged: int = 0
     unknown: list[str] = field(default_factory=list)
+    rejected: bool = False
 
 
 @dataclass(frozen=True, slots=True)

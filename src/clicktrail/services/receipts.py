@@ -48,6 +48,11 @@ def parse_time(value: Any, field: str, default_us: int) -> int:
     raise InvalidInput(f"{field}: expected a time, got {value!r}", field=field)
 
 
+def field_at(loc: str, name: str) -> str:
+    """Name field `name` of the item at `loc`: ``/3/status`` (JSON pointer) or ``line 4: status``."""
+    return f"{loc}/{name}" if loc.startswith("/") else f"{loc}: {name}"
+
+
 def receipts_from_items(items: Sequence[Any], where: Sequence[str], now_us: int) -> list[Receipt]:
     """Validate receipt objects ``{message_id, status, at}``; `where[i]` names item i in errors.
 
@@ -62,15 +67,15 @@ def receipts_from_items(items: Sequence[Any], where: Sequence[str], now_us: int)
             continue
         mid = item.get("message_id")
         if not isinstance(mid, str) or not mid.strip():
-            problems.append(Problem(f"{loc}.message_id", "missing or not a string"))
+            problems.append(Problem(field_at(loc, "message_id"), "missing or not a string"))
             continue
         raw_status = item.get("status")
         status = parse_status(raw_status) if isinstance(raw_status, str) else None
         if status is None or status not in RECEIPT_STATUSES:
-            problems.append(Problem(f"{loc}.status", f"{raw_status!r} is not one of {allowed}"))
+            problems.append(Problem(field_at(loc, "status"), f"{raw_status!r} is not one of {allowed}"))
             continue
         try:
-            at = parse_time(item.get("at"), f"{loc}.at", now_us)
+            at = parse_time(item.get("at"), field_at(loc, "at"), now_us)
         except InvalidInput as exc:
             problems.append(Problem(exc.field or loc, exc.message.split(": ", 1)[-1]))
             continue
@@ -86,11 +91,13 @@ def receipts_from_items(items: Sequence[Any], where: Sequence[str], now_us: int)
     return out
 
 
-def parse_receipts_file(data: bytes, name: str, now_us: int) -> list[Receipt]:
+def parse_receipts_file(
+    data: bytes, name: str, now_us: int
+) -> tuple[list[Receipt], list[str]]:
     """Parse a receipts file: JSON lines, or CSV with a ``message_id,status,at`` header.
 
-    The format is sniffed from the first non-blank character. Raises `InvalidInput` naming the
-    line at fault.
+    The format is sniffed from the first non-blank character. Returns the receipts and where
+    each came from (``line N``). Raises `InvalidInput` naming the line at fault.
     """
     try:
         text = data.decode("utf-8-sig")
@@ -122,7 +129,7 @@ def parse_receipts_file(data: bytes, name: str, now_us: int) -> list[Receipt]:
         for row in reader:
             items.append(dict(row))
             where.append(f"line {reader.line_num}")
-    return receipts_from_items(items, where, now_us)
+    return receipts_from_items(items, where, now_us), where
 
 
 def record_receipts(
@@ -130,11 +137,31 @@ def record_receipts(
     workspace: Workspace,
     receipts: Sequence[Receipt],
     *,
+    where: Sequence[str],
     skip_unknown: bool,
     source: str,
     now_us: int,
 ) -> ReceiptOutcome:
-    """Apply receipts (forward-only); see `Store.apply_receipts` for unknown ids."""
-    return store.apply_receipts(
+    """Apply receipts; a status only ever moves forward.
+
+    `where[i]` names receipt i in errors. Raises `InvalidInput` listing every receipt whose
+    message id is unknown in this workspace, and writes nothing, unless `skip_unknown`.
+    """
+    outcome = store.apply_receipts(
         workspace.id, receipts, skip_unknown=skip_unknown, source=source, now_us=now_us
     )
+    if outcome.rejected:
+        unknown = set(outcome.unknown)
+        problems = [
+            Problem(field_at(loc, "message_id"), f"unknown message id {r.message_id!r}")
+            for r, loc in zip(receipts, where, strict=True)
+            if r.message_id in unknown
+        ]
+        shown = ", ".join(repr(m) for m in outcome.unknown[:10])
+        raise InvalidInput(
+            f"{len(problems)} receipt(s) name unknown message ids ({shown}); nothing was "
+            "recorded (skip them with skip_unknown)",
+            field=problems[0].field,
+            problems=problems,
+        )
+    return outcome

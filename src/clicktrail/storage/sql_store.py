@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from clicktrail.domain.errors import Conflict, InvalidInput, Problem
+from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import (
     Campaign,
     Contact,
@@ -539,8 +539,8 @@ class SqlStore:
         """Move messages forward by their receipts, in one transaction.
 
         A receipt that does not advance a message (late, repeated, out of order) changes nothing
-        but is logged. Unknown message ids raise `InvalidInput` listing them and nothing is
-        written, unless `skip_unknown`, which applies the rest and returns them.
+        but is logged. Unknown message ids (including other workspaces' messages) are returned in
+        `unknown`; unless `skip_unknown`, nothing is then written and `rejected` is set.
         """
         m, cp = t.messages, t.campaigns
         outcome = ReceiptOutcome()
@@ -554,20 +554,10 @@ class SqlStore:
                     .where(cp.c.workspace_id == workspace_id, m.c.public_id.in_(chunk))
                 ):
                     state[row.public_id] = [row.id, Status(row.status), row.sent_us, False]
-            problems = [
-                Problem(f"receipts[{i}].message_id", f"unknown message id {r.message_id!r}")
-                for i, r in enumerate(receipts)
-                if r.message_id not in state
-            ]
-            if problems and not skip_unknown:
-                shown = ", ".join(repr(r.message_id) for r in receipts if r.message_id not in state)
-                raise InvalidInput(
-                    f"{len(problems)} receipt(s) name unknown message ids: {shown[:300]}; "
-                    "nothing was recorded",
-                    field="message_id",
-                    problems=problems,
-                )
-            outcome.unknown = [p.message.split("'")[1] for p in problems]
+            outcome.unknown = [r.message_id for r in receipts if r.message_id not in state]
+            if outcome.unknown and not skip_unknown:
+                outcome.rejected = True
+                return outcome
             events: list[dict[str, Any]] = []
             changes: dict[int, dict[str, Any]] = {}
             for r in receipts:

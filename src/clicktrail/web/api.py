@@ -57,9 +57,10 @@ def build_api(store: Store) -> Starlette:
             )
         skip = request.query_params.get("skip_unknown", "false").lower() in ("1", "true", "yes")
         now = now_us()
-        parsed = receipts.receipts_from_items(items, [f"/{i}" for i in range(len(items))], now)
+        where = [f"/{i}" for i in range(len(items))]
+        parsed = receipts.receipts_from_items(items, where, now)
         outcome = receipts.record_receipts(
-            store, ws, parsed, skip_unknown=skip, source="api", now_us=now
+            store, ws, parsed, where=where, skip_unknown=skip, source="api", now_us=now
         )
         return JSONResponse(
             {"applied": outcome.applied, "unchanged": outcome.unchanged, "unknown": outcome.unknown}
