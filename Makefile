@@ -6,13 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test check lint fmt typecheck layering bench clean help
+.PHONY: run test check lint fmt typecheck layering docs bench clean help
 
 help:
 	@echo "make run        start clicktrail on 127.0.0.1:8787 with a demo workspace (SQLite in ./var)"
 	@echo "make test       install dev dependencies and run the whole test suite"
 	@echo "make check      ruff, mypy, the layering contract, then the tests"
 	@echo "make fmt        format the code"
+	@echo "make docs       regenerate docs/cli.md from the CLI"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +48,9 @@ layering: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
 check: lint typecheck layering test
+
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -m clicktrail.cli.reference > docs/cli.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

@@ -34,7 +34,9 @@ def _pg_available() -> str | None:
             pass
         eng.dispose()
     except Exception as exc:
-        return f"PostgreSQL not reachable at {PG_ADMIN_URL.split('@')[-1]}: {exc.__class__.__name__}"
+        return (
+            f"PostgreSQL not reachable at {PG_ADMIN_URL.split('@')[-1]}: {exc.__class__.__name__}"
+        )
     return None
 
 

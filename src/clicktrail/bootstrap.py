@@ -72,6 +72,7 @@ class Container:
 
 def configure_logging(level: str) -> None:
     """Log to stderr at `level`."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

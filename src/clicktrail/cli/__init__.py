@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -27,7 +28,19 @@ from clicktrail.services.clock import now_us
 
 EXIT_CODES = {"invalid_input": 2, "not_found": 3, "conflict": 4, "unauthorized": 5}
 
+
+class _Root(TyperGroup):
+    """The root command: maps clicktrail errors to a message and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ClicktrailError as exc:
+            fail(exc)
+
+
 app = typer.Typer(
+    cls=_Root,
     help="clicktrail: SMS link tracking and click attribution.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -481,24 +494,4 @@ def report(
 
 def main() -> None:
     """Entry point of the `clicktrail` command."""
-    try:
-        app(standalone_mode=False)
-    except ClicktrailError as exc:
-        try:
-            fail(exc)
-        except typer.Exit as e:
-            sys.exit(e.exit_code)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        err.print("aborted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    app()

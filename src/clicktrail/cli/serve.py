@@ -65,7 +65,7 @@ def _print_banner(container: Container, info: demo.DemoInfo) -> None:
             lines += [
                 "",
                 "Then read the report:",
-                f"  clicktrail report {info.campaign_slug} -w demo",
+                f"  .venv/bin/clicktrail report {info.campaign_slug} -w demo",
                 f"  curl -H 'Authorization: Bearer {key}' {base}/v1/campaigns/{info.campaign_slug}/report",
                 "",
                 "Press Ctrl-C to stop. Your own data: see README (workspace create, domain add, …).",

@@ -72,7 +72,9 @@ def receipts_from_items(items: Sequence[Any], where: Sequence[str], now_us: int)
         raw_status = item.get("status")
         status = parse_status(raw_status) if isinstance(raw_status, str) else None
         if status is None or status not in RECEIPT_STATUSES:
-            problems.append(Problem(field_at(loc, "status"), f"{raw_status!r} is not one of {allowed}"))
+            problems.append(
+                Problem(field_at(loc, "status"), f"{raw_status!r} is not one of {allowed}")
+            )
             continue
         try:
             at = parse_time(item.get("at"), field_at(loc, "at"), now_us)
@@ -91,9 +93,7 @@ def receipts_from_items(items: Sequence[Any], where: Sequence[str], now_us: int)
     return out
 
 
-def parse_receipts_file(
-    data: bytes, name: str, now_us: int
-) -> tuple[list[Receipt], list[str]]:
+def parse_receipts_file(data: bytes, name: str, now_us: int) -> tuple[list[Receipt], list[str]]:
     """Parse a receipts file: JSON lines, or CSV with a ``message_id,status,at`` header.
 
     The format is sniffed from the first non-blank character. Returns the receipts and where

@@ -23,7 +23,17 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, **kwargs)
+    # No server-side prepared statements by default: psycopg prepares a query after 5 runs and
+    # PostgreSQL may then keep a generic plan made while a table was still empty (a bulk
+    # import turned quadratic that way). The redirect's lookup opts back in (storage/resolver).
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"prepare_threshold": None},
+        **kwargs,
+    )
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -43,7 +43,9 @@ class TokenResolver:
             if self.engine.dialect.name == "postgresql":
                 # Autocommit: each lookup is its own statement, no idle-in-transaction session
                 # and no extra round trip to end a transaction.
+                # Prepared at once: a primary-key lookup has one good plan.
                 conn.driver_connection.autocommit = True  # type: ignore[union-attr]
+                conn.driver_connection.prepare_threshold = 0  # type: ignore[union-attr]
             self._local.conn = conn
         return conn
 
