@@ -13,20 +13,26 @@ Pure domain code (standard library only):
 from __future__ import annotations
 
 from clicktrail.domain.sms.errors import (
+    InvalidSpanError,
     SmsTextError,
     UnknownShiftTableError,
     UnsupportedShiftTableError,
 )
 from clicktrail.domain.sms.segments import GSM7, UCS2, SmsInfo, analyze
 from clicktrail.domain.sms.shift_tables import supported_languages
+from clicktrail.domain.sms.smart import SmartEncoding, Substitution, smart_encode
 
 __all__ = [
     "GSM7",
     "UCS2",
+    "InvalidSpanError",
+    "SmartEncoding",
     "SmsInfo",
     "SmsTextError",
+    "Substitution",
     "UnknownShiftTableError",
     "UnsupportedShiftTableError",
     "analyze",
+    "smart_encode",
     "supported_languages",
 ]

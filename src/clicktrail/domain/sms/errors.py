@@ -1,34 +1,33 @@
-"""Errors of the SMS text engine.
+"""Errors of the SMS text engine, as branches of the one error tree (`domain/errors.py`).
 
-    ValueError
-    └── SmsTextError                  code "sms.text"
-        ├── UnknownShiftTableError    code "sms.unknown_shift_table"
-        └── UnsupportedShiftTableError code "sms.unsupported_shift_table"
+    ClicktrailError
+    └── InvalidInput                   code "invalid_input"
+        └── SmsTextError               (field names the offending input)
+            ├── UnknownShiftTableError     field "shift_table"
+            ├── UnsupportedShiftTableError field "shift_table"
+            └── InvalidSpanError           field "protected"
 
-Each carries a stable `code`; entry points map codes to exit statuses or HTTP problems.
+They are input errors, so entry points map them like any `InvalidInput` (HTTP 422, exit 2).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from clicktrail.domain.errors import InvalidInput
 
 
-class SmsTextError(ValueError):
+class SmsTextError(InvalidInput):
     """Base of the SMS text engine's errors."""
-
-    code: ClassVar[str] = "sms.text"
 
 
 class UnknownShiftTableError(SmsTextError):
     """The requested national language has no shift table in 3GPP TS 23.038."""
 
-    code: ClassVar[str] = "sms.unknown_shift_table"
-
     def __init__(self, language: str) -> None:
         super().__init__(
             f"no national language shift table for {language!r} in 3GPP TS 23.038 "
             "(known: Turkish, Spanish, Portuguese, Bengali, Gujarati, Hindi, Kannada, "
-            "Malayalam, Oriya, Punjabi, Tamil, Telugu, Urdu)"
+            "Malayalam, Oriya, Punjabi, Tamil, Telugu, Urdu)",
+            field="shift_table",
         )
         self.language = language
 
@@ -36,11 +35,20 @@ class UnknownShiftTableError(SmsTextError):
 class UnsupportedShiftTableError(SmsTextError):
     """The language's shift tables exist in the standard but are not implemented here."""
 
-    code: ClassVar[str] = "sms.unsupported_shift_table"
-
     def __init__(self, language: str) -> None:
         super().__init__(
             f"the {language!r} shift tables are not implemented yet "
-            "(implemented: Turkish, Spanish, Portuguese)"
+            "(implemented: Turkish, Spanish, Portuguese)",
+            field="shift_table",
         )
         self.language = language
+
+
+class InvalidSpanError(SmsTextError):
+    """A protected span does not lie within the text."""
+
+    def __init__(self, start: int, end: int, length: int) -> None:
+        super().__init__(
+            f"span ({start}, {end}) is not within a text of length {length}", field="protected"
+        )
+        self.start, self.end, self.length = start, end, length

@@ -1,6 +1,6 @@
 """The GSM 7-bit default alphabet and the character sets an SMS can be sent in.
 
-Data, not logic: the tables below are transcribed from 3GPP TS 23.038 (V17) clause 6.2.1 (the
+Data, not logic: the tables below are transcribed from 3GPP TS 23.038 clause 6.2.1 (the
 default alphabet) and clause 6.2.1.1 (its extension table). Position `n` of a table is the septet
 value `n`. A `Charset` is what a message is actually encoded with: a basic table (the default
 alphabet, or a national locking shift table) plus an extension table reached through the escape
