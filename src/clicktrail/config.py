@@ -95,7 +95,7 @@ def _coerce(name: str, kind: str, raw: Any, source: str) -> Any:
                 return False
             raise ValueError(raw)
         if kind == "int":
-            if isinstance(raw, bool):
+            if isinstance(raw, bool | float):
                 raise ValueError(raw)
             return int(raw)
         if kind == "float":
@@ -128,6 +128,14 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise InvalidInput(f"config file {path}: {exc}", field=str(path)) from None
         table = data.get("clicktrail", data)
+        if table is not data:
+            stray = sorted(k for k in data if k != "clicktrail")
+            if stray:
+                raise InvalidInput(
+                    f"config file {path}: {', '.join(stray)} outside the [clicktrail] table; "
+                    "put every setting under [clicktrail]",
+                    field=stray[0],
+                )
         for key, raw in table.items():
             if key not in kinds:
                 raise InvalidInput(

@@ -8,8 +8,8 @@ Scheme (see docs/concepts.md#tokens):
   passes the cheap checks hits one with probability N / 62**8: 4.6e-7 for N = 1e8, below the
   one-in-a-million bar. Storage enforces uniqueness; a collision on creation is retried.
 * The check character is a weighted sum mod 62 of the others. It is not a secret: it lets the
-  redirect reject 61 of 62 mistyped or scanned tokens before any lookup, at the cost of one
-  character.
+  redirect reject 61 of 62 scanned tokens, and every single-character typo, before any lookup,
+  at the cost of one character.
 """
 
 from __future__ import annotations
@@ -25,10 +25,16 @@ _INDEX = {c: i for i, c in enumerate(ALPHABET)}
 _VALID = frozenset(ALPHABET)
 
 
+# Odd weights below 31 share no factor with 62 = 2 x 31, so changing any one character always
+# changes the sum mod 62 (a weight with a common factor would miss the substitution by the
+# character 31 places away). Adjacent transpositions are caught unless the two characters are
+# exactly 31 apart.
+_WEIGHTS = (1, 3, 5, 7, 9, 11, 13, 15)
+
+
 def _check_char(body: str) -> str:
-    # Position weights 1..n make transpositions of two different characters change the sum.
     total = 0
-    for weight, ch in enumerate(body, start=1):
+    for weight, ch in zip(_WEIGHTS, body, strict=True):
         total += weight * _INDEX[ch]
     return ALPHABET[total % 62]
 

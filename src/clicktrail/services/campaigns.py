@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from clicktrail.domain.errors import Conflict, InvalidInput, NotFound
@@ -10,9 +10,10 @@ from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Campaign, Contact, Domain, Workspace
 from clicktrail.domain.slugs import check_slug, slugify
 from clicktrail.domain.sms import analyze
+from clicktrail.domain.status import Status
 from clicktrail.domain.template import STANDARD_FIELDS, Template, check_fields, parse_template
 from clicktrail.domain.tokens import new_token
-from clicktrail.services.ports import NewMessage, SmsProvider, Store
+from clicktrail.services.ports import NewMessage, OutgoingSms, SendResult, SmsProvider, Store
 
 ROLES = ("cta", "optout", "other")
 BATCH = 1000
@@ -214,6 +215,20 @@ def preview_campaign(
     )
 
 
+def _tally(
+    summary: SendSummary, batch: Sequence[OutgoingSms], results: Sequence[SendResult]
+) -> None:
+    segments = {m.message_id: m for m in batch}
+    for res in results:
+        if res.status == Status.SENT:
+            msg = segments[res.message_id]
+            summary.sent += 1
+            summary.segments += msg.segments
+            summary.encodings[msg.encoding] = summary.encodings.get(msg.encoding, 0) + 1
+        elif res.status != Status.QUEUED:
+            summary.failed += 1
+
+
 @dataclass
 class SendSummary:
     """What a send did."""
@@ -240,20 +255,24 @@ def send_campaign(
 
     Resumable: contacts that already have a message in this campaign keep it, and only
     messages still queued are handed to the provider, so running it again after a crash
-    finishes the send. Raises `Conflict` if the campaign has already been sent.
+    finishes the send. Each batch is marked `sending` before the provider gets it; a resumed
+    send asks the provider which of those it already took (`SmsProvider.reconcile`), so with
+    the outbox nobody gets a message twice. The campaign becomes `sent` when no message is
+    left queued. Raises `Conflict` if the campaign has already been sent.
     """
     if campaign.status == "sent":
         raise Conflict(f"campaign {campaign.slug!r} has already been sent", field="campaign")
+    # A campaign left 'sending' (interrupted, or the provider held messages back) resumes.
     template = parse_template(campaign.template)
     domain = store.get_domain(campaign.domain_id)
     store.set_campaign_status(campaign.id, "sending")
     summary = SendSummary(campaign.public_id)
 
-    after = 0
+    # Contacts are wrapped in id order, one committed batch at a time, so a resumed send
+    # continues after the last contact that has a message.
+    after = store.last_wrapped_contact(campaign.id)
     while True:
-        contacts = store.audience(
-            workspace.id, campaign.list_id, after, batch_size, exclude_campaign_id=campaign.id
-        )
+        contacts = store.audience(workspace.id, campaign.list_id, after, batch_size)
         if not contacts:
             break
         after = contacts[-1].id
@@ -285,22 +304,28 @@ def send_campaign(
         if progress:
             progress("wrapped", len(contacts))
 
+    # Messages left 'sending' by a run that died while the provider had them: ask the provider
+    # which it already took, so nobody gets the message twice (the outbox can tell; a provider
+    # that cannot answers nothing and those messages are sent again).
+    in_flight = store.messages_in_flight(campaign.id)
+    if in_flight:
+        done = provider.reconcile(in_flight)
+        store.record_send_results(provider.name, done, clock())
+        _tally(summary, in_flight, done)
+        store.release_in_flight(campaign.id)
+
     while True:
-        outgoing = store.queued_messages(campaign.id, batch_size)
+        # Claimed (queued → sending, committed) before the provider sees them; see above.
+        outgoing = store.claim_for_sending(campaign.id, batch_size)
         if not outgoing:
             break
         results = provider.send(outgoing)
         store.record_send_results(provider.name, results, clock())
-        for msg, res in zip(outgoing, results, strict=True):
-            if res.status.value == "sent":
-                summary.sent += 1
-                summary.segments += msg.segments
-                summary.encodings[msg.encoding] = summary.encodings.get(msg.encoding, 0) + 1
-            else:
-                summary.failed += 1
+        _tally(summary, outgoing, results)
         if progress:
             progress("sent", len(outgoing))
-        if all(r.status.value == "queued" for r in results):
-            break  # the provider took nothing; leave the rest queued for the next run
-    store.set_campaign_status(campaign.id, "sent", clock())
+        if all(r.status == Status.QUEUED for r in results):
+            break  # the provider took nothing; they are queued again for the next run
+    if store.count_unsent(campaign.id) == 0:
+        store.set_campaign_status(campaign.id, "sent", clock())
     return summary

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -74,6 +73,34 @@ def normalize_phone(raw: str, region: str | None) -> str:
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 
+class _UndecodableLine(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        self.line = line
+        self.reason = reason
+
+
+def _decoded_lines(stream: BinaryIO, encoding: str) -> Iterator[str]:
+    """Yield the text lines of `stream`, raising `_UndecodableLine` with the physical line.
+
+    Decoding line by line (rather than through a buffered text wrapper that decodes ahead)
+    pins a bad byte to its own line. Lines end at a newline byte, which is right for every
+    ASCII-compatible encoding (UTF-8, Latin-1, Windows-125x).
+    """
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    number = 0
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield decoder.decode(raw)
+        except UnicodeDecodeError as exc:
+            raise _UndecodableLine(number, exc.reason) from None
+    try:
+        tail = decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise _UndecodableLine(max(number, 1), exc.reason) from None
+    if tail:
+        yield tail
+
+
 def parse_contacts_csv(
     stream: BinaryIO,
     *,
@@ -97,8 +124,7 @@ def parse_contacts_csv(
         codecs.lookup(encoding)
     except LookupError:
         raise InvalidInput(f"unknown encoding {encoding!r}", field="encoding") from None
-    text = io.TextIOWrapper(stream, encoding=encoding, errors="strict", newline="")
-    reader = csv.reader(text)
+    reader = csv.reader(_decoded_lines(stream, encoding))
     out = ParsedCsv()
     line = 0
     try:
@@ -158,11 +184,11 @@ def parse_contacts_csv(
                 out.duplicates += 1
                 contact = known.merged_with(contact)
             out.contacts[phone] = contact
-    except UnicodeDecodeError as exc:
+    except _UndecodableLine as exc:
         raise InvalidInput(
-            f"{name} line {line + 1}: bytes that are not {encoding} text ({exc.reason}); save the "
-            "file as UTF-8 or pass --encoding (e.g. --encoding latin-1)",
-            field=f"line {line + 1}",
+            f"{name} line {exc.line}: bytes that are not {encoding} text ({exc.reason}); save "
+            "the file as UTF-8 or pass --encoding (e.g. --encoding latin-1)",
+            field=f"line {exc.line}",
         ) from None
     except csv.Error as exc:
         raise InvalidInput(

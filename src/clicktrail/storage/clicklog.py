@@ -96,7 +96,10 @@ class ClickLog:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._flush()
+        try:
+            self._flush()
+        except Exception:
+            log.exception("final write of clicks failed; they stay in the spool for the next start")
         if self._segment is not None:
             if self._segment.records:
                 # The database refused the final flush: the segment stays for the next start.

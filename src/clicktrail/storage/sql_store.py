@@ -55,6 +55,25 @@ class SqlStore:
         ins = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
         return ins.on_conflict_do_nothing()
 
+    def _bulk_insert(
+        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> None:
+        """Insert many rows fast: COPY on PostgreSQL, executemany on SQLite."""
+        if self.dialect != "postgresql":
+            conn.execute(table.insert(), rows)
+            return
+        cols = list(rows[0])
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(
+                f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"  # names from our own tables
+            ) as copy,
+        ):
+            for row in rows:
+                copy.write_row([row[c] for c in cols])
+
     # -- workspaces and keys -------------------------------------------------------------------
 
     def create_workspace(
@@ -299,26 +318,13 @@ class SqlStore:
         return names
 
     def audience(
-        self,
-        workspace_id: int,
-        list_id: int | None,
-        after_id: int,
-        limit: int,
-        exclude_campaign_id: int | None = None,
+        self, workspace_id: int, list_id: int | None, after_id: int, limit: int
     ) -> list[Contact]:
-        """Return up to `limit` opted-in contacts of the audience with id > `after_id`, by id.
-
-        With `exclude_campaign_id`, contacts that already have a message in that campaign are
-        left out (a resumed send does not wrap them twice).
-        """
-        c, m = t.contacts, t.messages
+        """Return up to `limit` opted-in contacts of the audience with id > `after_id`, by id."""
+        c = t.contacts
         q = sa.select(c).where(
             c.c.workspace_id == workspace_id, c.c.opted_out_us.is_(None), c.c.id > after_id
         )
-        if exclude_campaign_id is not None:
-            q = q.where(
-                ~sa.exists().where(m.c.campaign_id == exclude_campaign_id, m.c.contact_id == c.c.id)
-            )
         if list_id is not None:
             q = q.join(t.list_members, t.list_members.c.contact_id == c.c.id).where(
                 t.list_members.c.list_id == list_id
@@ -443,28 +449,36 @@ class SqlStore:
         m = t.messages
         try:
             with self.engine.begin() as conn:
-                ids = (
-                    conn.execute(
-                        m.insert().returning(m.c.id, sort_by_parameter_order=True),
-                        [
-                            {
-                                "public_id": x.public_id,
-                                "campaign_id": x.campaign_id,
-                                "contact_id": x.contact_id,
-                                "to_phone": x.to_phone,
-                                "body": x.body,
-                                "encoding": x.encoding,
-                                "segments": x.segments,
-                                "status": Status.QUEUED.value,
-                                "queued_us": x.queued_us,
-                                "status_us": x.queued_us,
-                            }
-                            for x in batch
-                        ],
-                    )
-                    .scalars()
-                    .all()
+                self._bulk_insert(
+                    conn,
+                    m,
+                    [
+                        {
+                            "public_id": x.public_id,
+                            "campaign_id": x.campaign_id,
+                            "contact_id": x.contact_id,
+                            "to_phone": x.to_phone,
+                            "body": x.body,
+                            "encoding": x.encoding,
+                            "segments": x.segments,
+                            "status": Status.QUEUED.value,
+                            "queued_us": x.queued_us,
+                            "status_us": x.queued_us,
+                        }
+                        for x in batch
+                    ],
                 )
+                # Read the new ids back by the unique (campaign, contact) key: COPY has no
+                # RETURNING, and this is cheaper than RETURNING through executemany.
+                by_contact = dict(
+                    conn.execute(
+                        sa.select(m.c.contact_id, m.c.id).where(
+                            m.c.campaign_id == batch[0].campaign_id,
+                            m.c.contact_id.in_([x.contact_id for x in batch]),
+                        )
+                    ).all()
+                )
+                ids = [by_contact[x.contact_id] for x in batch]
                 token_rows = [
                     {
                         "token": tok,
@@ -478,33 +492,129 @@ class SqlStore:
                     for tok, link_id, dest in x.tokens
                 ]
                 if token_rows:
-                    conn.execute(t.tokens.insert(), token_rows)
+                    self._bulk_insert(conn, t.tokens, token_rows)
         except sa.exc.IntegrityError as exc:
             raise Conflict("token or message collision; retry with new tokens") from exc
 
-    def queued_messages(self, campaign_id: int, limit: int) -> list[OutgoingSms]:
-        """Return up to `limit` queued messages of the campaign, oldest first."""
+    def last_wrapped_contact(self, campaign_id: int) -> int:
+        """Return the highest contact id that has a message in the campaign (0 if none)."""
         m = t.messages
         with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(sa.func.max(m.c.contact_id)).where(m.c.campaign_id == campaign_id)
+            ).scalar()
+        return int(found or 0)
+
+    @staticmethod
+    def _outgoing(rows: Iterable[Any]) -> list[OutgoingSms]:
+        return [OutgoingSms(r.public_id, r.to_phone, r.body, r.encoding, r.segments) for r in rows]
+
+    def claim_for_sending(self, campaign_id: int, limit: int) -> list[OutgoingSms]:
+        """Mark up to `limit` queued messages `sending` (committed) and return them, oldest first."""
+        m = t.messages
+        with self.engine.begin() as conn:
             rows = conn.execute(
-                sa.select(m.c.public_id, m.c.to_phone, m.c.body, m.c.encoding, m.c.segments)
+                sa.select(m.c.id, m.c.public_id, m.c.to_phone, m.c.body, m.c.encoding, m.c.segments)
                 .where(m.c.campaign_id == campaign_id, m.c.status == Status.QUEUED.value)
                 .order_by(m.c.id)
                 .limit(limit)
             ).all()
-        return [OutgoingSms(r.public_id, r.to_phone, r.body, r.encoding, r.segments) for r in rows]
+            if rows:
+                conn.execute(
+                    m.update()
+                    .where(m.c.id.in_([r.id for r in rows]), m.c.status == Status.QUEUED.value)
+                    .values(status=Status.SENDING.value)
+                )
+        return self._outgoing(rows)
+
+    def messages_in_flight(self, campaign_id: int) -> list[OutgoingSms]:
+        """Return the campaign's messages left `sending` (handed over when a sender died)."""
+        m = t.messages
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(m.c.public_id, m.c.to_phone, m.c.body, m.c.encoding, m.c.segments)
+                .where(m.c.campaign_id == campaign_id, m.c.status == Status.SENDING.value)
+                .order_by(m.c.id)
+            ).all()
+        return self._outgoing(rows)
+
+    def release_in_flight(self, campaign_id: int) -> None:
+        """Put the campaign's messages still `sending` back to `queued`."""
+        m = t.messages
+        with self.engine.begin() as conn:
+            conn.execute(
+                m.update()
+                .where(m.c.campaign_id == campaign_id, m.c.status == Status.SENDING.value)
+                .values(status=Status.QUEUED.value)
+            )
+
+    def count_unsent(self, campaign_id: int) -> int:
+        """Return how many of the campaign's messages are still queued or sending."""
+        m = t.messages
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(
+                        m.c.campaign_id == campaign_id,
+                        m.c.status.in_([Status.QUEUED.value, Status.SENDING.value]),
+                    )
+                ).scalar_one()
+            )
 
     def record_send_results(
         self, provider: str, results: Sequence[SendResult], now_us: int
     ) -> None:
-        """Store what the provider said about each message it was handed."""
-        m = t.messages
+        """Store what the provider said about each message it was handed.
+
+        Only messages still queued or sending change, so a late duplicate result never moves
+        one back.
+        """
         if not results:
             return
+        rows = [
+            {
+                "b_pid": r.message_id,
+                "b_status": r.status.value,
+                "b_ref": r.provider_message_id,
+                "b_err": r.error_code,
+                "b_sent": now_us if r.status == Status.SENT else None,
+                "b_failed": now_us if r.status in FINAL else None,
+            }
+            for r in results
+        ]
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # One statement over arrays instead of one UPDATE per message.
+                conn.execute(
+                    sa.text(
+                        "UPDATE messages AS m SET status = v.status, provider = :provider, "
+                        "provider_message_id = v.ref, error_code = v.err, sent_us = v.sent, "
+                        "failed_us = v.failed, status_us = :now "
+                        "FROM unnest(CAST(:pids AS text[]), CAST(:statuses AS text[]), "
+                        "CAST(:refs AS text[]), CAST(:errs AS text[]), CAST(:sents AS bigint[]), "
+                        "CAST(:faileds AS bigint[])) AS v(pid, status, ref, err, sent, failed) "
+                        "WHERE m.public_id = v.pid AND m.status IN ('queued', 'sending')"
+                    ),
+                    {
+                        "provider": provider,
+                        "now": now_us,
+                        "pids": [r["b_pid"] for r in rows],
+                        "statuses": [r["b_status"] for r in rows],
+                        "refs": [r["b_ref"] for r in rows],
+                        "errs": [r["b_err"] for r in rows],
+                        "sents": [r["b_sent"] for r in rows],
+                        "faileds": [r["b_failed"] for r in rows],
+                    },
+                )
+                return
+            m = t.messages
             conn.execute(
                 m.update()
-                .where(m.c.public_id == sa.bindparam("b_pid"), m.c.status == Status.QUEUED.value)
+                .where(
+                    m.c.public_id == sa.bindparam("b_pid"),
+                    # Not IN (…): an expanding IN cannot be used with executemany.
+                    sa.or_(m.c.status == Status.QUEUED.value, m.c.status == Status.SENDING.value),
+                )
                 .values(
                     status=sa.bindparam("b_status"),
                     provider=provider,
@@ -514,17 +624,7 @@ class SqlStore:
                     failed_us=sa.bindparam("b_failed"),
                     status_us=now_us,
                 ),
-                [
-                    {
-                        "b_pid": r.message_id,
-                        "b_status": r.status.value,
-                        "b_ref": r.provider_message_id,
-                        "b_err": r.error_code,
-                        "b_sent": now_us if r.status == Status.SENT else None,
-                        "b_failed": now_us if r.status in FINAL else None,
-                    }
-                    for r in results
-                ],
+                rows,
             )
 
     def apply_receipts(
