@@ -7,6 +7,7 @@ invalid input → 2, not found → 3, conflict → 4, unauthorized → 5.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from clicktrail.bootstrap import Container
 from clicktrail.cli import sms as sms_cli
 from clicktrail.config import load_settings, setting_help
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
-from clicktrail.domain.models import Workspace
+from clicktrail.domain.models import CampaignOptions, Workspace
 from clicktrail.services import campaigns, contacts, receipts, reports, workspaces
 from clicktrail.services.clock import now_us
 
@@ -313,6 +314,17 @@ def campaign_create(
     link_role: Annotated[
         list[str] | None, typer.Option(help="N=ROLE for link N: cta (default), optout, other.")
     ] = None,
+    smart_encoding: Annotated[
+        bool,
+        typer.Option(
+            "--smart-encoding",
+            help="Replace look-alike characters (curly quotes, dashes…) when it saves segments.",
+        ),
+    ] = False,
+    shift_table: Annotated[
+        str | None,
+        typer.Option(help="National language shift table (e.g. turkish, spanish, portuguese)."),
+    ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create a campaign from a message template."""
@@ -332,7 +344,7 @@ def campaign_create(
     cp = campaigns.create_campaign(
         c.store, _workspace(c, workspace), name=name, template=template, slug=slug,
         domain_host=domain, list_name=list_name, link_roles=_parse_roles(link_role),
-        now_us=now_us(),
+        options=CampaignOptions(smart_encoding, shift_table), now_us=now_us(),
     )  # fmt: skip
     out.print(f"created campaign [bold]{cp.slug}[/] ({cp.public_id}) with {len(cp.links)} link(s)")
     for lk in cp.links:
@@ -369,19 +381,32 @@ def campaign_preview(
         c.store, ws, campaigns.get_campaign(c.store, ws, campaign), contact
     )
     if as_json:
-        _print_json(p.__dict__)
+        _print_json(dataclasses.asdict(p))
         return
     out.print(f"[dim]to {p.contact_phone or '(no contact yet)'}:[/]")
     out.print(p.body, markup=False)
-    out.print(
-        f"[dim]{p.encoding}, {p.segments} segment(s), {p.units} units; without tracking "
-        f"{p.untracked_encoding}, {p.untracked_segments} segment(s)[/]"
-    )
+    t = Table("", "encoding", "segments", "units")
+    for label, cost in [
+        ("template as written", p.template),
+        ("this message, untracked", p.untracked),
+        ("this message, tracked", p.cost),
+        ("worst case over the audience", p.worst_case),
+    ]:
+        t.add_row(label, cost.encoding, str(cost.segments), str(cost.units))
+    out.print(t)
     for lk in p.links:
         out.print(
             f"  link {lk['index']} [{lk['role']}] {lk['short_url']} → {lk['destination']}",
             markup=False,
         )
+    changes = p.smart_encoding["changes"]
+    if isinstance(changes, list) and changes:
+        state = "applied" if p.smart_encoding["enabled"] else "suggested"
+        out.print(f"smart encoding ({state}):", markup=False)
+        for ch in changes:
+            out.print(
+                f"  {ch['original']!r} → {ch['replacement']!r}  ({ch['reason']})", markup=False
+            )
     for w in p.warnings:
         err.print(f"[yellow]warning:[/] {w}")
 

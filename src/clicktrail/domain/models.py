@@ -100,6 +100,30 @@ class Campaign:
     list_id: int | None
     status: str
     links: tuple[LinkRow, ...] = ()
+    options: CampaignOptions = field(default_factory=lambda: CampaignOptions())
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignOptions:
+    """How a campaign's messages are encoded.
+
+    `smart_encoding`: replace look-alike characters (curly quotes, long dashes, odd spaces)
+    when that keeps a message GSM-7 and saves segments. `shift_table`: a 3GPP national
+    language table (e.g. ``turkish``) that keeps that language's letters in GSM-7.
+    """
+
+    smart_encoding: bool = False
+    shift_table: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the options as stored."""
+        return {"smart_encoding": self.smart_encoding, "shift_table": self.shift_table}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> CampaignOptions:
+        """Return options from their stored form (missing keys take defaults)."""
+        data = data or {}
+        return cls(bool(data.get("smart_encoding", False)), data.get("shift_table"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,31 @@ def _render_parts(
     return "".join(out)
 
 
+def render_with_spans(
+    template: Template, values: Mapping[str, str], link_urls: Sequence[str]
+) -> tuple[str, list[tuple[int, int]]]:
+    """Render like `Template.render` and also return the (start, end) spans of inserted values
+    and links: the parts of the message that came from the contact or from tracking, which
+    smart encoding must leave alone.
+    """
+    out: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for p in template.parts:
+        if isinstance(p, Text):
+            piece = p.text
+        else:
+            if isinstance(p, Field):
+                piece = (values.get(p.name) or "") or (p.fallback or "")
+            else:
+                piece = link_urls[p.index]
+            if piece:
+                spans.append((pos, pos + len(piece)))
+        out.append(piece)
+        pos += len(piece)
+    return "".join(out), spans
+
+
 @dataclass(frozen=True, slots=True)
 class _Token:
     start: int

@@ -7,11 +7,17 @@ from dataclasses import dataclass, field
 
 from clicktrail.domain.errors import Conflict, InvalidInput, NotFound
 from clicktrail.domain.ids import new_public_id
-from clicktrail.domain.models import Campaign, Contact, Domain, Workspace
+from clicktrail.domain.models import Campaign, CampaignOptions, Contact, Domain, Workspace
 from clicktrail.domain.slugs import check_slug, slugify
-from clicktrail.domain.sms import analyze
+from clicktrail.domain.sms import SmsInfo, analyze, smart_encode
 from clicktrail.domain.status import Status
-from clicktrail.domain.template import STANDARD_FIELDS, Template, check_fields, parse_template
+from clicktrail.domain.template import (
+    STANDARD_FIELDS,
+    Template,
+    check_fields,
+    parse_template,
+    render_with_spans,
+)
 from clicktrail.domain.tokens import new_token
 from clicktrail.services.ports import NewMessage, OutgoingSms, SendResult, SmsProvider, Store
 
@@ -31,6 +37,7 @@ def create_campaign(
     domain_host: str | None = None,
     list_name: str | None = None,
     link_roles: Mapping[int, str] | None = None,
+    options: CampaignOptions | None = None,
 ) -> Campaign:
     """Create a draft campaign.
 
@@ -63,6 +70,9 @@ def create_campaign(
                 f"link role {role!r} is not one of {', '.join(ROLES)}", field="link_role"
             )
     links = [(lk.index, lk.raw, roles.get(lk.index, "cta")) for lk in parsed.links]
+    options = options or CampaignOptions()
+    if options.shift_table is not None:
+        analyze("", shift_table=options.shift_table)  # raises InvalidInput naming the table
     return store.create_campaign(
         public_id=new_public_id("cmp", 12),
         workspace_id=workspace.id,
@@ -73,6 +83,7 @@ def create_campaign(
         list_id=list_id,
         links=links,
         now_us=now_us,
+        options=options,
     )
 
 
@@ -136,22 +147,61 @@ def wrap_for_contact(
         tokens.append((tok, link_ids[spec.index], dest))
         urls.append(base + tok)
         dests.append(dest if dest is not None else spec.raw)
-    body = template.render(values, urls)
-    info = analyze(body)
+    body, info = encode_message(template, values, urls, campaign.options)
     return WrappedMessage(body, info.encoding, info.segments, tuple(tokens), tuple(dests))
+
+
+def encode_message(
+    template: Template,
+    values: Mapping[str, str],
+    link_urls: Sequence[str],
+    options: CampaignOptions,
+) -> tuple[str, SmsInfo]:
+    """Render a message and encode it per the campaign's options; return (text, its cost).
+
+    With smart encoding, look-alike characters of the template's own text are replaced when
+    that saves segments; personalization values and links are never changed.
+    """
+    if not options.smart_encoding:
+        body = template.render(values, link_urls)
+        return body, analyze(body, shift_table=options.shift_table)
+    body, spans = render_with_spans(template, values, link_urls)
+    smart = smart_encode(body, protected=spans, shift_table=options.shift_table)
+    return smart.text, smart.after
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one rendering of the campaign costs as SMS."""
+
+    encoding: str
+    segments: int
+    units: int
+
+    @classmethod
+    def of(cls, info: SmsInfo) -> Cost:
+        """Return the cost of an analyzed text."""
+        return cls(info.encoding, info.segments, info.units)
 
 
 @dataclass(frozen=True)
 class Preview:
-    """The campaign as one recipient would get it, and what tracking costs."""
+    """The campaign as one recipient would get it, and what tracking costs.
+
+    * `template` — the template as written, placeholders as they stand, links not wrapped;
+    * `untracked` / `cost` — this recipient's message without and with tracked links;
+    * `worst_case` — with the costliest value of each field over the audience, tracked;
+    * `smart_encoding` — what smart encoding changes in this message (a suggestion when the
+      campaign does not use it; applied when it does).
+    """
 
     contact_phone: str | None
     body: str
-    encoding: str
-    segments: int
-    units: int
-    untracked_encoding: str
-    untracked_segments: int
+    cost: Cost
+    template: Cost
+    untracked: Cost
+    worst_case: Cost
+    smart_encoding: dict[str, object]
     links: list[dict[str, str]]
     warnings: list[str]
 
@@ -159,12 +209,14 @@ class Preview:
 def preview_campaign(
     store: Store, workspace: Workspace, campaign: Campaign, contact_ref: str | None = None
 ) -> Preview:
-    """Render the campaign for one contact (the given one, else the first of the audience).
+    """Render the campaign for one contact (the given one, else the first of the audience),
+    with its cost before and after tracking and the worst case over the audience.
 
     The tokens shown are freshly drawn and not stored. Raises `NotFound` for an unknown contact.
     """
     template = parse_template(campaign.template)
     domain = store.get_domain(campaign.domain_id)
+    opts = campaign.options
     if contact_ref:
         contact = store.find_contact(workspace.id, contact_ref)
         if contact is None:
@@ -172,11 +224,34 @@ def preview_campaign(
     else:
         found = store.audience(workspace.id, campaign.list_id, 0, 1)
         contact = found[0] if found else Contact(0, workspace.id, "+10000000000", None, None, {})
-    wrapped = wrap_for_contact(template, campaign, domain, contact)
-    untracked = analyze(template.render(contact.field_values(), [lk.raw for lk in template.links]))
-    info = analyze(wrapped.body)
-    warnings: list[str] = []
     values = contact.field_values()
+    raw_links = [lk.raw for lk in template.links]
+    wrapped = wrap_for_contact(template, campaign, domain, contact)
+    sample_urls = [domain.base_url + t[0] for t in wrapped.tokens]
+    _, untracked = encode_message(template, values, raw_links, opts)
+    template_cost = analyze(campaign.template, shift_table=opts.shift_table)
+    candidates = store.longest_values(workspace.id, campaign.list_id) or [values]
+    worst = max(
+        (encode_message(template, vs, sample_urls, opts)[1] for vs in candidates),
+        key=lambda c: (c.segments, c.encoding != "GSM-7", c.units),
+    )
+    info = analyze(wrapped.body, shift_table=opts.shift_table)
+
+    rendered, spans = render_with_spans(template, values, sample_urls)
+    smart = smart_encode(rendered, protected=spans, shift_table=opts.shift_table)
+    suggestion: dict[str, object] = {
+        "enabled": opts.smart_encoding,
+        "would_apply": smart.applied,
+        "segments": smart.after.segments,
+        "encoding": smart.after.encoding,
+        "changes": [
+            {"original": c.original, "replacement": c.replacement, "reason": c.reason}
+            for c in smart.changes
+        ],
+        "blocking": list(smart.unencodable),
+    }
+
+    warnings: list[str] = []
     for name in sorted(template.fields_without_fallback):
         if not values.get(name):
             warnings.append(
@@ -189,7 +264,19 @@ def preview_campaign(
             f"({untracked.segments} → {info.segments})"
         )
     if info.encoding != untracked.encoding:
-        warnings.append(f"tracking changes the encoding to {info.encoding}")
+        warnings.append(f"tracking forces {info.encoding}")
+    if worst.segments > info.segments:
+        warnings.append(
+            f"personalization can add segments: the costliest recipient gets {worst.segments} "
+            f"segment(s) ({worst.encoding})"
+        )
+    if worst.encoding != info.encoding:
+        warnings.append(f"some recipients' values force {worst.encoding}")
+    if smart.applied and not opts.smart_encoding:
+        warnings.append(
+            f"smart encoding would save {info.segments - smart.after.segments} segment(s) per "
+            "message: create the campaign with --smart-encoding"
+        )
     if not template.links:
         warnings.append("the template has no link: nothing will be tracked")
     links = [
@@ -197,19 +284,19 @@ def preview_campaign(
             "index": str(lk.index + 1),
             "role": lk.role,
             "url": lk.url,
-            "short_url": domain.base_url + t[0],
+            "short_url": url,
             "destination": d,
         }
-        for lk, t, d in zip(campaign.links, wrapped.tokens, wrapped.destinations, strict=True)
+        for lk, url, d in zip(campaign.links, sample_urls, wrapped.destinations, strict=True)
     ]
     return Preview(
         contact.phone if contact.id else None,
         wrapped.body,
-        info.encoding,
-        info.segments,
-        info.units,
-        untracked.encoding,
-        untracked.segments,
+        Cost.of(info),
+        Cost.of(template_cost),
+        Cost.of(untracked),
+        Cost.of(worst),
+        suggestion,
         links,
         warnings,
     )

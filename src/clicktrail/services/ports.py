@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from clicktrail.domain.models import (
     Campaign,
+    CampaignOptions,
     Contact,
     ContactInput,
     Domain,
@@ -138,6 +139,7 @@ class Store(Protocol):
     ) -> list[Contact]: ...
     def last_wrapped_contact(self, campaign_id: int) -> int: ...
     def find_contact(self, workspace_id: int, phone_or_external_id: str) -> Contact | None: ...
+    def longest_values(self, workspace_id: int, list_id: int | None) -> list[dict[str, str]]: ...
     def create_campaign(
         self,
         *,
@@ -150,6 +152,7 @@ class Store(Protocol):
         list_id: int | None,
         links: Sequence[tuple[int, str, str]],
         now_us: int,
+        options: CampaignOptions | None = None,
     ) -> Campaign: ...
     def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None: ...
     def list_campaigns(self, workspace_id: int) -> list[Campaign]: ...

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import (
     Campaign,
+    CampaignOptions,
     Contact,
     ContactInput,
     Domain,
@@ -25,6 +26,7 @@ from clicktrail.domain.models import (
     Workspace,
 )
 from clicktrail.domain.report import CampaignReport, LinkStats, ratio
+from clicktrail.domain.sms import analyze
 from clicktrail.domain.status import FINAL, RANK, Status
 from clicktrail.services.ports import (
     ClickRecord,
@@ -333,6 +335,36 @@ class SqlStore:
             rows = conn.execute(q.order_by(c.c.id).limit(limit)).all()
         return [_contact(r) for r in rows]
 
+    def longest_values(self, workspace_id: int, list_id: int | None) -> list[dict[str, str]]:
+        """Return candidate worst-case field values of the audience, as value sets.
+
+        The first set has each field's longest value in GSM-7 septets; the second, each
+        field's longest value that forces UCS-2 (in UTF-16 units), where there is one. A
+        message is at its costliest with one of them. Scans the audience in pages (this serves
+        previews, not sends). Empty when the audience is.
+        """
+        longest: dict[str, tuple[int, str]] = {}
+        ucs2: dict[str, tuple[int, str]] = {}
+        after = 0
+        while True:
+            page = self.audience(workspace_id, list_id, after, 5000)
+            if not page:
+                break
+            after = page[-1].id
+            for contact in page:
+                for name, value in contact.field_values().items():
+                    info = analyze(value)
+                    best = ucs2 if info.encoding != "GSM-7" else longest
+                    if name not in best or info.units > best[name][0]:
+                        best[name] = (info.units, value)
+        if not longest and not ucs2:
+            return []
+        first = {k: v for k, (_, v) in longest.items()}
+        for k, (_, v) in ucs2.items():
+            first.setdefault(k, v)
+        second = {**first, **{k: v for k, (_, v) in ucs2.items()}}
+        return [first, second] if ucs2 else [first]
+
     def find_contact(self, workspace_id: int, phone_or_external_id: str) -> Contact | None:
         """Return the contact with this phone (E.164) or external id."""
         c = t.contacts
@@ -363,6 +395,7 @@ class SqlStore:
         list_id: int | None,
         links: Sequence[tuple[int, str, str]],
         now_us: int,
+        options: CampaignOptions | None = None,
     ) -> Campaign:
         """Store a draft campaign and its links. Raises `Conflict` if the slug is taken."""
         cp = t.campaigns
@@ -383,6 +416,7 @@ class SqlStore:
                     "list_id": list_id,
                     "status": "draft",
                     "created_us": now_us,
+                    "options": (options or CampaignOptions()).as_dict(),
                 },
             ).scalar_one()
             if links:
@@ -408,6 +442,7 @@ class SqlStore:
             r.list_id,
             r.status,
             tuple(LinkRow(x.id, x.idx, x.url, x.role) for x in lk),
+            CampaignOptions.from_dict(r.options),
         )
 
     def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None:

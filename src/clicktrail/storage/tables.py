@@ -112,6 +112,8 @@ campaigns = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_us", Micros, nullable=False),
     sa.Column("sent_us", Micros),
+    # Sending options: {"smart_encoding": bool, "shift_table": str | null}.
+    sa.Column("options", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.UniqueConstraint("workspace_id", "slug"),
 )
 
