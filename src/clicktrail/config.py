@@ -51,6 +51,21 @@ class Settings:
     default_region: str = _s(
         "", "ISO country code for phone numbers written without +country code (e.g. US, GB)."
     )
+    workers: int = _s(
+        1,
+        "Server processes. Each serves redirects and the API on the same port (the kernel "
+        "balances connections); use PostgreSQL beyond one on a busy SQLite file.",
+    )
+    trusted_proxies: str = _s(
+        "",
+        "Comma-separated IPs or CIDR ranges of proxies allowed to set the client IP through "
+        "X-Forwarded-For / Forwarded (e.g. 127.0.0.1,10.0.0.0/8). Empty: those headers are "
+        "never trusted.",
+    )
+    tls_certfile: str = _s(
+        "", "PEM certificate chain: serve HTTPS directly (with tls_keyfile). Empty: plain HTTP."
+    )
+    tls_keyfile: str = _s("", "PEM private key for tls_certfile.")
     log_level: str = _s("info", "Server log level: debug, info, warning, error.")
     access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")
 
