@@ -323,7 +323,10 @@ def campaign_create(
     ] = False,
     shift_table: Annotated[
         str | None,
-        typer.Option(help="National language shift table (e.g. turkish, spanish, portuguese)."),
+        typer.Option(
+            help="3GPP national language shift table: turkish, spanish, portuguese, bengali, "
+            "gujarati, hindi, kannada, malayalam, oriya, punjabi, tamil, telugu or urdu."
+        ),
     ] = None,
     workspace: WorkspaceOpt = None,
 ) -> None:

@@ -52,7 +52,7 @@ def inspect(
         typer.Option(
             "--shift-table",
             metavar="LANG",
-            help="Allow a national language shift table (turkish/tr, spanish/es, portuguese/pt).",
+            help="Allow a national language shift table: a name or code such as turkish/tr, spanish/es, portuguese/pt, hindi/hi, tamil/ta, urdu/ur (all 13 of 3GPP TS 23.038).",
         ),
     ] = None,
     batch: Annotated[

@@ -37,8 +37,7 @@ class UnsupportedShiftTableError(SmsTextError):
 
     def __init__(self, language: str) -> None:
         super().__init__(
-            f"the {language!r} shift tables are not implemented yet "
-            "(implemented: Turkish, Spanish, Portuguese)",
+            f"the {language!r} shift tables are not available",
             field="shift_table",
         )
         self.language = language

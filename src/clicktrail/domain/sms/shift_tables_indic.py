@@ -11,17 +11,18 @@ be misread or reordered by an editor. `NO_CHAR` (U+FFFF) marks the escape 0x1B a
 position the standard leaves empty. A single shift table maps position to character, like the
 default extension table, and omits the empty positions and the reserved 0x0D (CR2) and 0x1B (SS2).
 
-Checking. Every position of all twenty tables was compared against three independent
-transcriptions of the standard: Android's `GsmAlphabet` (aosp-mirror/platform_frameworks_base,
+Checking. Every position of all twenty tables was compared against three transcriptions of the
+standard: Android's `GsmAlphabet` (aosp-mirror/platform_frameworks_base,
 telephony/java/com/android/internal/telephony/GsmAlphabet.java), Mozilla's RIL constants
-(mozilla/gecko-dev, dom/system/gonk/ril_consts.js) and the Go SMS library warthog618/sms
-(encoding/gsm7/charset/<language>/<language>.go). They agree everywhere except the first three
-positions of the Hindi locking table, see there. Where Android records a misprint in
-TS 23.038 V9.1.1 (Kannada locking 0x24, Tamil single 0x24, Telugu single 0x22-0x23) all three
-carry the corrected character; the comments at those tables say so.
+(mozilla/gecko-dev, dom/system/gonk/ril_consts.js; laid out like Android's, so perhaps not
+independent of it) and the Go library warthog618/sms (encoding/gsm7/charset/<language>/
+<language>.go, position-to-rune maps with a reading of their own). They agree everywhere except
+the first three positions of the Hindi locking table, see there. Where Android records a
+misprint in TS 23.038 V9.1.1 (Kannada locking 0x24, Tamil single 0x24, Telugu single
+0x22-0x23) all three carry the corrected character; the comments at those tables say so.
 
-Quirks of the standard kept as they are: every Indian single shift table has `¡` at both 0x13
-and 0x15 and `*` at both 0x0B and 0x18 (an encoder uses either; both cost two septets).
+Kept as all three sources have them: every Indian single shift table holds `¡` at both 0x13 and
+0x15 and `*` at both 0x0B and 0x18 (an encoder may use either; both cost two septets).
 """
 
 from __future__ import annotations
@@ -488,8 +489,8 @@ _TAMIL_SINGLE: Final[Mapping[int, str]] = MappingProxyType(
 
 # TS 23.038 Annex A.2.12, Telugu National Language Single Shift Table.
 # 0x22-0x23 are U+0C6C-U+0C6D TELUGU DIGIT SIX, SEVEN in all three sources. Android notes that
-# TS 23.038 V9.1.1 prints U+06CC-U+06CD (Arabic letters) there, a misprint. Unlike the other
-# Indian single shift tables this one leaves 0x19-0x1A (danda, double danda) empty.
+# TS 23.038 V9.1.1 prints U+06CC-U+06CD (Arabic letters) there, a misprint. It is the one
+# Indian single shift table that leaves 0x19-0x1A empty (seven others have the dandas there).
 _TELUGU_SINGLE: Final[Mapping[int, str]] = MappingProxyType(
     {
         **_INDIC_SINGLE_COMMON,
