@@ -34,6 +34,14 @@ def segments(spool: Path) -> list[Path]:
     return sorted(spool.glob("clicks-*.jsonl"))
 
 
+def _read(path: Path) -> bytes:
+    # The writer thread may delete a segment between the listing and the read.
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def dead_segment(tmp_path: Path, records: list[ClickRecord]) -> bytes:
     """Return the bytes of a real segment holding `records`, as a crashed process leaves it."""
     spool = tmp_path / "other-spool"
@@ -173,7 +181,7 @@ def test_records_are_kept_while_the_database_fails_and_written_once_it_works(
         # Still durable on disk, in exactly one place (once the failed batch is re-spooled).
         deadline = time.monotonic() + 5
         while True:
-            on_disk = b"".join(p.read_bytes() for p in segments(spool))
+            on_disk = b"".join(_read(p) for p in segments(spool))
             if on_disk.count(b"\n") == 3 or time.monotonic() > deadline:
                 break
             time.sleep(0.01)

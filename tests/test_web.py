@@ -70,6 +70,11 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
     container.dispose()
 
 
+def utm(world: World) -> str:
+    """The UTM parameters every destination gets by default."""
+    return f"utm_source=sms&utm_medium=sms&utm_campaign={world.campaign.slug}"
+
+
 def run(world: World, fn: Callable[[httpx.AsyncClient], Awaitable[Any]], host: str = HOST) -> Any:
     """Run the app's lifespan around `fn(client)` and return what it returns."""
     app = world.container.web_app()
@@ -91,6 +96,13 @@ def run(world: World, fn: Callable[[httpx.AsyncClient], Awaitable[Any]], host: s
             await task
 
     return asyncio.run(main())
+
+
+def without_click_id(location: str) -> tuple[str, str]:
+    """Split a Location into the tagged destination and the click id appended last."""
+    head, sep, cid = location.rpartition("&ct_cid=")
+    assert sep, location
+    return head, cid
 
 
 def get(path: str, **kw: Any) -> Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]:
@@ -119,7 +131,8 @@ def test_get_redirects_and_records_the_click_with_allow_listed_headers(world: Wo
     }
     r = run(world, get(f"/c/{token}", headers=headers))
     assert r.status_code == 302
-    assert r.headers["location"] == "https://shop.example.com/sale?src=sms"
+    dest, cid = without_click_id(r.headers["location"])
+    assert dest == f"https://shop.example.com/sale?src=sms&{utm(world)}"
     assert r.headers["cache-control"] == "private, no-store"
     assert "set-cookie" not in r.headers
     assert r.content == b""
@@ -127,6 +140,7 @@ def test_get_redirects_and_records_the_click_with_allow_listed_headers(world: Wo
     assert (row.token, row.method, row.is_click, row.ip, row.user_agent) == (
         token, "GET", True, "203.0.113.5", UA,
     )  # fmt: skip
+    assert row.click_id == cid  # the id the landing page gets is the stored click's
     stored = row.headers
     assert stored["accept"] == "text/html"
     assert stored["accept-language"] == "nb-NO,en;q=0.5"
@@ -151,7 +165,10 @@ def test_head_gets_the_same_redirect_but_is_not_a_click(world: World) -> None:
 
     head, got = run(world, both)
     assert head.status_code == got.status_code == 302
-    assert head.headers["location"] == got.headers["location"]
+    assert (
+        without_click_id(head.headers["location"])[0]
+        == without_click_id(got.headers["location"])[0]
+    )
     assert head.headers["cache-control"] == "private, no-store"
     assert [(r.method, r.is_click) for r in world.clicks()] == [("HEAD", False), ("GET", True)]
     report = world.container.store.campaign_report(world.campaign)
@@ -161,15 +178,21 @@ def test_head_gets_the_same_redirect_but_is_not_a_click(world: World) -> None:
 def test_personalized_destination(world: World) -> None:
     r0 = run(world, get(f"/c/{world.token(0, 1)}"))
     r1 = run(world, get(f"/c/{world.token(1, 1)}"))
-    assert r0.headers["location"] == "https://shop.example.com/u/ext-0"
-    assert r1.headers["location"] == "https://shop.example.com/u/ext-1"
+    assert without_click_id(r0.headers["location"])[0] == (
+        f"https://shop.example.com/u/ext-0?{utm(world)}"
+    )
+    assert without_click_id(r1.headers["location"])[0] == (
+        f"https://shop.example.com/u/ext-1?{utm(world)}"
+    )
 
 
 def test_non_ascii_destination_goes_out_as_ascii(world: World) -> None:
     r = run(world, get(f"/c/{world.token(0, 2)}"))
     assert r.status_code == 302
     location = r.headers["location"]
-    assert location == "https://xn--bcher-kva.example.com/stra%C3%9Fe?q=s%C3%BC%C3%9F"
+    assert without_click_id(location)[0] == (
+        f"https://xn--bcher-kva.example.com/stra%C3%9Fe?q=s%C3%BC%C3%9F&{utm(world)}"
+    )
     assert location.isascii()
 
 

@@ -1,4 +1,9 @@
-"""The composition root: the only module that picks adapters and wires them to services."""
+"""The composition root: the only module that picks adapters and wires them to services.
+
+`create_app` is also the ASGI entry point for process managers
+(``uvicorn --factory clicktrail.bootstrap:create_app``) and for the worker processes of
+``clicktrail serve --workers N``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from functools import cached_property
 
 import sqlalchemy as sa
 
-from clicktrail.config import Settings
+from clicktrail.config import Settings, load_settings
+from clicktrail.domain.network import parse_networks
 from clicktrail.services.ports import SmsProvider
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage.clicklog import ClickLog
@@ -22,15 +28,21 @@ PROVIDERS = ("outbox",)
 
 @dataclass
 class Container:
-    """Adapters built lazily from settings; one per process."""
+    """Adapters built lazily from settings; one per process.
+
+    With `run_migrations` false the engine trusts the schema to be current (the parent of
+    several workers migrated it already).
+    """
 
     settings: Settings
+    run_migrations: bool = True
 
     @cached_property
     def engine(self) -> sa.Engine:
         """The database engine, schema migrated to the newest version."""
         engine = create_engine(self.settings.resolved_database_url)
-        migrate(engine)
+        if self.run_migrations:
+            migrate(engine)
         return engine
 
     @cached_property
@@ -52,8 +64,12 @@ class Container:
             f"unknown provider {name!r}; available: {', '.join(PROVIDERS)}", field="provider"
         )
 
-    def web_app(self) -> ClicktrailApp:
-        """Return the ASGI app: redirect, click log and API on this container's store."""
+    def web_app(self, *, dispose_on_close: bool = False) -> ClicktrailApp:
+        """Return the ASGI app: redirect, click log and API on this container's store.
+
+        With `dispose_on_close`, the app's shutdown also closes the engine's connections (for a
+        process whose only job is serving this app).
+        """
         s = self.settings
         resolver = TokenResolver(self.engine, s.token_cache_size)
         clicks = ClickLog(
@@ -62,12 +78,30 @@ class Container:
             flush_interval=s.click_flush_interval,
             flush_max=s.click_flush_max,
         )
-        return ClicktrailApp(self.store, resolver.resolve, clicks, on_close=resolver.close)
+        return ClicktrailApp(
+            self.store,
+            resolver.resolve,
+            clicks,
+            on_close=resolver.close,
+            fallback_url_for=resolver.fallback_for,
+            trusted_proxies=parse_networks(s.trusted_proxies),
+        )
 
     def dispose(self) -> None:
         """Close pooled connections."""
         if "engine" in self.__dict__:
             self.engine.dispose()
+
+
+def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> ClicktrailApp:
+    """Return the ASGI app of one server process (an app factory: it opens its own pools).
+
+    Without `settings`, they are loaded from the environment and the config file. Raises
+    `InvalidInput` for bad settings.
+    """
+    settings = load_settings() if settings is None else settings
+    configure_logging(settings.log_level)
+    return Container(settings, run_migrations=run_migrations).web_app(dispose_on_close=True)
 
 
 def configure_logging(level: str) -> None:

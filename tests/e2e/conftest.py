@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -43,11 +44,21 @@ class Env:
         return env
 
     def cli(
-        self, *args: str, check: bool = True, stdin: str | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        stdin: str | None = None,
+        settings: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `clicktrail ARGS…`; with `check`, fail the test on a non-zero exit."""
+        """Run `clicktrail ARGS…` (`settings`: extra environment); with `check`, fail the test
+        on a non-zero exit."""
         proc = subprocess.run(
-            [*CLI, *args], env=self.vars, capture_output=True, text=True, input=stdin, timeout=300
+            [*CLI, *args],
+            env={**self.vars, **(settings or {})},
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=300,
         )
         if check and proc.returncode != 0:
             pytest.fail(f"clicktrail {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
@@ -55,11 +66,22 @@ class Env:
 
 
 class Server:
-    """A `clicktrail serve` process on a free port."""
+    """A `clicktrail serve` process on a free port.
 
-    def __init__(self, env: Env, *extra: str, settings: dict[str, str] | None = None) -> None:
+    With `verify` (the context trusting its certificate) the server is expected to speak HTTPS:
+    `base` is then an https URL and `verify` is what clients should pass to httpx.
+    """
+
+    def __init__(
+        self,
+        env: Env,
+        *extra: str,
+        settings: dict[str, str] | None = None,
+        verify: ssl.SSLContext | None = None,
+    ) -> None:
         self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"{'https' if verify else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = verify or True
         self.log = env.data_dir / f"server-{self.port}.log"
         self._log = self.log.open("w")
         self.proc = subprocess.Popen(
@@ -73,7 +95,8 @@ class Server:
             if self.proc.poll() is not None:
                 pytest.fail(f"server exited with {self.proc.returncode}:\n{self.log.read_text()}")
             try:
-                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                r = httpx.get(self.base + "/healthz", timeout=1, verify=self.verify)
+                if r.status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -110,8 +133,14 @@ def server_factory(env: Env) -> Iterator[type[Server]]:
     started: list[Server] = []
 
     class _Tracked(Server):
-        def __init__(self, e: Env, *extra: str, settings: dict[str, str] | None = None) -> None:
-            super().__init__(e, *extra, settings=settings)
+        def __init__(
+            self,
+            e: Env,
+            *extra: str,
+            settings: dict[str, str] | None = None,
+            verify: ssl.SSLContext | None = None,
+        ) -> None:
+            super().__init__(e, *extra, settings=settings, verify=verify)
             started.append(self)
 
     yield _Tracked

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from conftest import Env
 
@@ -115,22 +116,30 @@ def test_campaign_loop_end_to_end(env: Env, server_factory: type, tmp_path: Path
 
         host = {"Host": "sms.example.com", "User-Agent": UA_IPHONE, "Accept": "text/html"}
 
+        click_ids: list[str] = []
+        utm = "utm_source=sms&utm_medium=sms&utm_campaign=black-friday"
+
         def get(token: str, method: str = "GET") -> httpx.Response:
             resp = http.request(method, f"/c/{token}", headers=host)
             assert resp.status_code == 302, (token, resp.status_code)
+            head, _, cid = resp.headers["location"].rpartition("&ct_cid=")
+            assert cid
+            click_ids.append(cid)
+            resp.headers["location"] = head  # what is left must be the tagged destination
             return resp
 
         for i in range(100):  # link 1, once; 0-29 twice
-            assert get(links[i][0]).headers["location"] == "https://shop.example.com/bf?src=sms"
+            location = get(links[i][0]).headers["location"]
+            assert location == f"https://shop.example.com/bf?src=sms&{utm}"
         for i in range(30):
             get(links[i][0])
         for i in range(100, 150):  # both links
             get(links[i][0])
-            assert get(links[i][1]).headers["location"] == "https://shop.example.com/optout"
+            assert get(links[i][1]).headers["location"] == f"https://shop.example.com/optout?{utm}"
         for i in range(150, 170):  # HEAD only: recorded, never a click
             assert (
                 get(links[i][0], "HEAD").headers["location"]
-                == "https://shop.example.com/bf?src=sms"
+                == f"https://shop.example.com/bf?src=sms&{utm}"
             )
         for i in range(170, 180):  # link 2 only
             get(links[i][1])
@@ -144,6 +153,14 @@ def test_campaign_loop_end_to_end(env: Env, server_factory: type, tmp_path: Path
         assert wrong_host.status_code == 404 and "Link not found" in wrong_host.text
 
     server.stop()
+
+    # Every redirect carried its own click id, and that id is the stored click's.
+    assert len(click_ids) == len(set(click_ids)) == 265
+    engine = sa.create_engine(env.database_url)
+    with engine.connect() as conn:
+        stored = set(conn.execute(sa.text("SELECT click_id FROM clicks")).scalars())
+    engine.dispose()
+    assert stored == set(click_ids)
 
     report = json.loads(env.cli("report", "black-friday", "--json").stdout)
     assert report["messages"] == N

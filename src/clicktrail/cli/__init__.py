@@ -105,14 +105,19 @@ def fail(exc: ClicktrailError) -> NoReturn:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8787).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Server processes sharing the port (default 1; setting: workers)."),
+    ] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="Seed a demo workspace if the database is empty.")
     ] = False,
 ) -> None:
-    """Serve short-link redirects and the API."""
+    """Serve short-link redirects and the API (HTTPS when tls_certfile and tls_keyfile are set)."""
     from clicktrail.cli.serve import run_server
 
-    run_server(load_settings(overrides={"host": host, "port": port}), demo_mode=demo)
+    settings = load_settings(overrides={"host": host, "port": port, "workers": workers})
+    run_server(settings, demo_mode=demo)
 
 
 # -- config and db ------------------------------------------------------------------------------
@@ -286,6 +291,29 @@ def contacts_count(workspace: WorkspaceOpt = None) -> None:
 # -- campaigns ----------------------------------------------------------------------------------
 
 
+def _parse_pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for v in values or []:
+        key, sep, value = v.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(f"{option} {v!r}: expected KEY=VALUE", field=option.lstrip("-"))
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _parse_link_utm(values: list[str] | None) -> dict[int, dict[str, str]]:
+    out: dict[int, dict[str, str]] = {}
+    for v in values or []:
+        idx, sep, pair = v.partition(":")
+        if not sep or not idx.strip().isdigit() or int(idx) < 1:
+            raise InvalidInput(
+                f"--link-utm {v!r}: expected N:KEY=VALUE with N the link number from 1",
+                field="link_utm",
+            )
+        out.setdefault(int(idx) - 1, {}).update(_parse_pairs([pair], "--link-utm"))
+    return out
+
+
 def _parse_roles(values: list[str] | None) -> dict[int, str]:
     roles: dict[int, str] = {}
     for v in values or []:
@@ -321,6 +349,24 @@ def campaign_create(
             help="Replace look-alike characters (curly quotes, dashes…) when it saves segments.",
         ),
     ] = False,
+    utm: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=VALUE added to every destination (overrides the defaults utm_source=sms, "
+            "utm_medium=sms, utm_campaign=<slug>; an empty VALUE removes one). Repeatable."
+        ),
+    ] = None,
+    no_utm: Annotated[
+        bool, typer.Option("--no-utm", help="Add no UTM parameters to destinations.")
+    ] = False,
+    link_utm: Annotated[
+        list[str] | None,
+        typer.Option(help="N:KEY=VALUE for link N only, e.g. 1:utm_content=hero. Repeatable."),
+    ] = None,
+    click_id_param: Annotated[
+        str,
+        typer.Option(help="Query parameter carrying each click's id; '' adds none."),
+    ] = "ct_cid",
     shift_table: Annotated[
         str | None,
         typer.Option(
@@ -347,7 +393,11 @@ def campaign_create(
     cp = campaigns.create_campaign(
         c.store, _workspace(c, workspace), name=name, template=template, slug=slug,
         domain_host=domain, list_name=list_name, link_roles=_parse_roles(link_role),
-        options=CampaignOptions(smart_encoding, shift_table), now_us=now_us(),
+        link_utm=_parse_link_utm(link_utm),
+        options=CampaignOptions(
+            smart_encoding, shift_table, not no_utm, _parse_pairs(utm, "--utm"), click_id_param
+        ),
+        now_us=now_us(),
     )  # fmt: skip
     out.print(f"created campaign [bold]{cp.slug}[/] ({cp.public_id}) with {len(cp.links)} link(s)")
     for lk in cp.links:

@@ -1,50 +1,122 @@
-"""`clicktrail serve`: run the server in this process (uvicorn, httptools, uvloop)."""
+"""`clicktrail serve`: run the server (uvicorn, httptools, uvloop), in one or several processes.
+
+With ``workers`` > 1 this process migrates the database and seeds the demo once, binds the port,
+then supervises that many worker processes sharing the listening socket (uvicorn's
+`Multiprocess`: the kernel hands each new connection to one of them). Every worker builds its
+own app through `bootstrap.create_app` (its own pools, resolver cache and click log) and drains
+its clicks on SIGTERM, which the supervisor forwards to each of them when it gets one.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import ssl
 import sys
+from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
-from clicktrail.bootstrap import Container, configure_logging
+from clicktrail.bootstrap import Container, configure_logging, create_app
 from clicktrail.config import Settings
+from clicktrail.domain.errors import InvalidInput
 from clicktrail.services import demo
 from clicktrail.services.clock import now_us
 
 
 def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
-    """Migrate, optionally seed the demo, print where to go, and serve until Ctrl-C/SIGTERM."""
+    """Check settings, migrate, optionally seed the demo, print where to go, and serve until
+    Ctrl-C/SIGTERM, in `settings.workers` processes.
+
+    Raises `InvalidInput` (before anything starts) for a bad worker count or TLS setting.
+    """
+    tls = tls_files(settings)
+    if settings.workers < 1:
+        raise InvalidInput(f"workers must be at least 1, got {settings.workers}", field="workers")
     configure_logging(settings.log_level)
     container = Container(settings)
-    store = container.store  # migrates
+    store = container.store  # migrates, once for every worker
     if demo_mode:
         info = demo.seed_demo(
             store, container.provider("outbox"), host=settings.host, port=settings.port,
-            clock=now_us,
+            scheme="https" if tls else "http", clock=now_us,
         )  # fmt: skip
         _print_banner(container, info)
-    app = container.web_app()
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
-        lifespan="on",
-        access_log=settings.access_log,
-        log_level=settings.log_level,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": settings.access_log,
+        "log_level": settings.log_level,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+        "ssl_certfile": tls[0] if tls else None,
+        "ssl_keyfile": tls[1] if tls else None,
+    }
     try:
-        uvicorn.Server(config).run()
+        if settings.workers == 1:
+            uvicorn.Server(uvicorn.Config(container.web_app(), **options)).run()
+            return
+        container.dispose()  # the workers open their own connections
+        # A picklable factory (spawned workers unpickle it) carrying this process's settings,
+        # command-line options included; the schema is already migrated.
+        factory = functools.partial(create_app, settings, run_migrations=False)
+        config = uvicorn.Config(factory, factory=True, workers=settings.workers, **options)
+        supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+        supervisor.run()
+        if any(p.exitcode == STARTUP_FAILURE for p in supervisor.processes):
+            # A worker could not start (see its log); uvicorn stopped the others.
+            raise SystemExit(STARTUP_FAILURE)
     finally:
         container.dispose()
 
 
+def tls_files(settings: Settings) -> tuple[str, str] | None:
+    """Return (certificate file, key file) when HTTPS is configured, None for plain HTTP.
+
+    Raises `InvalidInput` naming the setting when only one is set, a file is missing or
+    unreadable, or the pair does not load (not PEM, key not matching, key encrypted).
+    """
+    cert, key = settings.tls_certfile, settings.tls_keyfile
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        given, missing = (
+            ("tls_certfile", "tls_keyfile") if cert else ("tls_keyfile", "tls_certfile")
+        )
+        raise InvalidInput(
+            f"{given} is set but {missing} is not (CLICKTRAIL_{missing.upper()}): "
+            "set both to serve HTTPS, or neither",
+            field=missing,
+        )
+    for name, value in (("tls_certfile", cert), ("tls_keyfile", key)):
+        if not os.path.isfile(value):
+            raise InvalidInput(f"{name}: {value} does not exist or is not a file", field=name)
+        if not os.access(value, os.R_OK):
+            raise InvalidInput(f"{name}: {value} is not readable by this user", field=name)
+    # Load the pair now: uvicorn would fail later with a traceback (per worker). The password
+    # callback keeps OpenSSL from prompting on the terminal for an encrypted key.
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            cert, key, password=lambda: b""
+        )
+    except ssl.SSLError as exc:
+        raise InvalidInput(
+            f"tls_certfile {cert} and tls_keyfile {key} do not load as a PEM certificate chain "
+            f"and its unencrypted private key: {exc.reason or exc}",
+            field="tls_certfile",
+        ) from None
+    return cert, key
+
+
 def _print_banner(container: Container, info: demo.DemoInfo) -> None:
     s = container.settings
-    base = f"http://{s.host}:{s.port}"
+    scheme = "https" if s.tls_certfile else "http"
+    base = f"{scheme}://{s.host}:{s.port}"
     store = container.store
     lines = ["", "clicktrail is starting with a DEMO workspace (sample data, fictional numbers)."]
     if not info.workspace.is_demo:

@@ -44,3 +44,56 @@ def location_for(url: str) -> str:
             quote(parts.fragment, safe=_SAFE),
         )
     )
+
+
+def add_query_params(url: str, params: dict[str, str]) -> str:
+    """Return `url` with `params` appended to its query, before any fragment.
+
+    A parameter the URL already has (by name, whatever its value) is never overwritten nor
+    repeated: the sender's own tagging wins.
+    """
+    if not params:
+        return url
+    head, hash_, fragment = url.partition("#")
+    base, _, query = head.partition("?")
+    present = {pair.split("=", 1)[0] for pair in query.split("&") if pair}
+    extra = [
+        f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params.items() if k not in present
+    ]
+    if not extra:
+        return url
+    query = "&".join([query, *extra]) if query else "&".join(extra)
+    return f"{base}?{query}{hash_}{fragment}"
+
+
+def split_for_click_id(location: str, param: str) -> tuple[str, str]:
+    """Return (prefix, suffix) so that ``prefix + click_id + suffix`` is `location` with
+    ``param=<click_id>`` added to its query (before the fragment).
+
+    Precomputed once per token so the redirect only concatenates. If the URL already has
+    `param`, the click id is not added: returns (location, "") and the caller appends nothing.
+    """
+    head, hash_, fragment = location.partition("#")
+    _, q, query = head.partition("?")
+    if param in {pair.split("=", 1)[0] for pair in query.split("&") if pair}:
+        return location, ""
+    sep = "&" if q and query else ("" if q else "?")
+    return f"{head}{sep}{quote(param, safe='')}=", f"{hash_}{fragment}"
+
+
+def redirect_location(
+    url: str, utm: dict[str, str], click_id_param: str
+) -> tuple[str, str, str, bool]:
+    """Plan the ``Location`` of a token: its URL made absolute ASCII, UTM parameters added.
+
+    Returns (location, head, tail, add_click_id): with `add_click_id`, each click answers
+    ``head + click_id + tail``; otherwise `location` as is (no parameter name, or the URL
+    already carries it).
+    """
+    location = add_query_params(location_for(url), utm)
+    if not click_id_param:
+        return location, "", "", False
+    head, tail = split_for_click_id(location, click_id_param)
+    if head == location and not tail:
+        return location, "", "", False
+    return location, head, tail, True

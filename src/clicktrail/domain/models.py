@@ -84,6 +84,7 @@ class LinkRow:
     index: int
     url: str
     role: str
+    utm: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,25 +106,55 @@ class Campaign:
 
 @dataclass(frozen=True, slots=True)
 class CampaignOptions:
-    """How a campaign's messages are encoded.
+    """How a campaign's messages are encoded and its links tagged.
 
     `smart_encoding`: replace look-alike characters (curly quotes, long dashes, odd spaces)
     when that keeps a message GSM-7 and saves segments. `shift_table`: a 3GPP national
     language table (e.g. ``turkish``) that keeps that language's letters in GSM-7.
+    `utm_enabled`/`utm`: UTM parameters added to destinations (see `utm_params`).
+    `click_id_param`: the query parameter carrying each click's id ('' for none).
     """
 
     smart_encoding: bool = False
     shift_table: str | None = None
+    utm_enabled: bool = True
+    utm: dict[str, str] = field(default_factory=dict)
+    click_id_param: str = "ct_cid"
 
     def as_dict(self) -> dict[str, Any]:
         """Return the options as stored."""
-        return {"smart_encoding": self.smart_encoding, "shift_table": self.shift_table}
+        return {
+            "smart_encoding": self.smart_encoding,
+            "shift_table": self.shift_table,
+            "utm_enabled": self.utm_enabled,
+            "utm": dict(self.utm),
+            "click_id_param": self.click_id_param,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> CampaignOptions:
         """Return options from their stored form (missing keys take defaults)."""
         data = data or {}
-        return cls(bool(data.get("smart_encoding", False)), data.get("shift_table"))
+        return cls(
+            bool(data.get("smart_encoding", False)),
+            data.get("shift_table"),
+            bool(data.get("utm_enabled", True)),
+            dict(data.get("utm") or {}),
+            str(data.get("click_id_param", "ct_cid")),
+        )
+
+    def utm_params(self, campaign_slug: str, link_utm: dict[str, str]) -> dict[str, str]:
+        """Return the parameters to add to a link's destination.
+
+        Defaults (source and medium ``sms``, the campaign slug), then the campaign's
+        overrides, then the link's; an empty value removes a parameter. None when disabled.
+        """
+        if not self.utm_enabled:
+            return {}
+        merged = {"utm_source": "sms", "utm_medium": "sms", "utm_campaign": campaign_slug}
+        merged.update(self.utm)
+        merged.update(link_utm)
+        return {k: v for k, v in merged.items() if v}
 
 
 @dataclass(frozen=True, slots=True)

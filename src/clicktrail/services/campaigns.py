@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from clicktrail.domain.destinations import redirect_location
 from clicktrail.domain.errors import Conflict, InvalidInput, NotFound
 from clicktrail.domain.ids import new_public_id
-from clicktrail.domain.models import Campaign, CampaignOptions, Contact, Domain, Workspace
+from clicktrail.domain.models import (
+    Campaign,
+    CampaignOptions,
+    Contact,
+    Domain,
+    LinkRow,
+    Workspace,
+)
 from clicktrail.domain.slugs import check_slug, slugify
 from clicktrail.domain.sms import SmsInfo, analyze, smart_encode
 from clicktrail.domain.status import Status
@@ -37,6 +46,7 @@ def create_campaign(
     domain_host: str | None = None,
     list_name: str | None = None,
     link_roles: Mapping[int, str] | None = None,
+    link_utm: Mapping[int, Mapping[str, str]] | None = None,
     options: CampaignOptions | None = None,
 ) -> Campaign:
     """Create a draft campaign.
@@ -69,8 +79,25 @@ def create_campaign(
             raise InvalidInput(
                 f"link role {role!r} is not one of {', '.join(ROLES)}", field="link_role"
             )
-    links = [(lk.index, lk.raw, roles.get(lk.index, "cta")) for lk in parsed.links]
+    link_utm = dict(link_utm or {})
+    for idx, params in link_utm.items():
+        if not 0 <= idx < len(parsed.links):
+            raise InvalidInput(
+                f"link {idx + 1} does not exist: the template has {len(parsed.links)} link(s)",
+                field="link_utm",
+            )
+        _check_params(params, "link_utm")
     options = options or CampaignOptions()
+    _check_params(options.utm, "utm")
+    if options.click_id_param and not _PARAM.fullmatch(options.click_id_param):
+        raise InvalidInput(
+            f"click id parameter {options.click_id_param!r} must be letters, digits, '_' or '-'",
+            field="click_id_param",
+        )
+    links = [
+        (lk.index, lk.raw, roles.get(lk.index, "cta"), dict(link_utm.get(lk.index, {})))
+        for lk in parsed.links
+    ]
     if options.shift_table is not None:
         analyze("", shift_table=options.shift_table)  # raises InvalidInput naming the table
     return store.create_campaign(
@@ -85,6 +112,18 @@ def create_campaign(
         now_us=now_us,
         options=options,
     )
+
+
+_PARAM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _check_params(params: Mapping[str, str], field: str) -> None:
+    for name in params:
+        if not _PARAM.fullmatch(name):
+            raise InvalidInput(
+                f"{field}: parameter name {name!r} must be 1-64 letters, digits, '_', '.' or '-'",
+                field=field,
+            )
 
 
 def _pick_domain(store: Store, workspace: Workspace, host: str | None) -> Domain:
@@ -285,7 +324,7 @@ def preview_campaign(
             "role": lk.role,
             "url": lk.url,
             "short_url": url,
-            "destination": d,
+            "destination": _shown_location(d, campaign, lk),
         }
         for lk, url, d in zip(campaign.links, sample_urls, wrapped.destinations, strict=True)
     ]
@@ -300,6 +339,15 @@ def preview_campaign(
         links,
         warnings,
     )
+
+
+def _shown_location(url: str, campaign: Campaign, link: LinkRow) -> str:
+    """The Location a click gets, with ``{click_id}`` standing for each click's id."""
+    opts = campaign.options
+    location, head, tail, add = redirect_location(
+        url, opts.utm_params(campaign.slug, link.utm), opts.click_id_param
+    )
+    return head + "{click_id}" + tail if add else location
 
 
 def _tally(

@@ -35,6 +35,7 @@ def seed_demo(
     host: str,
     port: int,
     clock: Callable[[], int],
+    scheme: str = "http",
 ) -> DemoInfo:
     """Seed the demo workspace when the database has no workspace at all; else find it.
 
@@ -49,7 +50,7 @@ def seed_demo(
     ws = workspaces.create_workspace(
         store, "Demo workspace (sample data)", now, slug=DEMO_SLUG, is_demo=True
     )
-    workspaces.add_domain(store, ws, f"{host}:{port}", now, scheme="http")
+    workspaces.add_domain(store, ws, f"{host}:{port}", now, scheme=scheme)
     contacts = [
         ContactInput(f"+1202555{100 + i:04d}", f"demo-{i + 1:03d}", name, {"city": "Springfield"})
         for i, name in enumerate(DEMO_NAMES)

@@ -150,7 +150,7 @@ class Store(Protocol):
         template: str,
         domain_id: int,
         list_id: int | None,
-        links: Sequence[tuple[int, str, str]],
+        links: Sequence[tuple[int, str, str, dict[str, str]]],
         now_us: int,
         options: CampaignOptions | None = None,
     ) -> Campaign: ...
@@ -181,6 +181,7 @@ class Store(Protocol):
     def sample_links(self, campaign_id: int, limit: int) -> list[tuple[str, str, str]]: ...
     def insert_clicks(self, records: Iterable[ClickRecord]) -> int: ...
     def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
+    def is_registered_host(self, host: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,3 +195,7 @@ class Target:
     destination: str
     host: str
     path_prefix: str
+    # The Location is `destination`, or `cid_head + click_id + cid_tail` when `add_click_id`.
+    cid_head: str = ""
+    cid_tail: str = ""
+    add_click_id: bool = False

@@ -90,6 +90,19 @@ def parse_host(value: str) -> tuple[str, int | None, str | None]:
     return host, port, scheme
 
 
+def is_tls_host_allowed(store: Store, server_name: str) -> bool:
+    """Return whether a certificate may be issued for `server_name`: a registered short domain.
+
+    This answers a TLS terminator's question (Caddy's on-demand TLS ``ask``), so case, a
+    trailing dot and a port are ignored, and a malformed name is simply not allowed.
+    """
+    try:
+        host, _port, _scheme = parse_host(server_name)
+    except InvalidInput:
+        return False
+    return store.is_registered_host(host)
+
+
 def add_domain(
     store: Store,
     workspace: Workspace,

@@ -43,8 +43,13 @@ def _decode(line: bytes) -> ClickRecord:
 class _Segment:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # Create under a name recovery does not look at, lock, then rename: another process
+        # recovering the folder (workers start together) must never find the segment unlocked
+        # between open() and flock() and take it for a dead one.
+        fresh = path.with_name(f".{path.name}.new")
+        self.fd = os.open(fresh, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(fresh, path)
         self.records: list[ClickRecord] = []
 
     def close_and_delete(self) -> None:

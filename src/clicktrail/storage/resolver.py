@@ -7,23 +7,31 @@ token per first click, so this module talks to the driver directly with one fixe
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
+import time
 from typing import Any
 
 import sqlalchemy as sa
 
-from clicktrail.domain.destinations import location_for
+from clicktrail.domain.destinations import redirect_location
+from clicktrail.domain.models import CampaignOptions
 from clicktrail.services.ports import Target
 
 _SQL = """
 SELECT t.campaign_id, t.link_id, t.message_id, t.contact_id,
-       COALESCE(t.destination, l.url), d.host, d.path_prefix
+       COALESCE(t.destination, l.url), d.host, d.path_prefix, c.slug, c.options, l.options
 FROM tokens t
 JOIN links l ON l.id = t.link_id
 JOIN campaigns c ON c.id = t.campaign_id
 JOIN domains d ON d.id = c.domain_id
 WHERE t.token = {p}
 """
+
+
+def _json(value: Any) -> Any:
+    # SQLite hands JSON columns back as text, psycopg as parsed values.
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 class TokenResolver:
@@ -35,6 +43,8 @@ class TokenResolver:
         self._cache: dict[str, Target] = {}
         self._local = threading.local()
         self._sql = _SQL.format(p="?" if engine.dialect.name == "sqlite" else "%s")
+        self._fallbacks: dict[str, str] = {}
+        self._fallbacks_until = 0.0
 
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
@@ -62,13 +72,41 @@ class TokenResolver:
             row = self._query(token)
         if row is None:
             return None
-        target = Target(row[0], row[1], row[2], row[3], location_for(row[4]), row[5], row[6])
+        options = CampaignOptions.from_dict(_json(row[8]))
+        link_utm = dict((_json(row[9]) or {}).get("utm") or {})
+        location, head, tail, add_cid = redirect_location(
+            row[4], options.utm_params(row[7], link_utm), options.click_id_param
+        )
+        target = Target(
+            row[0], row[1], row[2], row[3], location, row[5], row[6], head, tail, add_cid
+        )
         cache = self._cache
         if len(cache) >= self.cache_size:
             # FIFO eviction: dicts keep insertion order; clicks on a campaign come in a burst.
             del cache[next(iter(cache))]
         cache[token] = target
         return target
+
+    def fallback_for(self, host: str) -> str | None:
+        """Return the fallback URL of the short domain `host`, if it has one.
+
+        Domains are few: all are loaded at once and reloaded at most every 30 s, so a scan of
+        unknown tokens costs no query each. A database error keeps the last known map.
+        """
+        now = time.monotonic()
+        if now >= self._fallbacks_until:
+            try:
+                conn = self._conn()
+                cur = conn.cursor()
+                try:
+                    cur.execute("SELECT host, fallback_url FROM domains")
+                    self._fallbacks = {h: f for h, f in cur.fetchall() if f}
+                finally:
+                    cur.close()
+            except Exception:
+                self._drop()
+            self._fallbacks_until = now + 30.0
+        return self._fallbacks.get(host)
 
     def _query(self, token: str) -> Any:
         conn = self._conn()

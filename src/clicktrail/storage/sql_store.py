@@ -393,11 +393,14 @@ class SqlStore:
         template: str,
         domain_id: int,
         list_id: int | None,
-        links: Sequence[tuple[int, str, str]],
+        links: Sequence[tuple[int, str, str, dict[str, str]]],
         now_us: int,
         options: CampaignOptions | None = None,
     ) -> Campaign:
-        """Store a draft campaign and its links. Raises `Conflict` if the slug is taken."""
+        """Store a draft campaign and its links (index, URL, role, UTM overrides).
+
+        Raises `Conflict` if the slug is taken.
+        """
         cp = t.campaigns
         with self.engine.begin() as conn:
             if conn.execute(
@@ -422,7 +425,10 @@ class SqlStore:
             if links:
                 conn.execute(
                     t.links.insert(),
-                    [{"campaign_id": cid, "idx": i, "url": u, "role": r} for i, u, r in links],
+                    [
+                        {"campaign_id": cid, "idx": i, "url": u, "role": r, "options": {"utm": utm}}
+                        for i, u, r, utm in links
+                    ],
                 )
             return self._campaign(conn, cid)
 
@@ -441,7 +447,10 @@ class SqlStore:
             r.domain_id,
             r.list_id,
             r.status,
-            tuple(LinkRow(x.id, x.idx, x.url, x.role) for x in lk),
+            tuple(
+                LinkRow(x.id, x.idx, x.url, x.role, dict((x.options or {}).get("utm") or {}))
+                for x in lk
+            ),
             CampaignOptions.from_dict(r.options),
         )
 
@@ -862,6 +871,12 @@ class SqlStore:
             repeat_click_rate=ratio(total_clicks, unique_clicks),
             links=links,
         )
+
+    def is_registered_host(self, host: str) -> bool:
+        """Return whether `host` (lowercased, IDNA-encoded, no port) is a registered domain."""
+        d = t.domains
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(d.c.id).where(d.c.host == host)).first() is not None
 
 
 def _domain(r: Any) -> Domain:

@@ -125,6 +125,8 @@ links = sa.Table(
     sa.Column("idx", sa.Integer, nullable=False),
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
+    # Per-link overrides: {"utm": {name: value, "" removes}, "utm_enabled": bool}.
+    sa.Column("options", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
     sa.UniqueConstraint("campaign_id", "idx"),
 )
 

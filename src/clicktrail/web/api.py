@@ -15,7 +15,7 @@ from clicktrail.domain.models import Workspace
 from clicktrail.services import receipts, reports
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import Store
-from clicktrail.services.workspaces import authenticate
+from clicktrail.services.workspaces import authenticate, is_tls_host_allowed
 from clicktrail.web.errors import handle_clicktrail_error, handle_unexpected, problem
 
 MAX_BODY = 5 * 1024 * 1024
@@ -71,6 +71,18 @@ def build_api(store: Store) -> Starlette:
         report = reports.campaign_report(store, ws, request.path_params["campaign"])
         return JSONResponse(report.as_dict())
 
+    async def tls_allowed(request: Request) -> Response:
+        # Asked by a TLS terminator (Caddy's on-demand TLS) before it gets a certificate for a
+        # host: no API key, and the answer says yes or no and nothing else.
+        name = request.query_params.get("domain", "").strip()
+        if not name:
+            return problem(
+                400, "invalid_input", "query parameter 'domain' is required", field="domain"
+            )
+        if is_tls_host_allowed(store, name):
+            return JSONResponse({"allowed": True})
+        return problem(404, "not_found", "not a registered short domain")
+
     async def not_found(request: Request, _exc: Exception) -> Response:
         return problem(404, "not_found", f"no route for {request.url.path}")
 
@@ -82,6 +94,7 @@ def build_api(store: Store) -> Starlette:
             Route("/healthz", health, methods=["GET"]),
             Route("/v1/messages/status", post_status, methods=["POST"]),
             Route("/v1/campaigns/{campaign}/report", get_report, methods=["GET"]),
+            Route("/v1/tls/allowed", tls_allowed, methods=["GET"]),
         ],
         exception_handlers={
             ClicktrailError: handle_clicktrail_error,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from clicktrail.domain.network import Network
 from clicktrail.services.ports import ClickRecord, Store, Target
 from clicktrail.web.api import build_api
 from clicktrail.web.redirect import Message, Receive, RedirectApp, Scope, Send
@@ -30,10 +31,19 @@ class ClicktrailApp:
         resolve: Callable[[str], Target | None],
         clicks: ClickSink,
         on_close: Callable[[], None] | None = None,
+        *,
+        fallback_url_for: Callable[[str], str | None] = lambda _host: None,
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self.clicks = clicks
         self.on_close = on_close
-        self.redirect = RedirectApp(resolve, clicks.record, build_api(store))
+        self.redirect = RedirectApp(
+            resolve,
+            clicks.record,
+            build_api(store),
+            fallback_url_for=fallback_url_for,
+            trusted_proxies=trusted_proxies,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -18,12 +18,14 @@ Unknown tokens, unknown hosts and malformed tokens get the same small 404 page.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from base64 import urlsafe_b64encode
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+from clicktrail.domain.network import Network, client_ip
 from clicktrail.domain.tokens import is_well_formed
 from clicktrail.services.ports import ClickRecord, Target
 
@@ -32,6 +34,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("clicktrail.redirect")
 
 # Headers kept with each click for bot filtering, raw (lowercase names as ASGI gives them).
 KEPT_HEADERS = frozenset(
@@ -69,6 +73,21 @@ _NOT_FOUND_START = {
     ],
 }
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}
+UNAVAILABLE_BODY = (
+    b"<!doctype html><html><head><meta charset=utf-8><title>Try again</title></head>"
+    b'<body style="font:16px system-ui;margin:3em;text-align:center"><h1>Please try again'
+    b"</h1><p>This link is busy. Try again in a moment.</p></body></html>"
+)
+_UNAVAILABLE_START = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+        (b"retry-after", b"5"),
+        (b"content-length", str(len(UNAVAILABLE_BODY)).encode()),
+    ],
+}
 
 
 def host_of(headers: list[tuple[bytes, bytes]]) -> str:
@@ -98,10 +117,15 @@ class RedirectApp:
         resolve: Callable[[str], Target | None],
         record: Callable[[ClickRecord], None],
         fallback: ASGIApp,
+        *,
+        fallback_url_for: Callable[[str], str | None] = lambda _host: None,
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self.resolve = resolve
         self.record = record
         self.fallback = fallback
+        self.fallback_url_for = fallback_url_for
+        self.trusted_proxies = tuple(trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"] if scope["type"] == "http" else "/"
@@ -111,32 +135,52 @@ class RedirectApp:
         cut = path.rfind("/") + 1
         token = path[cut:]
         method = scope["method"]
-        target = self.resolve(token) if is_well_formed(token) else None
         headers = scope["headers"]
-        if (
-            target is None
-            or host_of(headers) != target.host
-            or target.path_prefix != path[:cut]
-            or (method != "GET" and method not in PROBE_METHODS)
-        ):
-            await send(_NOT_FOUND_START)
-            await send({"type": "http.response.body", "body": NOT_FOUND_BODY})
+        host = host_of(headers)
+        if method != "GET" and method not in PROBE_METHODS:
+            await _not_found(send)
+            return
+        try:
+            target = self.resolve(token) if is_well_formed(token) else None
+        except Exception:
+            # Storage unreachable and the token not cached: the link may well be valid, so
+            # no 404; ask the client to retry.
+            log.exception("token lookup failed")
+            await send(_UNAVAILABLE_START)
+            await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+            return
+        if target is None or host != target.host or target.path_prefix != path[:cut]:
+            fallback_url = self.fallback_url_for(host)
+            if fallback_url is None:
+                await _not_found(send)
+            else:
+                await _redirect(send, fallback_url.encode())
             return
 
         user_agent = None
+        forwarded = x_forwarded_for = None
         kept: dict[str, str] = {}
         for name, value in headers:
             if name == b"user-agent":
                 user_agent = value.decode("latin-1")
             elif name in KEPT_HEADERS or name.startswith(_KEPT_PREFIXES):
-                kept[name.decode("latin-1")] = value.decode("latin-1")
+                text = value.decode("latin-1")
+                kept[name.decode("latin-1")] = text
+                if name == b"forwarded":
+                    forwarded = text
+                elif name == b"x-forwarded-for":
+                    x_forwarded_for = text
         kept["_http"] = scope.get("http_version", "")
         if user_agent is None:
             kept["_ua"] = "missing"  # tells a missing header from an empty one
         client = scope.get("client")
+        ip = client[0] if client else None
+        if self.trusted_proxies:
+            ip = client_ip(ip, forwarded, x_forwarded_for, self.trusted_proxies)
+        click_id = urlsafe_b64encode(os.urandom(12)).decode()
         self.record(
             ClickRecord(
-                urlsafe_b64encode(os.urandom(12)).decode(),
+                click_id,
                 token,
                 target.campaign_id,
                 target.link_id,
@@ -144,21 +188,33 @@ class RedirectApp:
                 target.contact_id,
                 time.time_ns() // 1000,
                 method,
-                client[0] if client else None,
+                ip,
                 user_agent,
                 kept,
             )
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 302,
-                "headers": [
-                    (b"location", target.destination.encode()),
-                    (b"cache-control", b"private, no-store"),
-                    (b"referrer-policy", b"no-referrer"),
-                    (b"content-length", b"0"),
-                ],
-            }
-        )
-        await send(_EMPTY_BODY)
+        if target.add_click_id:
+            await _redirect(send, (target.cid_head + click_id + target.cid_tail).encode())
+        else:
+            await _redirect(send, target.destination.encode())
+
+
+async def _redirect(send: Send, location: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 302,
+            "headers": [
+                (b"location", location),
+                (b"cache-control", b"private, no-store"),
+                (b"referrer-policy", b"no-referrer"),
+                (b"content-length", b"0"),
+            ],
+        }
+    )
+    await send(_EMPTY_BODY)
+
+
+async def _not_found(send: Send) -> None:
+    await send(_NOT_FOUND_START)
+    await send({"type": "http.response.body", "body": NOT_FOUND_BODY})
