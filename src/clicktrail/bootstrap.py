@@ -22,6 +22,7 @@ from clicktrail.storage.database import create_engine, migrate
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
 from clicktrail.web.app import ClicktrailApp
+from clicktrail.web.redirect import LookupOffload
 
 PROVIDERS = ("outbox",)
 
@@ -78,12 +79,23 @@ class Container:
             flush_interval=s.click_flush_interval,
             flush_max=s.click_flush_max,
         )
+
+        def close() -> None:
+            resolver.close()
+            if dispose_on_close:
+                self.dispose()
+
         return ClicktrailApp(
             self.store,
             resolver.resolve,
             clicks,
-            on_close=resolver.close,
+            on_close=close,
             fallback_url_for=resolver.fallback_for,
+            lookup_offload=(
+                LookupOffload(resolver.cached, resolver.resolve, resolver.mark_unavailable)
+                if resolver.is_remote
+                else None
+            ),
             trusted_proxies=parse_networks(s.trusted_proxies),
         )
 

@@ -51,6 +51,7 @@ class _Segment:
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(fresh, path)
         self.records: list[ClickRecord] = []
+        self.written = 0  # records[:written] are in the database
 
     def close_and_delete(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -77,6 +78,8 @@ class ClickLog:
         self._stop = threading.Event()
         self._seq = 0
         self._segment: _Segment | None = None
+        # Rotated segments not yet (fully) in the database, oldest first; still locked.
+        self._pending: list[_Segment] = []
         self._thread: threading.Thread | None = None
         self.written = 0
 
@@ -105,9 +108,12 @@ class ClickLog:
             self._flush()
         except Exception:
             log.exception("final write of clicks failed; they stay in the spool for the next start")
+        # What the database refused stays on disk, unlocked once closed, for the next start.
+        for seg in self._pending:
+            os.close(seg.fd)
+        self._pending.clear()
         if self._segment is not None:
             if self._segment.records:
-                # The database refused the final flush: the segment stays for the next start.
                 os.close(self._segment.fd)
             else:
                 self._segment.close_and_delete()
@@ -144,32 +150,30 @@ class ClickLog:
                 self._stop.wait(1.0)
 
     def _flush(self) -> None:
-        with self._lock:
-            seg = self._segment
-            if seg is None or not seg.records:
-                return
-            self._segment = self._new_segment()
-        try:
-            self._write(seg.records)
-        except Exception:
-            # Keep the records: put them back in front of the new segment's, and keep the old
-            # file (they are already on disk there) until a later write succeeds.
+        # Rotate only when nothing older is waiting: during a database outage the current
+        # segment simply grows (one file, no rewriting), and the event loop never waits on
+        # more than an append.
+        self._drain()
+        for _ in range(2):  # the backlog first, then what arrived meanwhile
             with self._lock:
-                assert self._segment is not None
-                self._pending_failed(seg)
-            raise
-        self.written += len(seg.records)
-        seg.close_and_delete()
+                seg = self._segment
+                if self._pending or seg is None or not seg.records:
+                    break
+                self._pending.append(seg)
+                self._segment = self._new_segment()
+            self._drain()
 
-    def _pending_failed(self, seg: _Segment) -> None:
-        cur = self._segment
-        assert cur is not None
-        # Re-append the failed records to the current segment so one file holds everything
-        # unwritten; the old file is then redundant (a replay would skip duplicates anyway).
-        for rec in seg.records:
-            os.write(cur.fd, _encode(rec))
-        cur.records[:0] = seg.records
-        seg.close_and_delete()
+    def _drain(self) -> None:
+        while self._pending:
+            done = self._pending[0]
+            # Bounded transactions: a backlog after an outage is written in slices.
+            for start in range(done.written, len(done.records), self.flush_max):
+                chunk = done.records[start : start + self.flush_max]
+                self._write(chunk)  # raises while the database is away; retried later
+                done.written = start + len(chunk)
+                self.written += len(chunk)
+            done.close_and_delete()
+            self._pending.pop(0)
 
     # -- recovery -------------------------------------------------------------------------------
 

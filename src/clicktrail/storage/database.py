@@ -31,7 +31,9 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,
-        connect_args={"prepare_threshold": None},
+        # Bounded waits on a server that stops answering: connection set-up, and unacknowledged
+        # data on an established connection (libpq's tcp_user_timeout, Linux).
+        connect_args={"prepare_threshold": None, "connect_timeout": 3, "tcp_user_timeout": 5000},
         **kwargs,
     )
 

@@ -29,6 +29,14 @@ WHERE t.token = {p}
 """
 
 
+LOOKUP_TIMEOUT_MS = 2000
+BACKOFF_S = 2.0
+
+
+class StorageUnavailable(Exception):
+    """Token storage did not answer (the redirect answers 503)."""
+
+
 def _json(value: Any) -> Any:
     # SQLite hands JSON columns back as text, psycopg as parsed values.
     return json.loads(value) if isinstance(value, str | bytes) else value
@@ -44,6 +52,8 @@ class TokenResolver:
         self._local = threading.local()
         self._sql = _SQL.format(p="?" if engine.dialect.name == "sqlite" else "%s")
         self._fallbacks: dict[str, str] = {}
+        self._down_until = 0.0
+        self._evict_lock = threading.Lock()
         self._fallbacks_until = 0.0
 
     def _conn(self) -> Any:
@@ -56,20 +66,48 @@ class TokenResolver:
                 # Prepared at once: a primary-key lookup has one good plan.
                 conn.driver_connection.autocommit = True  # type: ignore[union-attr]
                 conn.driver_connection.prepare_threshold = 0  # type: ignore[union-attr]
+                # The lookup runs on the event loop: never let a stalled server hold it long.
+                conn.driver_connection.execute(  # type: ignore[union-attr]
+                    f"SET statement_timeout = {LOOKUP_TIMEOUT_MS}"
+                )
             self._local.conn = conn
         return conn
 
+    @property
+    def is_remote(self) -> bool:
+        """True when lookups cross the network (PostgreSQL) and can stall."""
+        return self.engine.dialect.name != "sqlite"
+
+    def cached(self, token: str) -> Target | None:
+        """Return the cached target of `token`, without touching storage."""
+        return self._cache.get(token)
+
+    def mark_unavailable(self) -> None:
+        """Fail uncached lookups fast for a while (a caller gave up waiting on one)."""
+        self._down_until = time.monotonic() + BACKOFF_S
+
     def resolve(self, token: str) -> Target | None:
-        """Return where `token` leads, or None if no such token is stored."""
+        """Return where `token` leads, or None if no such token is stored.
+
+        Raises when storage cannot answer. After a failure, lookups of uncached tokens fail at
+        once for `BACKOFF_S` seconds instead of each waiting on a dead server.
+        """
         hit = self._cache.get(token)
         if hit is not None:
             return hit
+        if time.monotonic() < self._down_until:
+            raise StorageUnavailable("token storage unreachable; retrying shortly")
         try:
-            row = self._query(token)
+            try:
+                row = self._query(token)
+            except Exception:
+                # A broken connection (database restarted): drop it, try once on a new one.
+                self._drop()
+                row = self._query(token)
         except Exception:
-            # A broken connection (database restarted): drop it and try once on a new one.
             self._drop()
-            row = self._query(token)
+            self._down_until = time.monotonic() + BACKOFF_S
+            raise
         if row is None:
             return None
         options = CampaignOptions.from_dict(_json(row[8]))
@@ -81,10 +119,11 @@ class TokenResolver:
             row[0], row[1], row[2], row[3], location, row[5], row[6], head, tail, add_cid
         )
         cache = self._cache
-        if len(cache) >= self.cache_size:
-            # FIFO eviction: dicts keep insertion order; clicks on a campaign come in a burst.
-            del cache[next(iter(cache))]
-        cache[token] = target
+        with self._evict_lock:  # lookups may run on several threads (PostgreSQL)
+            if len(cache) >= self.cache_size:
+                # FIFO eviction: dicts keep insertion order; a campaign's clicks come in a burst.
+                del cache[next(iter(cache))]
+            cache[token] = target
         return target
 
     def fallback_for(self, host: str) -> str | None:
@@ -94,7 +133,7 @@ class TokenResolver:
         unknown tokens costs no query each. A database error keeps the last known map.
         """
         now = time.monotonic()
-        if now >= self._fallbacks_until:
+        if now >= self._fallbacks_until and now >= self._down_until:
             try:
                 conn = self._conn()
                 cur = conn.cursor()

@@ -9,7 +9,7 @@ from typing import Protocol
 from clicktrail.domain.network import Network
 from clicktrail.services.ports import ClickRecord, Store, Target
 from clicktrail.web.api import build_api
-from clicktrail.web.redirect import Message, Receive, RedirectApp, Scope, Send
+from clicktrail.web.redirect import LookupOffload, Message, Receive, RedirectApp, Scope, Send
 
 log = logging.getLogger("clicktrail.web")
 
@@ -34,15 +34,18 @@ class ClicktrailApp:
         *,
         fallback_url_for: Callable[[str], str | None] = lambda _host: None,
         trusted_proxies: Sequence[Network] = (),
+        lookup_offload: LookupOffload | None = None,
     ) -> None:
         self.clicks = clicks
         self.on_close = on_close
+        self.offload = lookup_offload
         self.redirect = RedirectApp(
             resolve,
             clicks.record,
             build_api(store),
             fallback_url_for=fallback_url_for,
             trusted_proxies=trusted_proxies,
+            lookup_offload=lookup_offload,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,6 +68,8 @@ class ClicktrailApp:
                     log.info("recovered %d clicks from the spool", replayed)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.offload is not None:
+                    self.offload.close()
                 self.clicks.close()
                 if self.on_close is not None:
                     self.on_close()

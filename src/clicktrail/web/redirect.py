@@ -18,11 +18,13 @@ Unknown tokens, unknown hosts and malformed tokens get the same small 404 page.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from base64 import urlsafe_b64encode
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from clicktrail.domain.network import Network, client_ip
@@ -105,6 +107,47 @@ def host_of(headers: list[tuple[bytes, bytes]]) -> str:
 RESERVED_PATHS = ("/v1/", "/healthz", "/openapi.json", "/docs", "/dashboard", "/static/")
 
 
+class LookupOffload:
+    """Resolve uncached tokens on a small thread pool with a deadline.
+
+    For storage across the network (PostgreSQL): a server that stops answering then costs one
+    503 after `timeout` seconds, while the event loop keeps serving cached links and the API.
+    Local SQLite lookups take microseconds and stay on the event loop.
+    """
+
+    def __init__(
+        self,
+        cached: Callable[[str], Target | None],
+        resolve: Callable[[str], Target | None],
+        give_up: Callable[[], None],
+        timeout: float = 2.0,
+        threads: int = 4,
+    ) -> None:
+        self.cached = cached
+        self.lookup = resolve
+        self.give_up = give_up
+        self.timeout = timeout
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="clicktrail-lookup")
+
+    async def resolve(self, token: str) -> Target | None:
+        """Return the target of `token`; raises on failure or after the deadline."""
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(
+                loop.run_in_executor(self.pool, self.lookup, token), self.timeout
+            )
+        except TimeoutError:
+            self.give_up()
+            raise
+
+    def close(self) -> None:
+        """Stop the pool without waiting for stalled lookups."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 class RedirectApp:
     """ASGI app answering short links ``<domain prefix><token>``; `fallback` serves the rest.
 
@@ -120,8 +163,10 @@ class RedirectApp:
         *,
         fallback_url_for: Callable[[str], str | None] = lambda _host: None,
         trusted_proxies: Sequence[Network] = (),
+        lookup_offload: LookupOffload | None = None,
     ) -> None:
         self.resolve = resolve
+        self.offload = lookup_offload
         self.record = record
         self.fallback = fallback
         self.fallback_url_for = fallback_url_for
@@ -141,7 +186,12 @@ class RedirectApp:
             await _not_found(send)
             return
         try:
-            target = self.resolve(token) if is_well_formed(token) else None
+            if not is_well_formed(token):
+                target = None
+            elif self.offload is None:
+                target = self.resolve(token)
+            else:
+                target = await self.offload.resolve(token)
         except Exception:
             # Storage unreachable and the token not cached: the link may well be valid, so
             # no 404; ask the client to retry.
