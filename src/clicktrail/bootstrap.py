@@ -10,12 +10,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from clicktrail.config import Settings, load_settings
+from clicktrail.domain.bots.model import Verdict
+from clicktrail.domain.bots.rules import classify_request
 from clicktrail.domain.network import parse_networks
-from clicktrail.services.ports import SmsProvider
+from clicktrail.services import bots
+from clicktrail.services.clock import now_us
+from clicktrail.services.ports import SmsProvider, StoredRequest
+from clicktrail.signals import facts_for
+from clicktrail.signals.network import NetworkList, load_networks
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.database import create_engine, migrate
@@ -25,6 +32,22 @@ from clicktrail.web.app import ClicktrailApp
 from clicktrail.web.redirect import LookupOffload
 
 PROVIDERS = ("outbox",)
+
+
+class SignalsClassifier:
+    """Request-level bot classification: signals adapters + the pure rules."""
+
+    def __init__(self, networks: NetworkList | None = None) -> None:
+        self.networks = networks
+
+    def classify(self, request: StoredRequest) -> Verdict:
+        """Return the verdict of one stored request from its own signals."""
+        return classify_request(
+            facts_for(
+                request.method, request.user_agent, request.headers, request.ip,
+                request.at_us, request.delivered_us, request.sent_us, self.networks,
+            )
+        )  # fmt: skip
 
 
 @dataclass
@@ -65,6 +88,12 @@ class Container:
             f"unknown provider {name!r}; available: {', '.join(PROVIDERS)}", field="provider"
         )
 
+    @cached_property
+    def classifier(self) -> SignalsClassifier:
+        """The request-level bot classifier, with the configured extra networks."""
+        path = self.settings.bot_networks_file
+        return SignalsClassifier(load_networks([Path(path)], name="configured") if path else None)
+
     def web_app(self, *, dispose_on_close: bool = False) -> ClicktrailApp:
         """Return the ASGI app: redirect, click log and API on this container's store.
 
@@ -75,7 +104,7 @@ class Container:
         resolver = TokenResolver(self.engine, s.token_cache_size)
         clicks = ClickLog(
             s.resolved_spool_dir,
-            self.store.insert_clicks,
+            bots.store_classified(self.store, self.classifier),
             flush_interval=s.click_flush_interval,
             flush_max=s.click_flush_max,
         )
@@ -97,6 +126,12 @@ class Container:
                 else None
             ),
             trusted_proxies=parse_networks(s.trusted_proxies),
+            jobs=[(s.bot_finalize_interval, self._finalize_bots)],
+        )
+
+    def _finalize_bots(self) -> None:
+        bots.finalize_settled(
+            self.store, now_us(), settle_us=self.settings.bot_settle_seconds * 1_000_000
         )
 
     def dispose(self) -> None:

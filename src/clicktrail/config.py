@@ -66,6 +66,19 @@ class Settings:
         "", "PEM certificate chain: serve HTTPS directly (with tls_keyfile). Empty: plain HTTP."
     )
     tls_keyfile: str = _s("", "PEM private key for tls_certfile.")
+    bot_settle_seconds: int = _s(
+        900,
+        "Seconds after a request before its bot verdict is final (behavioural windows closed).",
+    )
+    bot_finalize_interval: float = _s(
+        30.0, "Seconds between passes that finalize settled verdicts in the server."
+    )
+    bot_networks_file: str = _s(
+        "",
+        "IP range file for the bot rules (clicktrail's CSV cidr,owner,kind,source, or a cloud "
+        "provider's published range file): its networks count as hosting. Empty: only the "
+        "built-in dataset.",
+    )
     log_level: str = _s("info", "Server log level: debug, info, warning, error.")
     access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")
 

@@ -6,13 +6,14 @@ Runs on SQLite and PostgreSQL. Every number of the report is checked against wha
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from conftest import Env
+from conftest import CLI, Env
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +76,15 @@ def test_campaign_loop_end_to_end(env: Env, server_factory: type, tmp_path: Path
     assert len({t for pair in links for t in pair}) == 2 * N  # unique per recipient and link
 
     # Clicks are written only when the server stops: this also proves SIGTERM drains them.
-    server = server_factory(env, settings={"CLICKTRAIL_CLICK_FLUSH_INTERVAL": "3600"})
+    # Each recipient taps from their own phone: the test stands in for a trusted proxy and
+    # names the client address in X-Forwarded-For.
+    server = server_factory(
+        env,
+        settings={
+            "CLICKTRAIL_CLICK_FLUSH_INTERVAL": "3600",
+            "CLICKTRAIL_TRUSTED_PROXIES": "127.0.0.1",
+        },
+    )
     auth = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=server.base, timeout=10) as http:
         # Receipts: 850 delivered, 50 failed, 50 without any receipt.
@@ -114,13 +123,26 @@ def test_campaign_loop_end_to_end(env: Env, server_factory: type, tmp_path: Path
         assert r.headers["content-type"] == "application/problem+json"
         assert r.json()["errors"][0]["field"] == "/1/message_id"
 
-        host = {"Host": "sms.example.com", "User-Agent": UA_IPHONE, "Accept": "text/html"}
+        # What Safari on an iPhone sends when a person taps the link (bot rules check this).
+        host = {
+            "Host": "sms.example.com",
+            "User-Agent": UA_IPHONE,
+            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            "Accept-Language": "en-US,en;q=0.9",
+            "Accept-Encoding": "gzip, deflate, br",
+            "Sec-Fetch-Site": "none",
+            "Sec-Fetch-Mode": "navigate",
+            "Sec-Fetch-Dest": "document",
+        }
 
         click_ids: list[str] = []
+        tokens_of_recipient = {tok: i for i, pair in enumerate(links) for tok in pair}
         utm = "utm_source=sms&utm_medium=sms&utm_campaign=black-friday"
 
         def get(token: str, method: str = "GET") -> httpx.Response:
-            resp = http.request(method, f"/c/{token}", headers=host)
+            i = tokens_of_recipient[token]
+            phone_ip = {"X-Forwarded-For": f"172.{56 + i // 250}.{i % 250}.7"}  # own /24 each
+            resp = http.request(method, f"/c/{token}", headers={**host, **phone_ip})
             assert resp.status_code == 302, (token, resp.status_code)
             head, _, cid = resp.headers["location"].rpartition("&ct_cid=")
             assert cid
@@ -191,3 +213,23 @@ def test_campaign_loop_end_to_end(env: Env, server_factory: type, tmp_path: Path
         60,
     )
     assert l1["ctr"] == pytest.approx(155 / 850)
+
+    # Provisional verdicts: every request above looked like a person's tap.
+    assert report["raw_total_clicks"] == 245
+    assert report["raw_unique_clicks"] == 165
+    assert report["by_verdict"] == {"human": 245, "probe": 20}
+    assert report["preview_fetches"] == 0
+
+    # Once settled, the behavioural rules run: recipients 100-149 hit both links within
+    # milliseconds, which no person does. Re-classification applies them to history now.
+    settled = dict(env.vars, CLICKTRAIL_BOT_SETTLE_SECONDS="0")
+    done = subprocess.run(
+        [*CLI, "bots", "reclassify", "--json"], env=settled, capture_output=True, text=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    assert json.loads(done.stdout)["requests"] == 265
+    after = json.loads(env.cli("report", "black-friday", "--json").stdout)
+    assert after["raw_total_clicks"] == 245  # raw signals and raw counts never change
+    assert after["by_reason"].get("ALL_LINKS_2S", 0) >= 100
+    assert after["unique_clicks"] == 165 - 50
+    assert after["total_clicks"] == 245 - 100

@@ -20,11 +20,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from clicktrail.bootstrap import Container
+from clicktrail.cli import bots as bots_cli
 from clicktrail.cli import sms as sms_cli
 from clicktrail.config import load_settings, setting_help
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
-from clicktrail.services import campaigns, contacts, receipts, reports, workspaces
+from clicktrail.services import bots, campaigns, contacts, receipts, reports, workspaces
 from clicktrail.services.clock import now_us
 
 EXIT_CODES = {"invalid_input": 2, "not_found": 3, "conflict": 4, "unauthorized": 5}
@@ -64,6 +65,7 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(sms_cli.app, name="sms")
+app.add_typer(bots_cli.app, name="bots")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -531,6 +533,40 @@ def messages_status(
         err.print(f"[yellow]unknown message id:[/] {mid}")
 
 
+@bots_cli.app.command("reclassify")
+def bots_reclassify(
+    campaign: Annotated[
+        str | None, typer.Option(help="Only this campaign (slug or id; needs --workspace).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only requests from this time on (ISO 8601).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run every bot rule over stored requests and rebuild their verdicts."""
+    c = _container()
+    campaign_id = None
+    if campaign is not None:
+        campaign_id = campaigns.get_campaign(c.store, _workspace(c, workspace), campaign).id
+    since_us = receipts.parse_time(since, "since", 0) if since else None
+    with Progress(TextColumn("reclassified"), TextColumn("{task.completed}"), console=err,
+                  transient=True) as bar:  # fmt: skip
+        task = bar.add_task("requests", total=None)
+        result = bots.reclassify(
+            c.store, c.classifier, now_us(), campaign_id=campaign_id, since_us=since_us,
+            settle_us=c.settings.bot_settle_seconds * 1_000_000,
+            progress=lambda n: bar.advance(task, n),
+        )  # fmt: skip
+    if as_json:
+        _print_json(result.__dict__)
+        return
+    out.print(
+        f"{result.requests} requests re-classified, {result.verdict_changes} changed verdict, "
+        f"{result.finalized} final"
+    )
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
 
@@ -551,12 +587,19 @@ def report(
     for label, value in [
         ("messages", r.messages), ("sent", r.sent), ("delivered", r.delivered),
         ("failed", r.failed), ("undelivered", r.undelivered), ("queued", r.queued),
-        ("total clicks", r.total_clicks), ("unique clicks", r.unique_clicks),
+        ("total clicks (bots filtered)", r.total_clicks),
+        ("unique clicks (bots filtered)", r.unique_clicks),
         ("CTR (unique / delivered)", _pct(r.ctr)),
+        ("raw clicks / unique / CTR", f"{r.raw_total_clicks} / {r.raw_unique_clicks} / {_pct(r.raw_ctr)}"),
+        ("preview fetches", r.preview_fetches),
         ("requests incl. HEAD probes", r.requests),
     ]:  # fmt: skip
         t.add_row(label, str(value))
     out.print(t)
+    if r.by_verdict:
+        out.print("requests by verdict: " + ", ".join(f"{k} {v}" for k, v in r.by_verdict.items()))
+    if r.by_reason:
+        out.print("top reasons: " + ", ".join(f"{k} {v}" for k, v in list(r.by_reason.items())[:8]))
     lt = Table("link", "role", "url", "clicks", "unique", "CTR")
     for lk in r.links:
         lt.add_row(

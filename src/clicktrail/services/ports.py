@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.models import (
     Campaign,
     CampaignOptions,
@@ -86,6 +87,34 @@ class ClickRecord:
     ip: str | None
     user_agent: str | None
     headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    """A request on a token with what classification needs: the raw signals and the times
+    of its message (µs since epoch; None when unknown)."""
+
+    click_id: str
+    campaign_id: int
+    message_id: int
+    contact_id: int
+    link_id: int
+    at_us: int
+    method: str
+    ip: str | None
+    user_agent: str | None
+    headers: dict[str, str]
+    sent_us: int | None
+    delivered_us: int | None
+    verdict: Verdict | None = None  # as stored (None: never classified)
+
+
+class RequestClassifier(Protocol):
+    """Request-level bot classification (implemented over `clicktrail.signals`)."""
+
+    def classify(self, request: StoredRequest) -> Verdict:
+        """Return the verdict of one request from its own signals."""
+        ...
 
 
 class SmsProvider(Protocol):
@@ -179,7 +208,20 @@ class Store(Protocol):
     def message_status(self, public_id: str) -> dict[str, Any] | None: ...
     def queued_or_sent_ids(self, campaign_id: int, limit: int) -> list[str]: ...
     def sample_links(self, campaign_id: int, limit: int) -> list[tuple[str, str, str]]: ...
-    def insert_clicks(self, records: Iterable[ClickRecord]) -> int: ...
+    def insert_clicks(
+        self, records: Iterable[ClickRecord], verdicts: Sequence[Verdict] | None = None
+    ) -> int: ...
+    def delivery_times(
+        self, message_ids: Iterable[int]
+    ) -> dict[int, tuple[int | None, int | None]]: ...
+    def requests_to_finalize(self, before_us: int, limit: int) -> list[StoredRequest]: ...
+    def requests_between(
+        self, campaign_id: int, from_us: int, to_us: int
+    ) -> list[StoredRequest]: ...
+    def requests_page(
+        self, after_id: int, limit: int, campaign_id: int | None, since_us: int | None
+    ) -> list[tuple[int, StoredRequest]]: ...
+    def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None: ...
     def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
     def is_registered_host(self, host: str) -> bool: ...
 

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import (
     Campaign,
@@ -34,10 +35,14 @@ from clicktrail.services.ports import (
     OutgoingSms,
     ReceiptOutcome,
     SendResult,
+    StoredRequest,
 )
 from clicktrail.storage import tables as t
 
 _CHUNK = 1000
+# Verdicts that count as clicks in filtered reports; unclassified requests count too.
+# "suspect" counts: losing a person's tap is worse than counting a doubtful one (docs/bots.md).
+COUNTED_VERDICTS = ("human", "suspect")
 SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
 
 
@@ -780,9 +785,15 @@ class SqlStore:
 
     # -- clicks --------------------------------------------------------------------------------
 
-    def insert_clicks(self, records: Iterable[ClickRecord]) -> int:
-        """Store clicks; a click id already stored is skipped (spool replay is idempotent)."""
-        rows = [
+    def insert_clicks(
+        self, records: Iterable[ClickRecord], verdicts: Sequence[Verdict] | None = None
+    ) -> int:
+        """Store clicks, with their provisional verdicts when given (aligned with `records`).
+
+        A click id already stored is skipped, so replaying the spool is idempotent.
+        """
+        recs = list(records)
+        rows: list[dict[str, Any]] = [
             {
                 "click_id": r.click_id,
                 "token": r.token,
@@ -796,14 +807,121 @@ class SqlStore:
                 "ip": r.ip,
                 "user_agent": r.user_agent,
                 "headers": r.headers,
+                "verdict": None,
+                "score": None,
+                "reasons": None,
+                "classifier_version": None,
             }
-            for r in records
+            for r in recs
         ]
         if not rows:
             return 0
+        for row, v in zip(rows, verdicts or (), strict=False):
+            row.update(
+                verdict=v.verdict, score=v.score, reasons=list(v.reasons),
+                classifier_version=v.version,
+            )  # fmt: skip
         with self.engine.begin() as conn:
             conn.execute(self._insert_ignore(t.clicks), rows)
         return len(rows)
+
+    def delivery_times(
+        self, message_ids: Iterable[int]
+    ) -> dict[int, tuple[int | None, int | None]]:
+        """Return {message id: (sent_us, delivered_us)}."""
+        m = t.messages
+        ids = sorted(set(message_ids))
+        out: dict[int, tuple[int | None, int | None]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                for r in conn.execute(
+                    sa.select(m.c.id, m.c.sent_us, m.c.delivered_us).where(m.c.id.in_(chunk))
+                ):
+                    out[r.id] = (r.sent_us, r.delivered_us)
+        return out
+
+    def _stored_requests(self, where: Any, order: Any, limit: int | None) -> list[StoredRequest]:
+        ck, m = t.clicks, t.messages
+        q = (
+            sa.select(ck, m.c.sent_us, m.c.delivered_us)
+            .join(m, m.c.id == ck.c.message_id)
+            .where(where)
+            .order_by(*order)
+        )
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [_stored_request(r) for r in rows]
+
+    def requests_to_finalize(self, before_us: int, limit: int) -> list[StoredRequest]:
+        """Return up to `limit` requests not yet final that happened before `before_us`,
+        grouped by campaign and in time order."""
+        ck = t.clicks
+        return self._stored_requests(
+            sa.and_(ck.c.final == sa.false(), ck.c.at_us < before_us),
+            (ck.c.campaign_id, ck.c.at_us, ck.c.id),
+            limit,
+        )
+
+    def requests_between(self, campaign_id: int, from_us: int, to_us: int) -> list[StoredRequest]:
+        """Return the campaign's requests with from_us <= at_us <= to_us, in time order."""
+        ck = t.clicks
+        return self._stored_requests(
+            sa.and_(ck.c.campaign_id == campaign_id, ck.c.at_us.between(from_us, to_us)),
+            (ck.c.at_us, ck.c.id),
+            None,
+        )
+
+    def requests_page(
+        self, after_id: int, limit: int, campaign_id: int | None, since_us: int | None
+    ) -> list[tuple[int, StoredRequest]]:
+        """Return (row id, request) of up to `limit` requests with id > `after_id`, by id."""
+        ck, m = t.clicks, t.messages
+        cond = [ck.c.id > after_id]
+        if campaign_id is not None:
+            cond.append(ck.c.campaign_id == campaign_id)
+        if since_us is not None:
+            cond.append(ck.c.at_us >= since_us)
+        q = (
+            sa.select(ck, m.c.sent_us, m.c.delivered_us)
+            .join(m, m.c.id == ck.c.message_id)
+            .where(*cond)
+            .order_by(ck.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [(r.id, _stored_request(r)) for r in rows]
+
+    def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None:
+        """Store (click id, verdict, final) for each request."""
+        if not verdicts:
+            return
+        ck = t.clicks
+        with self.engine.begin() as conn:
+            conn.execute(
+                ck.update()
+                .where(ck.c.click_id == sa.bindparam("b_cid"))
+                .values(
+                    verdict=sa.bindparam("b_verdict"),
+                    score=sa.bindparam("b_score"),
+                    reasons=sa.bindparam("b_reasons"),
+                    classifier_version=sa.bindparam("b_version"),
+                    final=sa.bindparam("b_final"),
+                ),
+                [
+                    {
+                        "b_cid": cid,
+                        "b_verdict": v.verdict,
+                        "b_score": v.score,
+                        "b_reasons": list(v.reasons),
+                        "b_version": v.version,
+                        "b_final": final,
+                    }
+                    for cid, v, final in verdicts
+                ],
+            )
 
     def count_clicks(self) -> int:
         """Return the number of stored requests on tokens (clicks and probes)."""
@@ -813,8 +931,28 @@ class SqlStore:
     # -- reports -------------------------------------------------------------------------------
 
     def campaign_report(self, campaign: Campaign) -> CampaignReport:
-        """Return delivery and click counts of `campaign`, overall and per link."""
+        """Return delivery and click counts of `campaign`, overall and per link.
+
+        Click counts are bot-filtered (`COUNTED_VERDICTS`), with the raw counts beside them.
+        """
         m, ck = t.messages, t.clicks
+        counted = sa.and_(
+            ck.c.is_click,
+            sa.or_(ck.c.verdict.is_(None), ck.c.verdict.in_(COUNTED_VERDICTS)),
+        )
+
+        def click_counts() -> list[Any]:
+            return [
+                sa.func.count().filter(counted).label("total"),
+                sa.func.count(sa.distinct(ck.c.contact_id)).filter(counted).label("unique"),
+                sa.func.count().filter(ck.c.is_click).label("raw_total"),
+                sa.func.count(sa.distinct(ck.c.contact_id))
+                .filter(ck.c.is_click)
+                .label("raw_unique"),
+                sa.func.count().label("requests"),
+                sa.func.count().filter(ck.c.verdict == "preview").label("previews"),
+            ]
+
         with self.engine.connect() as conn:
             by_status = {
                 s: int(n)
@@ -825,36 +963,49 @@ class SqlStore:
                 )
             }
             totals = conn.execute(
-                sa.select(
-                    sa.func.count().filter(ck.c.is_click),
-                    sa.func.count(sa.distinct(ck.c.contact_id)).filter(ck.c.is_click),
-                    sa.func.count(),
-                ).where(ck.c.campaign_id == campaign.id)
+                sa.select(*click_counts()).where(ck.c.campaign_id == campaign.id)
             ).one()
             per_link = {
                 r.link_id: r
                 for r in conn.execute(
-                    sa.select(
-                        ck.c.link_id,
-                        sa.func.count().filter(ck.c.is_click).label("total"),
-                        sa.func.count(sa.distinct(ck.c.contact_id))
-                        .filter(ck.c.is_click)
-                        .label("unique"),
-                        sa.func.count().label("requests"),
-                    )
+                    sa.select(ck.c.link_id, *click_counts())
                     .where(ck.c.campaign_id == campaign.id)
                     .group_by(ck.c.link_id)
                 )
             }
+            by_verdict = {
+                (v or "unclassified"): int(n)
+                for v, n in conn.execute(
+                    sa.select(ck.c.verdict, sa.func.count())
+                    .where(ck.c.campaign_id == campaign.id)
+                    .group_by(ck.c.verdict)
+                )
+            }
+            by_reason: dict[str, int] = {}
+            for reasons, n in conn.execute(
+                sa.select(sa.cast(ck.c.reasons, sa.Text), sa.func.count())
+                .where(ck.c.campaign_id == campaign.id, ck.c.reasons.is_not(None))
+                .group_by(sa.cast(ck.c.reasons, sa.Text))
+            ):
+                for reason in (json.loads(reasons) if reasons else None) or ():
+                    by_reason[reason] = by_reason.get(reason, 0) + int(n)
         delivered = by_status.get(Status.DELIVERED.value, 0)
         links = []
         for lk in campaign.links:
             r = per_link.get(lk.id)
-            total, uniq, req = (r.total, r.unique, r.requests) if r else (0, 0, 0)
-            links.append(
-                LinkStats(lk.index, lk.url, lk.role, total, uniq, req, ratio(uniq, delivered))
+            vals = (
+                (r.total, r.unique, r.requests, r.raw_total, r.raw_unique, r.previews)
+                if r
+                else (0,) * 6
             )
-        total_clicks, unique_clicks, requests = (int(x) for x in totals)
+            total, uniq, req, raw_total, raw_unique, previews = (int(x) for x in vals)
+            links.append(
+                LinkStats(
+                    lk.index, lk.url, lk.role, total, uniq, req, ratio(uniq, delivered),
+                    raw_total, raw_unique, previews,
+                )
+            )  # fmt: skip
+        total_clicks, unique_clicks = int(totals.total), int(totals.unique)
         return CampaignReport(
             campaign=campaign.public_id,
             name=campaign.name,
@@ -866,10 +1017,16 @@ class SqlStore:
             undelivered=by_status.get(Status.UNDELIVERED.value, 0),
             total_clicks=total_clicks,
             unique_clicks=unique_clicks,
-            requests=requests,
+            requests=int(totals.requests),
             ctr=ratio(unique_clicks, delivered),
             repeat_click_rate=ratio(total_clicks, unique_clicks),
             links=links,
+            raw_total_clicks=int(totals.raw_total),
+            raw_unique_clicks=int(totals.raw_unique),
+            raw_ctr=ratio(int(totals.raw_unique), delivered),
+            preview_fetches=int(totals.previews),
+            by_verdict=dict(sorted(by_verdict.items())),
+            by_reason=dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
         )
 
     def is_registered_host(self, host: str) -> bool:
@@ -881,6 +1038,20 @@ class SqlStore:
 
 def _domain(r: Any) -> Domain:
     return Domain(r.id, r.workspace_id, r.host, r.scheme, r.path_prefix, r.port, r.fallback_url)
+
+
+def _stored_request(r: Any) -> StoredRequest:
+    verdict = None
+    if r.verdict is not None:
+        reasons = r.reasons if not isinstance(r.reasons, str) else json.loads(r.reasons)
+        verdict = Verdict(
+            r.verdict, int(r.score or 0), tuple(reasons or ()), r.classifier_version or ""
+        )
+    headers = r.headers if not isinstance(r.headers, str) else json.loads(r.headers)
+    return StoredRequest(
+        r.click_id, r.campaign_id, r.message_id, r.contact_id, r.link_id, r.at_us, r.method,
+        r.ip, r.user_agent, dict(headers or {}), r.sent_us, r.delivered_us, verdict,
+    )  # fmt: skip
 
 
 def _contact(r: Any) -> Contact:

@@ -195,5 +195,13 @@ clicks = sa.Table(
     sa.Column("ip", sa.String(45)),
     sa.Column("user_agent", sa.Text),
     sa.Column("headers", sa.JSON, nullable=False),
+    # Bot classification (docs/bots.md): provisional at insert, final after the settle
+    # window; re-classification rewrites these, never the raw signals above.
+    sa.Column("verdict", sa.String(16)),
+    sa.Column("score", sa.SmallInteger),
+    sa.Column("reasons", sa.JSON(none_as_null=True)),
+    sa.Column("classifier_version", sa.String(16)),
+    sa.Column("final", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "campaign_id", "at_us"),
+    sa.Index("ix_clicks_final_at_us", "final", "at_us"),
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -22,6 +24,44 @@ class ClickSink(Protocol):
     def close(self) -> None: ...
 
 
+class Periodic:
+    """Runs background jobs (e.g. finalizing bot verdicts) at their intervals on one thread.
+
+    A failing job is logged and tried again at its next turn.
+    """
+
+    def __init__(self, jobs: Sequence[tuple[float, Callable[[], None]]]) -> None:
+        self.jobs = list(jobs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread (no-op without jobs)."""
+        if self.jobs:
+            self._thread = threading.Thread(target=self._run, name="clicktrail-jobs", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the job running now, if any."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        due = [time.monotonic() + interval for interval, _ in self.jobs]
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for i, (interval, job) in enumerate(self.jobs):
+                if now >= due[i]:
+                    try:
+                        job()
+                    except Exception:
+                        log.exception("background job %s failed", getattr(job, "__name__", job))
+                    due[i] = time.monotonic() + interval
+            self._stop.wait(max(0.05, min(due) - time.monotonic()))
+
+
 class ClicktrailApp:
     """The whole server. Lifespan: replay and start the click log; on stop, drain it."""
 
@@ -35,7 +75,9 @@ class ClicktrailApp:
         fallback_url_for: Callable[[str], str | None] = lambda _host: None,
         trusted_proxies: Sequence[Network] = (),
         lookup_offload: LookupOffload | None = None,
+        jobs: Sequence[tuple[float, Callable[[], None]]] = (),
     ) -> None:
+        self.jobs = Periodic(jobs)
         self.clicks = clicks
         self.on_close = on_close
         self.offload = lookup_offload
@@ -66,8 +108,10 @@ class ClicktrailApp:
                     return
                 if replayed:
                     log.info("recovered %d clicks from the spool", replayed)
+                self.jobs.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                self.jobs.stop()
                 if self.offload is not None:
                     self.offload.close()
                 self.clicks.close()

@@ -1,0 +1,221 @@
+"""`clicktrail bots`: explain bot verdicts, import cloud range files.
+
+Needs only the pure rules and the signal adapters: no database, no settings. `explain` judges
+exactly the request it is given, so pass the headers a browser would have sent (a bare Chrome UA
+without Accept-Language or Sec-Fetch-* is, rightly, suspicious).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clicktrail.domain.bots.model import RequestFacts, Verdict
+from clicktrail.domain.bots.rules import DEFAULT_RULES, classify_request
+from clicktrail.domain.errors import InvalidInput
+from clicktrail.signals import (
+    NetworkList,
+    ip_facts,
+    load_networks,
+    parse_range_file,
+    ua_facts,
+    write_ranges,
+)
+
+app = typer.Typer(help="Bot and prefetch click filtering.", no_args_is_help=True)
+
+_BATCH_KEYS = frozenset(
+    {"user_agent", "ip", "method", "headers", "ms_since_delivery", "ms_since_send"}
+)
+
+
+def explain_request(
+    *,
+    method: str,
+    user_agent: str | None,
+    headers: Mapping[str, str],
+    ip: str | None,
+    ms_since_delivery: int | None,
+    ms_since_send: int | None = None,
+    networks: NetworkList | None = None,
+) -> Verdict:
+    """Return the request-level verdict of one described request."""
+    stored = {k.lower(): v for k, v in headers.items()}
+    if user_agent is None:
+        stored["_ua"] = "missing"
+    facts = RequestFacts(
+        method=method.upper(),
+        user_agent=user_agent,
+        headers=stored,
+        ip=ip,
+        ua=ua_facts(user_agent),
+        net=ip_facts(ip, networks),
+        ms_since_delivery=ms_since_delivery,
+        ms_since_send=ms_since_send,
+    )
+    return classify_request(facts, DEFAULT_RULES)
+
+
+def verdict_json(verdict: Verdict) -> str:
+    """Return the one-line JSON that `explain` prints for a verdict."""
+    return json.dumps(
+        {"verdict": verdict.verdict, "score": verdict.score, "reasons": list(verdict.reasons)}
+    )
+
+
+def _header_pairs(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for raw in values:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            raise InvalidInput(f"--header {raw!r}: expected NAME:VALUE", field="--header")
+        out[name.strip().lower()] = value.strip()
+    return out
+
+
+def _check_ip(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}: ip must be a string", field=where)
+    try:
+        ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{where}: ip {value!r} is not an IP address", field=where) from None
+    return value.strip()
+
+
+def _optional_int(value: Any, name: str, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(f"{where}: {name} must be a number of milliseconds", field=where)
+    return int(value)
+
+
+def _batch_line(text: str, where: str, networks: NetworkList | None) -> Verdict:
+    try:
+        item = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{where}: invalid JSON ({exc.msg})", field=where) from None
+    if not isinstance(item, dict):
+        raise InvalidInput(f"{where}: expected a JSON object", field=where)
+    unknown = sorted(set(item) - _BATCH_KEYS)
+    if unknown:
+        raise InvalidInput(
+            f"{where}: unknown key(s) {', '.join(unknown)}; expected {sorted(_BATCH_KEYS)}",
+            field=where,
+        )
+    user_agent = item.get("user_agent")
+    if user_agent is not None and not isinstance(user_agent, str):
+        raise InvalidInput(f"{where}: user_agent must be a string or null", field=where)
+    method = item.get("method", "GET")
+    if not isinstance(method, str) or not method.strip():
+        raise InvalidInput(f"{where}: method must be a non-empty string", field=where)
+    headers = item.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
+        raise InvalidInput(f"{where}: headers must be an object of strings", field=where)
+    return explain_request(
+        method=method.strip(),
+        user_agent=user_agent,
+        headers=headers,
+        ip=_check_ip(item.get("ip"), where),
+        ms_since_delivery=_optional_int(item.get("ms_since_delivery"), "ms_since_delivery", where),
+        ms_since_send=_optional_int(item.get("ms_since_send"), "ms_since_send", where),
+        networks=networks,
+    )
+
+
+def _lines(batch: str) -> Iterator[str]:
+    if batch == "-":
+        yield from sys.stdin
+        return
+    try:
+        with Path(batch).open(encoding="utf-8") as fh:
+            yield from fh
+    except OSError as exc:
+        raise InvalidInput(
+            f"--batch {batch}: cannot read ({exc.strerror})", field="--batch"
+        ) from None
+
+
+@app.command()
+def explain(
+    user_agent: Annotated[
+        str | None, typer.Option("--user-agent", help="User-Agent; omit for a missing header.")
+    ] = None,
+    ip: Annotated[str | None, typer.Option("--ip", help="Client IP address.")] = None,
+    method: Annotated[str, typer.Option("--method", help="HTTP method.")] = "GET",
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", "-H", help="A request header NAME:VALUE (repeatable)."),
+    ] = None,
+    ms_since_delivery: Annotated[
+        int | None,
+        typer.Option("--ms-since-delivery", help="Milliseconds after the delivery receipt."),
+    ] = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch",
+            help='JSON lines {"user_agent", "ip", "method", "headers", "ms_since_delivery"}; '
+            "'-' for stdin. Prints one verdict per line.",
+        ),
+    ] = None,
+    networks: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--networks",
+            help="A CIDR list or cloud range file (see import-ranges) to look addresses up in.",
+        ),
+    ] = None,
+) -> None:
+    """Print why a request is (or is not) a bot: {"verdict", "score", "reasons"} as JSON."""
+    extra = load_networks(networks, name="cli") if networks else None
+    if batch is None:
+        verdict = explain_request(
+            method=method,
+            user_agent=user_agent,
+            headers=_header_pairs(header or []),
+            ip=_check_ip(ip, "--ip"),
+            ms_since_delivery=ms_since_delivery,
+            networks=extra,
+        )
+        typer.echo(verdict_json(verdict))
+        return
+    for n, line in enumerate(_lines(batch), 1):
+        if line.strip():
+            typer.echo(verdict_json(_batch_line(line, f"line {n}", extra)))
+
+
+@app.command("import-ranges")
+def import_ranges(
+    files: Annotated[list[Path], typer.Argument(help="Downloaded range files.")],
+    owner: Annotated[str | None, typer.Option(help="Owner name for every range.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Network kind for every range (default: from the file).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the CSV here (default stdout).")
+    ] = None,
+) -> None:
+    """Convert published cloud range files (AWS, Google, Azure, Cloudflare) into a CIDR CSV.
+
+    Reads local files only: download ip-ranges.json, cloud.json, goog.json, ServiceTags_*.json
+    or ips-v4 / ips-v6 yourself. The CSV is what `explain --networks` reads.
+    """
+    ranges = [r for f in files for r in parse_range_file(f, owner=owner, kind=kind)]
+    text = write_ranges(ranges)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{len(ranges)} ranges written to {output}", err=True)

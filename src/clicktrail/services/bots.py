@@ -1,0 +1,154 @@
+"""Bot classification of stored requests: provisional at once, final after the settle window,
+and re-classification of history when the rules change (docs/bots.md).
+
+Request-level signals (user agent, network, headers, timing) are judged when a request is
+stored. Behavioural rules need a window of neighbouring requests, so a request becomes final
+once `settle_us` has passed: then the windows around it have closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from itertools import groupby
+
+from clicktrail.domain.bots.model import ClickFacts, Verdict
+from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet, apply_behaviour
+from clicktrail.services.ports import ClickRecord, RequestClassifier, Store, StoredRequest
+
+DEFAULT_SETTLE_US = 15 * 60 * 1_000_000
+BATCH = 20_000
+
+
+def _unclassified(rec: ClickRecord, times: tuple[int | None, int | None]) -> StoredRequest:
+    return StoredRequest(
+        rec.click_id, rec.campaign_id, rec.message_id, rec.contact_id, rec.link_id, rec.at_us,
+        rec.method, rec.ip, rec.user_agent, rec.headers, times[0], times[1],
+    )  # fmt: skip
+
+
+def store_classified(
+    store: Store, classifier: RequestClassifier
+) -> Callable[[Iterable[ClickRecord]], int]:
+    """Return a click writer that stores each request with its provisional verdict.
+
+    This is what the click log calls with each batch; classification happens there, on the
+    writer thread, never on the redirect's path.
+    """
+
+    def write(records: Iterable[ClickRecord]) -> int:
+        recs = list(records)
+        times = store.delivery_times(r.message_id for r in recs)
+        verdicts = [
+            classifier.classify(_unclassified(r, times.get(r.message_id, (None, None))))
+            for r in recs
+        ]
+        return store.insert_clicks(recs, verdicts)
+
+    return write
+
+
+def _facts(req: StoredRequest, verdict: Verdict) -> ClickFacts:
+    return ClickFacts(
+        req.click_id, req.message_id, req.contact_id, req.link_id, req.campaign_id, req.at_us,
+        req.ip, req.user_agent, verdict,
+    )  # fmt: skip
+
+
+@dataclass
+class FinalizeResult:
+    """What a finalization pass did."""
+
+    finalized: int = 0
+    changed: int = 0
+
+
+def finalize_settled(
+    store: Store,
+    now_us: int,
+    *,
+    settle_us: int = DEFAULT_SETTLE_US,
+    rules: RuleSet = DEFAULT_RULES,
+    limit: int = BATCH,
+) -> FinalizeResult:
+    """Give final verdicts to requests older than the settle window, behaviour included.
+
+    Each request's window (± the widest behavioural window) is read with it, so requests
+    near a batch's edges are judged with all their neighbours. Repeats until none is left.
+    """
+    result = FinalizeResult()
+    margin = _widest_window_us(rules)
+    while True:
+        pending = store.requests_to_finalize(now_us - settle_us, limit)
+        if not pending:
+            return result
+        updates: list[tuple[str, Verdict, bool]] = []
+        for campaign_id, group in groupby(pending, key=lambda r: r.campaign_id):
+            batch = list(group)
+            context = store.requests_between(
+                campaign_id, batch[0].at_us - margin, batch[-1].at_us + margin
+            )
+            base = {r.click_id: r.verdict or _HUMAN for r in context}
+            facts = [_facts(r, base[r.click_id]) for r in context]
+            changed = apply_behaviour(facts, rules)
+            for r in batch:
+                final = changed.get(r.click_id, base[r.click_id])
+                if r.click_id in changed:
+                    result.changed += 1
+                updates.append((r.click_id, final, True))
+        store.save_verdicts(updates)
+        result.finalized += len(updates)
+
+
+_HUMAN = Verdict("human", 0, ())
+
+
+def _widest_window_us(rules: RuleSet) -> int:
+    return 1000 * max(rules.all_links_window_ms, rules.same_token_window_ms, rules.fanout_window_ms)
+
+
+@dataclass
+class ReclassifyResult:
+    """What a re-classification did."""
+
+    requests: int = 0
+    verdict_changes: int = 0
+    finalized: int = 0
+
+
+def reclassify(
+    store: Store,
+    classifier: RequestClassifier,
+    now_us: int,
+    *,
+    campaign_id: int | None = None,
+    since_us: int | None = None,
+    settle_us: int = DEFAULT_SETTLE_US,
+    rules: RuleSet = DEFAULT_RULES,
+    progress: Callable[[int], None] | None = None,
+) -> ReclassifyResult:
+    """Re-run every rule over stored requests (all, one campaign, or since a time).
+
+    Raw signals are never changed; verdicts, scores, reasons and the classifier version are
+    rewritten, and the behavioural pass then runs again over everything settled. Reports
+    read verdicts, so they follow at once.
+    """
+    result = ReclassifyResult()
+    after = 0
+    while True:
+        page = store.requests_page(after, BATCH, campaign_id, since_us)
+        if not page:
+            break
+        after = page[-1][0]
+        updates = []
+        for _, req in page:
+            verdict = classifier.classify(req)
+            if req.verdict is None or req.verdict.verdict != verdict.verdict:
+                result.verdict_changes += 1
+            updates.append((req.click_id, verdict, False))
+        store.save_verdicts(updates)
+        result.requests += len(page)
+        if progress:
+            progress(len(page))
+    result.finalized = finalize_settled(store, now_us, settle_us=settle_us, rules=rules).finalized
+    return result

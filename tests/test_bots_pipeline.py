@@ -1,0 +1,181 @@
+"""Bot verdicts through storage: provisional at insert, final after settling, re-classification,
+and filtered vs raw report counts — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from clicktrail.bootstrap import SignalsClassifier
+from clicktrail.domain.bots.model import Verdict
+from clicktrail.domain.models import Receipt
+from clicktrail.services import bots
+from clicktrail.services.ports import ClickRecord
+from clicktrail.storage.resolver import TokenResolver
+from clicktrail.storage.sql_store import SqlStore
+from factories import (
+    NOW_US,
+    make_campaign,
+    make_contacts,
+    make_domain,
+    make_workspace,
+    message_ids,
+    send,
+    tokens_of,
+)
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"
+)
+SAFARI_HEADERS = {
+    "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "accept-language": "en-US,en;q=0.9",
+    "accept-encoding": "gzip, deflate, br",
+    "sec-fetch-site": "none",
+    "sec-fetch-mode": "navigate",
+    "sec-fetch-dest": "document",
+    "_http": "1.1",
+}
+S = 1_000_000  # µs per second
+DELIVERED = NOW_US
+
+
+def _world(store: SqlStore, engine: sa.Engine, tmp_path: Path, n: int = 8) -> list[list[Any]]:
+    """A campaign of `n` recipients with two links, all delivered at DELIVERED; returns the
+    resolved targets per recipient: [[link0, link1], ...]."""
+    ws = make_workspace(store)
+    make_domain(store, ws)
+    make_contacts(store, ws, n)
+    cp = make_campaign(store, ws, "Hi https://shop.example.com/a and https://shop.example.com/b")
+    send(store, ws, cp, tmp_path / "o.jsonl")
+    ids = message_ids(store, cp)
+    store.apply_receipts(
+        ws.id, [Receipt(i, "delivered", DELIVERED) for i in ids], skip_unknown=False,
+        source="test", now_us=NOW_US,
+    )  # fmt: skip
+    resolver = TokenResolver(engine)
+    try:
+        toks = tokens_of(store, cp)
+        targets = [resolver.resolve(t) for t, _, _ in toks]
+    finally:
+        resolver.close()
+    by_message: dict[int, list[Any]] = {}
+    for t in targets:
+        assert t is not None
+        by_message.setdefault(t.message_id, []).append(t)
+    return [sorted(v, key=lambda x: x.link_id) for _, v in sorted(by_message.items())]
+
+
+def _rec(cid: str, target: Any, at_us: int, ua: str = IPHONE, ip: str = "172.56.1.1",
+         headers: dict[str, str] | None = None, method: str = "GET") -> ClickRecord:  # fmt: skip
+    return ClickRecord(
+        cid, "tok", target.campaign_id, target.link_id, target.message_id, target.contact_id,
+        at_us, method, ip, ua, dict(SAFARI_HEADERS if headers is None else headers),
+    )  # fmt: skip
+
+
+def _verdicts(engine: sa.Engine) -> dict[str, tuple[str, bool]]:
+    with engine.connect() as conn:
+        return {
+            r[0]: (r[1], bool(r[2]))
+            for r in conn.execute(sa.text("SELECT click_id, verdict, final FROM clicks"))
+        }
+
+
+def test_each_click_is_stored_with_a_provisional_verdict(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path
+) -> None:
+    people = _world(store, engine, tmp_path)
+    write = bots.store_classified(store, SignalsClassifier())
+    write([
+        _rec("person", people[0][0], DELIVERED + 300 * S),
+        _rec("imessage", people[1][0], DELIVERED + 1 * S,
+             ua="Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0",
+             headers={"accept": "*/*"}),
+        _rec("early", people[2][0], DELIVERED - 5 * S),
+        _rec("head", people[3][0], DELIVERED + 60 * S, method="HEAD"),
+    ])  # fmt: skip
+    v = _verdicts(engine)
+    assert v["person"] == ("human", False)
+    assert v["imessage"][0] == "preview"
+    assert v["early"][0] == "automation"  # before the delivery receipt
+    assert v["head"][0] == "probe"
+    with engine.connect() as conn:
+        reasons = conn.execute(
+            sa.text("SELECT reasons, classifier_version FROM clicks WHERE click_id = 'early'")
+        ).one()
+    assert "DT_BEFORE_DELIVERY" in str(reasons[0])
+    assert reasons[1]
+
+
+def test_settled_requests_get_final_verdicts_with_behaviour(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path
+) -> None:
+    people = _world(store, engine, tmp_path)
+    write = bots.store_classified(store, SignalsClassifier())
+    t0 = DELIVERED + 600 * S
+    # Recipient 0: both links within a second (a scanner). Recipient 1: a normal tap.
+    write([
+        _rec("a0", people[0][0], t0, ip="172.56.9.9"),
+        _rec("a1", people[0][1], t0 + 300_000, ip="172.56.9.9"),
+        _rec("b0", people[1][0], t0 + 40 * S, ip="172.57.1.1"),
+    ])  # fmt: skip
+    assert {k: v[0] for k, v in _verdicts(engine).items()} == {
+        "a0": "human", "a1": "human", "b0": "human",
+    }  # fmt: skip
+    # Not settled yet: nothing becomes final.
+    assert bots.finalize_settled(store, t0 + 60 * S, settle_us=900 * S).finalized == 0
+    done = bots.finalize_settled(store, t0 + 1000 * S, settle_us=900 * S)
+    assert done.finalized == 3
+    v = _verdicts(engine)
+    assert v["a0"] == ("scanner", True)
+    assert v["a1"] == ("scanner", True)
+    assert v["b0"] == ("human", True)
+    report = store.campaign_report(store.list_campaigns(store.list_workspaces()[0].id)[0])
+    assert (report.total_clicks, report.unique_clicks) == (1, 1)
+    assert (report.raw_total_clicks, report.raw_unique_clicks) == (3, 2)
+    assert report.by_reason["ALL_LINKS_2S"] == 2
+
+
+class _Strict:
+    """A classifier whose rules changed: every GET is now a scanner."""
+
+    def classify(self, request: Any) -> Verdict:
+        if request.method != "GET":
+            return Verdict("probe", 100, ("METHOD_PROBE",), "2")
+        return Verdict("scanner", 90, ("NEW_RULE",), "2")
+
+
+def test_reclassify_rewrites_verdicts_not_raw_signals(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path
+) -> None:
+    people = _world(store, engine, tmp_path)
+    write = bots.store_classified(store, SignalsClassifier())
+    write([_rec(f"c{i}", people[i][0], DELIVERED + (100 + i * 90) * S, ip=f"172.{56 + i}.1.1")
+           for i in range(4)])  # fmt: skip
+    before = store.campaign_report(store.list_campaigns(store.list_workspaces()[0].id)[0])
+    assert before.total_clicks == 4
+    with engine.connect() as conn:
+        raw_before = conn.execute(
+            sa.text("SELECT click_id, ip, user_agent, headers FROM clicks ORDER BY click_id")
+        ).all()
+    result = bots.reclassify(store, _Strict(), DELIVERED + 10_000 * S, settle_us=900 * S)
+    assert (result.requests, result.verdict_changes, result.finalized) == (4, 4, 4)
+    after = store.campaign_report(store.list_campaigns(store.list_workspaces()[0].id)[0])
+    assert (after.total_clicks, after.raw_total_clicks) == (0, 4)
+    assert after.by_verdict == {"scanner": 4}
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                sa.text("SELECT click_id, ip, user_agent, headers FROM clicks ORDER BY click_id")
+            ).all()
+            == raw_before
+        )
+        versions = set(conn.execute(sa.text("SELECT classifier_version FROM clicks")).scalars())
+    assert versions == {"2"}
+    # Only one campaign or a time range can be re-classified too.
+    assert bots.reclassify(store, _Strict(), DELIVERED, campaign_id=-1).requests == 0
+    assert bots.reclassify(store, _Strict(), DELIVERED, since_us=DELIVERED + 250 * S).requests == 2
