@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
+from starlette.routing import BaseRoute
 
 from clicktrail.config import Settings, load_settings
 from clicktrail.domain.bots.model import Verdict
@@ -127,7 +128,14 @@ class Container:
             ),
             trusted_proxies=parse_networks(s.trusted_proxies),
             jobs=[(s.bot_finalize_interval, self._finalize_bots)],
+            extra_routes=self.extra_routes(),
         )
+
+    def extra_routes(self) -> list[BaseRoute]:
+        """Routes of the API areas beyond the core (resources, reports, exports, dashboard)."""
+        routes: list[BaseRoute] = []
+        # Each area adds its routes on its own line below.
+        return routes
 
     def _finalize_bots(self) -> None:
         bots.finalize_settled(

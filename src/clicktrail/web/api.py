@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import Workspace
@@ -31,8 +32,9 @@ async def _json_body(request: Request) -> Any:
         raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
 
 
-def build_api(store: Store) -> Starlette:
-    """Return the API application bound to `store`."""
+def build_api(store: Store, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """Return the API application bound to `store`, with the routes of other areas
+    (resources, reports, exports, dashboard) that the composition root hands in."""
 
     def workspace(request: Request) -> Workspace:
         return authenticate(store, request.headers.get("authorization"))
@@ -95,6 +97,7 @@ def build_api(store: Store) -> Starlette:
             Route("/v1/messages/status", post_status, methods=["POST"]),
             Route("/v1/campaigns/{campaign}/report", get_report, methods=["GET"]),
             Route("/v1/tls/allowed", tls_allowed, methods=["GET"]),
+            *extra_routes,
         ],
         exception_handlers={
             ClicktrailError: handle_clicktrail_error,

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from starlette.routing import BaseRoute
+
 from clicktrail.domain.network import Network
 from clicktrail.services.ports import ClickRecord, Store, Target
 from clicktrail.web.api import build_api
@@ -76,6 +78,7 @@ class ClicktrailApp:
         trusted_proxies: Sequence[Network] = (),
         lookup_offload: LookupOffload | None = None,
         jobs: Sequence[tuple[float, Callable[[], None]]] = (),
+        extra_routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.jobs = Periodic(jobs)
         self.clicks = clicks
@@ -84,7 +87,7 @@ class ClicktrailApp:
         self.redirect = RedirectApp(
             resolve,
             clicks.record,
-            build_api(store),
+            build_api(store, extra_routes),
             fallback_url_for=fallback_url_for,
             trusted_proxies=trusted_proxies,
             lookup_offload=lookup_offload,
