@@ -77,6 +77,17 @@ def _rec(cid: str, target: Any, at_us: int, ua: str = IPHONE, ip: str = "172.56.
     )  # fmt: skip
 
 
+def _writer(store: SqlStore) -> Any:
+    """Store requests as the click log does, then give them verdicts as the server's job does."""
+    classify = bots.ClassifyNew(store, SignalsClassifier())
+
+    def write(records: list[ClickRecord]) -> None:
+        store.insert_clicks(records)
+        classify()
+
+    return write
+
+
 def _verdicts(engine: sa.Engine) -> dict[str, tuple[str, bool]]:
     with engine.connect() as conn:
         return {
@@ -89,7 +100,7 @@ def test_each_click_is_stored_with_a_provisional_verdict(
     store: SqlStore, engine: sa.Engine, tmp_path: Path
 ) -> None:
     people = _world(store, engine, tmp_path)
-    write = bots.store_classified(store, SignalsClassifier())
+    write = _writer(store)
     write([
         _rec("person", people[0][0], DELIVERED + 300 * S),
         _rec("imessage", people[1][0], DELIVERED + 1 * S,
@@ -115,7 +126,7 @@ def test_settled_requests_get_final_verdicts_with_behaviour(
     store: SqlStore, engine: sa.Engine, tmp_path: Path
 ) -> None:
     people = _world(store, engine, tmp_path)
-    write = bots.store_classified(store, SignalsClassifier())
+    write = _writer(store)
     t0 = DELIVERED + 600 * S
     # Recipient 0: both links within a second (a scanner). Recipient 1: a normal tap.
     write([
@@ -143,6 +154,9 @@ def test_settled_requests_get_final_verdicts_with_behaviour(
 class _Strict:
     """A classifier whose rules changed: every GET is now a scanner."""
 
+    def ip_kind(self, ip: str | None) -> str | None:
+        return None
+
     def classify(self, request: Any) -> Verdict:
         if request.method != "GET":
             return Verdict("probe", 100, ("METHOD_PROBE",), "2")
@@ -153,7 +167,7 @@ def test_reclassify_rewrites_verdicts_not_raw_signals(
     store: SqlStore, engine: sa.Engine, tmp_path: Path
 ) -> None:
     people = _world(store, engine, tmp_path)
-    write = bots.store_classified(store, SignalsClassifier())
+    write = _writer(store)
     write([_rec(f"c{i}", people[i][0], DELIVERED + (100 + i * 90) * S, ip=f"172.{56 + i}.1.1")
            for i in range(4)])  # fmt: skip
     before = store.campaign_report(store.list_campaigns(store.list_workspaces()[0].id)[0])

@@ -22,13 +22,18 @@ from clicktrail.domain.network import parse_networks
 from clicktrail.services import bots
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import SmsProvider, StoredRequest
-from clicktrail.signals import facts_for
+from clicktrail.signals import facts_for, ip_facts
 from clicktrail.signals.network import NetworkList, load_networks
+from clicktrail.signals.ua import ua_facts
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.database import create_engine, migrate
+from clicktrail.storage.exports import ExportQueries
+from clicktrail.storage.listing import ListingQueries
+from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
+from clicktrail.web import api_reports, api_resources, dashboard
 from clicktrail.web.app import ClicktrailApp
 from clicktrail.web.redirect import LookupOffload
 
@@ -40,6 +45,10 @@ class SignalsClassifier:
 
     def __init__(self, networks: NetworkList | None = None) -> None:
         self.networks = networks
+
+    def ip_kind(self, ip: str | None) -> str | None:
+        """Return the kind of network of `ip` from the signals' datasets."""
+        return ip_facts(ip, self.networks).kind
 
     def classify(self, request: StoredRequest) -> Verdict:
         """Return the verdict of one stored request from its own signals."""
@@ -75,6 +84,16 @@ class Container:
         """The SQL store."""
         return SqlStore(self.engine)
 
+    @cached_property
+    def report_queries(self) -> ReportQueries:
+        """The report queries, with the user-agent parser for device breakdowns."""
+        return ReportQueries(self.engine, ua_facts=ua_facts)
+
+    @cached_property
+    def export_queries(self) -> ExportQueries:
+        """The export queries (click events and messages in chunks)."""
+        return ExportQueries(self.engine)
+
     def provider(self, name: str = "outbox", outbox_path: str | None = None) -> SmsProvider:
         """Return the SMS provider called `name`."""
         from pathlib import Path
@@ -103,9 +122,10 @@ class Container:
         """
         s = self.settings
         resolver = TokenResolver(self.engine, s.token_cache_size)
+        classify_new = bots.ClassifyNew(self.store, self.classifier)
         clicks = ClickLog(
             s.resolved_spool_dir,
-            bots.store_classified(self.store, self.classifier),
+            self.store.insert_clicks,
             flush_interval=s.click_flush_interval,
             flush_max=s.click_flush_max,
         )
@@ -127,7 +147,9 @@ class Container:
                 else None
             ),
             trusted_proxies=parse_networks(s.trusted_proxies),
-            jobs=[(s.bot_finalize_interval, self._finalize_bots)],
+            jobs=[(1.0, classify_new), (s.bot_finalize_interval, self._finalize_bots)],
+            # The last clicks written at shutdown get their provisional verdicts too.
+            after_drain=classify_new,
             extra_routes=self.extra_routes(),
         )
 
@@ -135,11 +157,17 @@ class Container:
         """Routes of the API areas beyond the core (resources, reports, exports, dashboard)."""
         routes: list[BaseRoute] = []
         # Each area adds its routes on its own line below.
+        routes += api_resources.routes(self.store, ListingQueries(self.engine), self.export_queries, self.provider)  # fmt: skip
+        routes += api_reports.routes(self.store, self.report_queries)
+        routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 
     def _finalize_bots(self) -> None:
         bots.finalize_settled(
-            self.store, now_us(), settle_us=self.settings.bot_settle_seconds * 1_000_000
+            self.store,
+            now_us(),
+            settle_us=self.settings.bot_settle_seconds * 1_000_000,
+            ip_kind=self.classifier.ip_kind,
         )
 
     def dispose(self) -> None:

@@ -44,7 +44,11 @@ class Settings:
         0.05, "Seconds between writes of buffered clicks to the database."
     )
     click_flush_max: int = _s(5000, "Buffered clicks that trigger an early write.")
-    token_cache_size: int = _s(200_000, "Resolved tokens kept in memory per server process.")
+    token_cache_size: int = _s(
+        100_000,
+        "Resolved tokens kept in memory per server process (about 250 bytes each). They keep "
+        "redirecting while the database is away.",
+    )
     outbox_path: str = _s(
         "", "File the outbox provider appends messages to. Empty: <data_dir>/outbox.jsonl."
     )

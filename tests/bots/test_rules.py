@@ -527,6 +527,21 @@ def test_same_token_with_different_user_agents_keeps_the_last_tap() -> None:
     assert apply_behaviour([click(1, T0), click(2, T0 + 500_000)]) == {}
 
 
+def test_a_tap_just_before_a_link_checker_is_not_a_multi_ua_burst() -> None:
+    """A person taps link 1; two seconds later a checker (another UA, a full header set) hits
+    both links within a second. ALL_LINKS_2S explains the checker, so the person's tap is not
+    the first request of a multi-UA burst and stays counted."""
+    clicks = [
+        click(1, T0, link=1, links=2, ua=IOS_SAFARI),
+        click(2, T0 + 2_000_000, link=1, links=2, ua=CHROME_ANDROID),
+        click(3, T0 + 2_300_000, link=2, links=2, ua=CHROME_ANDROID),
+    ]
+    out = apply_behaviour(clicks)
+    assert "c1" not in out
+    assert out["c2"].verdict == out["c3"].verdict == "scanner"
+    assert all("ALL_LINKS_2S" in v.reasons for v in out.values())
+
+
 def test_fanout_from_one_ip_to_many_recipients_within_a_minute() -> None:
     clicks = [
         click(n, T0 + n * 5_000_000, message=n, ip="34.120.0.9", ua=CHROME_DESKTOP)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -146,3 +147,37 @@ def server_factory(env: Env) -> Iterator[type[Server]]:
     yield _Tracked
     for s in started:
         s.kill()
+
+
+# -- a real browser: Debian's Chromium under Playwright (never a downloaded browser build) --------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright (never a downloaded browser build)."""
+    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if ci:
+            pytest.fail("playwright is not installed (make test installs the dev dependencies)")
+        pytest.skip("playwright is not installed: run `make test`")
+    if not CHROMIUM.exists():
+        if ci:
+            pytest.fail(f"{CHROMIUM} is missing in CI (make test installs Debian's chromium)")
+        pytest.skip(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -21,10 +21,12 @@ from typer.core import TyperGroup
 
 from clicktrail.bootstrap import Container
 from clicktrail.cli import bots as bots_cli
+from clicktrail.cli import export as export_cli
 from clicktrail.cli import sms as sms_cli
 from clicktrail.config import load_settings, setting_help
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
+from clicktrail.domain.report import iso_us
 from clicktrail.services import bots, campaigns, contacts, receipts, reports, workspaces
 from clicktrail.services.clock import now_us
 
@@ -66,6 +68,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(sms_cli.app, name="sms")
 app.add_typer(bots_cli.app, name="bots")
+app.add_typer(export_cli.app, name="export")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -577,22 +580,34 @@ def report(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a campaign's delivery and click report."""
+    """Print a campaign's full report: delivery, clicks (bots filtered, raw beside), timing,
+    links, devices, countries, bots and the first recipients who clicked (docs/reports.md).
+
+    --json prints what GET /v1/campaigns/CAMPAIGN/report/full returns."""
     c = _container()
-    r = reports.campaign_report(c.store, _workspace(c, workspace), campaign)
+    full = reports.full_report(
+        c.report_queries, _workspace(c, workspace), campaign, now_us=now_us()
+    )
     if as_json:
-        _print_json(r.as_dict())
+        _print_json(full.as_dict())
         return
+    r, e, o, tm = full.summary, full.engagement, full.optout, full.timing
     t = Table(title=f"{r.name} ({r.campaign})", show_header=False)
+    median_s = "—" if tm.median_first_click_s is None else f"{tm.median_first_click_s:.0f} s"
     for label, value in [
         ("messages", r.messages), ("sent", r.sent), ("delivered", r.delivered),
         ("failed", r.failed), ("undelivered", r.undelivered), ("queued", r.queued),
-        ("total clicks (bots filtered)", r.total_clicks),
-        ("unique clicks (bots filtered)", r.unique_clicks),
-        ("CTR (unique / delivered)", _pct(r.ctr)),
-        ("raw clicks / unique / CTR", f"{r.raw_total_clicks} / {r.raw_unique_clicks} / {_pct(r.raw_ctr)}"),
+        ("clicks (bots filtered, opt-out links apart)", e.total_clicks),
+        ("unique clickers", e.unique_clicks),
+        ("CTR (unique / delivered)", _pct(e.ctr)),
+        ("repeat click rate (total / unique)", "—" if e.repeat_click_rate is None else f"{e.repeat_click_rate:.2f}"),
+        ("raw clicks / unique / CTR", f"{e.raw_total_clicks} / {e.raw_unique_clicks} / {_pct(e.raw_ctr)}"),
+        ("median time to first click", median_s),
+        ("opt-out clicks / unique / rate", f"{o.total_clicks} / {o.unique_clicks} / {_pct(o.rate)}"),
+        ("all links: clicks / unique / CTR", f"{r.total_clicks} / {r.unique_clicks} / {_pct(r.ctr)}"),
         ("preview fetches", r.preview_fetches),
         ("requests incl. HEAD probes", r.requests),
+        ("bot share of raw clicks", _pct(full.bots.share)),
     ]:  # fmt: skip
         t.add_row(label, str(value))
     out.print(t)
@@ -600,17 +615,95 @@ def report(
         out.print("requests by verdict: " + ", ".join(f"{k} {v}" for k, v in r.by_verdict.items()))
     if r.by_reason:
         out.print("top reasons: " + ", ".join(f"{k} {v}" for k, v in list(r.by_reason.items())[:8]))
-    lt = Table("link", "role", "url", "clicks", "unique", "CTR")
+    lt = Table("link", "role", "url", "clicks", "unique", "CTR", "raw clicks")
     for lk in r.links:
         lt.add_row(
-            str(lk.index + 1),
-            lk.role,
-            lk.url,
-            str(lk.total_clicks),
-            str(lk.unique_clicks),
-            _pct(lk.ctr),
-        )
+            str(lk.index + 1), lk.role, lk.url, str(lk.total_clicks), str(lk.unique_clicks),
+            _pct(lk.ctr), str(lk.raw_total_clicks),
+        )  # fmt: skip
     out.print(lt)
+    busy = [b for b in tm.buckets if b.clicks]
+    if busy:
+        out.print(
+            "clicks after delivery: "
+            + ", ".join(
+                f"{b.start_s // 60} min {b.clicks}" if b.start_s < 3600 else f"{b.start_s // 3600} h {b.clicks}"
+                for b in busy[:12]
+            )
+            + (" …" if len(busy) > 12 else "")
+        )  # fmt: skip
+    for title, rows in [("device", full.devices), ("OS", full.oses), ("browser", full.browsers)]:
+        if rows:
+            out.print(
+                f"by {title}: "
+                + ", ".join(f"{x.name} {x.count} ({_pct(x.share)})" for x in rows[:6])
+            )
+    if full.countries:
+        ct = Table("country", "recipients", "delivered", "unique", "CTR")
+        for cs in full.countries:
+            ct.add_row(
+                cs.country,
+                str(cs.recipients),
+                str(cs.delivered),
+                str(cs.unique_clicks),
+                _pct(cs.ctr),
+            )
+        out.print(ct)
+    if full.recipients.items:
+        rt = Table(
+            "phone",
+            "external id",
+            "clicks",
+            "first click",
+            "last click",
+            "device",
+            title=f"recipients who clicked ({full.recipients.total}; first {len(full.recipients.items)})",
+        )
+        for x in full.recipients.items:
+            rt.add_row(
+                x.phone,
+                x.external_id or "",
+                str(x.clicks),
+                iso_us(x.first_click_us) or "",
+                iso_us(x.last_click_us) or "",
+                " / ".join(v for v in (x.device, x.os, x.browser) if v),
+            )
+        out.print(rt)
+
+
+@app.command()
+def compare(
+    since: Annotated[
+        str | None, typer.Option(help="Campaigns sent at or after (ISO 8601).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Campaigns sent before (ISO 8601).")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare campaigns sent in a date range: CTR and median time to first click
+    (the report comparison view; --json prints what GET /v1/reports/compare returns)."""
+    c = _container()
+    since_us = receipts.parse_time(since, "since", 0) if since else None
+    until_us = receipts.parse_time(until, "until", 0) if until else None
+    rows = reports.compare_campaigns(
+        c.report_queries, _workspace(c, workspace), since_us=since_us, until_us=until_us
+    )
+    if as_json:
+        _print_json({"items": [x.as_dict() for x in rows]})
+        return
+    t = Table("campaign", "sent", "delivered", "clicks", "unique", "CTR", "median to first click")
+    for x in rows:
+        median_s = "—" if x.median_first_click_s is None else f"{x.median_first_click_s:.0f} s"
+        t.add_row(
+            x.slug,
+            iso_us(x.sent_us) or "—",
+            str(x.delivered),
+            str(x.total_clicks),
+            str(x.unique_clicks),
+            _pct(x.ctr),
+            median_s,
+        )
+    out.print(t)
 
 
 def main() -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -65,3 +69,269 @@ class CampaignReport:
     def as_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-ready mapping."""
         return asdict(self)
+
+
+# -- the full report (issue 6) ---------------------------------------------------------------
+
+MINUTE_BUCKETS = 60  # per-minute buckets for the first hour after delivery
+MAX_HOURLY_BUCKETS = 7 * 24  # then hourly up to a week; later clicks share one open bucket
+
+
+def iso_us(us: int | None) -> str | None:
+    """Return `us` (µs since the epoch, UTC) as ISO 8601 with a Z, or None."""
+    if us is None:
+        return None
+    return (
+        datetime.fromtimestamp(us / 1_000_000, tz=UTC).isoformat(timespec="milliseconds")
+    ).replace("+00:00", "Z")
+
+
+def median(values: Sequence[float]) -> float | None:
+    """Return the median of `values` (mean of the two middle ones for an even count), or None."""
+    if not values:
+        return None
+    s = sorted(values)
+    mid = len(s) // 2
+    return float(s[mid]) if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """Click figures over the links that are not opt-out links (role != "optout").
+
+    Counted clicks are GETs judged human, suspect or not yet classified; raw ones every GET.
+    `ctr` = unique counted clickers / delivered; `repeat_click_rate` = total / unique.
+    """
+
+    total_clicks: int
+    unique_clicks: int
+    ctr: float | None
+    repeat_click_rate: float | None
+    raw_total_clicks: int
+    raw_unique_clicks: int
+    raw_ctr: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutStats:
+    """Clicks on opt-out links, kept apart from engagement. `rate` = unique / delivered."""
+
+    links: int
+    total_clicks: int
+    unique_clicks: int
+    rate: float | None
+    raw_total_clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class TimingBucket:
+    """Counted engagement clicks whose time since delivery falls in [start_s, end_s).
+
+    `first_clicks` counts only each recipient's first counted click. `end_s` None: open.
+    """
+
+    start_s: int
+    end_s: int | None
+    clicks: int
+    first_clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClickTiming:
+    """When counted engagement clicks came, measured from each message's delivery receipt.
+
+    `buckets`: 60 per-minute buckets, then hourly ones up to the last click (at most a week,
+    then one open bucket). `median_first_click_s`: median seconds from delivery to each
+    recipient's first counted click. Clicks before the receipt or on messages without one are
+    counted apart (`before_delivery`, `without_receipt`), never bucketed.
+    """
+
+    buckets: list[TimingBucket]
+    median_first_click_s: float | None
+    first_clicks: int
+    before_delivery: int
+    without_receipt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One row of a breakdown: `count` and its share of the breakdown's total."""
+
+    name: str
+    count: int
+    share: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CountryStats:
+    """Recipients of one country (ISO 3166 code from the phone number; "ZZ" unknown)."""
+
+    country: str
+    recipients: int
+    delivered: int
+    unique_clicks: int
+    ctr: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientClicks:
+    """One recipient who clicked: counted engagement clicks, first and last, device of last."""
+
+    message: str
+    phone: str
+    external_id: str | None
+    country: str
+    clicks: int
+    first_click_us: int
+    last_click_us: int
+    device: str | None
+    os: str | None
+    browser: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the row as a JSON-ready mapping (times also as ISO 8601)."""
+        d = asdict(self)
+        d["first_click_at"] = iso_us(self.first_click_us)
+        d["last_click_at"] = iso_us(self.last_click_us)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientsPage:
+    """A page of recipients who clicked, in send order. `next_cursor` None: last page."""
+
+    items: list[RecipientClicks]
+    next_cursor: str | None
+    total: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the page as a JSON-ready mapping."""
+        return {
+            "items": [r.as_dict() for r in self.items],
+            "next_cursor": self.next_cursor,
+            "total": self.total,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BotShare:
+    """How much of the raw GET traffic was not counted, per verdict and per reason."""
+
+    raw_clicks: int
+    not_counted: int
+    share: float | None
+    by_verdict: list[Share]
+    by_reason: list[Share]
+
+
+@dataclass(frozen=True, slots=True)
+class FullReport:
+    """Everything known about one campaign (see docs/reports.md).
+
+    `summary` is the classic report (its click counts cover every link, opt-out included);
+    `engagement` excludes opt-out links, which `optout` reports apart. Breakdowns by device,
+    OS, browser cover counted engagement clicks; `countries` covers every recipient;
+    `recipients` is the first page of `recipients_page`.
+    """
+
+    summary: CampaignReport
+    engagement: Engagement
+    optout: OptOutStats
+    timing: ClickTiming
+    devices: list[Share]
+    oses: list[Share]
+    browsers: list[Share]
+    countries: list[CountryStats]
+    bots: BotShare
+    recipients: RecipientsPage
+    generated_us: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the classic report's keys plus the full sections, JSON-ready."""
+        d = self.summary.as_dict()
+        d.update(
+            engagement=asdict(self.engagement),
+            optout=asdict(self.optout),
+            timing=asdict(self.timing),
+            devices=[asdict(s) for s in self.devices],
+            oses=[asdict(s) for s in self.oses],
+            browsers=[asdict(s) for s in self.browsers],
+            countries=[asdict(c) for c in self.countries],
+            bots=asdict(self.bots),
+            recipients=self.recipients.as_dict(),
+            generated_at=iso_us(self.generated_us),
+        )
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignComparison:
+    """One campaign in the comparison view (engagement figures: opt-out links excluded)."""
+
+    campaign: str
+    slug: str
+    name: str
+    sent_us: int | None
+    delivered: int
+    total_clicks: int
+    unique_clicks: int
+    ctr: float | None
+    median_first_click_s: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the row as a JSON-ready mapping."""
+        d = asdict(self)
+        d["sent_at"] = iso_us(self.sent_us)
+        return d
+
+
+def shares(counts: dict[str, int]) -> list[Share]:
+    """Return `counts` as shares of their sum, largest first (ties by name)."""
+    total = sum(counts.values())
+    return [
+        Share(name, n, ratio(n, total))
+        for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+
+
+def bucket_key(delay_us: int) -> int:
+    """Return the timing bucket of a delay ≥ 0 (µs): minute i → i (0-59), hour h → 59 + h."""
+    if delay_us < 3_600_000_000:
+        return delay_us // 60_000_000
+    return 59 + delay_us // 3_600_000_000
+
+
+def timing_buckets(
+    clicks: dict[int, int], first_clicks: dict[int, int], *, max_hours: int = MAX_HOURLY_BUCKETS
+) -> list[TimingBucket]:
+    """Return the buckets of {bucket key: count} maps (keys from `bucket_key`): 60 one-minute
+    buckets, then hourly ones up to the last occupied hour; hours from `max_hours` on share
+    one open bucket."""
+    hourly: dict[int, list[int]] = {}
+    for which, counts in enumerate((clicks, first_clicks)):
+        for key, n in counts.items():
+            if key >= MINUTE_BUCKETS:
+                hourly.setdefault(min(key - MINUTE_BUCKETS + 1, max_hours), [0, 0])[which] += n
+    out = [
+        TimingBucket(i * 60, (i + 1) * 60, clicks.get(i, 0), first_clicks.get(i, 0))
+        for i in range(MINUTE_BUCKETS)
+    ]
+    for h in range(1, max(hourly, default=0) + 1):
+        c, f = hourly.get(h, (0, 0))
+        out.append(TimingBucket(h * 3600, None if h == max_hours else (h + 1) * 3600, c, f))
+    return out
+
+
+def encode_cursor(message_id: int) -> str:
+    """Return the opaque cursor of the recipients list that resumes after `message_id`."""
+    return base64.urlsafe_b64encode(f"r1:{message_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int | None:
+    """Return the message id a cursor resumes after, or None when it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    tag, _, value = raw.partition(":")
+    return int(value) if tag == "r1" and value.isdigit() and len(value) < 19 else None

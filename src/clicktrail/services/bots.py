@@ -1,5 +1,5 @@
-"""Bot classification of stored requests: provisional at once, final after the settle window,
-and re-classification of history when the rules change (docs/bots.md).
+"""Bot classification of stored requests: provisional within a second (`ClassifyNew`), final
+after the settle window, and re-classification of history when the rules change (docs/bots.md).
 
 Request-level signals (user agent, network, headers, timing) are judged when a request is
 stored. Behavioural rules need a window of neighbouring requests, so a request becomes final
@@ -8,51 +8,59 @@ once `settle_us` has passed: then the windows around it have closed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import groupby
 
 from clicktrail.domain.bots.model import ClickFacts, Verdict
 from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet, apply_behaviour
-from clicktrail.services.ports import ClickRecord, RequestClassifier, Store, StoredRequest
+from clicktrail.services.ports import RequestClassifier, Store, StoredRequest
 
 DEFAULT_SETTLE_US = 15 * 60 * 1_000_000
 BATCH = 20_000
 
 
-def _unclassified(rec: ClickRecord, times: tuple[int | None, int | None]) -> StoredRequest:
-    return StoredRequest(
-        rec.click_id, rec.campaign_id, rec.message_id, rec.contact_id, rec.link_id, rec.at_us,
-        rec.method, rec.ip, rec.user_agent, rec.headers, times[0], times[1],
-    )  # fmt: skip
+class ClassifyNew:
+    """Gives provisional verdicts to requests stored without one, oldest first.
 
-
-def store_classified(
-    store: Store, classifier: RequestClassifier
-) -> Callable[[Iterable[ClickRecord]], int]:
-    """Return a click writer that stores each request with its provisional verdict.
-
-    This is what the click log calls with each batch; classification happens there, on the
-    writer thread, never on the redirect's path.
+    The click log stores requests raw (its writer stays fast and never waits on
+    classification); this runs every second in the server, so a verdict follows within about
+    a second. It remembers how far it got, so each pass reads only new rows.
     """
 
-    def write(records: Iterable[ClickRecord]) -> int:
-        recs = list(records)
-        times = store.delivery_times(r.message_id for r in recs)
-        verdicts = [
-            classifier.classify(_unclassified(r, times.get(r.message_id, (None, None))))
-            for r in recs
-        ]
-        return store.insert_clicks(recs, verdicts)
+    def __init__(self, store: Store, classifier: RequestClassifier, batch: int = 5000) -> None:
+        self.store = store
+        self.classifier = classifier
+        self.batch = batch
+        self.after_id = 0
 
-    return write
+    def __call__(self) -> int:
+        """Classify what is pending; return how many requests got a verdict."""
+        done = 0
+        while True:
+            page = self.store.requests_page(
+                self.after_id, self.batch, None, None, unclassified_only=True
+            )
+            if not page:
+                return done
+            self.store.save_verdicts(
+                [(req.click_id, self.classifier.classify(req), False) for _, req in page]
+            )
+            self.after_id = page[-1][0]
+            done += len(page)
 
 
-def _facts(req: StoredRequest, verdict: Verdict) -> ClickFacts:
+def _facts(
+    req: StoredRequest, verdict: Verdict, links: int, ip_kind: Callable[[str | None], str | None]
+) -> ClickFacts:
     return ClickFacts(
         req.click_id, req.message_id, req.contact_id, req.link_id, req.campaign_id, req.at_us,
-        req.ip, req.user_agent, verdict,
+        req.ip, req.user_agent, verdict, message_links=links, ip_kind=ip_kind(req.ip),
     )  # fmt: skip
+
+
+def _no_kind(_ip: str | None) -> str | None:
+    return None
 
 
 @dataclass
@@ -70,11 +78,14 @@ def finalize_settled(
     settle_us: int = DEFAULT_SETTLE_US,
     rules: RuleSet = DEFAULT_RULES,
     limit: int = BATCH,
+    ip_kind: Callable[[str | None], str | None] = _no_kind,
 ) -> FinalizeResult:
     """Give final verdicts to requests older than the settle window, behaviour included.
 
     Each request's window (± the widest behavioural window) is read with it, so requests
     near a batch's edges are judged with all their neighbours. Repeats until none is left.
+    `ip_kind` tells shared addresses (carrier NAT, Private Relay), which need more evidence
+    before a fan-out counts (pass the classifier's).
     """
     result = FinalizeResult()
     margin = _widest_window_us(rules)
@@ -89,7 +100,8 @@ def finalize_settled(
                 campaign_id, batch[0].at_us - margin, batch[-1].at_us + margin
             )
             base = {r.click_id: r.verdict or _HUMAN for r in context}
-            facts = [_facts(r, base[r.click_id]) for r in context]
+            links = store.link_count(campaign_id)
+            facts = [_facts(r, base[r.click_id], links, ip_kind) for r in context]
             changed = apply_behaviour(facts, rules)
             for r in batch:
                 final = changed.get(r.click_id, base[r.click_id])
@@ -150,5 +162,7 @@ def reclassify(
         result.requests += len(page)
         if progress:
             progress(len(page))
-    result.finalized = finalize_settled(store, now_us, settle_us=settle_us, rules=rules).finalized
+    result.finalized = finalize_settled(
+        store, now_us, settle_us=settle_us, rules=rules, ip_kind=classifier.ip_kind
+    ).finalized
     return result

@@ -116,6 +116,10 @@ class RequestClassifier(Protocol):
         """Return the verdict of one request from its own signals."""
         ...
 
+    def ip_kind(self, ip: str | None) -> str | None:
+        """Return the kind of network of `ip` (hosting, mobile, relay…), if known."""
+        ...
+
 
 class SmsProvider(Protocol):
     """Sends SMS. Outbox today; Twilio, SMPP and HTTP providers implement the same port."""
@@ -219,9 +223,15 @@ class Store(Protocol):
         self, campaign_id: int, from_us: int, to_us: int
     ) -> list[StoredRequest]: ...
     def requests_page(
-        self, after_id: int, limit: int, campaign_id: int | None, since_us: int | None
+        self,
+        after_id: int,
+        limit: int,
+        campaign_id: int | None,
+        since_us: int | None,
+        unclassified_only: bool = False,
     ) -> list[tuple[int, StoredRequest]]: ...
     def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None: ...
+    def link_count(self, campaign_id: int) -> int: ...
     def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
     def is_registered_host(self, host: str) -> bool: ...
 

@@ -28,13 +28,15 @@ def parse_time(value: Any, field: str, default_us: int) -> int:
     if isinstance(value, bool):
         raise InvalidInput(f"{field}: expected a time, got {value!r}", field=field)
     if isinstance(value, int | float):
-        return int(value * 1_000_000)
+        return _seconds_us(value, field)
     if isinstance(value, str):
         text = value.strip()
         try:
-            return int(float(text) * 1_000_000)
+            number = float(text)
         except ValueError:
             pass
+        else:
+            return _seconds_us(number, field)
         try:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
@@ -46,6 +48,17 @@ def parse_time(value: Any, field: str, default_us: int) -> int:
             dt = dt.replace(tzinfo=UTC)
         return int(dt.timestamp() * 1_000_000)
     raise InvalidInput(f"{field}: expected a time, got {value!r}", field=field)
+
+
+def _seconds_us(seconds: float, field: str) -> int:
+    # Unix seconds from 1970 to the end of year 9999; NaN, infinities and the rest would
+    # overflow an integer column (or Python's int()) further down.
+    if not 0 <= seconds < 253_402_300_800:
+        raise InvalidInput(
+            f"{field}: {seconds!r} is not a time in Unix seconds between 1970 and 9999",
+            field=field,
+        )
+    return int(seconds * 1_000_000)
 
 
 def field_at(loc: str, name: str) -> str:

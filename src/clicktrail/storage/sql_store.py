@@ -26,7 +26,7 @@ from clicktrail.domain.models import (
     Receipt,
     Workspace,
 )
-from clicktrail.domain.report import CampaignReport, LinkStats, ratio
+from clicktrail.domain.report import CampaignReport
 from clicktrail.domain.sms import analyze
 from clicktrail.domain.status import FINAL, RANK, Status
 from clicktrail.services.ports import (
@@ -38,6 +38,7 @@ from clicktrail.services.ports import (
     StoredRequest,
 )
 from clicktrail.storage import tables as t
+from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
 
 _CHUNK = 1000
 # Verdicts that count as clicks in filtered reports; unclassified requests count too.
@@ -747,6 +748,7 @@ class SqlStore:
                     conn.execute(m.update().where(m.c.id == mid).values(change))
             if events:
                 conn.execute(t.message_events.insert(), events)
+            refresh_click_rollup(conn, [i for i, c in changes.items() if "delivered_us" in c])
         return outcome
 
     def queued_or_sent_ids(self, campaign_id: int, limit: int) -> list[str]:
@@ -823,6 +825,7 @@ class SqlStore:
             )  # fmt: skip
         with self.engine.begin() as conn:
             conn.execute(self._insert_ignore(t.clicks), rows)
+            refresh_click_rollup(conn, {row["message_id"] for row in rows})
         return len(rows)
 
     def delivery_times(
@@ -874,11 +877,18 @@ class SqlStore:
         )
 
     def requests_page(
-        self, after_id: int, limit: int, campaign_id: int | None, since_us: int | None
+        self,
+        after_id: int,
+        limit: int,
+        campaign_id: int | None,
+        since_us: int | None,
+        unclassified_only: bool = False,
     ) -> list[tuple[int, StoredRequest]]:
         """Return (row id, request) of up to `limit` requests with id > `after_id`, by id."""
         ck, m = t.clicks, t.messages
         cond = [ck.c.id > after_id]
+        if unclassified_only:
+            cond.append(ck.c.verdict.is_(None))
         if campaign_id is not None:
             cond.append(ck.c.campaign_id == campaign_id)
         if since_us is not None:
@@ -893,6 +903,15 @@ class SqlStore:
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         return [(r.id, _stored_request(r)) for r in rows]
+
+    def link_count(self, campaign_id: int) -> int:
+        """Return how many links the campaign's template has."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(t.links.c.campaign_id == campaign_id)
+                ).scalar_one()
+            )
 
     def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None:
         """Store (click id, verdict, final) for each request."""
@@ -922,6 +941,7 @@ class SqlStore:
                     for cid, v, final in verdicts
                 ],
             )
+            refresh_click_rollup(conn, click_ids=[cid for cid, _, _ in verdicts])
 
     def count_clicks(self) -> int:
         """Return the number of stored requests on tokens (clicks and probes)."""
@@ -934,100 +954,9 @@ class SqlStore:
         """Return delivery and click counts of `campaign`, overall and per link.
 
         Click counts are bot-filtered (`COUNTED_VERDICTS`), with the raw counts beside them.
+        The SQL lives in `storage.reports.ReportQueries`.
         """
-        m, ck = t.messages, t.clicks
-        counted = sa.and_(
-            ck.c.is_click,
-            sa.or_(ck.c.verdict.is_(None), ck.c.verdict.in_(COUNTED_VERDICTS)),
-        )
-
-        def click_counts() -> list[Any]:
-            return [
-                sa.func.count().filter(counted).label("total"),
-                sa.func.count(sa.distinct(ck.c.contact_id)).filter(counted).label("unique"),
-                sa.func.count().filter(ck.c.is_click).label("raw_total"),
-                sa.func.count(sa.distinct(ck.c.contact_id))
-                .filter(ck.c.is_click)
-                .label("raw_unique"),
-                sa.func.count().label("requests"),
-                sa.func.count().filter(ck.c.verdict == "preview").label("previews"),
-            ]
-
-        with self.engine.connect() as conn:
-            by_status = {
-                s: int(n)
-                for s, n in conn.execute(
-                    sa.select(m.c.status, sa.func.count())
-                    .where(m.c.campaign_id == campaign.id)
-                    .group_by(m.c.status)
-                )
-            }
-            totals = conn.execute(
-                sa.select(*click_counts()).where(ck.c.campaign_id == campaign.id)
-            ).one()
-            per_link = {
-                r.link_id: r
-                for r in conn.execute(
-                    sa.select(ck.c.link_id, *click_counts())
-                    .where(ck.c.campaign_id == campaign.id)
-                    .group_by(ck.c.link_id)
-                )
-            }
-            by_verdict = {
-                (v or "unclassified"): int(n)
-                for v, n in conn.execute(
-                    sa.select(ck.c.verdict, sa.func.count())
-                    .where(ck.c.campaign_id == campaign.id)
-                    .group_by(ck.c.verdict)
-                )
-            }
-            by_reason: dict[str, int] = {}
-            for reasons, n in conn.execute(
-                sa.select(sa.cast(ck.c.reasons, sa.Text), sa.func.count())
-                .where(ck.c.campaign_id == campaign.id, ck.c.reasons.is_not(None))
-                .group_by(sa.cast(ck.c.reasons, sa.Text))
-            ):
-                for reason in (json.loads(reasons) if reasons else None) or ():
-                    by_reason[reason] = by_reason.get(reason, 0) + int(n)
-        delivered = by_status.get(Status.DELIVERED.value, 0)
-        links = []
-        for lk in campaign.links:
-            r = per_link.get(lk.id)
-            vals = (
-                (r.total, r.unique, r.requests, r.raw_total, r.raw_unique, r.previews)
-                if r
-                else (0,) * 6
-            )
-            total, uniq, req, raw_total, raw_unique, previews = (int(x) for x in vals)
-            links.append(
-                LinkStats(
-                    lk.index, lk.url, lk.role, total, uniq, req, ratio(uniq, delivered),
-                    raw_total, raw_unique, previews,
-                )
-            )  # fmt: skip
-        total_clicks, unique_clicks = int(totals.total), int(totals.unique)
-        return CampaignReport(
-            campaign=campaign.public_id,
-            name=campaign.name,
-            messages=sum(by_status.values()),
-            queued=by_status.get(Status.QUEUED.value, 0) + by_status.get(Status.SENDING.value, 0),
-            sent=sum(by_status.get(s.value, 0) for s in SENT_OR_LATER),
-            delivered=delivered,
-            failed=by_status.get(Status.FAILED.value, 0),
-            undelivered=by_status.get(Status.UNDELIVERED.value, 0),
-            total_clicks=total_clicks,
-            unique_clicks=unique_clicks,
-            requests=int(totals.requests),
-            ctr=ratio(unique_clicks, delivered),
-            repeat_click_rate=ratio(total_clicks, unique_clicks),
-            links=links,
-            raw_total_clicks=int(totals.raw_total),
-            raw_unique_clicks=int(totals.raw_unique),
-            raw_ctr=ratio(int(totals.raw_unique), delivered),
-            preview_fetches=int(totals.previews),
-            by_verdict=dict(sorted(by_verdict.items())),
-            by_reason=dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
-        )
+        return ReportQueries(self.engine).campaign_report(campaign)
 
     def is_registered_host(self, host: str) -> bool:
         """Return whether `host` (lowercased, IDNA-encoded, no port) is a registered domain."""

@@ -204,4 +204,69 @@ clicks = sa.Table(
     sa.Column("final", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "campaign_id", "at_us"),
     sa.Index("ix_clicks_final_at_us", "final", "at_us"),
+    # Covering indexes of the report queries (storage/reports.py, migration 0005).
+    sa.Index(
+        "ix_clicks_report", "campaign_id", "message_id", "link_id", "verdict", "is_click", "at_us"
+    ),
+    sa.Index("ix_clicks_report_ua", "campaign_id", "user_agent", "link_id", "verdict", "is_click"),
+)
+
+# Messages per campaign, recipient country and status: the one report figure that needs every
+# message's phone, kept as a rollup checked against live status counts (storage/reports.py).
+report_country_counts = sa.Table(
+    "report_country_counts",
+    metadata,
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("country", sa.String(2), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("messages", sa.Integer, nullable=False),
+)
+
+# Per-recipient click rollup of the full report (storage/reports.py, migration 0006): one row
+# per message with at least one GET, recomputed from `clicks` and the message's delivery time
+# for every message touched by a click insert, a verdict update or a delivery receipt.
+# `flags`: 1 counted click, 2 raw click, 4 counted engagement click, 8 raw engagement click,
+# 16 counted opt-out click. `clicks`, `first_us`, `last_us`: counted engagement clicks;
+# `first_delay_us`: first one minus delivery (NULL without receipt); `first_bucket`: its timing
+# bucket (-1 before delivery, -2 without receipt, NULL without counted engagement click).
+message_clicks = sa.Table(
+    "message_clicks",
+    metadata,
+    sa.Column("campaign_id", BigId, primary_key=True),
+    sa.Column("message_id", BigId, primary_key=True),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("flags", sa.SmallInteger, nullable=False),
+    sa.Column("clicks", sa.Integer, nullable=False),
+    sa.Column("first_us", Micros),
+    sa.Column("last_us", Micros),
+    sa.Column("first_delay_us", Micros),
+    sa.Column("first_bucket", sa.SmallInteger),
+    sa.Index("ix_message_clicks_flags", "campaign_id", "country", "flags", "first_bucket"),
+    sa.Index("ix_message_clicks_first", "campaign_id", "first_bucket", "first_delay_us"),
+    sqlite_with_rowid=False,
+)
+
+# Per (message, link) with at least one GET: `counted` is 1 when one of them is counted.
+message_link_clicks = sa.Table(
+    "message_link_clicks",
+    metadata,
+    sa.Column("campaign_id", BigId, primary_key=True),
+    sa.Column("message_id", BigId, primary_key=True),
+    sa.Column("link_id", BigId, primary_key=True),
+    sa.Column("counted", sa.SmallInteger, nullable=False),
+    sa.Index("ix_message_link_clicks_link", "campaign_id", "link_id", "counted"),
+    sqlite_with_rowid=False,
+)
+
+# Counted engagement clicks per (message, timing bucket of time since delivery; -1 before the
+# receipt, -2 without one).
+message_click_buckets = sa.Table(
+    "message_click_buckets",
+    metadata,
+    sa.Column("campaign_id", BigId, primary_key=True),
+    sa.Column("message_id", BigId, primary_key=True),
+    sa.Column("bucket", sa.Integer, primary_key=True),
+    sa.Column("clicks", sa.Integer, nullable=False),
+    sa.Index("ix_message_click_buckets_bucket", "campaign_id", "bucket", "clicks"),
+    sqlite_with_rowid=False,
 )

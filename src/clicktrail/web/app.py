@@ -32,7 +32,7 @@ class Periodic:
     A failing job is logged and tried again at its next turn.
     """
 
-    def __init__(self, jobs: Sequence[tuple[float, Callable[[], None]]]) -> None:
+    def __init__(self, jobs: Sequence[tuple[float, Callable[[], object]]]) -> None:
         self.jobs = list(jobs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,9 +77,11 @@ class ClicktrailApp:
         fallback_url_for: Callable[[str], str | None] = lambda _host: None,
         trusted_proxies: Sequence[Network] = (),
         lookup_offload: LookupOffload | None = None,
-        jobs: Sequence[tuple[float, Callable[[], None]]] = (),
+        jobs: Sequence[tuple[float, Callable[[], object]]] = (),
         extra_routes: Sequence[BaseRoute] = (),
+        after_drain: Callable[[], object] | None = None,
     ) -> None:
+        self.after_drain = after_drain
         self.jobs = Periodic(jobs)
         self.clicks = clicks
         self.on_close = on_close
@@ -118,6 +120,11 @@ class ClicktrailApp:
                 if self.offload is not None:
                     self.offload.close()
                 self.clicks.close()
+                if self.after_drain is not None:
+                    try:
+                        self.after_drain()
+                    except Exception:
+                        log.exception("final pass after draining clicks failed")
                 if self.on_close is not None:
                     self.on_close()
                 await send({"type": "lifespan.shutdown.complete"})

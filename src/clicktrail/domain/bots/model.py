@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 # automation: other scripted traffic. probe: HEAD/OPTIONS. suspect: signals disagree; counted
 # as human in filtered reports unless a rule says otherwise (see docs/bots.md).
 VERDICTS = ("human", "preview", "scanner", "automation", "probe", "suspect")
-CLASSIFIER_VERSION = "1"
+CLASSIFIER_VERSION = "2"
 
 
 @dataclass(frozen=True, slots=True)

@@ -314,6 +314,8 @@ def apply_behaviour(
     - `TOKEN_MULTI_UA_5S`: the same message link hit with different user agents within
       `same_token_window_ms` → automation, except the last counting request of the burst,
       which becomes suspect (still counted) so a person tapping after a scanner is not lost.
+      Evaluated last, without the requests the other windows already made scanners: a link
+      checker caught by `ALL_LINKS_2S` seconds after a person's tap leaves the tap alone.
     - `FANOUT_IP_60S` / `FANOUT_NET_UA_60S`: one IP, or one /24 (/48) with one UA, reaching
       `fanout_min_contacts` distinct recipients within `fanout_window_ms` → scanner. Addresses of
       a kind in `fanout_shared_kinds` (carrier NAT, Private Relay) need
@@ -328,9 +330,11 @@ def apply_behaviour(
         return {}
     order = sorted(counting, key=lambda i: clicks[i].at_us)
 
+    # Same-token bursts last: a request another window already proved to be a scanner is
+    # explained, and must not make the person who tapped the same link look like a second UA.
     _all_links(clicks, order, rules, extra, demote)
-    _same_token(clicks, order, rules, extra, demote)
     _fanout(clicks, order, rules, extra, demote)
+    _same_token(clicks, order, rules, extra, demote)
 
     out: dict[str, Verdict] = {}
     for i, codes in extra.items():
@@ -399,6 +403,8 @@ def _same_token(
     window = rules.same_token_window_ms * 1000
     by_token: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i in order:
+        if demote.get(i) == "scanner":  # explained by ALL_LINKS / FANOUT: not part of a burst
+            continue
         c = clicks[i]
         by_token[(c.message_id, c.link_id)].append(i)
     for idxs in by_token.values():

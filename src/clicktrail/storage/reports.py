@@ -1,0 +1,717 @@
+"""The report queries: what a campaign reached, from messages and clicks (docs/reports.md).
+
+How it stays fast at 1,000,000 messages and 200,000 clicks (bench/report_bench.py):
+
+* A per-recipient click rollup (migration 0006): `message_clicks` (one row per message with a
+  GET: flags of counted / raw / engagement / opt-out clicks, counted engagement clicks, first
+  and last, first click's delay since delivery and its timing bucket, country),
+  `message_link_clicks` (per message and link) and `message_click_buckets` (counted
+  engagement clicks per message and timing bucket). `refresh_click_rollup` recomputes the
+  rows of every message touched by `SqlStore.insert_clicks`, `save_verdicts` and
+  `apply_receipts`, in their transaction; `rebuild_click_rollup` redoes a campaign or all
+  (migration backfill). Reports read it with index-only scans: no clicks-messages join and no
+  per-recipient grouping at report time.
+* Per-link totals, verdicts and devices read the covering index `ix_clicks_report_ua`
+  (campaign, user_agent, link, verdict, is_click; migration 0005) in one streaming pass.
+* Message statuses come from `ix_messages_campaign_id_status` (an index-only count).
+* Countries need every recipient's phone: that is the one scan too slow to repeat, so the
+  per-country, per-status message counts are kept in `report_country_counts`, a rollup
+  checked against the live status counts on every report. Statuses only move forward and
+  messages are never removed, so equal per-status totals mean nothing changed; any
+  difference rebuilds the campaign's rows (one pass over its messages).
+* User agents are parsed once per distinct string (the parser passed in is memoised) and
+  phone numbers once per leading 8 characters (calling code plus the leading national digits
+  that decide the region, e.g. the NANP area code).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import phonenumbers
+import sqlalchemy as sa
+
+from clicktrail.domain.bots.model import UaFacts
+from clicktrail.domain.models import Campaign
+from clicktrail.domain.report import (
+    BotShare,
+    CampaignComparison,
+    CampaignReport,
+    ClickTiming,
+    CountryStats,
+    Engagement,
+    FullReport,
+    LinkStats,
+    OptOutStats,
+    RecipientClicks,
+    RecipientsPage,
+    bucket_key,
+    encode_cursor,
+    ratio,
+    shares,
+    timing_buckets,
+)
+from clicktrail.domain.status import Status
+from clicktrail.storage import tables as t
+
+if TYPE_CHECKING:
+    from clicktrail.storage.sql_store import SqlStore
+
+COUNTED_VERDICTS = ("human", "suspect")
+SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
+OPTOUT = "optout"
+UNKNOWN_COUNTRY = "ZZ"
+PHONE_KEY = 8  # "+" and 7 digits: enough to tell every shared calling code's regions apart
+
+UaParser = Callable[[str | None], UaFacts]
+_T = TypeVar("_T")
+
+ck, m, ct = t.clicks, t.messages, t.contacts
+COUNTED = sa.and_(ck.c.is_click, sa.or_(ck.c.verdict.is_(None), ck.c.verdict.in_(COUNTED_VERDICTS)))
+
+
+@lru_cache(maxsize=65536)
+def _country_of_key(sample: str) -> str:
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(sample, None))
+    except phonenumbers.NumberParseException:
+        return UNKNOWN_COUNTRY
+    return str(region) if region and region != "001" else UNKNOWN_COUNTRY
+
+
+_by_key: dict[str, str] = {}
+
+
+def country_of(phone: str) -> str:
+    """Return the ISO 3166 region of an E.164 number ("ZZ" when unknown), cached per
+    leading `PHONE_KEY` characters."""
+    key = phone[:PHONE_KEY]
+    found = _by_key.get(key)
+    if found is None:
+        found = _by_key[key] = _country_of_key(phone)
+    return found
+
+
+def _no_ua(_ua: str | None) -> UaFacts:
+    return UaFacts()
+
+
+class ReportQueries:
+    """The report SQL over one engine. `ua_facts` parses user agents (the composition root
+    passes the UA adapter; without it devices are "unknown")."""
+
+    def __init__(self, engine: sa.Engine, *, ua_facts: UaParser | None = None) -> None:
+        self.engine = engine
+        self.ua_facts = ua_facts or _no_ua
+
+    # -- campaigns (for the services' lookups) --------------------------------------------------
+
+    def _store(self) -> SqlStore:
+        from clicktrail.storage.sql_store import SqlStore
+
+        return SqlStore(self.engine)
+
+    def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None:
+        """Return the campaign `ref` (slug or public id) of the workspace, or None."""
+        return self._store().find_campaign(workspace_id, ref)
+
+    def list_campaigns(self, workspace_id: int) -> list[Campaign]:
+        """Return the workspace's campaigns."""
+        return self._store().list_campaigns(workspace_id)
+
+    # -- the classic report ---------------------------------------------------------------------
+
+    def campaign_report(self, campaign: Campaign) -> CampaignReport:
+        """Return delivery and click counts of `campaign`, overall and per link (every link,
+        opt-out included); click counts bot-filtered with the raw counts beside them."""
+        with self.engine.connect() as conn:
+            by_status = self._status_counts(conn, campaign.id)
+            per_link = self._link_counts(conn, campaign.id)
+            uniq, _, _ = self._rollup_flags(conn, campaign)
+            by_reason = self._reasons(conn, campaign.id)
+        return self._summary(campaign, by_status, per_link, uniq, by_reason)
+
+    def _status_counts(self, conn: sa.Connection, campaign_id: int) -> dict[str, int]:
+        return {
+            s: int(n)
+            for s, n in conn.execute(
+                sa.select(m.c.status, sa.func.count())
+                .where(m.c.campaign_id == campaign_id)
+                .group_by(m.c.status)
+            )
+        }
+
+    def _link_counts(self, conn: sa.Connection, campaign_id: int) -> list[Any]:
+        # (user agent, link, verdict, is_click) -> requests: one index-ordered streaming pass
+        # over ix_clicks_report_ua that gives per-link totals, verdicts and devices at once.
+        return list(
+            conn.execute(
+                sa.select(
+                    ck.c.user_agent, ck.c.link_id, ck.c.verdict, ck.c.is_click,
+                    sa.func.count().label("n"),
+                )
+                .where(ck.c.campaign_id == campaign_id)
+                .group_by(ck.c.user_agent, ck.c.link_id, ck.c.verdict, ck.c.is_click)
+            )
+        )  # fmt: skip
+
+    def _reasons(self, conn: sa.Connection, campaign_id: int) -> dict[str, int]:
+
+        by_reason: Counter[str] = Counter()
+        for reasons, n in conn.execute(
+            sa.select(sa.cast(ck.c.reasons, sa.Text), sa.func.count())
+            .where(ck.c.campaign_id == campaign_id, ck.c.reasons.is_not(None))
+            .group_by(sa.cast(ck.c.reasons, sa.Text))
+        ):
+            for reason in (json.loads(reasons) if reasons else None) or ():
+                by_reason[reason] += int(n)
+        return dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def _summary(
+        self,
+        campaign: Campaign,
+        by_status: dict[str, int],
+        per_link: list[Any],
+        uniq: dict[str, int],
+        by_reason: dict[str, int],
+    ) -> CampaignReport:
+        delivered = by_status.get(Status.DELIVERED.value, 0)
+        tot: Counter[str] = Counter()
+        link_tot: dict[int, Counter[str]] = {lk.id: Counter() for lk in campaign.links}
+        by_verdict: Counter[str] = Counter()
+        for r in per_link:
+            counted = _is_counted(r.verdict, r.is_click)
+            n = int(r.n)
+            by_verdict[r.verdict or "unclassified"] += n
+            for c in (tot, link_tot.setdefault(r.link_id, Counter())):
+                c["requests"] += n
+                c["total"] += n if counted else 0
+                c["raw_total"] += n if r.is_click else 0
+                c["previews"] += n if r.verdict == "preview" else 0
+        links = [
+            LinkStats(
+                lk.index, lk.url, lk.role, link_tot[lk.id]["total"], uniq[f"c_{lk.id}"],
+                link_tot[lk.id]["requests"], ratio(uniq[f"c_{lk.id}"], delivered),
+                link_tot[lk.id]["raw_total"], uniq[f"r_{lk.id}"], link_tot[lk.id]["previews"],
+            )
+            for lk in campaign.links
+        ]  # fmt: skip
+        return CampaignReport(
+            campaign=campaign.public_id,
+            name=campaign.name,
+            messages=sum(by_status.values()),
+            queued=by_status.get(Status.QUEUED.value, 0) + by_status.get(Status.SENDING.value, 0),
+            sent=sum(by_status.get(s.value, 0) for s in SENT_OR_LATER),
+            delivered=delivered,
+            failed=by_status.get(Status.FAILED.value, 0),
+            undelivered=by_status.get(Status.UNDELIVERED.value, 0),
+            total_clicks=tot["total"],
+            unique_clicks=uniq["c_all"],
+            requests=tot["requests"],
+            ctr=ratio(uniq["c_all"], delivered),
+            repeat_click_rate=ratio(tot["total"], uniq["c_all"]),
+            links=links,
+            raw_total_clicks=tot["raw_total"],
+            raw_unique_clicks=uniq["r_all"],
+            raw_ctr=ratio(uniq["r_all"], delivered),
+            preview_fetches=tot["previews"],
+            by_verdict=dict(sorted(by_verdict.items())),
+            by_reason=by_reason,
+        )
+
+    # -- the full report ------------------------------------------------------------------------
+
+    def full_report(self, campaign: Campaign, *, now_us: int, first_page: int) -> FullReport:
+        """Return every section of the report of `campaign` (see `FullReport`)."""
+        eng_ids = [lk.id for lk in campaign.links if lk.role != OPTOUT]
+        with self.engine.connect() as conn:
+            by_status = self._status_counts(conn, campaign.id)
+            per_link = self._link_counts(conn, campaign.id)
+            uniq, clickers, first_buckets = self._rollup_flags(conn, campaign)
+            by_reason = self._reasons(conn, campaign.id)
+            median_first_s = self._median_first(conn, campaign.id, sum(first_buckets.values()))
+            all_buckets = self._click_buckets(conn, campaign.id)
+            countries = self._countries(conn, campaign.id, by_status)
+        summary = self._summary(campaign, by_status, per_link, uniq, by_reason)
+        delivered = summary.delivered
+        eng_links = [lk for lk in summary.links if lk.role != OPTOUT]
+        opt_links = [lk for lk in summary.links if lk.role == OPTOUT]
+        eng_total = sum(lk.total_clicks for lk in eng_links)
+        engagement = Engagement(
+            total_clicks=eng_total,
+            unique_clicks=uniq["c_eng"],
+            ctr=ratio(uniq["c_eng"], delivered),
+            repeat_click_rate=ratio(eng_total, uniq["c_eng"]),
+            raw_total_clicks=sum(lk.raw_total_clicks for lk in eng_links),
+            raw_unique_clicks=uniq["r_eng"],
+            raw_ctr=ratio(uniq["r_eng"], delivered),
+        )
+        optout = OptOutStats(
+            links=len(opt_links),
+            total_clicks=sum(lk.total_clicks for lk in opt_links),
+            unique_clicks=uniq["c_opt"],
+            rate=ratio(uniq["c_opt"], delivered),
+            raw_total_clicks=sum(lk.raw_total_clicks for lk in opt_links),
+        )
+        # Timing: first clicks and every click, both bucketed in the rollup.
+        timing = ClickTiming(
+            buckets=timing_buckets({k: n for k, n in all_buckets.items() if k >= 0}, first_buckets),
+            median_first_click_s=_round(median_first_s),
+            first_clicks=sum(first_buckets.values()),
+            before_delivery=all_buckets.get(-1, 0),
+            without_receipt=all_buckets.get(-2, 0),
+        )
+        device: Counter[str] = Counter()
+        os: Counter[str] = Counter()
+        browser: Counter[str] = Counter()
+        for r in per_link:
+            if r.link_id not in eng_ids or not _is_counted(r.verdict, r.is_click):
+                continue
+            f, n = self.ua_facts(r.user_agent), int(r.n)
+            device[f.device or "unknown"] += n
+            os[f.os or "unknown"] += n
+            browser[f.browser or "unknown"] += n
+        country_rows = [
+            CountryStats(c, rec, dlv, clickers.get(c, 0), ratio(clickers.get(c, 0), dlv))
+            for c, (rec, dlv) in countries.items()
+        ]
+        country_rows += [
+            CountryStats(c, 0, 0, n, None) for c, n in clickers.items() if c not in countries
+        ]
+        country_rows.sort(key=lambda r: (-r.recipients, -r.unique_clicks, r.country))
+        raw = summary.raw_total_clicks
+        not_counted = raw - summary.total_clicks
+        bots = BotShare(
+            raw_clicks=raw,
+            not_counted=not_counted,
+            share=ratio(not_counted, raw),
+            by_verdict=shares(summary.by_verdict),
+            by_reason=shares(by_reason),
+        )
+        recipients = self.recipients(campaign, search=None, after=None, limit=first_page)
+        return FullReport(
+            summary=summary,
+            engagement=engagement,
+            optout=optout,
+            timing=timing,
+            devices=shares(dict(device)),
+            oses=shares(dict(os)),
+            browsers=shares(dict(browser)),
+            countries=country_rows,
+            bots=bots,
+            recipients=recipients,
+            generated_us=now_us,
+        )
+
+    def _eng(self, eng_ids: Sequence[int]) -> Any:
+        return sa.and_(COUNTED, ck.c.link_id.in_(eng_ids) if eng_ids else sa.false())
+
+    def _rollup_flags(
+        self, conn: sa.Connection, campaign: Campaign
+    ) -> tuple[dict[str, int], Counter[str], dict[int, int]]:
+        """Distinct recipients per link and per link set, counted and raw, the counted
+        engagement clickers per country and {timing bucket: recipients whose first counted
+        engagement click fell in it} (at or after the receipt): two index-only passes over
+        the click rollup."""
+        mc, ml = t.message_clicks, t.message_link_clicks
+        uniq = dict.fromkeys(("c_all", "r_all", "c_eng", "r_eng", "c_opt"), 0)
+        for lk in campaign.links:
+            uniq[f"c_{lk.id}"] = uniq[f"r_{lk.id}"] = 0
+        clickers: Counter[str] = Counter()
+        firsts: Counter[int] = Counter()
+        bits = (
+            ("c_all", F_COUNTED), ("r_all", F_RAW), ("c_eng", F_ENG), ("r_eng", F_RAW_ENG),
+            ("c_opt", F_OPT),
+        )  # fmt: skip
+        for country, flags, first, n in conn.execute(
+            sa.select(mc.c.country, mc.c.flags, mc.c.first_bucket, sa.func.count())
+            .where(mc.c.campaign_id == campaign.id)
+            .group_by(mc.c.country, mc.c.flags, mc.c.first_bucket)
+        ):
+            if first is not None and first >= 0:
+                firsts[int(first)] += int(n)
+            for key, bit in bits:
+                if flags & bit:
+                    uniq[key] += int(n)
+            if flags & F_ENG:
+                clickers[country] += int(n)
+        for link_id, counted, n in conn.execute(
+            sa.select(ml.c.link_id, ml.c.counted, sa.func.count())
+            .where(ml.c.campaign_id == campaign.id)
+            .group_by(ml.c.link_id, ml.c.counted)
+        ):
+            uniq[f"r_{link_id}"] = uniq.get(f"r_{link_id}", 0) + int(n)
+            if counted:
+                uniq[f"c_{link_id}"] = uniq.get(f"c_{link_id}", 0) + int(n)
+        return uniq, clickers, dict(firsts)
+
+    def _first_buckets(self, conn: sa.Connection, campaign_id: int) -> dict[int, int]:
+        """{bucket key: recipients whose first counted engagement click fell in it}, over
+        first clicks at or after the receipt."""
+        mc = t.message_clicks
+        return {
+            int(b): int(n)
+            for b, n in conn.execute(
+                sa.select(mc.c.first_bucket, sa.func.count())
+                .where(mc.c.campaign_id == campaign_id, mc.c.first_bucket >= 0)
+                .group_by(mc.c.first_bucket)
+            )
+        }
+
+    def _median_first(self, conn: sa.Connection, campaign_id: int, total: int) -> float | None:
+        """Median seconds from delivery to the first counted engagement click over the `total`
+        recipients whose first such click came at or after the receipt: the middle one or two
+        rows of ix_message_clicks_first (the bucket grows with the delay)."""
+        if not total:
+            return None
+        mc = t.message_clicks
+        mid = total // 2
+        odd = total % 2 == 1
+        vals = [
+            int(d) / 1_000_000
+            for d in conn.execute(
+                sa.select(mc.c.first_delay_us)
+                .where(mc.c.campaign_id == campaign_id, mc.c.first_bucket >= 0)
+                .order_by(mc.c.first_bucket, mc.c.first_delay_us)
+                .offset(mid if odd else mid - 1)
+                .limit(1 if odd else 2)
+            ).scalars()
+        ]
+        return float(vals[0]) if odd else (vals[0] + vals[1]) / 2
+
+    def _click_buckets(self, conn: sa.Connection, campaign_id: int) -> dict[int, int]:
+        """Counted engagement clicks per bucket key: minute i → i (0-59), hour h → 59 + h,
+        before delivery → -1, no receipt → -2."""
+        mb = t.message_click_buckets
+        return {
+            int(k): int(n)
+            for k, n in conn.execute(
+                sa.select(mb.c.bucket, sa.func.sum(mb.c.clicks))
+                .where(mb.c.campaign_id == campaign_id)
+                .group_by(mb.c.bucket)
+            )
+        }
+
+    def _countries(
+        self, conn: sa.Connection, campaign_id: int, by_status: dict[str, int]
+    ) -> dict[str, tuple[int, int]]:
+        """{country: (recipients, delivered)} from the rollup, rebuilt when stale."""
+        r = t.report_country_counts
+        rows = [
+            (str(country), str(status), int(n))
+            for country, status, n in conn.execute(
+                sa.select(r.c.country, r.c.status, r.c.messages).where(
+                    r.c.campaign_id == campaign_id
+                )
+            )
+        ]
+        cached: Counter[str] = Counter()
+        for _, status, n in rows:
+            cached[status] += int(n)
+        if dict(cached) != {s: n for s, n in by_status.items() if n}:
+            rows = self.rebuild_country_counts(campaign_id)
+        out: dict[str, tuple[int, int]] = {}
+        for country, status, n in rows:
+            rec, dlv = out.get(country, (0, 0))
+            out[country] = (
+                rec + int(n),
+                dlv + (int(n) if status == Status.DELIVERED.value else 0),
+            )
+        return out
+
+    def rebuild_country_counts(self, campaign_id: int) -> list[tuple[str, str, int]]:
+        """Recount the campaign's messages per country and status into the rollup and return
+        the rows (country, status, messages)."""
+        r = t.report_country_counts
+        key = sa.func.substr(m.c.to_phone, 1, PHONE_KEY)
+        counts: Counter[tuple[str, str]] = Counter()
+        with self.engine.begin() as conn:
+            for sample, status, n in conn.execute(
+                sa.select(sa.func.min(m.c.to_phone), m.c.status, sa.func.count())
+                .where(m.c.campaign_id == campaign_id)
+                .group_by(key, m.c.status)
+            ):
+                counts[(country_of(sample), status)] += int(n)
+            conn.execute(r.delete().where(r.c.campaign_id == campaign_id))
+            rows = [(c, s, n) for (c, s), n in sorted(counts.items())]
+            if rows:
+                conn.execute(
+                    r.insert(),
+                    [
+                        {"campaign_id": campaign_id, "country": c, "status": s, "messages": n}
+                        for c, s, n in rows
+                    ],
+                )
+        return rows
+
+    # -- recipients -----------------------------------------------------------------------------
+
+    def recipients(
+        self, campaign: Campaign, *, search: str | None, after: int | None, limit: int
+    ) -> RecipientsPage:
+        """Return up to `limit` recipients with counted engagement clicks, by message id after
+        `after`, whose phone or external id contains `search` (case-insensitive)."""
+        eng_ids = [lk.id for lk in campaign.links if lk.role != OPTOUT]
+        mc = t.message_clicks
+        where = [mc.c.campaign_id == campaign.id, mc.c.clicks > 0]
+        if search:
+            like = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace(
+                "_", "\\_"
+            ) + "%"  # fmt: skip
+            matching = (
+                sa.select(m.c.id)
+                .join(ct, ct.c.id == m.c.contact_id)
+                .where(
+                    m.c.campaign_id == campaign.id,
+                    sa.or_(
+                        m.c.to_phone.like(like, escape="\\"),
+                        sa.func.lower(ct.c.external_id).like(like, escape="\\"),
+                    ),
+                )
+            )
+            where.append(mc.c.message_id.in_(matching))
+        with self.engine.connect() as conn:
+            total = int(
+                conn.execute(sa.select(sa.func.count()).select_from(mc).where(*where)).scalar_one()
+            )
+            page_where = [*where, mc.c.message_id > after] if after is not None else where
+            page = conn.execute(
+                sa.select(
+                    mc.c.message_id,
+                    mc.c.clicks.label("n"),
+                    mc.c.first_us,
+                    mc.c.last_us,
+                )
+                .where(*page_where)
+                .order_by(mc.c.message_id)
+                .limit(limit + 1)
+            ).all()
+            more = len(page) > limit
+            page = page[:limit]
+            ids = [r.message_id for r in page]
+            info = {
+                r.id: r
+                for r in conn.execute(
+                    sa.select(m.c.id, m.c.public_id, m.c.to_phone, ct.c.external_id)
+                    .join(ct, ct.c.id == m.c.contact_id)
+                    .where(m.c.id.in_(ids))
+                )
+            }
+            last_ua: dict[int, str | None] = {}
+            for mid, ua in conn.execute(
+                sa.select(ck.c.message_id, ck.c.user_agent)
+                .where(ck.c.message_id.in_(ids), self._eng(eng_ids))
+                .order_by(ck.c.message_id, ck.c.at_us.desc(), ck.c.id.desc())
+            ):
+                last_ua.setdefault(mid, ua)
+        items = []
+        for r in page:
+            i = info[r.message_id]
+            f = self.ua_facts(last_ua.get(r.message_id))
+            items.append(
+                RecipientClicks(
+                    message=i.public_id, phone=i.to_phone, external_id=i.external_id,
+                    country=country_of(i.to_phone), clicks=int(r.n),
+                    first_click_us=int(r.first_us), last_click_us=int(r.last_us),
+                    device=f.device, os=f.os, browser=f.browser,
+                )
+            )  # fmt: skip
+        return RecipientsPage(items, encode_cursor(ids[-1]) if more and ids else None, total)
+
+    # -- comparison -----------------------------------------------------------------------------
+
+    def compare(
+        self, workspace_id: int, *, since_us: int | None, until_us: int | None
+    ) -> list[CampaignComparison]:
+        """Return engagement CTR and median time to first click of the workspace's campaigns
+        sent within [since_us, until_us), newest first."""
+        c = t.campaigns
+        q = sa.select(c.c.public_id, c.c.sent_us).where(c.c.workspace_id == workspace_id)
+        if since_us is not None:
+            q = q.where(c.c.sent_us >= since_us)
+        if until_us is not None:
+            q = q.where(c.c.sent_us < until_us)
+        with self.engine.connect() as conn:
+            picked = conn.execute(q).all()
+        out = []
+        for public_id, sent_us in picked:
+            campaign = self.find_campaign(workspace_id, public_id)
+            if campaign is None:  # deleted meanwhile
+                continue
+            mc = t.message_clicks
+            with self.engine.connect() as conn:
+                by_status = self._status_counts(conn, campaign.id)
+                firsts = self._first_buckets(conn, campaign.id)
+                median_s = self._median_first(conn, campaign.id, sum(firsts.values()))
+                unique, total = conn.execute(
+                    sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(mc.c.clicks), 0)).where(
+                        mc.c.campaign_id == campaign.id, mc.c.clicks > 0
+                    )
+                ).one()
+            delivered = by_status.get(Status.DELIVERED.value, 0)
+            out.append(
+                CampaignComparison(
+                    campaign=campaign.public_id, slug=campaign.slug, name=campaign.name,
+                    sent_us=sent_us, delivered=delivered, total_clicks=int(total),
+                    unique_clicks=int(unique), ctr=ratio(int(unique), delivered),
+                    median_first_click_s=_round(median_s),
+                )
+            )  # fmt: skip
+        out.sort(key=lambda r: (-(r.sent_us or 0), r.slug))
+        return out
+
+
+def _is_counted(verdict: str | None, is_click: Any) -> bool:
+    return bool(is_click) and (verdict is None or verdict in COUNTED_VERDICTS)
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+# -- the per-recipient click rollup (maintained by SqlStore; read by ReportQueries) ------------
+
+F_COUNTED, F_RAW, F_ENG, F_RAW_ENG, F_OPT = 1, 2, 4, 8, 16
+_ROLLUP_LOCK = 0x6374  # first key of PostgreSQL advisory locks (campaign id is the second)
+
+
+def _bucket_of(at_us: int, delivered_us: int | None) -> int:
+    if delivered_us is None:
+        return -2
+    d = at_us - delivered_us
+    return -1 if d < 0 else bucket_key(d)
+
+
+def refresh_click_rollup(
+    conn: sa.Connection,
+    message_ids: Iterable[int] = (),
+    *,
+    click_ids: Iterable[str] = (),
+) -> None:
+    """Recompute the click rollup (`message_clicks`, `message_link_clicks`,
+    `message_click_buckets`) of the given messages and of the messages of the given click ids,
+    from their clicks and delivery times, inside the caller's transaction.
+
+    Idempotent: the rows of a message are always rebuilt whole, so replays, re-classification
+    and late receipts leave them exact. On PostgreSQL a transaction-scoped advisory lock per
+    campaign serialises concurrent refreshes, and the clicks are read after taking it, so the
+    last writer sees every committed click."""
+    ids = set(message_ids)
+    cids = list(click_ids)
+    for cchunk in _chunks(sorted(set(cids))):
+        ids.update(
+            conn.execute(sa.select(ck.c.message_id).where(ck.c.click_id.in_(cchunk))).scalars()
+        )
+    if not ids:
+        return
+    ordered = sorted(ids)
+    if conn.dialect.name == "postgresql":
+        campaigns: set[int] = set()
+        for chunk in _chunks(ordered):
+            campaigns.update(
+                conn.execute(
+                    sa.select(m.c.campaign_id).where(m.c.id.in_(chunk)).distinct()
+                ).scalars()
+            )
+        for cid in sorted(campaigns):
+            conn.execute(
+                sa.select(sa.func.pg_advisory_xact_lock(_ROLLUP_LOCK, cid % 2_147_483_648))
+            )
+    for chunk in _chunks(ordered):
+        _refresh(conn, chunk)
+
+
+def rebuild_click_rollup(conn: sa.Connection, campaign_id: int | None = None) -> None:
+    """Rebuild the click rollup of one campaign (or of all) from scratch, inside the caller's
+    transaction (migration 0006's backfill; repairs)."""
+    tables = (t.message_clicks, t.message_link_clicks, t.message_click_buckets)
+    for tb in tables:
+        d = tb.delete()
+        conn.execute(d if campaign_id is None else d.where(tb.c.campaign_id == campaign_id))
+    q = sa.select(ck.c.message_id).distinct().order_by(ck.c.message_id)
+    if campaign_id is not None:
+        q = q.where(ck.c.campaign_id == campaign_id)
+    ids = list(conn.execute(q).scalars())
+    for chunk in _chunks(ids, 5000):
+        _refresh(conn, chunk, fresh=True)
+
+
+def _chunks(items: Sequence[_T], size: int = 1000) -> Iterator[Sequence[_T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _refresh(conn: sa.Connection, ids: Sequence[int], *, fresh: bool = False) -> None:
+    msgs: dict[int, tuple[int, str, int | None]] = {}
+    by_campaign: dict[int, list[int]] = {}
+    for mid, cp, phone, dlv in conn.execute(
+        sa.select(m.c.id, m.c.campaign_id, m.c.to_phone, m.c.delivered_us).where(m.c.id.in_(ids))
+    ):
+        msgs[mid] = (cp, phone, dlv)
+        by_campaign.setdefault(cp, []).append(mid)
+    roles: dict[int, str] = {}
+    for lid, role in conn.execute(
+        sa.select(t.links.c.id, t.links.c.role).where(t.links.c.campaign_id.in_(by_campaign))
+    ):
+        roles[lid] = role
+    per_msg: dict[int, list[tuple[Any, ...]]] = {}
+    for cp, mids in by_campaign.items():
+        # (campaign, message) first: read from the covering index ix_clicks_report alone.
+        for mid, lid, verdict, is_click, at_us in conn.execute(
+            sa.select(ck.c.message_id, ck.c.link_id, ck.c.verdict, ck.c.is_click, ck.c.at_us)
+            .where(ck.c.campaign_id == cp, ck.c.message_id.in_(mids))
+        ):  # fmt: skip
+            per_msg.setdefault(mid, []).append((lid, verdict, is_click, at_us))
+        if not fresh:  # (campaign, message) leads every key of the rollup
+            for tb in (t.message_clicks, t.message_link_clicks, t.message_click_buckets):
+                conn.execute(tb.delete().where(tb.c.campaign_id == cp, tb.c.message_id.in_(mids)))
+    rows: list[tuple[Any, ...]] = []
+    link_rows: list[tuple[Any, ...]] = []
+    bucket_rows: list[tuple[Any, ...]] = []
+    for mid, clicks in per_msg.items():
+        cp, phone, dlv = msgs[mid]
+        flags, n, first, last = 0, 0, None, None
+        links: dict[int, int] = {}
+        buckets: Counter[int] = Counter()
+        for lid, verdict, is_click, at_us in clicks:
+            if not is_click:
+                continue
+            counted = verdict is None or verdict in COUNTED_VERDICTS
+            eng = roles.get(lid) != OPTOUT
+            links[lid] = links.get(lid, 0) | counted
+            flags |= F_RAW | (F_RAW_ENG if eng else 0)
+            if counted:
+                flags |= F_COUNTED | (F_ENG if eng else F_OPT)
+                if eng:
+                    n += 1
+                    first = at_us if first is None else min(first, at_us)
+                    last = at_us if last is None else max(last, at_us)
+                    buckets[_bucket_of(at_us, dlv)] += 1
+        if not flags:
+            continue
+        rows.append(
+            (
+                cp, mid, country_of(phone), flags, n, first, last,
+                None if first is None or dlv is None else first - dlv,
+                None if first is None else _bucket_of(first, dlv),
+            )
+        )  # fmt: skip
+        link_rows += [(cp, mid, lid, int(cnt)) for lid, cnt in links.items()]
+        bucket_rows += [(cp, mid, b, k) for b, k in buckets.items()]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for tb, batch in (
+        (t.message_clicks, rows),
+        (t.message_link_clicks, link_rows),
+        (t.message_click_buckets, bucket_rows),
+    ):
+        if batch:  # plain executemany: no per-row parameter processing (ints and strings)
+            names = [c.name for c in tb.columns]
+            conn.exec_driver_sql(
+                f"INSERT INTO {tb.name} ({', '.join(names)}) "  # names of our own tables
+                f"VALUES ({', '.join(mark for _ in names)})",
+                batch,
+            )

@@ -1,0 +1,75 @@
+"""Report routes of the JSON API (docs/reports.md): the full report, the recipients who
+clicked, and the comparison of campaigns. Thin handlers: parse, call one service, format.
+
+The classic ``GET /v1/campaigns/{campaign}/report`` stays in `web.api`; the full report is
+``GET /v1/campaigns/{campaign}/report/full`` (the classic keys plus the full sections).
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from clicktrail.domain.errors import InvalidInput
+from clicktrail.services import reports
+from clicktrail.services.clock import now_us
+from clicktrail.services.ports import Store
+from clicktrail.services.receipts import parse_time
+from clicktrail.services.reports import ReportSource
+from clicktrail.services.workspaces import authenticate
+
+DEFAULT_LIMIT = 50
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isdigit():
+        raise InvalidInput(f"limit must be a whole number, got {raw!r}", field="limit")
+    return int(raw)
+
+
+def _time(raw: str | None, field: str) -> int | None:
+    return None if raw is None or raw.strip() == "" else parse_time(raw, field, 0)
+
+
+def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
+    """Return the report routes; `store` authenticates API keys, `queries` answers."""
+
+    async def full_report(request: Request) -> Response:
+        ws = authenticate(store, request.headers.get("authorization"))
+        ref = request.path_params["campaign"]
+        report = await run_in_threadpool(
+            lambda: reports.full_report(queries, ws, ref, now_us=now_us())
+        )
+        return JSONResponse(report.as_dict())
+
+    async def recipients(request: Request) -> Response:
+        ws = authenticate(store, request.headers.get("authorization"))
+        q = request.query_params
+        ref = request.path_params["campaign"]
+        limit = _limit(q.get("limit"))
+        page = await run_in_threadpool(
+            lambda: reports.recipients_page(
+                queries, ws, ref, search=q.get("search"), cursor=q.get("cursor") or None,
+                limit=limit,
+            )
+        )  # fmt: skip
+        return JSONResponse(page.as_dict())
+
+    async def compare(request: Request) -> Response:
+        ws = authenticate(store, request.headers.get("authorization"))
+        q = request.query_params
+        since, until = _time(q.get("since"), "since"), _time(q.get("until"), "until")
+        rows = await run_in_threadpool(
+            lambda: reports.compare_campaigns(queries, ws, since_us=since, until_us=until)
+        )
+        return JSONResponse({"items": [r.as_dict() for r in rows]})
+
+    return [
+        Route("/v1/campaigns/{campaign}/report/full", full_report, methods=["GET"]),
+        Route("/v1/campaigns/{campaign}/recipients", recipients, methods=["GET"]),
+        Route("/v1/reports/compare", compare, methods=["GET"]),
+    ]

@@ -1,0 +1,401 @@
+"""The resources of the JSON API: what the CLI does, over HTTP (``/v1``).
+
+Thin handlers: parse the request, call one service, shape the answer with `web.schemas`.
+Every handler authenticates first and every service call is scoped to the key's workspace.
+Handlers run in Starlette's thread pool (sync endpoints, or `run_in_threadpool` once the
+body is read) so database work never blocks the event loop the redirect shares.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from typing import Any, BinaryIO, cast
+
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from clicktrail.domain.errors import InvalidInput, NotFound
+from clicktrail.domain.models import CampaignOptions, Domain, Workspace
+from clicktrail.services import campaigns, contacts, exports, listing, workspaces
+from clicktrail.services.clock import now_us
+from clicktrail.services.exports import ClickEvent, ExportSource, MessageRecord, iso_utc
+from clicktrail.services.listing import CampaignView, ContactList, ContactView, Listing
+from clicktrail.services.ports import SmsProvider, Store
+from clicktrail.web import openapi
+from clicktrail.web import schemas as s
+from clicktrail.web.errors import problem
+
+MAX_BODY = 1024 * 1024  # JSON bodies
+MAX_IMPORT = 256 * 1024 * 1024  # CSV uploads; spooled to disk past 8 MiB
+TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+
+
+def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def _query(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and "\x00" in value:
+        raise InvalidInput(f"{name} must not contain NUL characters", field=name)
+    return value
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = (_query(request, name) or "").strip().lower()
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise InvalidInput(f"{name} must be true or false", field=name)
+
+
+def _path(request: Request, name: str) -> str:
+    value = str(request.path_params[name])
+    if "\x00" in value:
+        raise NotFound(f"{name} not found", field=name)
+    return value
+
+
+async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
+    body = await request.body()
+    if len(body) > limit:
+        raise InvalidInput(f"request body over {limit} bytes", field="body")
+    return body
+
+
+# -- shaping ------------------------------------------------------------------------------------
+
+
+def domain_out(d: Domain) -> s.DomainOut:
+    """The wire shape of a domain."""
+    return s.DomainOut(
+        host=d.host, scheme=d.scheme, port=d.port, path_prefix=d.path_prefix,
+        base_url=d.base_url, fallback_url=d.fallback_url,
+    )  # fmt: skip
+
+
+def contact_out(c: ContactView) -> s.ContactOut:
+    """The wire shape of a contact."""
+    return s.ContactOut(
+        phone=c.phone, external_id=c.external_id, first_name=c.first_name,
+        attributes=c.attributes, opted_out=c.opted_out, created_at=_t(c.created_us),
+        updated_at=_t(c.updated_us),
+    )  # fmt: skip
+
+
+def list_out(x: ContactList) -> s.ContactListOut:
+    """The wire shape of a contact list."""
+    return s.ContactListOut(name=x.name, members=x.members, created_at=_t(x.created_us))
+
+
+def campaign_out(v: CampaignView) -> s.CampaignOut:
+    """The wire shape of a campaign."""
+    c = v.campaign
+    o = c.options
+    return s.CampaignOut(
+        id=c.public_id, slug=c.slug, name=c.name, status=c.status, template=c.template,
+        domain=v.domain, list=v.list_name,
+        links=[s.LinkOut(index=lk.index, url=lk.url, role=lk.role, utm=lk.utm) for lk in c.links],
+        options=s.CampaignOptionsOut(
+            smart_encoding=o.smart_encoding, shift_table=o.shift_table,
+            utm_enabled=o.utm_enabled, utm=o.utm, click_id_param=o.click_id_param,
+        ),
+        created_at=_t(v.created_us), sent_at=iso_utc(v.sent_us),
+    )  # fmt: skip
+
+
+def message_out(m: MessageRecord) -> s.MessageOut:
+    """The wire shape of a message."""
+    return s.MessageOut(
+        id=m.message_id, campaign=m.campaign_id, campaign_slug=m.campaign_slug, to=m.phone,
+        external_id=m.external_id, body=m.body, encoding=m.encoding, segments=m.segments,
+        status=cast(Any, m.status), provider=m.provider,
+        provider_message_id=m.provider_message_id, error_code=m.error_code,
+        queued_at=_t(m.queued_us), sent_at=iso_utc(m.sent_us),
+        delivered_at=iso_utc(m.delivered_us), failed_at=iso_utc(m.failed_us),
+        status_at=_t(m.status_us),
+    )  # fmt: skip
+
+
+def click_out(e: ClickEvent) -> s.ClickOut:
+    """The wire shape of a request on a tracked link."""
+    return s.ClickOut(
+        id=e.click_id, at=_t(e.at_us), campaign=e.campaign_id, campaign_slug=e.campaign_slug,
+        message=e.message_id, link_index=e.link_index, link_url=e.link_url,
+        link_role=e.link_role, destination=e.destination, external_id=e.external_id,
+        phone=e.phone, method=e.method, is_click=e.is_click, verdict=e.verdict, score=e.score,
+        reasons=list(e.reasons), final=e.final, ip=e.ip, user_agent=e.user_agent,
+    )  # fmt: skip
+
+
+def _t(us: int) -> str:
+    out = iso_utc(us)
+    assert out is not None
+    return out
+
+
+# -- routes -------------------------------------------------------------------------------------
+
+
+def routes(
+    store: Store,
+    pages: Listing,
+    export_source: ExportSource,
+    provider: Callable[[], SmsProvider],
+) -> list[BaseRoute]:
+    """Return the resource routes over `store`, paged reads `pages`, `export_source` and the
+    SMS `provider` that campaign sends go through; with them, the OpenAPI document and the
+    reference page."""
+
+    def workspace(request: Request) -> Workspace:
+        return workspaces.authenticate(store, request.headers.get("authorization"))
+
+    def limit_cursor(request: Request) -> tuple[int, str | None]:
+        return listing.page_limit(_query(request, "limit")), _query(request, "cursor")
+
+    # -- workspace and domains
+
+    def get_workspace(request: Request) -> Response:
+        ws = workspace(request)
+        return _json(s.WorkspaceOut(id=ws.public_id, slug=ws.slug, name=ws.name, demo=ws.is_demo))
+
+    def list_domains(request: Request) -> Response:
+        ws = workspace(request)
+        page = listing.list_domains(pages, ws, *limit_cursor(request))
+        return _json(
+            s.DomainPage(items=[domain_out(d) for d in page.items], next_cursor=page.next_cursor)
+        )
+
+    async def create_domain(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        body = s.parse_body(s.DomainCreate, await _body(request))
+        d = await run_in_threadpool(
+            lambda: workspaces.add_domain(
+                store,
+                ws,
+                body.host,
+                now_us(),
+                path_prefix=body.prefix,
+                scheme=body.scheme,
+                fallback_url=body.fallback_url,
+            )
+        )
+        return _json(domain_out(d), 201, {"Location": f"/v1/domains/{d.host}"})
+
+    def get_domain(request: Request) -> Response:
+        ws = workspace(request)
+        return _json(domain_out(listing.get_domain(store, ws, _path(request, "host"))))
+
+    # -- contacts and lists
+
+    def list_contacts(request: Request) -> Response:
+        ws = workspace(request)
+        page = listing.list_contacts(
+            store, pages, ws, *limit_cursor(request), list_name=_query(request, "list")
+        )
+        return _json(
+            s.ContactPage(items=[contact_out(c) for c in page.items], next_cursor=page.next_cursor)
+        )
+
+    def get_contact(request: Request) -> Response:
+        ws = workspace(request)
+        return _json(contact_out(listing.get_contact(pages, ws, _path(request, "contact"))))
+
+    def list_lists(request: Request) -> Response:
+        ws = workspace(request)
+        page = listing.list_contact_lists(pages, ws, *limit_cursor(request))
+        return _json(
+            s.ContactListPage(items=[list_out(x) for x in page.items], next_cursor=page.next_cursor)
+        )
+
+    async def import_contacts(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        region = _query(request, "region") or None
+        list_name = _query(request, "list") or None
+        encoding = _query(request, "encoding") or "utf-8-sig"
+        skip = _flag(request, "skip_invalid")
+        if list_name is not None and len(list_name) > 200:
+            raise InvalidInput("list name is over 200 characters", field="list")
+        with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as fh:
+            size = 0
+            async for part in request.stream():
+                size += len(part)
+                if size > MAX_IMPORT:
+                    return problem(
+                        413, "too_large", f"CSV over {MAX_IMPORT} bytes: split it", field="body"
+                    )
+                fh.write(part)
+            fh.seek(0)
+
+            def run() -> contacts.ImportResult:
+                parsed = contacts.parse_contacts_csv(
+                    cast(BinaryIO, fh), name="body", region=region, encoding=encoding
+                )
+                return contacts.import_contacts(
+                    store, ws, parsed, name="body", skip_invalid=skip, list_name=list_name,
+                    now_us=now_us(),
+                )  # fmt: skip
+
+            result = await run_in_threadpool(run)
+        return _json(
+            s.ImportOut(
+                rows=result.rows,
+                created=result.created,
+                updated=result.updated,
+                duplicates=result.duplicates,
+                rejected=[s.RejectedRow(line=r.line, reason=r.reason) for r in result.rejected],
+            )
+        )
+
+    # -- campaigns
+
+    def list_campaigns(request: Request) -> Response:
+        ws = workspace(request)
+        page = listing.list_campaigns(pages, ws, *limit_cursor(request))
+        return _json(
+            s.CampaignPage(
+                items=[campaign_out(v) for v in page.items], next_cursor=page.next_cursor
+            )
+        )
+
+    async def create_campaign(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        b = s.parse_body(s.CampaignCreate, await _body(request))
+
+        def run() -> CampaignView:
+            cp = campaigns.create_campaign(
+                store, ws, name=b.name, template=b.template, slug=b.slug, domain_host=b.domain,
+                list_name=b.list, link_roles={int(k) - 1: v for k, v in b.link_role.items()},
+                link_utm={int(k) - 1: v for k, v in b.link_utm.items()},
+                options=CampaignOptions(
+                    b.smart_encoding, b.shift_table, b.utm_enabled, b.utm, b.click_id_param
+                ),
+                now_us=now_us(),
+            )  # fmt: skip
+            return pages.campaign_view(cp.id)
+
+        view = await run_in_threadpool(run)
+        return _json(
+            campaign_out(view), 201, {"Location": f"/v1/campaigns/{view.campaign.public_id}"}
+        )
+
+    def get_campaign(request: Request) -> Response:
+        ws = workspace(request)
+        return _json(
+            campaign_out(listing.campaign_view(store, pages, ws, _path(request, "campaign")))
+        )
+
+    def preview(request: Request) -> Response:
+        ws = workspace(request)
+        cp = campaigns.get_campaign(store, ws, _path(request, "campaign"))
+        p = campaigns.preview_campaign(store, ws, cp, _query(request, "contact") or None)
+        cost = {
+            name: s.CostOut(encoding=c.encoding, segments=c.segments, units=c.units)
+            for name, c in (
+                ("cost", p.cost), ("template", p.template), ("untracked", p.untracked),
+                ("worst_case", p.worst_case),
+            )
+        }  # fmt: skip
+        return _json(
+            s.PreviewOut(
+                contact_phone=p.contact_phone,
+                body=p.body,
+                smart_encoding=p.smart_encoding,
+                links=p.links,
+                warnings=p.warnings,
+                **cost,
+            )
+        )
+
+    def send(request: Request) -> Response:
+        ws = workspace(request)
+        cp = campaigns.get_campaign(store, ws, _path(request, "campaign"))
+        summary = campaigns.send_campaign(store, ws, cp, provider(), clock=now_us)
+        return _json(
+            s.SendOut(
+                campaign=summary.campaign,
+                created=summary.created,
+                sent=summary.sent,
+                failed=summary.failed,
+                segments=summary.segments,
+                encodings=summary.encodings,
+            )
+        )
+
+    # -- messages and clicks
+
+    def list_messages(request: Request) -> Response:
+        ws = workspace(request)
+        page = listing.list_messages(
+            store, pages, ws, *limit_cursor(request),
+            campaign=_query(request, "campaign") or None, status=_query(request, "status") or None,
+        )  # fmt: skip
+        return _json(
+            s.MessagePage(items=[message_out(m) for m in page.items], next_cursor=page.next_cursor)
+        )
+
+    def get_message(request: Request) -> Response:
+        ws = workspace(request)
+        return _json(message_out(listing.get_message(pages, ws, _path(request, "message"))))
+
+    def list_clicks(request: Request) -> Response:
+        ws = workspace(request)
+        page = listing.list_clicks(
+            store, pages, ws, *limit_cursor(request),
+            campaign=_query(request, "campaign") or None, since=_query(request, "since"),
+            until=_query(request, "until"), verdict=_query(request, "verdict") or None,
+        )  # fmt: skip
+        return _json(
+            s.ClickPage(items=[click_out(e) for e in page.items], next_cursor=page.next_cursor)
+        )
+
+    # -- exports
+
+    def export(what: str) -> Callable[[Request], Response]:
+        plan_export = exports.plan_click_export if what == "clicks" else exports.plan_message_export
+
+        def handler(request: Request) -> Response:
+            ws = workspace(request)
+            plan = plan_export(
+                store, export_source, ws, format=_query(request, "format") or "csv",
+                campaign=_query(request, "campaign") or None, since=_query(request, "since"),
+                until=_query(request, "until"), phone=_query(request, "phone") or "plain",
+                salt=_query(request, "salt") or None,
+            )  # fmt: skip
+            return StreamingResponse(
+                exports.stream(plan),
+                media_type=plan.media_type,
+                headers={
+                    "Content-Disposition": f'attachment; filename="{plan.filename}"',
+                    "Cache-Control": "no-store",
+                },
+            )
+
+        return handler
+
+    return [
+        Route("/v1/workspace", get_workspace, methods=["GET"]),
+        Route("/v1/domains", list_domains, methods=["GET"]),
+        Route("/v1/domains", create_domain, methods=["POST"]),
+        Route("/v1/domains/{host}", get_domain, methods=["GET"]),
+        Route("/v1/contacts", list_contacts, methods=["GET"]),
+        Route("/v1/contacts/import", import_contacts, methods=["POST"]),
+        Route("/v1/contacts/{contact}", get_contact, methods=["GET"]),
+        Route("/v1/lists", list_lists, methods=["GET"]),
+        Route("/v1/campaigns", list_campaigns, methods=["GET"]),
+        Route("/v1/campaigns", create_campaign, methods=["POST"]),
+        Route("/v1/campaigns/{campaign}", get_campaign, methods=["GET"]),
+        Route("/v1/campaigns/{campaign}/preview", preview, methods=["GET"]),
+        Route("/v1/campaigns/{campaign}/send", send, methods=["POST"]),
+        Route("/v1/messages", list_messages, methods=["GET"]),
+        Route("/v1/messages/{message}", get_message, methods=["GET"]),
+        Route("/v1/clicks", list_clicks, methods=["GET"]),
+        Route("/v1/exports/clicks", export("clicks"), methods=["GET"]),
+        Route("/v1/exports/messages", export("messages"), methods=["GET"]),
+        *openapi.routes(),
+    ]

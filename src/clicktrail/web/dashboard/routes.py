@@ -1,0 +1,308 @@
+"""The dashboard: server-rendered pages under ``/dashboard``, assets under ``/static/dashboard``.
+
+Thin handlers like the API's: each checks the session, calls one reports service and renders a
+template. Jinja2 autoescaping is on for every template, so user agents, URLs, names and reasons
+(attacker-controlled, some of them) are shown as text, never as markup; a strict
+Content-Security-Policy (scripts and styles from this server only, no inline script) is the
+second line of defence.
+
+Pages: ``/dashboard/`` campaigns, ``/dashboard/campaigns/{ref}`` report (delivery, click timing,
+links, humans vs bots), ``/dashboard/campaigns/{ref}/recipients`` per-recipient table with search
+and paging, ``/dashboard/campaigns/{ref}/requests`` the raw request log (user agents, IPs,
+verdicts and reasons); ``/dashboard/login`` and ``/dashboard/logout``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from clicktrail import __version__
+from clicktrail.domain.errors import ClicktrailError, NotFound, Unauthorized
+from clicktrail.domain.models import Workspace
+from clicktrail.services.ports import Store
+from clicktrail.services.reports import ReportSource
+from clicktrail.services.workspaces import authenticate, hash_key
+from clicktrail.web.dashboard import views
+from clicktrail.web.dashboard.session import (
+    LOGIN_COOKIE,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Session,
+    Signer,
+)
+from clicktrail.web.redirect import Message, Receive, Scope, Send
+
+PREFIX = "/dashboard"
+STATIC = "/static/dashboard"
+MAX_FORM = 16 * 1024
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+Handler = Callable[[Request, Workspace, Session], Awaitable[Response]]
+
+
+def templates() -> Environment:
+    """Return the Jinja2 environment of the dashboard (autoescape on, undefined names fail)."""
+    env = Environment(
+        loader=PackageLoader("clicktrail.web.dashboard", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        num=views.num, pct=views.pct, times=views.times, when=views.when, duration=views.duration
+    )
+    env.globals.update(
+        static=STATIC, prefix=PREFIX, version=__version__, workspace=None, session=None, nav=""
+    )
+    return env
+
+
+class _SecurityHeaders:
+    """Adds the security headers (and no-store) to every dashboard response."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *SECURITY_HEADERS,
+                    (b"cache-control", b"no-store"),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _local_next(value: str | None) -> str:
+    """Return `value` when it is a dashboard path on this server, else the dashboard home
+    (never an open redirect: no scheme, no host, no ``//``, no backslash)."""
+    if not value or "\\" in value:
+        return PREFIX + "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or not value.startswith(PREFIX + "/") or "//" in value:
+        return PREFIX + "/"
+    return value
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """Return the fields of an urlencoded form body (first value of each); {} for a body over
+    `MAX_FORM` bytes (read no further) or one that is not a form."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            return {}
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return {k: v[0] for k, v in fields.items()}
+
+
+def _cross_site(request: Request) -> bool:
+    # Browsers say where a request comes from; a cross-site POST is never ours (defence in
+    # depth: SameSite=Strict cookies and the form tokens already stop it).
+    return request.headers.get("sec-fetch-site", "same-origin") == "cross-site"
+
+
+def routes(store: Store, queries: ReportSource, *, secret: bytes) -> list[BaseRoute]:
+    """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
+    ``/static/dashboard``. `store` checks logins, `queries` answers the reports, `secret`
+    signs session cookies (see `session.load_secret`)."""
+    env = templates()
+    signer = Signer(secret)
+
+    def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        html = env.get_template(name).render(request_path=request.url.path, **context)
+        return HTMLResponse(html, status_code=status)
+
+    def current(request: Request) -> tuple[Workspace, Session] | None:
+        session = signer.load(request.cookies.get(SESSION_COOKIE))
+        if session is None:
+            return None
+        ws = store.workspace_for_key_hash(session.key_hash)
+        if ws is None or ws.public_id != session.workspace:
+            return None  # the key was revoked (or the cookie names another workspace)
+        return ws, session
+
+    def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            found = current(request)
+            if found is None:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(
+                    f"{PREFIX}/login?next={quote(target, safe='')}", status_code=303
+                )
+            return await handler(request, *found)
+
+        return endpoint
+
+    def set_cookie(request: Request, response: Response, name: str, value: str, age: int) -> None:
+        response.set_cookie(
+            name, value, max_age=age, path=PREFIX, httponly=True, samesite="strict",
+            secure=request.url.scheme == "https",
+        )  # fmt: skip
+
+    def login_form(
+        request: Request, *, error: str = "", status: int = 200, next_url: str = ""
+    ) -> Response:
+        nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+        response = render(
+            request, "login.html", status, error=error, token=signer.login_token(nonce),
+            next_url=_local_next(next_url or request.query_params.get("next")),
+        )  # fmt: skip
+        set_cookie(request, response, LOGIN_COOKIE, nonce, 3600)
+        return response
+
+    async def login(request: Request) -> Response:
+        if request.method == "GET":
+            if current(request) is not None:
+                return RedirectResponse(_local_next(request.query_params.get("next")), 303)
+            return login_form(request)
+        form = await _form(request)
+        next_url = _local_next(form.get("next"))
+        if _cross_site(request) or not signer.check_login_token(
+            request.cookies.get(LOGIN_COOKIE), form.get("token")
+        ):
+            return login_form(
+                request, status=403, next_url=next_url,
+                error="The form expired. Please sign in again.",
+            )  # fmt: skip
+        key = form.get("key", "").strip()
+        try:
+            ws = authenticate(store, f"Bearer {key}")
+        except Unauthorized:
+            return login_form(
+                request, status=401, next_url=next_url,
+                error="That key is not a valid API key of any workspace.",
+            )  # fmt: skip
+        response = RedirectResponse(next_url, status_code=303)
+        session = signer.new_session(ws.public_id, hash_key(key))
+        set_cookie(request, response, SESSION_COOKIE, signer.dump(session), SESSION_SECONDS)
+        response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
+        return response
+
+    async def logout(request: Request) -> Response:
+        found = current(request)
+        form = await _form(request)
+        if found is not None and (
+            _cross_site(request) or not secrets.compare_digest(form.get("csrf", ""), found[1].csrf)
+        ):
+            return render(
+                request, "error.html", 403, workspace=found[0], session=found[1],
+                title="Forbidden", message="This form did not come from this dashboard.",
+            )  # fmt: skip
+        response = RedirectResponse(f"{PREFIX}/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path=PREFIX)
+        return response
+
+    async def campaigns(request: Request, ws: Workspace, session: Session) -> Response:
+        q = request.query_params
+        listing = views.campaign_list(
+            queries, ws, since=q.get("since", "")[:10], until=q.get("until", "")[:10]
+        )
+        return render(
+            request, "campaigns.html", workspace=ws, session=session, c=listing, nav="campaigns"
+        )
+
+    async def campaign(request: Request, ws: Workspace, session: Session) -> Response:
+        report = views.report_page(queries, ws, request.path_params["ref"])
+        return render(
+            request, "campaign.html", workspace=ws, session=session, r=report, nav="report"
+        )
+
+    async def recipients(request: Request, ws: Workspace, session: Session) -> Response:
+        q = request.query_params
+        listing = views.recipients_view(
+            queries, ws, request.path_params["ref"], search=q.get("q", ""),
+            after=q.get("after", ""), trail=q.get("trail", ""),
+            per_page=views.int_param(q.get("per"), views.PER_PAGE[0]),
+            start=views.int_param(q.get("start"), 1),
+        )  # fmt: skip
+        return render(
+            request, "recipients.html", workspace=ws, session=session, p=listing,
+            nav="recipients",
+        )  # fmt: skip
+
+    async def requests(request: Request, ws: Workspace, session: Session) -> Response:
+        q = request.query_params
+        listing = views.requests_view(
+            store, ws, request.path_params["ref"], after=views.int_param(q.get("after"), 0),
+            trail=q.get("trail", ""), per_page=views.int_param(q.get("per"), views.PER_PAGE[0]),
+            start=views.int_param(q.get("start"), 1),
+        )  # fmt: skip
+        return render(
+            request, "requests.html", workspace=ws, session=session, p=listing, nav="requests"
+        )
+
+    async def home(_request: Request) -> Response:
+        return RedirectResponse(PREFIX + "/", status_code=307)
+
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        found = current(request)
+        return render(
+            request, "error.html", 404, workspace=found[0] if found else None,
+            session=found[1] if found else None, title="Not found",
+            message="There is nothing at this address.",
+        )  # fmt: skip
+
+    async def clicktrail_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ClicktrailError)
+        found = current(request)
+        status = 404 if isinstance(exc, NotFound) else 422
+        return render(
+            request, "error.html", status, workspace=found[0] if found else None,
+            session=found[1] if found else None,
+            title="Not found" if status == 404 else "Invalid request", message=exc.message,
+        )  # fmt: skip
+
+    async def unexpected(request: Request, _exc: Exception) -> Response:
+        return render(
+            request, "error.html", 500, workspace=None, session=None, title="Internal error",
+            message="Something went wrong; the server log has the details.",
+        )  # fmt: skip
+
+    app = Starlette(
+        routes=[
+            Route("/", page(campaigns), methods=["GET"]),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/campaigns/{ref}", page(campaign), methods=["GET"]),
+            Route("/campaigns/{ref}/recipients", page(recipients), methods=["GET"]),
+            Route("/campaigns/{ref}/requests", page(requests), methods=["GET"]),
+        ],
+        exception_handlers={
+            ClicktrailError: clicktrail_error,
+            404: not_found,
+            Exception: unexpected,
+        },
+    )
+    assets = StaticFiles(packages=[("clicktrail.web.dashboard", "static")])
+    return [
+        Route(PREFIX, home, methods=["GET"]),
+        Mount(PREFIX, app=_SecurityHeaders(app)),
+        Mount(STATIC, app=assets),
+    ]

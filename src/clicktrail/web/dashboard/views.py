@@ -1,0 +1,416 @@
+"""What the dashboard templates show: report figures arranged for pages, and display formats.
+
+Every number comes from `services.reports` (the same functions behind the API and the CLI);
+this module only picks, orders and labels them, and lays out the charts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from clicktrail.domain.models import Campaign, Workspace
+from clicktrail.domain.report import (
+    CampaignComparison,
+    FullReport,
+    LinkStats,
+    RecipientsPage,
+    Share,
+    TimingBucket,
+)
+from clicktrail.services import reports
+from clicktrail.services.campaigns import get_campaign
+from clicktrail.services.clock import now_us
+from clicktrail.services.ports import Store
+from clicktrail.services.reports import ReportSource
+from clicktrail.web.dashboard import charts
+
+PER_PAGE = (25, 50, 100)
+MAX_TRAIL = 40  # cursors kept for "previous" links; older pages are reached from the first
+
+# Verdicts in the order people read them, with their chart tones.
+VERDICT_TONES = {
+    "human": "good",
+    "suspect": "warn",
+    "unclassified": "muted",
+    "preview": "info",
+    "scanner": "bad",
+    "automation": "bad2",
+    "probe": "muted",
+}
+
+
+# -- display formats (Jinja filters) -------------------------------------------------------------
+
+
+def num(value: int | float | None) -> str:
+    """Return a count with thousands separators; "—" for unknown."""
+    if value is None:
+        return "—"
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """Return a ratio as a percentage ("12.5%"); "—" when unknown (e.g. nothing delivered)."""
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def times(value: float | None) -> str:
+    """Return a multiplier ("1.48×"); "—" when unknown."""
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def when(us: int | None) -> str:
+    """Return a UTC time to the second ("2026-11-22 10:00:05 UTC"); "—" for none."""
+    if us is None:
+        return "—"
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(seconds: float | None) -> str:
+    """Return a delay for people ("45 s", "3 min 20 s", "2 h 05 min", "3 d 4 h"); "—" for none."""
+    if seconds is None:
+        return "—"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d {s % 86400 // 3600} h"
+
+
+def int_param(value: str | None, default: int) -> int:
+    """Return a positive integer query parameter, or `default` when absent or malformed."""
+    try:
+        n = int(value) if value else default
+    except ValueError:
+        return default
+    return n if n > 0 else default
+
+
+# -- campaigns list --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRow:
+    """One campaign in the list: its state and headline figures."""
+
+    ref: str
+    name: str
+    slug: str
+    status: str
+    sent_us: int | None
+    delivered: int
+    total_clicks: int
+    unique_clicks: int
+    ctr: float | None
+    median_first_click: str
+    ctr_width: float  # percent of the best CTR in the list, for its meter
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignList:
+    """The campaigns page: rows and the date range shown."""
+
+    rows: list[CampaignRow]
+    since: str
+    until: str
+
+
+def _day_us(text: str, field: str) -> int | None:
+    if not text:
+        return None
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        from clicktrail.domain.errors import InvalidInput
+
+        raise InvalidInput(f"{field} must be a date like 2026-11-22", field=field) from None
+    return int(day.timestamp()) * 1_000_000
+
+
+def campaign_list(
+    queries: ReportSource, workspace: Workspace, *, since: str = "", until: str = ""
+) -> CampaignList:
+    """Return the campaigns of `workspace` with engagement figures, newest first; with `since`
+    / `until` (YYYY-MM-DD, UTC, `until` inclusive) only campaigns sent in that range.
+
+    Raises `InvalidInput` for a malformed date or an empty range.
+    """
+    since_us = _day_us(since, "since")
+    until_us = _day_us(until, "until")
+    if until_us is not None:
+        until_us += 86_400_000_000  # the whole last day
+    rows_cmp: list[CampaignComparison] = reports.compare_campaigns(
+        queries, workspace, since_us=since_us, until_us=until_us
+    )
+    status = {c.public_id: c.status for c in queries.list_campaigns(workspace.id)}
+    best = max((c.ctr or 0.0 for c in rows_cmp), default=0.0)
+    rows = [
+        CampaignRow(
+            c.campaign, c.name, c.slug, status.get(c.campaign, ""), c.sent_us, c.delivered,
+            c.total_clicks, c.unique_clicks, c.ctr, duration(c.median_first_click_s),
+            100 * (c.ctr or 0.0) / best if best else 0.0,
+        )
+        for c in rows_cmp
+    ]  # fmt: skip
+    return CampaignList(rows, since, until)
+
+
+# -- campaign report -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    """One link of the report with the bar of its unique clickers."""
+
+    stats: LinkStats
+    bar: float  # percent of the most-clicked link's unique clickers
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPage:
+    """The campaign page: the full report plus its charts."""
+
+    campaign: Campaign
+    report: FullReport
+    delivery: list[charts.Segment]
+    awaiting_receipt: int
+    minutes: charts.ColumnChart
+    hours: charts.ColumnChart | None
+    median_first_click: str
+    engagement_links: list[LinkRow]
+    optout_links: list[LinkRow]
+    verdicts: list[charts.Segment]
+    reasons: list[charts.Bar]
+    devices: list[charts.Bar]
+    oses: list[charts.Bar]
+    browsers: list[charts.Bar]
+
+
+def _link_rows(links: list[LinkStats]) -> list[LinkRow]:
+    top = max((lk.unique_clicks for lk in links), default=0)
+    return [LinkRow(lk, 100 * lk.unique_clicks / top if top else 0.0) for lk in links]
+
+
+def _share_bars(items: list[Share], tone: str, limit: int = 8) -> list[charts.Bar]:
+    shown = items[:limit]
+    rest = sum(s.count for s in items[limit:])
+    total = sum(s.count for s in items)
+    rows = [(s.name or "unknown", s.count, tone) for s in shown]
+    notes = [pct(s.share) for s in shown]
+    if rest:
+        rows.append(("other", rest, "muted"))
+        notes.append(pct(rest / total if total else None))
+    return charts.bars(rows, notes)
+
+
+def _hour_label(b: TimingBucket) -> str:
+    hours = b.start_s // 3600
+    return f"{hours} h+" if b.end_s is None else f"{hours}–{hours + 1} h"
+
+
+def report_page(queries: ReportSource, workspace: Workspace, ref: str) -> ReportPage:
+    """Return the campaign page of campaign `ref`. Raises `NotFound` for an unknown campaign."""
+    report = reports.full_report(queries, workspace, ref, now_us=now_us())
+    campaign = queries.find_campaign(workspace.id, ref)
+    assert campaign is not None  # full_report raised NotFound otherwise
+    s = report.summary
+    awaiting = max(0, s.sent - s.delivered - s.failed - s.undelivered)
+    delivery = charts.stacked(
+        [
+            ("Delivered", s.delivered, "good"),
+            ("Awaiting receipt", awaiting, "info"),
+            ("Queued", s.queued, "muted"),
+            ("Failed", s.failed, "bad"),
+            ("Undelivered", s.undelivered, "warn"),
+        ]
+    )
+    first_hour = [b for b in report.timing.buckets if b.start_s < 3600]
+    later = [b for b in report.timing.buckets if b.start_s >= 3600]
+    minutes = charts.column_chart(
+        [(f"{b.start_s // 60}–{b.start_s // 60 + 1} min", b.clicks) for b in first_hour],
+        ticks=[f"{b.start_s // 60} min" for b in first_hour],
+        x_labels=12,
+    )
+    hours = (
+        charts.column_chart(
+            [(_hour_label(b), b.clicks) for b in later],
+            ticks=[f"{b.start_s // 3600} h" for b in later],
+            x_labels=12,
+        )
+        if any(b.clicks for b in later)
+        else None
+    )
+    by_verdict = {v.name: v.count for v in report.bots.by_verdict}
+    verdicts = charts.stacked(
+        [
+            (name.capitalize(), by_verdict.get(name, 0), tone)
+            for name, tone in VERDICT_TONES.items()
+            if name in by_verdict
+        ]
+        + [
+            (name.capitalize(), n, "muted")
+            for name, n in by_verdict.items()
+            if name not in VERDICT_TONES
+        ]
+    )
+    return ReportPage(
+        campaign=campaign,
+        report=report,
+        delivery=delivery,
+        awaiting_receipt=awaiting,
+        minutes=minutes,
+        hours=hours,
+        median_first_click=duration(report.timing.median_first_click_s),
+        engagement_links=_link_rows([lk for lk in s.links if lk.role != "optout"]),
+        optout_links=_link_rows([lk for lk in s.links if lk.role == "optout"]),
+        verdicts=verdicts,
+        reasons=_share_bars(report.bots.by_reason, "bad", limit=10),
+        devices=_share_bars(report.devices, "accent"),
+        oses=_share_bars(report.oses, "accent"),
+        browsers=_share_bars(report.browsers, "accent"),
+    )
+
+
+# -- recipients ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientsView:
+    """One page of the recipients table with what its links need."""
+
+    campaign: Campaign
+    page: RecipientsPage
+    search: str
+    per_page: int
+    first_index: int  # 1-based position of the first row
+    next_query: str | None
+    prev_query: str | None
+    per_page_choices: tuple[int, ...] = PER_PAGE
+
+
+def recipients_view(
+    queries: ReportSource,
+    workspace: Workspace,
+    ref: str,
+    *,
+    search: str,
+    after: str,
+    trail: str,
+    per_page: int,
+    start: int = 1,
+) -> RecipientsView:
+    """Return one page of the recipients who clicked campaign `ref`.
+
+    Paging is by cursor (`after`); `trail` holds the cursors of the pages before (the last
+    `MAX_TRAIL`), so the page can link back; `start` is the position of its first row.
+    Raises `NotFound` for an unknown campaign, `InvalidInput` for a bad cursor.
+    """
+    from urllib.parse import urlencode
+
+    per_page = per_page if per_page in PER_PAGE else PER_PAGE[0]
+    search = search.strip()[:100]
+    page = reports.recipients_page(
+        queries, workspace, ref, search=search or None, cursor=after or None, limit=per_page
+    )
+    campaign = queries.find_campaign(workspace.id, ref)
+    assert campaign is not None
+    back = [c for c in trail.split(",") if c][-MAX_TRAIL:] if after else []
+
+    first = start if after else 1
+
+    def query(cursor: str | None, stack: list[str], at: int) -> str:
+        params = {"q": search, "per": str(per_page)}
+        if cursor:
+            params.update(after=cursor, trail=",".join(stack), start=str(at))
+        return urlencode({k: v for k, v in params.items() if v})
+
+    next_query = (
+        query(page.next_cursor, [*back, after] if after else [], first + len(page.items))
+        if page.next_cursor
+        else None
+    )
+    prev_query = (
+        query(back[-1] if back else None, back[:-1], max(1, first - per_page)) if after else None
+    )
+    return RecipientsView(campaign, page, search, per_page, first, next_query, prev_query)
+
+
+# -- raw requests (the evidence behind "humans and bots") -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRow:
+    """One stored request on a campaign's tokens, as recorded, with its verdict."""
+
+    at_us: int
+    method: str
+    verdict: str
+    reasons: tuple[str, ...]
+    ip: str | None
+    user_agent: str | None
+    link_index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestsView:
+    """A page of the raw request log of one campaign, in arrival order."""
+
+    campaign: Campaign
+    rows: list[RequestRow]
+    per_page: int
+    first_index: int
+    next_query: str | None
+    prev_query: str | None
+
+
+def requests_view(
+    store: Store,
+    workspace: Workspace,
+    ref: str,
+    *,
+    after: int,
+    trail: str,
+    per_page: int,
+    start: int = 1,
+) -> RequestsView:
+    """Return the requests of campaign `ref` after row `after` (0: from the first), verdicts
+    and reasons as stored; paging as in `recipients_view`. Raises `NotFound` for an unknown
+    campaign."""
+    from urllib.parse import urlencode
+
+    per_page = per_page if per_page in PER_PAGE else PER_PAGE[0]
+    campaign = get_campaign(store, workspace, ref)
+    page = store.requests_page(after, per_page + 1, campaign.id, None)
+    more = len(page) > per_page
+    page = page[:per_page]
+    index_of = {lk.id: lk.index for lk in campaign.links}
+    rows = [
+        RequestRow(
+            r.at_us, r.method, r.verdict.verdict if r.verdict else "unclassified",
+            r.verdict.reasons if r.verdict else (), r.ip, r.user_agent, index_of.get(r.link_id),
+        )
+        for _, r in page
+    ]  # fmt: skip
+    back = (
+        [int(c) for c in trail.split(",") if c.isdigit() and int(c)][-MAX_TRAIL:] if after else []
+    )
+
+    first = start if after else 1
+
+    def query(cursor: int, stack: list[int], at: int) -> str:
+        params = {"per": str(per_page)}
+        if cursor:
+            params.update(after=str(cursor), trail=",".join(map(str, stack)), start=str(at))
+        return urlencode({k: v for k, v in params.items() if v})
+
+    next_query = (
+        query(page[-1][0], [*back, after] if after else [], first + len(rows)) if more else None
+    )
+    prev_query = (
+        query(back[-1] if back else 0, back[:-1], max(1, first - per_page)) if after else None
+    )
+    return RequestsView(campaign, rows, per_page, first, next_query, prev_query)

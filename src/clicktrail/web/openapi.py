@@ -1,0 +1,458 @@
+"""The OpenAPI 3.1 document of the API (``GET /openapi.json``) and its reference page
+(``GET /docs``), rendered on the server from the document: no script, no CDN, no asset.
+
+Schemas come from the pydantic models of `web.schemas` (the same models that validate request
+bodies and build responses) and from the report dataclasses, so the document cannot describe a
+shape the code does not produce; `tests/test_openapi.py` runs schemathesis over it and checks
+that every route is described. Operations are listed here by hand: paths, parameters, status
+codes and prose are API design, not something to infer.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from clicktrail.domain.report import CampaignReport
+from clicktrail.services.exports import FORMATS, PHONE_MODES
+from clicktrail.services.listing import MAX_LIMIT
+from clicktrail.web import schemas as s
+
+PROBLEM = "application/problem+json"
+REF = "#/components/schemas/{model}"
+NO_NUL = "^[^\\x00]*$"
+
+MODELS: list[type[BaseModel]] = [
+    s.DomainCreate, s.CampaignCreate, s.ProblemDetails, s.WorkspaceOut, s.DomainOut,
+    s.DomainPage, s.ContactOut, s.ContactPage, s.ContactListOut, s.ContactListPage, s.ImportOut,
+    s.CampaignOut, s.CampaignPage, s.PreviewOut, s.SendOut, s.MessageOut, s.MessagePage,
+    s.ClickOut, s.ClickPage, s.ReceiptsOut, s.Health, s.TlsAllowed,
+]  # fmt: skip
+REQUESTS = {s.DomainCreate, s.CampaignCreate}
+
+
+def ref(model: type[BaseModel] | str) -> dict[str, str]:
+    """Return a reference to a component schema."""
+    name = model if isinstance(model, str) else model.__name__
+    return {"$ref": REF.format(model=name)}
+
+
+def _param(where: str, name: str, description: str, schema: dict[str, Any] | None = None,
+           required: bool = False) -> dict[str, Any]:  # fmt: skip
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "description": description,
+        "schema": schema or {"type": "string", "pattern": NO_NUL},
+    }
+
+
+def path(name: str, description: str) -> dict[str, Any]:
+    """A path parameter."""
+    return _param("path", name, description)
+
+
+def query(name: str, description: str, schema: dict[str, Any] | None = None,
+          required: bool = False) -> dict[str, Any]:  # fmt: skip
+    """A query parameter."""
+    return _param("query", name, description, schema, required)
+
+
+LIMIT = query(
+    "limit", f"Items per page, 1 to {MAX_LIMIT} (default 50).",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+)  # fmt: skip
+CURSOR = query("cursor", "The `next_cursor` of the previous page, as it came.")
+CAMPAIGN = path("campaign", "The campaign's slug or id (`cmp_…`).")
+TIME = {"type": "string", "pattern": NO_NUL, "examples": ["2026-11-22T10:00:00Z", "1790000000"]}
+SINCE = query("since", "From this time on (inclusive): ISO 8601 (UTC without zone) or Unix "
+              "seconds.", TIME)  # fmt: skip
+UNTIL = query("until", "Before this time (exclusive); same forms as `since`.", TIME)
+CAMPAIGN_FILTER = query("campaign", "Only this campaign (slug or id).")
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of the API."""
+
+    method: str
+    path: str
+    summary: str
+    tag: str
+    ok: tuple[int, str, dict[str, Any]]  # status, description, content
+    description: str = ""
+    params: tuple[dict[str, Any], ...] = ()
+    body: dict[str, Any] | None = None  # the requestBody object
+    errors: tuple[int, ...] = (401, 422)
+    auth: bool = True
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"required": True, "content": _json(ref(model))}
+
+
+_LOCATION = {
+    "Location": {"description": "Where the new resource is.", "schema": {"type": "string"}}
+}
+_EXPORT_PARAMS = (
+    query("format", "Output format.", {"type": "string", "enum": list(FORMATS), "default": "csv"}),
+    CAMPAIGN_FILTER,
+    SINCE,
+    UNTIL,
+    query(
+        "phone",
+        "`plain` phone column, `hash` (a `phone_hash` column: hex HMAC-SHA256 of the E.164 "
+        "number keyed by `salt`) or `omit`.",
+        {"type": "string", "enum": list(PHONE_MODES), "default": "plain"},
+    ),
+    query("salt", "Secret key of the phone hash (with `phone=hash`; at least 16 characters)."),
+)
+_EXPORT_CONTENT = {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/jsonl": {"schema": {"type": "string"}},
+    "application/vnd.apache.parquet": {
+        "schema": {"type": "string", "contentMediaType": "application/vnd.apache.parquet"}
+    },
+}
+_LOOSE = {"type": "object", "additionalProperties": True}
+
+OPERATIONS: tuple[Op, ...] = (
+    Op("get", "/healthz", "Liveness", "server", (200, "The server is up.", _json(ref(s.Health))),
+       description="For load balancers; no key.", errors=(), auth=False),
+    Op("get", "/v1/tls/allowed", "May a certificate be issued for a host?", "server",
+       (200, "HOST is a registered short domain.", _json(ref(s.TlsAllowed))),
+       description="Asked by a TLS terminator (Caddy's on-demand TLS `ask`); no key. A "
+       "malformed or unknown host is 404.",
+       params=(query("domain", "The host name.", required=True),), errors=(400, 404), auth=False),
+    Op("get", "/v1/workspace", "The API key's workspace", "workspace",
+       (200, "The workspace.", _json(ref(s.WorkspaceOut))), errors=(401,)),
+    Op("get", "/v1/domains", "List short domains", "domains",
+       (200, "A page of domains, by host.", _json(ref(s.DomainPage))), params=(LIMIT, CURSOR)),
+    Op("post", "/v1/domains", "Register a short domain", "domains",
+       (201, "The new domain.", _json(ref(s.DomainOut))), body=_body(s.DomainCreate),
+       errors=(401, 409, 422), headers=_LOCATION),
+    Op("get", "/v1/domains/{host}", "Get a short domain", "domains",
+       (200, "The domain.", _json(ref(s.DomainOut))), params=(path("host", "The host."),),
+       errors=(401, 404)),
+    Op("get", "/v1/contacts", "List contacts", "contacts",
+       (200, "A page of contacts, by phone.", _json(ref(s.ContactPage))),
+       params=(LIMIT, CURSOR, query("list", "Only members of this list.")),
+       errors=(401, 404, 422)),
+    Op("post", "/v1/contacts/import", "Import contacts from CSV", "contacts",
+       (200, "What the import did.", _json(ref(s.ImportOut))),
+       description="The body is a CSV file with a `phone` column and optional `external_id`, "
+       "`first_name` and attribute columns (as `clicktrail contacts import`). All or nothing: "
+       "any bad row is a 422 naming each line, unless `skip_invalid=true`.",
+       params=(
+           query("region", "ISO country of numbers written without +country code."),
+           query("skip_invalid", "Import the good rows and list the rejected ones.",
+                 {"type": "boolean", "default": False}),
+           query("list", "Also add the contacts to this list (created when new)."),
+           query("encoding", "Text encoding of the file (default utf-8)."),
+       ),
+       body={"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+       errors=(401, 413, 422)),
+    Op("get", "/v1/contacts/{contact}", "Get a contact", "contacts",
+       (200, "The contact.", _json(ref(s.ContactOut))),
+       params=(path("contact", "Phone (E.164, `+` encoded as `%2B`) or external id."),),
+       errors=(401, 404)),
+    Op("get", "/v1/lists", "List contact lists", "contacts",
+       (200, "A page of lists, by name.", _json(ref(s.ContactListPage))),
+       params=(LIMIT, CURSOR)),
+    Op("get", "/v1/campaigns", "List campaigns", "campaigns",
+       (200, "A page of campaigns, newest first.", _json(ref(s.CampaignPage))),
+       params=(LIMIT, CURSOR)),
+    Op("post", "/v1/campaigns", "Create a campaign", "campaigns",
+       (201, "The new draft campaign.", _json(ref(s.CampaignOut))),
+       body=_body(s.CampaignCreate), errors=(401, 404, 409, 422), headers=_LOCATION),
+    Op("get", "/v1/campaigns/{campaign}", "Get a campaign", "campaigns",
+       (200, "The campaign.", _json(ref(s.CampaignOut))), params=(CAMPAIGN,), errors=(401, 404)),
+    Op("get", "/v1/campaigns/{campaign}/preview", "Preview a campaign", "campaigns",
+       (200, "The message one recipient would get and what tracking costs.",
+        _json(ref(s.PreviewOut))),
+       description="Tokens shown are freshly drawn and not stored.",
+       params=(CAMPAIGN, query("contact", "Phone or external id (default: the first of the "
+                                          "audience).")),
+       errors=(401, 404)),
+    Op("post", "/v1/campaigns/{campaign}/send", "Send a campaign", "campaigns",
+       (200, "What the send did.", _json(ref(s.SendOut))),
+       description="Wraps the campaign for every opted-in contact of its audience and hands "
+       "the messages to the configured provider. Resumes an interrupted send; 409 once sent. "
+       "Runs to the end before answering.",
+       params=(CAMPAIGN,), errors=(401, 404, 409)),
+    Op("get", "/v1/campaigns/{campaign}/report", "Campaign report", "reports",
+       (200, "Delivery and click counts, bot-filtered and raw.", _json(ref("CampaignReport"))),
+       params=(CAMPAIGN,), errors=(401, 404)),
+    Op("get", "/v1/campaigns/{campaign}/report/full", "Full campaign report", "reports",
+       (200, "The report with timing, per-link, per-device, country and bot sections "
+        "(docs/reports.md).", _json(_LOOSE)),
+       params=(CAMPAIGN,), errors=(401, 404)),
+    Op("get", "/v1/campaigns/{campaign}/recipients", "Recipients who clicked", "reports",
+       (200, "A page of recipients with their clicks (docs/reports.md).", _json(_LOOSE)),
+       params=(CAMPAIGN, query("search", "Phone or external id contains."), LIMIT, CURSOR),
+       errors=(401, 404, 422)),
+    Op("get", "/v1/reports/compare", "Compare campaigns", "reports",
+       (200, "CTR and time to click per campaign (docs/reports.md).", _json(_LOOSE)),
+       params=(SINCE, UNTIL)),
+    Op("get", "/v1/messages", "List messages", "messages",
+       (200, "A page of messages, oldest first.", _json(ref(s.MessagePage))),
+       params=(LIMIT, CURSOR, CAMPAIGN_FILTER,
+               query("status", "Only messages in this status.",
+                     {"type": "string", "enum": ["queued", "sending", "sent", "delivered",
+                                                 "failed", "undelivered"]})),
+       errors=(401, 404, 422)),
+    Op("post", "/v1/messages/status", "Record delivery receipts", "messages",
+       (200, "What the batch did.", _json(ref(s.ReceiptsOut))),
+       description="Up to 10,000 receipts; a status only moves forward. A batch naming an "
+       "unknown message id is rejected whole (422, one entry per item in `errors`) unless "
+       "`skip_unknown=true`.",
+       params=(query("skip_unknown", "Apply the known ids and list the unknown ones.",
+                     {"type": "boolean", "default": False}),),
+       body={"required": True, "content": _json(ref("ReceiptBatch"))}),
+    Op("get", "/v1/messages/{message}", "Get a message", "messages",
+       (200, "The message.", _json(ref(s.MessageOut))),
+       params=(path("message", "The message id (`msg_…`)."),), errors=(401, 404)),
+    Op("get", "/v1/clicks", "List clicks", "clicks",
+       (200, "A page of requests on tracked links, oldest first.", _json(ref(s.ClickPage))),
+       description="Every request is listed, bots included: `is_click` is false for HEAD "
+       "probes, `verdict` says how it was judged (docs/bots.md).",
+       params=(LIMIT, CURSOR, CAMPAIGN_FILTER, SINCE, UNTIL,
+               query("verdict", "Only requests with this verdict.",
+                     {"type": "string", "enum": ["human", "preview", "scanner", "automation",
+                                                 "probe", "suspect"]})),
+       errors=(401, 404, 422)),
+    Op("get", "/v1/exports/clicks", "Export click events", "exports",
+       (200, "The export, streamed (columns: docs/exports.md).", _EXPORT_CONTENT),
+       params=_EXPORT_PARAMS, errors=(401, 404, 422)),
+    Op("get", "/v1/exports/messages", "Export messages", "exports",
+       (200, "The export, streamed; the time range applies to when messages were queued.",
+        _EXPORT_CONTENT),
+       params=_EXPORT_PARAMS, errors=(401, 404, 422)),
+)  # fmt: skip
+
+_RECEIPT = {
+    "type": "object",
+    "required": ["message_id", "status"],
+    "properties": {
+        "message_id": {"type": "string", "description": "`msg_…`"},
+        "status": {"type": "string", "enum": ["sent", "delivered", "failed", "undelivered"]},
+        "at": {
+            "description": "ISO 8601 (no zone: UTC) or Unix seconds; default now.",
+            "anyOf": [{"type": "string"}, {"type": "number"}],
+        },
+    },
+}
+_RECEIPTS = {"type": "array", "minItems": 1, "maxItems": 10_000, "items": _RECEIPT}
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of the whole API."""
+    inputs: list[tuple[str, Any, TypeAdapter[Any]]] = [
+        (m.__name__, "validation" if m in REQUESTS else "serialization", TypeAdapter(m))
+        for m in MODELS
+    ]
+    inputs.append(("CampaignReport", "serialization", TypeAdapter(CampaignReport)))
+    top, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    for (name, _mode), schema in top.items():
+        schemas.setdefault(name, schema)
+    schemas["ReceiptBatch"] = {
+        "description": "Delivery receipts: an array, or an object with a `receipts` array.",
+        "anyOf": [
+            _RECEIPTS,
+            {"type": "object", "required": ["receipts"], "properties": {"receipts": _RECEIPTS}},
+        ],
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        status, desc, content = op.ok
+        ok_response: dict[str, Any] = {"description": desc, "content": content}
+        if op.headers:
+            ok_response["headers"] = op.headers
+        responses: dict[str, Any] = {str(status): ok_response}
+        for code in op.errors:
+            responses[str(code)] = {
+                "description": _ERRORS[code],
+                "content": {PROBLEM: {"schema": ref(s.ProblemDetails)}},
+            }
+        entry: dict[str, Any] = {
+            "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "")
+            .replace("}", "").replace(".", "_").strip("_"),
+            "summary": op.summary,
+            "tags": [op.tag],
+            "parameters": list(op.params),
+            "responses": responses,
+        }  # fmt: skip
+        if op.description:
+            entry["description"] = op.description
+        if op.body is not None:
+            entry["requestBody"] = op.body
+        entry["security"] = [{"bearer": []}] if op.auth else []
+        paths.setdefault(op.path, {})[op.method] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "clicktrail API",
+            "version": "1",
+            "description": "SMS link tracking: workspaces, domains, contacts, campaigns, "
+            "messages, clicks, reports and exports. Errors are RFC 9457 problem details with "
+            "a stable `code` and the `field` at fault. Lists page by cursor: "
+            "`?limit=&cursor=` → `{items, next_cursor}`.",
+        },
+        "servers": [{"url": "/"}],
+        "tags": [{"name": t} for t in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A workspace API key (`clicktrail keys create`).",
+                }
+            },
+        },
+    }
+
+
+_ERRORS = {
+    400: "A required query parameter is missing.",
+    401: "No key, a malformed header, or an unknown or revoked key.",
+    404: "Not found in the key's workspace.",
+    409: "Clashes with existing state.",
+    413: "The upload is too large.",
+    422: "A parameter or the body is wrong; `field` (and `errors`) name it. Nothing was written.",
+}
+
+
+# -- the reference page -------------------------------------------------------------------------
+
+_CSS = """
+body{font:15px/1.5 system-ui,sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem;
+color:#1d2430}
+h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:1px solid #dde;text-transform:capitalize}
+.op{border:1px solid #dde;border-radius:6px;margin:1rem 0;padding:.6rem 1rem}
+.m{display:inline-block;min-width:3.5rem;font-weight:700;text-transform:uppercase}
+.get{color:#1565c0}.post{color:#2e7d32}code,pre{font:13px ui-monospace,monospace}
+pre{background:#f5f6f8;padding:.6rem;overflow:auto;max-height:24rem}
+table{border-collapse:collapse;margin:.4rem 0}td,th{border:1px solid #e3e5ea;padding:.2rem .5rem;
+text-align:left;vertical-align:top}nav a{margin-right:.8rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _schema_link(schema: dict[str, Any]) -> str:
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return f'<a href="#schema-{_e(name)}">{_e(name)}</a>'
+    return f"<code>{_e(json.dumps(schema))}</code>"
+
+
+def render_docs(doc: dict[str, Any]) -> str:
+    """Return the reference page of `doc` as one self-contained HTML document."""
+    out = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>{_e(doc['info']['title'])}</title>",
+        '<meta name=viewport content="width=device-width,initial-scale=1">',
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{_e(doc['info']['title'])}</h1><p>{_e(doc['info']['description'])}</p>",
+        "<p>Authenticate with <code>Authorization: Bearer &lt;api key&gt;</code>. "
+        'The machine-readable document: <a href="/openapi.json">/openapi.json</a>.</p><nav>',
+    ]
+    tags = [t["name"] for t in doc["tags"]]
+    out += [f'<a href="#tag-{_e(t)}">{_e(t)}</a>' for t in tags]
+    out.append('<a href="#schemas">schemas</a></nav>')
+    for tag in tags:
+        out.append(f'<h2 id="tag-{_e(tag)}">{_e(tag)}</h2>')
+        for p, methods in doc["paths"].items():
+            for method, op in methods.items():
+                if tag not in op["tags"]:
+                    continue
+                out.append(
+                    f'<div class=op id="{_e(op["operationId"])}"><div><span class="m {_e(method)}">'
+                    f"{_e(method)}</span> <code>{_e(p)}</code> — {_e(op['summary'])}"
+                    + ("" if op["security"] else " <em>(no key)</em>")
+                    + "</div>"
+                )
+                if "description" in op:
+                    out.append(f"<p>{_e(op['description'])}</p>")
+                if op["parameters"]:
+                    out.append("<table><tr><th>parameter</th><th>in</th><th>schema</th>"
+                               "<th>meaning</th></tr>")  # fmt: skip
+                    for prm in op["parameters"]:
+                        req = " (required)" if prm.get("required") else ""
+                        out.append(
+                            f"<tr><td><code>{_e(prm['name'])}</code>{req}</td>"
+                            f"<td>{_e(prm['in'])}</td><td>{_schema_link(prm['schema'])}</td>"
+                            f"<td>{_e(prm['description'])}</td></tr>"
+                        )
+                    out.append("</table>")
+                if "requestBody" in op:
+                    for media, c in op["requestBody"]["content"].items():
+                        out.append(
+                            f"<p>Body <code>{_e(media)}</code>: {_schema_link(c['schema'])}</p>"
+                        )
+                out.append("<table><tr><th>status</th><th>content</th><th>when</th></tr>")
+                for code, r in op["responses"].items():
+                    content = ", ".join(
+                        f"<code>{_e(media)}</code> {_schema_link(c['schema'])}"
+                        for media, c in r.get("content", {}).items()
+                    )
+                    out.append(
+                        f"<tr><td>{_e(code)}</td><td>{content}</td>"
+                        f"<td>{_e(r['description'])}</td></tr>"
+                    )
+                out.append("</table></div>")
+    out.append('<h2 id="schemas">schemas</h2>')
+    for name, schema in doc["components"]["schemas"].items():
+        out.append(
+            f'<h3 id="schema-{_e(name)}">{_e(name)}</h3>'
+            f"<pre>{_e(json.dumps(schema, indent=2, ensure_ascii=False))}</pre>"
+        )
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def routes() -> list[BaseRoute]:
+    """Return the routes of ``/openapi.json`` and ``/docs``."""
+
+    async def openapi_json(_request: Request) -> Response:
+        return JSONResponse(document())
+
+    async def docs(_request: Request) -> Response:
+        return HTMLResponse(
+            _page(),
+            headers={
+                # Nothing to load from anywhere: the page is text and inline CSS only.
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    return [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+
+
+@functools.cache
+def _page() -> str:
+    return render_docs(document())

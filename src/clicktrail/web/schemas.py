@@ -1,0 +1,373 @@
+"""The API's wire shapes as pydantic models: one source for validating request bodies, for
+building responses and for the JSON Schemas of the OpenAPI document (`web/openapi.py`).
+
+Request models are strict (JSON types only, no coercion) and forbid unknown fields, so what the
+document says is what the server accepts; their errors become 422 problems naming the field as
+a JSON pointer (`problems_from`). Times are ISO 8601 UTC strings (`iso_utc`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from clicktrail.domain.errors import InvalidInput, Problem
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in storage.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Time = Annotated[str, Field(description="ISO 8601 time in UTC", examples=["2026-11-22T10:00:00Z"])]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+_RequestT = TypeVar("_RequestT", bound=_Request)
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_body(model: type[_RequestT], data: bytes) -> _RequestT:
+    """Return `data` (JSON) validated as `model`. Raises `InvalidInput` with one problem per
+    bad field (JSON pointers such as ``/link_role/2``)."""
+    try:
+        return model.model_validate_json(data or b"{}")
+    except ValidationError as exc:
+        problems = problems_from(exc)
+        raise InvalidInput(
+            "invalid request body: " + "; ".join(f"{p.field}: {p.message}" for p in problems[:10]),
+            field=problems[0].field if problems else "body",
+            problems=problems,
+        ) from None
+
+
+def problems_from(exc: ValidationError) -> list[Problem]:
+    """Return pydantic's errors as problems whose field is a JSON pointer into the body."""
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = [str(x) for x in err["loc"]]
+        field = "/" + "/".join(loc) if loc else "body"
+        msg = err["msg"]
+        if err["type"] == "json_invalid":
+            field, msg = "body", f"not valid JSON: {err.get('ctx', {}).get('error', msg)}"
+        out.append(Problem(field, msg))
+    return out
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+class DomainCreate(_Request):
+    """A short domain to register."""
+
+    host: Annotated[Text, Field(min_length=1, max_length=300, examples=["sms.example.com"])]
+    prefix: Annotated[Text, Field(max_length=32, description="Path before the token.")] = "/c/"
+    scheme: Literal["http", "https"] | None = None
+    fallback_url: Annotated[Text, Field(max_length=2000)] | None = Field(
+        default=None, description="Where unknown or expired links on this host go."
+    )
+
+
+class CampaignCreate(_Request):
+    """A campaign to create as a draft (the options of `clicktrail campaign create`)."""
+
+    name: Annotated[Text, Field(min_length=1, max_length=200)]
+    template: Annotated[
+        Text,
+        Field(
+            min_length=1,
+            max_length=10_000,
+            description="Message text with {placeholders} and links.",
+            examples=["Hi {first_name|there}: https://shop.example.com/sale"],
+        ),
+    ]
+    slug: Annotated[Text, Field(max_length=63)] | None = None
+    domain: Annotated[Text, Field(max_length=300)] | None = Field(
+        default=None, description="Short domain host (default: the workspace's first)."
+    )
+    list: Annotated[Text, Field(max_length=200)] | None = Field(
+        default=None, description="Contact list to send to (default: all contacts)."
+    )
+    link_role: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,3}$")], Text] = Field(
+        default_factory=dict,
+        description="Role per link number (from 1): cta (default), optout or other.",
+        examples=[{"2": "optout"}],
+    )
+    link_utm: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,3}$")], dict[Text, Text]] = Field(
+        default_factory=dict,
+        description="UTM parameters for one link number only.",
+        examples=[{"1": {"utm_content": "hero"}}],
+    )
+    smart_encoding: bool = False
+    shift_table: Annotated[Text, Field(max_length=32)] | None = None
+    utm_enabled: bool = True
+    utm: dict[Text, Text] = Field(
+        default_factory=dict,
+        description="Parameters added to every destination (an empty value removes one).",
+    )
+    click_id_param: Annotated[Text, Field(max_length=64)] = "ct_cid"
+
+
+# -- responses ----------------------------------------------------------------------------------
+
+
+class ProblemItem(_Response):
+    """One bad field of the request."""
+
+    field: str
+    message: str
+
+
+class ProblemDetails(_Response):
+    """An RFC 9457 problem, with clicktrail's stable `code` and the `field` at fault."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+    errors: list[ProblemItem] | None = None
+
+
+class WorkspaceOut(_Response):
+    """The workspace of the API key."""
+
+    id: str
+    slug: str
+    name: str
+    demo: bool
+
+
+class DomainOut(_Response):
+    """A short domain."""
+
+    host: str
+    scheme: str
+    port: int | None
+    path_prefix: str
+    base_url: str
+    fallback_url: str | None
+
+
+class ContactOut(_Response):
+    """A recipient."""
+
+    phone: str = Field(description="E.164")
+    external_id: str | None
+    first_name: str | None
+    attributes: dict[str, Any]
+    opted_out: bool
+    created_at: Time
+    updated_at: Time
+
+
+class ContactListOut(_Response):
+    """A contact list."""
+
+    name: str
+    members: int
+    created_at: Time
+
+
+class RejectedRow(_Response):
+    """A CSV row that was not imported."""
+
+    line: int
+    reason: str
+
+
+class ImportOut(_Response):
+    """What an import did."""
+
+    rows: int
+    created: int
+    updated: int
+    duplicates: int
+    rejected: list[RejectedRow]
+
+
+class LinkOut(_Response):
+    """One link position of a campaign's template."""
+
+    index: int = Field(description="Position in the template, from 0.")
+    url: str
+    role: str
+    utm: dict[str, str]
+
+
+class CampaignOptionsOut(_Response):
+    """How messages are encoded and links tagged."""
+
+    smart_encoding: bool
+    shift_table: str | None
+    utm_enabled: bool
+    utm: dict[str, str]
+    click_id_param: str
+
+
+class CampaignOut(_Response):
+    """A campaign."""
+
+    id: str
+    slug: str
+    name: str
+    status: str
+    template: str
+    domain: str
+    links: list[LinkOut]
+    list: str | None
+    options: CampaignOptionsOut
+    created_at: Time
+    sent_at: Time | None
+
+
+class CostOut(_Response):
+    """What one rendering costs as SMS."""
+
+    encoding: str
+    segments: int
+    units: int
+
+
+class PreviewOut(_Response):
+    """The campaign as one recipient would get it (tokens are fresh and not stored)."""
+
+    contact_phone: str | None
+    body: str
+    cost: CostOut
+    template: CostOut
+    untracked: CostOut
+    worst_case: CostOut
+    smart_encoding: dict[str, Any]
+    links: list[dict[str, str]]
+    warnings: list[str]
+
+
+class SendOut(_Response):
+    """What a send did."""
+
+    campaign: str
+    created: int
+    sent: int
+    failed: int
+    segments: int
+    encodings: dict[str, int]
+
+
+class MessageOut(_Response):
+    """One SMS to one contact in one campaign."""
+
+    id: str
+    campaign: str
+    campaign_slug: str
+    to: str
+    external_id: str | None
+    body: str
+    encoding: str
+    segments: int
+    status: Literal["queued", "sending", "sent", "delivered", "failed", "undelivered"]
+    provider: str | None
+    provider_message_id: str | None
+    error_code: str | None
+    queued_at: Time
+    sent_at: Time | None
+    delivered_at: Time | None
+    failed_at: Time | None
+    status_at: Time
+
+
+class ClickOut(_Response):
+    """One request on a tracked link (a click when `is_click`: GET), with its bot verdict."""
+
+    id: str
+    at: Time
+    campaign: str
+    campaign_slug: str
+    message: str
+    link_index: int
+    link_url: str
+    link_role: str
+    destination: str
+    external_id: str | None
+    phone: str
+    method: str
+    is_click: bool
+    verdict: str | None
+    score: int | None
+    reasons: list[str]
+    final: bool
+    ip: str | None
+    user_agent: str | None
+
+
+class _Page(_Response):
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: last.")
+
+
+class DomainPage(_Page):
+    """A page of domains, by host."""
+
+    items: list[DomainOut]
+
+
+class ContactPage(_Page):
+    """A page of contacts, by phone."""
+
+    items: list[ContactOut]
+
+
+class ContactListPage(_Page):
+    """A page of contact lists, by name."""
+
+    items: list[ContactListOut]
+
+
+class CampaignPage(_Page):
+    """A page of campaigns, newest first."""
+
+    items: list[CampaignOut]
+
+
+class MessagePage(_Page):
+    """A page of messages, oldest first."""
+
+    items: list[MessageOut]
+
+
+class ClickPage(_Page):
+    """A page of requests on tracked links, oldest first."""
+
+    items: list[ClickOut]
+
+
+class ReceiptsOut(_Response):
+    """What a batch of receipts did."""
+
+    applied: int
+    unchanged: int
+    unknown: list[str]
+
+
+class Health(_Response):
+    """The server is up."""
+
+    status: Literal["ok"]
+
+
+class TlsAllowed(_Response):
+    """HOST is a registered short domain."""
+
+    allowed: Literal[True]
