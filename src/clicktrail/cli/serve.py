@@ -128,6 +128,7 @@ def _print_banner(container: Container, info: demo.DemoInfo) -> None:
                 f"  database     {s.resolved_database_url}",
                 f"  outbox       {s.resolved_outbox_path}  (the demo's 'sent' messages)",
                 f"  health       {base}/healthz",
+                f"  API docs     {base}/docs",
                 "",
                 "Try a tracked link (each recipient has their own; it 302s to the real URL):",
             ]
@@ -139,6 +140,7 @@ def _print_banner(container: Container, info: demo.DemoInfo) -> None:
                 "Then read the report:",
                 f"  .venv/bin/clicktrail report {info.campaign_slug} -w demo",
                 f"  curl -H 'Authorization: Bearer {key}' {base}/v1/campaigns/{info.campaign_slug}/report",
+                f"  or open {base}/dashboard and sign in with the API key {key}",
                 "",
                 "Press Ctrl-C to stop. Your own data: see README (workspace create, domain add, …).",
             ]
