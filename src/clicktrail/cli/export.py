@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,21 @@ def _write(plan: exports.ExportPlan, output: Path | None) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _export(
+    planner: Callable[..., exports.ExportPlan],
+    *,
+    output: Path | None,
+    workspace: str | None,
+    **options: str | None,
+) -> None:
+    c = Container(load_settings())
+    try:
+        ws = workspaces.resolve_workspace(c.store, workspace)
+        _write(planner(c.store, c.export_queries, ws, **options), output)
+    finally:
+        c.dispose()
+
+
 @app.command("clicks")
 def export_clicks(
     format: FormatOpt = "csv",
@@ -85,16 +101,10 @@ def export_clicks(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Export every request on tracked links, with recipient, link, time and bot verdict."""
-    c = Container(load_settings())
-    try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
-        plan = exports.plan_click_export(
-            c.store, c.export_queries, ws, format=format, campaign=campaign, since=since,
-            until=until, phone=phone, salt=salt,
-        )  # fmt: skip
-        _write(plan, output)
-    finally:
-        c.dispose()
+    _export(
+        exports.plan_click_export, output=output, workspace=workspace, format=format,
+        campaign=campaign, since=since, until=until, phone=phone, salt=salt,
+    )  # fmt: skip
 
 
 @app.command("messages")
@@ -109,13 +119,7 @@ def export_messages(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Export messages with their delivery status and times (time range: when queued)."""
-    c = Container(load_settings())
-    try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
-        plan = exports.plan_message_export(
-            c.store, c.export_queries, ws, format=format, campaign=campaign, since=since,
-            until=until, phone=phone, salt=salt,
-        )  # fmt: skip
-        _write(plan, output)
-    finally:
-        c.dispose()
+    _export(
+        exports.plan_message_export, output=output, workspace=workspace, format=format,
+        campaign=campaign, since=since, until=until, phone=phone, salt=salt,
+    )  # fmt: skip
