@@ -193,3 +193,60 @@ def test_reclassify_rewrites_verdicts_not_raw_signals(
     # Only one campaign or a time range can be re-classified too.
     assert bots.reclassify(store, _Strict(), DELIVERED, campaign_id=-1).requests == 0
     assert bots.reclassify(store, _Strict(), DELIVERED, since_us=DELIVERED + 250 * S).requests == 2
+
+
+def test_an_address_early_in_several_campaigns_gets_listed(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path
+) -> None:
+    ws = make_workspace(store)
+    make_domain(store, ws)
+    make_contacts(store, ws, 2)
+    targets = []
+    for n in range(4):
+        cp = make_campaign(store, ws, "Hi https://shop.example.com/a", name=f"C{n}")
+        send(store, ws, cp, tmp_path / f"o{n}.jsonl")
+        store.apply_receipts(
+            ws.id, [Receipt(i, "delivered", DELIVERED) for i in message_ids(store, cp)],
+            skip_unknown=False, source="test", now_us=NOW_US,
+        )  # fmt: skip
+        resolver = TokenResolver(engine)
+        try:
+            targets.append([resolver.resolve(t) for t, _, _ in tokens_of(store, cp)])
+        finally:
+            resolver.close()
+    scanner_ip, person_ip = "198.51.100.77", "172.58.1.1"
+    classifier = SignalsClassifier(
+        listed=lambda: bots.listed_entities(
+            store, DELIVERED + 10_000 * S, days=30, min_campaigns=3
+        ),
+        listed_ttl=0,
+    )
+    classify = bots.ClassifyNew(store, classifier)
+    # Campaigns 0-2: the scanner fetches within half a second of delivery.
+    store.insert_clicks(
+        [_rec(f"early{n}", targets[n][0], DELIVERED + S // 2, ip=scanner_ip) for n in range(3)]
+    )
+    classify()
+    bots.finalize_settled(store, DELIVERED + 10_000 * S, settle_us=900 * S)
+    assert bots.listed_entities(store, DELIVERED + 10_000 * S, days=30, min_campaigns=3) == {
+        f"ip:{scanner_ip}"
+    }
+    # Campaign 3: the same address, now with a person's timing and headers, is still caught;
+    # another address doing the same is a person.
+    store.insert_clicks(
+        [
+            _rec("later", targets[3][0], DELIVERED + 600 * S, ip=scanner_ip),
+            _rec("person", targets[3][1], DELIVERED + 600 * S, ip=person_ip),
+        ]
+    )
+    classify()
+    v = _verdicts(engine)
+    assert v["person"][0] == "human"
+    assert v["later"][0] not in ("human", "suspect")
+    with engine.connect() as conn:
+        reasons = conn.execute(
+            sa.text("SELECT reasons FROM clicks WHERE click_id = 'later'")
+        ).scalar_one()
+    assert "NET_LISTED" in str(reasons)
+    # Only two campaigns' worth of sightings would not list it.
+    assert bots.listed_entities(store, DELIVERED + 10_000 * S, days=30, min_campaigns=4) == set()

@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -41,10 +43,29 @@ PROVIDERS = ("outbox",)
 
 
 class SignalsClassifier:
-    """Request-level bot classification: signals adapters + the pure rules."""
+    """Request-level bot classification: signals adapters + the pure rules.
 
-    def __init__(self, networks: NetworkList | None = None) -> None:
+    `listed` returns the entities (``ip:ADDRESS``) listed for showing up early in several
+    campaigns; it is asked again at most every `listed_ttl` seconds.
+    """
+
+    def __init__(
+        self,
+        networks: NetworkList | None = None,
+        listed: Callable[[], set[str]] | None = None,
+        listed_ttl: float = 60.0,
+    ) -> None:
         self.networks = networks
+        self.listed_ttl = listed_ttl
+        self._listed_source = listed
+        self._listed: set[str] = set()
+        self._listed_until = 0.0
+
+    def _listed_now(self) -> set[str]:
+        if self._listed_source is not None and time.monotonic() >= self._listed_until:
+            self._listed = self._listed_source()
+            self._listed_until = time.monotonic() + self.listed_ttl
+        return self._listed
 
     def ip_kind(self, ip: str | None) -> str | None:
         """Return the kind of network of `ip` from the signals' datasets."""
@@ -52,12 +73,13 @@ class SignalsClassifier:
 
     def classify(self, request: StoredRequest) -> Verdict:
         """Return the verdict of one stored request from its own signals."""
-        return classify_request(
-            facts_for(
-                request.method, request.user_agent, request.headers, request.ip,
-                request.at_us, request.delivered_us, request.sent_us, self.networks,
-            )
+        facts = facts_for(
+            request.method, request.user_agent, request.headers, request.ip,
+            request.at_us, request.delivered_us, request.sent_us, self.networks,
         )  # fmt: skip
+        if request.ip and f"ip:{request.ip}" in self._listed_now() and facts.net.listed is None:
+            facts = replace(facts, net=replace(facts.net, listed="early-sightings"))
+        return classify_request(facts)
 
 
 @dataclass
@@ -111,8 +133,14 @@ class Container:
     @cached_property
     def classifier(self) -> SignalsClassifier:
         """The request-level bot classifier, with the configured extra networks."""
-        path = self.settings.bot_networks_file
-        return SignalsClassifier(load_networks([Path(path)], name="configured") if path else None)
+        s = self.settings
+        path = s.bot_networks_file
+        return SignalsClassifier(
+            load_networks([Path(path)], name="configured") if path else None,
+            listed=lambda: bots.listed_entities(
+                self.store, now_us(), days=s.bot_early_days, min_campaigns=s.bot_early_campaigns
+            ),
+        )
 
     def web_app(self, *, dispose_on_close: bool = False) -> ClicktrailApp:
         """Return the ASGI app: redirect, click log and API on this container's store.

@@ -77,6 +77,12 @@ class Settings:
     bot_finalize_interval: float = _s(
         30.0, "Seconds between passes that finalize settled verdicts in the server."
     )
+    bot_early_campaigns: int = _s(
+        3,
+        "An address seen fetching links before people can (before the delivery receipt or "
+        "within 2 s of it) in this many campaigns is listed: its requests count as scanners.",
+    )
+    bot_early_days: int = _s(30, "How long early sightings count toward listing an address.")
     bot_networks_file: str = _s(
         "",
         "IP range file for the bot rules (clicktrail's CSV cidr,owner,kind,source, or a cloud "

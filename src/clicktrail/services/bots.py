@@ -17,6 +17,17 @@ from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet, apply_behaviour
 from clicktrail.services.ports import RequestClassifier, Store, StoredRequest
 
 DEFAULT_SETTLE_US = 15 * 60 * 1_000_000
+# Requests too early to be a person's tap; an address showing them in several campaigns gets
+# listed (see `listed_entities`).
+EARLY_REASONS = frozenset({"DT_BEFORE_DELIVERY", "DT_DELIVERY_LT_2S"})
+
+
+def listed_entities(store: Store, now_us: int, *, days: int, min_campaigns: int) -> set[str]:
+    """Return the entities (``ip:ADDRESS``) seen early in `min_campaigns` campaigns within the
+    last `days` days: their requests count as scanner traffic until they stop showing up."""
+    return store.listed_early_entities(now_us - days * 86_400_000_000, min_campaigns)
+
+
 BATCH = 20_000
 
 
@@ -94,6 +105,7 @@ def finalize_settled(
         if not pending:
             return result
         updates: list[tuple[str, Verdict, bool]] = []
+        sightings: list[tuple[str, int, int]] = []
         for campaign_id, group in groupby(pending, key=lambda r: r.campaign_id):
             batch = list(group)
             context = store.requests_between(
@@ -103,12 +115,18 @@ def finalize_settled(
             links = store.link_count(campaign_id)
             facts = [_facts(r, base[r.click_id], links, ip_kind) for r in context]
             changed = apply_behaviour(facts, rules)
+            sightings.extend(
+                (f"ip:{r.ip}", r.campaign_id, r.at_us)
+                for r in batch
+                if r.ip and EARLY_REASONS.intersection(base[r.click_id].reasons)
+            )
             for r in batch:
                 final = changed.get(r.click_id, base[r.click_id])
                 if r.click_id in changed:
                     result.changed += 1
                 updates.append((r.click_id, final, True))
         store.save_verdicts(updates)
+        store.record_early_sightings(sightings)
         result.finalized += len(updates)
 
 

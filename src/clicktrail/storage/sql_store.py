@@ -904,6 +904,28 @@ class SqlStore:
             rows = conn.execute(q).all()
         return [(r.id, _stored_request(r)) for r in rows]
 
+    def record_early_sightings(self, sightings: Sequence[tuple[str, int, int]]) -> None:
+        """Store (entity, campaign id, time) sightings; one per entity and campaign is kept."""
+        if sightings:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    self._insert_ignore(t.early_sightings),
+                    [{"entity": e, "campaign_id": c, "at_us": at} for e, c, at in sightings],
+                )
+
+    def listed_early_entities(self, since_us: int, min_campaigns: int) -> set[str]:
+        """Return entities seen early in at least `min_campaigns` campaigns since `since_us`."""
+        es = t.early_sightings
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    sa.select(es.c.entity)
+                    .where(es.c.at_us >= since_us)
+                    .group_by(es.c.entity)
+                    .having(sa.func.count() >= min_campaigns)
+                ).scalars()
+            )
+
     def link_count(self, campaign_id: int) -> int:
         """Return how many links the campaign's template has."""
         with self.engine.connect() as conn:

@@ -270,3 +270,14 @@ message_click_buckets = sa.Table(
     sa.Index("ix_message_click_buckets_bucket", "campaign_id", "bucket", "clicks"),
     sqlite_with_rowid=False,
 )
+
+# Addresses seen fetching links too early to be people (before the delivery receipt, or within
+# seconds of it), one row per campaign. Seen early in several campaigns, an address is listed
+# for a while and its requests count as scanner traffic (docs/bots.md).
+early_sightings = sa.Table(
+    "early_sightings",
+    metadata,
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("campaign_id", BigId, primary_key=True),
+    sa.Column("at_us", Micros, nullable=False),
+)
