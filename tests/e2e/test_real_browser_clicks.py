@@ -46,7 +46,9 @@ def _stored(database_url: str) -> list[Any]:
     try:
         with engine.connect() as conn:
             return list(
-                conn.execute(sa.text("SELECT user_agent, headers, verdict, reasons FROM clicks"))
+                conn.execute(
+                    sa.text("SELECT user_agent, headers, verdict, reasons, ip FROM clicks")
+                )
             )
     finally:
         engine.dispose()
@@ -74,7 +76,8 @@ def test_chromium_taps_are_human_and_a_bare_client_is_not(
     finally:
         context.close()
     with httpx.Client(timeout=5) as http:  # Chromium's UA, none of its headers
-        r = http.get(links[2], headers={"User-Agent": ua})
+        # A forged forwarding header: no trusted proxy is configured, so it must not count.
+        r = http.get(links[2], headers={"User-Agent": ua, "X-Forwarded-For": "203.0.113.1"})
         assert r.status_code == 302
     server.stop()
     rows = _stored(database_url)
@@ -89,4 +92,5 @@ def test_chromium_taps_are_human_and_a_bare_client_is_not(
         assert row.verdict in ("human", "suspect"), row  # both count as clicks
     (bare,) = [r for r in rows if r not in chromium]
     assert bare.verdict not in ("human", "suspect"), bare
+    assert bare.ip == "127.0.0.1", bare
     assert [r for r in _json(bare.reasons) if r.startswith("HDR_")], bare

@@ -53,6 +53,9 @@ def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
         "access_log": settings.access_log,
         "log_level": settings.log_level,
         "server_header": False,
+        # clicktrail reads forwarding headers itself, only from `trusted_proxies`; uvicorn's
+        # own handling would trust loopback peers by default and cost every request.
+        "proxy_headers": False,
         "timeout_graceful_shutdown": 10,
         "ssl_certfile": tls[0] if tls else None,
         "ssl_keyfile": tls[1] if tls else None,
