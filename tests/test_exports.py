@@ -112,8 +112,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
 
 
 def export(w: World, what: str = "clicks", **kw: Any) -> bytes:
-    plan_export = exports.plan_click_export if what == "clicks" else exports.plan_message_export
-    plan = plan_export(w.container.store, w.container.export_queries, w.ws, **kw)
+    plan = exports.plan_export(w.container.store, w.container.export_queries, w.ws, what, **kw)
     return b"".join(exports.stream(plan))
 
 
@@ -309,7 +308,7 @@ def test_a_large_export_runs_in_constant_memory(big: Any, fmt: str) -> None:
     (Parquet row groups) is bounded by its high-water mark.
     """
     c, ws, tmp = big
-    plan = exports.plan_click_export(c.store, c.export_queries, ws, format=fmt, phone="hash",
+    plan = exports.plan_export(c.store, c.export_queries, ws, "clicks", format=fmt, phone="hash",
                                      salt=SALT)  # fmt: skip
     pool = pa.default_memory_pool()
     gc.collect()

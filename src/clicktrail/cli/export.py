@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -75,16 +74,25 @@ def _write(plan: exports.ExportPlan, output: Path | None) -> None:
 
 
 def _export(
-    planner: Callable[..., exports.ExportPlan],
+    what: str,
     *,
     output: Path | None,
     workspace: str | None,
-    **options: str | None,
+    format: str,
+    campaign: str | None,
+    since: str | None,
+    until: str | None,
+    phone: str,
+    salt: str | None,
 ) -> None:
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.store, workspace)
-        _write(planner(c.store, c.export_queries, ws, **options), output)
+        plan = exports.plan_export(
+            c.store, c.export_queries, ws, what, format=format, campaign=campaign, since=since,
+            until=until, phone=phone, salt=salt,
+        )  # fmt: skip
+        _write(plan, output)
     finally:
         c.dispose()
 
@@ -102,7 +110,7 @@ def export_clicks(
 ) -> None:
     """Export every request on tracked links, with recipient, link, time and bot verdict."""
     _export(
-        exports.plan_click_export, output=output, workspace=workspace, format=format,
+        "clicks", output=output, workspace=workspace, format=format,
         campaign=campaign, since=since, until=until, phone=phone, salt=salt,
     )  # fmt: skip
 
@@ -120,6 +128,6 @@ def export_messages(
 ) -> None:
     """Export messages with their delivery status and times (time range: when queued)."""
     _export(
-        exports.plan_message_export, output=output, workspace=workspace, format=format,
+        "messages", output=output, workspace=workspace, format=format,
         campaign=campaign, since=since, until=until, phone=phone, salt=salt,
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """Exports: click events and messages as CSV, JSON lines or Parquet, streamed in chunks.
 
-An export is planned first (`plan_click_export`, `plan_message_export`: every parameter is
+An export is planned first (`plan_export`: every parameter is
 checked and the campaign resolved, so errors surface before a single byte is sent) and then
 streamed (`stream`): rows come from storage in keyset-paginated chunks and each chunk is encoded
 and handed on before the next is read, so a 10-million-row export runs in constant memory.
@@ -268,10 +268,11 @@ def _check(
     return since_us, until_us
 
 
-def plan_click_export(
+def plan_export(
     store: Store,
     source: ExportSource,
     workspace: Workspace,
+    what: str,
     *,
     format: str = "csv",
     campaign: str | None = None,
@@ -280,7 +281,8 @@ def plan_click_export(
     phone: str = "plain",
     salt: str | None = None,
 ) -> ExportPlan:
-    """Plan an export of the workspace's click events (every request on its tracked links).
+    """Plan an export of the workspace's click events (`what` = ``clicks``: every request on
+    its tracked links) or ``messages`` (the time range then applies to when each was queued).
 
     `since` (inclusive) and `until` (exclusive) are ISO 8601 times (UTC without a zone) or
     Unix seconds. Raises `InvalidInput` naming the bad parameter, `NotFound` for an unknown
@@ -288,35 +290,18 @@ def plan_click_export(
     """
     since_us, until_us = _check(format, phone, salt, since, until)
     campaign_id = get_campaign(store, workspace, campaign).id if campaign else None
+    read: Callable[[int, int | None, int | None, int | None, int], Iterator[Sequence[Any]]]
+    if what == "clicks":
+        columns, read = CLICK_COLUMNS, source.click_event_chunks
+    elif what == "messages":
+        columns, read = MESSAGE_COLUMNS, source.message_chunks
+    else:
+        raise InvalidInput(f"cannot export {what!r}: clicks or messages", field="what")
     return ExportPlan(
-        "clicks",
+        what,
         format,
-        tuple(phone_columns(CLICK_COLUMNS, phone, salt)),
-        lambda: source.click_event_chunks(workspace.id, campaign_id, since_us, until_us, CHUNK),
-    )
-
-
-def plan_message_export(
-    store: Store,
-    source: ExportSource,
-    workspace: Workspace,
-    *,
-    format: str = "csv",
-    campaign: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    phone: str = "plain",
-    salt: str | None = None,
-) -> ExportPlan:
-    """Plan an export of the workspace's messages; the time range applies to when each was
-    queued. Raises like `plan_click_export`."""
-    since_us, until_us = _check(format, phone, salt, since, until)
-    campaign_id = get_campaign(store, workspace, campaign).id if campaign else None
-    return ExportPlan(
-        "messages",
-        format,
-        tuple(phone_columns(MESSAGE_COLUMNS, phone, salt)),
-        lambda: source.message_chunks(workspace.id, campaign_id, since_us, until_us, CHUNK),
+        tuple(phone_columns(columns, phone, salt)),
+        lambda: read(workspace.id, campaign_id, since_us, until_us, CHUNK),
     )
 
 

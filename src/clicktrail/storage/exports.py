@@ -20,6 +20,27 @@ from clicktrail.services.exports import ClickEvent, MessageRecord
 from clicktrail.storage import tables as t
 
 
+def _narrow(
+    q: sa.Select[Any],
+    campaign: tuple[Any, int | None],
+    time_range: tuple[Any, int | None, int | None],
+    equal: tuple[Any, str | None],
+) -> sa.Select[Any]:
+    """Add the filters that were given: campaign, [since, until) on a time column, one value."""
+    column, campaign_id = campaign
+    if campaign_id is not None:
+        q = q.where(column == campaign_id)
+    column, since_us, until_us = time_range
+    if since_us is not None:
+        q = q.where(column >= since_us)
+    if until_us is not None:
+        q = q.where(column < until_us)
+    column, value = equal
+    if value is not None:
+        q = q.where(column == value)
+    return q
+
+
 def click_events_query(
     workspace_id: int,
     *,
@@ -63,15 +84,12 @@ def click_events_query(
         .where(cp.c.workspace_id == workspace_id)
         .order_by(ck.c.id)
     )
-    if campaign_id is not None:
-        q = q.where(ck.c.campaign_id == campaign_id)
-    if since_us is not None:
-        q = q.where(ck.c.at_us >= since_us)
-    if until_us is not None:
-        q = q.where(ck.c.at_us < until_us)
-    if verdict is not None:
-        q = q.where(ck.c.verdict == verdict)
-    return q
+    return _narrow(
+        q,
+        (ck.c.campaign_id, campaign_id),
+        (ck.c.at_us, since_us, until_us),
+        (ck.c.verdict, verdict),
+    )
 
 
 def messages_query(
@@ -112,15 +130,9 @@ def messages_query(
         .where(cp.c.workspace_id == workspace_id)
         .order_by(m.c.id)
     )
-    if campaign_id is not None:
-        q = q.where(m.c.campaign_id == campaign_id)
-    if since_us is not None:
-        q = q.where(m.c.queued_us >= since_us)
-    if until_us is not None:
-        q = q.where(m.c.queued_us < until_us)
-    if status is not None:
-        q = q.where(m.c.status == status)
-    return q
+    return _narrow(
+        q, (m.c.campaign_id, campaign_id), (m.c.queued_us, since_us, until_us), (m.c.status, status)
+    )
 
 
 def click_event(r: Any) -> ClickEvent:

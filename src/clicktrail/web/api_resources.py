@@ -357,12 +357,10 @@ def routes(
     # -- exports
 
     def export(what: str) -> Callable[[Request], Response]:
-        plan_export = exports.plan_click_export if what == "clicks" else exports.plan_message_export
-
         def handler(request: Request) -> Response:
             ws = workspace(request)
-            plan = plan_export(
-                store, export_source, ws, format=_query(request, "format") or "csv",
+            plan = exports.plan_export(
+                store, export_source, ws, what, format=_query(request, "format") or "csv",
                 campaign=_query(request, "campaign") or None, since=_query(request, "since"),
                 until=_query(request, "until"), phone=_query(request, "phone") or "plain",
                 salt=_query(request, "salt") or None,
