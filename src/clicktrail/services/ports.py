@@ -57,6 +57,11 @@ class SendResult:
     status: Status
     provider_message_id: str | None = None
     error_code: str | None = None
+    # Why it failed, in the provider's words (kept on the message).
+    error_message: str | None = None
+    # With status `queued`: the provider refused for now (429, 5xx, timeout); try again after
+    # this many seconds at the earliest (None: the sender's own backoff decides).
+    retry_after: float | None = None
 
 
 @dataclass
