@@ -120,11 +120,11 @@ class _Served:
         self.started = False
 
     def __enter__(self) -> Any:
-        self.app.clicks.start()
+        self.app.startup()
         return self.app
 
     def __exit__(self, *exc: object) -> None:
-        self.app.clicks.close()
+        self.app.shutdown()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from clicktrail.services.receipts import record_receipts
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage import tables
 from clicktrail.storage.resolver import TokenResolver
+from clicktrail.storage.sending import SqlSendJobs
 from clicktrail.storage.sql_store import SqlStore
 from factories import (
     NOW_US,
@@ -49,18 +50,28 @@ def outbox_lines(path: Path) -> list[dict[str, Any]]:
 
 
 class HoldingProvider:
-    """Sends like the outbox, except that messages to `hold` phones stay queued."""
+    """Sends like the outbox, except that messages to `hold` phones stay queued: it refuses
+    them for now and pauses the send (a sending job would otherwise retry them, issue 7)."""
 
     name = "holding"
 
-    def __init__(self, outbox: Path, hold: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def __init__(self, outbox: Path, hold: set[str] = frozenset(), *, store: SqlStore) -> None:  # type: ignore[assignment]
         self.outbox = OutboxProvider(outbox)
         self.hold = hold
+        self.store = store
 
     def send(self, batch: Sequence[OutgoingSms]) -> list[SendResult]:
         go = [m for m in batch if m.to not in self.hold]
+        if len(go) < len(batch):
+            with self.store.engine.begin() as conn:
+                conn.execute(tables.send_jobs.update().values(state="paused"))
         sent = {r.message_id: r for r in self.outbox.send(go)}
         return [sent.get(m.message_id, SendResult(m.message_id, Status.QUEUED)) for m in batch]
+
+
+class ProcessDied(BaseException):
+    """Stands for the sending process dying mid-call: a send loop handles provider errors
+    (issue 7), but nothing runs after a kill."""
 
 
 class CrashingProvider:
@@ -77,7 +88,7 @@ class CrashingProvider:
         if self.left == 0:
             if self.write_then_crash:
                 self.outbox.send(batch)  # on disk, but the process dies before recording it
-            raise RuntimeError("provider crashed")
+            raise ProcessDied("provider crashed")
         self.left -= 1
         return self.outbox.send(batch)
 
@@ -92,11 +103,14 @@ class FlakyStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    def insert_messages(self, batch: Any) -> None:
+    def send_jobs(self) -> Any:
+        return SqlSendJobs(self)  # type: ignore[arg-type]  # wraps through this store
+
+    def insert_messages(self, batch: Any, also: Any = None) -> None:
         if self._left == 0:
             raise RuntimeError("crashed while wrapping")
         self._left -= 1
-        self._store.insert_messages(batch)
+        self._store.insert_messages(batch, also)
 
 
 def sent_campaign(
@@ -197,7 +211,8 @@ def queued_campaign(store: SqlStore, tmp_path: Path, n: int = 2) -> tuple[Worksp
     make_contacts(store, ws, n)
     cp = make_campaign(store, ws)
     hold = {phone(i) for i in range(n)}
-    send(store, ws, cp, tmp_path / "o.jsonl", provider=HoldingProvider(tmp_path / "o.jsonl", hold))
+    held = HoldingProvider(tmp_path / "o.jsonl", hold, store=store)
+    send(store, ws, cp, tmp_path / "o.jsonl", provider=held)
     ids = message_ids(store, cp)
     assert all(store.message_status(i)["status"] == "queued" for i in ids)  # type: ignore[index]
     return ws, ids
@@ -423,7 +438,7 @@ def test_campaign_report_counts_a_hand_built_case(
     make_contacts(store, ws, 6)
     cp = make_campaign(store, ws, "A https://a.example.com/x B https://b.example.com/y")
     out = tmp_path / "o.jsonl"
-    send(store, ws, cp, out, provider=HoldingProvider(out, hold={phone(5)}))
+    send(store, ws, cp, out, provider=HoldingProvider(out, hold={phone(5)}, store=store))
     ids = message_ids(store, cp)
     store.apply_receipts(
         ws.id,
@@ -519,7 +534,7 @@ def test_send_resumes_after_a_provider_crash(store: SqlStore, tmp_path: Path) ->
     make_contacts(store, ws, 5)
     cp = make_campaign(store, ws)
     outbox = tmp_path / "o.jsonl"
-    with pytest.raises(RuntimeError, match="provider crashed"):
+    with pytest.raises(ProcessDied, match="provider crashed"):
         send(store, ws, cp, outbox, provider=CrashingProvider(outbox, 1), batch_size=2)
     assert len(message_ids(store, cp)) == 5
     assert len(outbox_lines(outbox)) == 2
@@ -544,7 +559,7 @@ def test_crash_between_provider_write_and_record_resends_nothing(
     cp = make_campaign(store, ws)
     outbox = tmp_path / "o.jsonl"
     crash = CrashingProvider(outbox, ok_batches=1, write_then_crash=True)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ProcessDied):
         send(store, ws, cp, outbox, provider=crash, batch_size=2)
     first_batch = [x["message_id"] for x in outbox_lines(outbox)[:2]]
     in_flight = [x["message_id"] for x in outbox_lines(outbox)[2:]]
@@ -564,7 +579,7 @@ def test_outbox_holds_each_recipient_once_even_after_a_crash_mid_batch(
     make_contacts(store, ws, 4)
     cp = make_campaign(store, ws)
     outbox = tmp_path / "o.jsonl"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(ProcessDied):
         send(store, ws, cp, outbox, provider=CrashingProvider(outbox, 0, True), batch_size=2)
     send(store, ws, cp, outbox, batch_size=2)
     assert_sent_exactly_once(store, ws, cp, outbox)
@@ -578,8 +593,9 @@ def test_messages_the_provider_left_queued_are_sent_by_the_next_run(
     make_contacts(store, ws, 2)
     cp = make_campaign(store, ws)
     outbox = tmp_path / "o.jsonl"
-    hold = HoldingProvider(outbox, {phone(0), phone(1)})
+    hold = HoldingProvider(outbox, {phone(0), phone(1)}, store=store)
     assert send(store, ws, cp, outbox, provider=hold).sent == 0
     again = store.find_campaign(ws.id, cp.slug)
     assert again is not None
+    store.send_jobs().set_state(cp.id, "running", 0, expect=("paused",))  # resume
     assert send(store, ws, again, outbox).sent == 2

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from starlette.routing import BaseRoute
@@ -20,24 +22,43 @@ from starlette.routing import BaseRoute
 from clicktrail.config import Settings, load_settings
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.bots.rules import classify_request
+from clicktrail.domain.models import Workspace
 from clicktrail.domain.network import parse_networks
-from clicktrail.services import bots
+from clicktrail.services import bots, optouts
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import SmsProvider, StoredRequest
+from clicktrail.services.providers import ProviderKind, build_sender
+from clicktrail.services.sending import SendDefaults, Sending
 from clicktrail.signals import facts_for, ip_facts
 from clicktrail.signals.network import NetworkList, load_networks
 from clicktrail.signals.ua import ua_facts
+from clicktrail.sms.http import HttpKind
 from clicktrail.sms.outbox import OutboxProvider
+from clicktrail.sms.twilio import TwilioKind
 from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.database import create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
+from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.listing import ListingQueries
+from clicktrail.storage.optouts import OptOutQueries
+from clicktrail.storage.providers import ProviderRepo
 from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
-from clicktrail.web import api_reports, api_resources, dashboard
-from clicktrail.web.app import ClicktrailApp
+from clicktrail.storage.wrapping import WrapQueries
+from clicktrail.web import (
+    api_optouts,
+    api_providers,
+    api_reports,
+    api_resources,
+    api_sending,
+    api_wrap,
+    dashboard,
+)
+from clicktrail.web.app import ClicktrailApp, Periodic
 from clicktrail.web.redirect import LookupOffload
+
+log = logging.getLogger("clicktrail")
 
 PROVIDERS = ("outbox",)
 
@@ -116,8 +137,29 @@ class Container:
         """The export queries (click events and messages in chunks)."""
         return ExportQueries(self.engine)
 
-    def provider(self, name: str = "outbox", outbox_path: str | None = None) -> SmsProvider:
-        """Return the SMS provider called `name`."""
+    @cached_property
+    def wrap_queries(self) -> WrapQueries:
+        """The wrap-only messages' lookups and writes."""
+        return WrapQueries(self.engine)
+
+    @cached_property
+    def optout_queries(self) -> OptOutQueries:
+        """Opt-out state, history and keyword replies."""
+        return OptOutQueries(self.engine)
+
+    def provider(
+        self,
+        name: str = "outbox",
+        outbox_path: str | None = None,
+        *,
+        workspace: Workspace | None = None,
+    ) -> SmsProvider:
+        """Return the SMS provider called `name`: the outbox, or one `workspace` configured
+        (`clicktrail provider add`), its secrets resolved from the environment.
+
+        Raises `NotFound` for a name the workspace does not have, `InvalidInput` for an unset
+        secret variable.
+        """
         from pathlib import Path
 
         from clicktrail.domain.errors import InvalidInput
@@ -126,9 +168,41 @@ class Container:
             return OutboxProvider(
                 Path(outbox_path) if outbox_path else self.settings.resolved_outbox_path
             )
+        if workspace is not None:
+            return build_sender(
+                self.provider_repo, self.provider_kinds, workspace, name, os.environ
+            )
         raise InvalidInput(
             f"unknown provider {name!r}; available: {', '.join(PROVIDERS)}", field="provider"
         )
+
+    @cached_property
+    def sending(self) -> Sending:
+        """Sending jobs (services/sending.py): providers named ``outbox``, ``outbox:PATH`` or a
+        workspace's configured provider."""
+        s = self.settings
+
+        def provider_for(workspace: Workspace, spec: str) -> SmsProvider:
+            name, _, path = spec.partition(":") if spec.startswith("outbox:") else (spec, "", "")
+            return self.provider(name, path or None, workspace=workspace)
+
+        defaults = SendDefaults(
+            rate=s.send_rate, max_attempts=s.send_max_attempts, max_age_s=s.send_max_age
+        )
+        return Sending(
+            self.store, self.store.send_jobs(), provider_for, defaults=defaults,
+            background=s.send_in_server,
+        )  # fmt: skip
+
+    @cached_property
+    def provider_repo(self) -> ProviderRepo:
+        """The provider accounts of workspaces (Twilio, generic HTTP)."""
+        return ProviderRepo(self.engine)
+
+    @cached_property
+    def provider_kinds(self) -> dict[str, ProviderKind]:
+        """The kinds of provider a workspace can configure, by name."""
+        return {"twilio": TwilioKind(), "http": HttpKind()}
 
     @cached_property
     def classifier(self) -> SignalsClassifier:
@@ -142,24 +216,45 @@ class Container:
             ),
         )
 
-    def web_app(self, *, dispose_on_close: bool = False) -> ClicktrailApp:
+    def background_jobs(
+        self,
+    ) -> tuple[list[tuple[float, Callable[[], object]]], Callable[[], object]]:
+        """Return the periodic jobs (interval in seconds, job) and the final pass to run after
+        the click log drained: moving new clicks out of the inbox with provisional verdicts,
+        and finalizing verdicts after the settle window."""
+        classify_new = bots.ClassifyNew(self.store, self.classifier)
+        jobs: list[tuple[float, Callable[[], object]]] = [
+            (1.0, classify_new),
+            (self.settings.bot_finalize_interval, self._finalize_bots),
+        ]
+        if self.settings.send_in_server:  # sending jobs: API-started, or whose sender died
+            jobs.append((2.0, self.sending.worker.tick))
+        return jobs, classify_new
+
+    def web_app(
+        self, *, dispose_on_close: bool = False, jobs_in_process: bool = True
+    ) -> ClicktrailApp:
         """Return the ASGI app: redirect, click log and API on this container's store.
 
         With `dispose_on_close`, the app's shutdown also closes the engine's connections (for a
-        process whose only job is serving this app).
+        process whose only job is serving this app). Without `jobs_in_process`, the background
+        jobs are left to a process of their own (`run_jobs`; `clicktrail serve` does that).
         """
         s = self.settings
         resolver = TokenResolver(self.engine, s.token_cache_size)
-        classify_new = bots.ClassifyNew(self.store, self.classifier)
+        jobs, final_pass = self.background_jobs() if jobs_in_process else ([], None)
+        writer = InboxWriter(self.engine)
         clicks = ClickLog(
             s.resolved_spool_dir,
-            self.store.insert_clicks,
+            writer,
             flush_interval=s.click_flush_interval,
             flush_max=s.click_flush_max,
+            raw=True,  # spool lines go to the inbox as they are
         )
 
         def close() -> None:
             resolver.close()
+            writer.close()
             if dispose_on_close:
                 self.dispose()
 
@@ -175,9 +270,9 @@ class Container:
                 else None
             ),
             trusted_proxies=parse_networks(s.trusted_proxies),
-            jobs=[(1.0, classify_new), (s.bot_finalize_interval, self._finalize_bots)],
+            jobs=jobs,
             # The last clicks written at shutdown get their provisional verdicts too.
-            after_drain=classify_new,
+            after_drain=final_pass,
             extra_routes=self.extra_routes(),
         )
 
@@ -187,6 +282,10 @@ class Container:
         # Each area adds its routes on its own line below.
         routes += api_resources.routes(self.store, ListingQueries(self.engine), self.export_queries, self.provider)  # fmt: skip
         routes += api_reports.routes(self.store, self.report_queries)
+        routes += api_wrap.routes(self.store, self.wrap_queries, default_region=self.settings.default_region or None)  # fmt: skip
+        routes += api_optouts.routes(self.store, self.optout_queries, twilio_signers=lambda: optouts.twilio_signers(self.store, self.provider_repo, os.environ), default_region=self.settings.default_region or None)  # fmt: skip
+        routes += api_sending.routes(self.store, lambda: self.sending)
+        routes += api_providers.routes(self.store, self.provider_repo, self.provider_kinds, os.environ)  # fmt: skip
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 
@@ -199,20 +298,64 @@ class Container:
         )
 
     def dispose(self) -> None:
-        """Close pooled connections."""
+        """Stop sending jobs running here (they stay running for the next process) and close
+        pooled connections."""
+        if "sending" in self.__dict__:
+            self.sending.worker.stop()
         if "engine" in self.__dict__:
             self.engine.dispose()
 
 
-def create_app(settings: Settings | None = None, *, run_migrations: bool = True) -> ClicktrailApp:
+def create_app(
+    settings: Settings | None = None, *, run_migrations: bool = True, jobs_in_process: bool = True
+) -> ClicktrailApp:
     """Return the ASGI app of one server process (an app factory: it opens its own pools).
 
     Without `settings`, they are loaded from the environment and the config file. Raises
-    `InvalidInput` for bad settings.
+    `InvalidInput` for bad settings. `jobs_in_process=False` when `run_jobs` runs elsewhere.
     """
     settings = load_settings() if settings is None else settings
     configure_logging(settings.log_level)
-    return Container(settings, run_migrations=run_migrations).web_app(dispose_on_close=True)
+    return Container(settings, run_migrations=run_migrations).web_app(
+        dispose_on_close=True, jobs_in_process=jobs_in_process
+    )
+
+
+def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: int = 10) -> None:
+    """Run the background jobs until SIGTERM, then the final pass; the body of the jobs
+    process `clicktrail serve` starts beside its server(s).
+
+    At a lower CPU priority (`niceness`), so that on a busy core redirects come first and the
+    jobs catch up in quieter moments. Exits at once, without the final pass, if the parent
+    dies (e.g. SIGKILL): the next start does that work.
+    """
+    import os
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server; it stops us
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
+    if ready is not None:  # the parent waits for this before it sends SIGTERM
+        ready.send(True)
+        ready.close()
+    if niceness:
+        os.nice(niceness)
+    configure_logging(settings.log_level)
+    container = Container(settings, run_migrations=False)
+    jobs, final_pass = container.background_jobs()
+    runner = Periodic(jobs)
+    runner.start()
+    try:
+        while not stop.wait(0.5):
+            if os.getppid() != parent_pid:
+                log.warning("the server process is gone; the jobs process stops")
+                return
+        runner.stop()
+        final_pass()
+    finally:
+        runner.stop()
+        container.dispose()
 
 
 def configure_logging(level: str) -> None:

@@ -89,6 +89,22 @@ class Settings:
         "provider's published range file): its networks count as hosting. Empty: only the "
         "built-in dataset.",
     )
+    send_rate: float = _s(
+        10.0,
+        "Messages per second per sender number or messaging service when a send names no rate "
+        "(0: no limit). The outbox provider has no limit unless one is given.",
+    )
+    send_max_attempts: int = _s(
+        8, "Attempts per message refused for now (429, 5xx, timeouts) before it fails."
+    )
+    send_max_age: int = _s(
+        21600, "Seconds after its first attempt that a message refused for now is given up."
+    )
+    send_in_server: bool = _s(
+        True,
+        "The server runs sending jobs in the background: those started through the API, and "
+        "running jobs whose sender process died. Off: jobs run only under `campaign send`.",
+    )
     log_level: str = _s("info", "Server log level: debug, info, warning, error.")
     access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")
 

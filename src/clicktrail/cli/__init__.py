@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -22,7 +23,11 @@ from typer.core import TyperGroup
 from clicktrail.bootstrap import Container
 from clicktrail.cli import bots as bots_cli
 from clicktrail.cli import export as export_cli
+from clicktrail.cli import optouts as optouts_cli
+from clicktrail.cli import provider as provider_cli
+from clicktrail.cli import sending as sending_cli
 from clicktrail.cli import sms as sms_cli
+from clicktrail.cli import wrap as wrap_cli
 from clicktrail.config import load_settings, setting_help
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
@@ -63,12 +68,16 @@ app.add_typer(domain_app, name="domain")
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(campaign_app, name="campaign")
+sending_cli.register(campaign_app)  # send, status, pause, resume, cancel…
 app.add_typer(messages_app, name="messages")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(sms_cli.app, name="sms")
 app.add_typer(bots_cli.app, name="bots")
 app.add_typer(export_cli.app, name="export")
+app.add_typer(optouts_cli.app, name="opt-outs")
+app.command("wrap")(wrap_cli.wrap)
+app.add_typer(provider_cli.app, name="provider")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -469,40 +478,6 @@ def campaign_preview(
         err.print(f"[yellow]warning:[/] {w}")
 
 
-@campaign_app.command("send")
-def campaign_send(
-    campaign: Annotated[str, typer.Argument(help="Campaign slug or id.")],
-    provider: Annotated[str, typer.Option(help="SMS provider.")] = "outbox",
-    outbox: Annotated[
-        Path | None, typer.Option(help="Outbox file (default <data_dir>/outbox.jsonl).")
-    ] = None,
-    workspace: WorkspaceOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Wrap and send a campaign to its audience (resumes an interrupted send)."""
-    c = _container()
-    ws = _workspace(c, workspace)
-    cp = campaigns.get_campaign(c.store, ws, campaign)
-    sender = c.provider(provider, str(outbox) if outbox else None)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"),
-                  console=err, transient=True) as bar:  # fmt: skip
-        tasks: dict[str, Any] = {}
-
-        def progress(stage: str, n: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=None)
-            bar.advance(tasks[stage], n)
-
-        summary = campaigns.send_campaign(c.store, ws, cp, sender, clock=now_us, progress=progress)
-    if as_json:
-        _print_json(summary.__dict__)
-        return
-    out.print(
-        f"campaign {cp.slug}: {summary.created} messages wrapped, {summary.sent} sent "
-        f"({summary.segments} segments), {summary.failed} failed, via {sender.name}"
-    )
-
-
 # -- messages and reports -----------------------------------------------------------------------
 
 
@@ -568,6 +543,23 @@ def bots_reclassify(
         f"{result.requests} requests re-classified, {result.verdict_changes} changed verdict, "
         f"{result.finalized} final"
     )
+
+
+@bots_cli.app.command("process")
+def bots_process(as_json: JsonOpt = False) -> None:
+    """Classify the requests waiting in the click inbox now and move them to the clicks table
+    (the server's jobs process does this every second; use it after a server was stopped in
+    the middle of a backlog, or in scripts that need every click in the reports at once)."""
+    c = _container()
+    waiting = c.store.inbox_size()
+    started = time.perf_counter()
+    _, final_pass = c.background_jobs()
+    done = final_pass()
+    seconds = time.perf_counter() - started
+    if as_json:
+        _print_json({"waiting": waiting, "processed": done, "seconds": round(seconds, 3)})
+        return
+    out.print(f"{done} requests classified and moved to clicks in {seconds:.1f} s")
 
 
 def _pct(x: float | None) -> str:

@@ -5,25 +5,34 @@ then supervises that many worker processes sharing the listening socket (uvicorn
 `Multiprocess`: the kernel hands each new connection to one of them). Every worker builds its
 own app through `bootstrap.create_app` (its own pools, resolver cache and click log) and drains
 its clicks on SIGTERM, which the supervisor forwards to each of them when it gets one.
+
+Beside the server process(es), one jobs process (`bootstrap.run_jobs`, niced) classifies new
+clicks and finalizes verdicts; it is stopped last, after a final pass over what the servers
+drained. Short links are answered by `web.fastpath.RedirectProtocol` without an ASGI cycle.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+import multiprocessing
 import os
 import ssl
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from clicktrail.bootstrap import Container, configure_logging, create_app
+from clicktrail.bootstrap import Container, configure_logging, create_app, run_jobs
 from clicktrail.config import Settings
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.services import demo
 from clicktrail.services.clock import now_us
+from clicktrail.web.fastpath import RedirectProtocol
 
 
 def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
@@ -48,7 +57,8 @@ def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
-        "http": "httptools",
+        # uvicorn's httptools protocol, answering short links without an ASGI cycle.
+        "http": RedirectProtocol,
         "lifespan": "on",
         "access_log": settings.access_log,
         "log_level": settings.log_level,
@@ -60,14 +70,22 @@ def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
         "ssl_certfile": tls[0] if tls else None,
         "ssl_keyfile": tls[1] if tls else None,
     }
+    # Classification and verdict finalization run in a process of their own at a lower CPU
+    # priority: they never hold the server's GIL, and on a busy core redirects come first.
+    jobs = JobsProcess(settings)
     try:
         if settings.workers == 1:
-            uvicorn.Server(uvicorn.Config(container.web_app(), **options)).run()
+            app = container.web_app(jobs_in_process=False)
+            jobs.start()
+            _Server(uvicorn.Config(app, **options), before_exit=jobs.stop).run()
             return
         container.dispose()  # the workers open their own connections
+        jobs.start()
         # A picklable factory (spawned workers unpickle it) carrying this process's settings,
         # command-line options included; the schema is already migrated.
-        factory = functools.partial(create_app, settings, run_migrations=False)
+        factory = functools.partial(
+            create_app, settings, run_migrations=False, jobs_in_process=False
+        )
         config = uvicorn.Config(factory, factory=True, workers=settings.workers, **options)
         supervisor = Multiprocess(config, sockets=[config.bind_socket()])
         supervisor.run()
@@ -75,7 +93,63 @@ def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
             # A worker could not start (see its log); uvicorn stopped the others.
             raise SystemExit(STARTUP_FAILURE)
     finally:
+        jobs.stop()
         container.dispose()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, running `before_exit` once it has shut down and before it re-raises
+    the signal that stopped it (which ends this process with the signal's default action)."""
+
+    def __init__(self, config: uvicorn.Config, before_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.before_exit = before_exit
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self.before_exit()
+
+
+class JobsProcess:
+    """The background jobs' process (`bootstrap.run_jobs`), stopped after the server drained
+    so that its final pass sees every click."""
+
+    def __init__(self, settings: Settings) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.ready, child_end = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(
+            target=run_jobs, args=(settings, os.getpid(), child_end),
+            name="clicktrail-jobs", daemon=False,
+        )  # fmt: skip
+        self.started = False
+
+    def start(self) -> None:
+        """Start the process."""
+        self.process.start()
+        self.started = True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the process to finish (final pass included) and wait up to `timeout` seconds;
+        then stop it (a backlog it leaves stays in the inbox for the next start)."""
+        if not self.started:
+            return
+        # Until it has its SIGTERM handler (a spawned interpreter takes a second or two to
+        # import), SIGTERM would kill it without the final pass.
+        if self.process.is_alive() and not self.ready.poll(timeout):
+            logging.getLogger("clicktrail").warning("the jobs process did not start in time")
+        self.process.terminate()  # SIGTERM: it finishes its pass, then the final one
+        self.process.join(timeout)
+        if self.process.is_alive():
+            logging.getLogger("clicktrail").warning(
+                "the jobs process is still working on a backlog; stopping it (the rest is "
+                "processed at the next start, or now with `clicktrail bots process`)"
+            )
+            self.process.kill()
+            self.process.join()
 
 
 def tls_files(settings: Settings) -> tuple[str, str] | None:

@@ -3,6 +3,11 @@
 ``queued → sending → sent → delivered | failed | undelivered``. A receipt may arrive late, twice
 or out of order (a `sent` callback after `delivered`); it never moves a message back. The three
 final states are terminal: the first one recorded wins.
+
+Sending jobs add three states (docs/providers.md, "Sending jobs"): `cancelled` and `skipped`
+(never handed to a provider: the job was cancelled, the recipient opted out or the number is
+invalid; terminal, no receipt moves them) and `unknown` (handed to a provider that cannot say
+whether it took the message; held for an operator, and a receipt moves it forward like `sending`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ class Status(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     UNDELIVERED = "undelivered"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
 
 
 RANK: dict[Status, int] = {
@@ -28,6 +36,9 @@ RANK: dict[Status, int] = {
     Status.DELIVERED: 3,
     Status.FAILED: 3,
     Status.UNDELIVERED: 3,
+    Status.CANCELLED: 3,
+    Status.SKIPPED: 3,
+    Status.UNKNOWN: 1,
 }
 FINAL = frozenset({Status.DELIVERED, Status.FAILED, Status.UNDELIVERED})
 RECEIPT_STATUSES = frozenset({Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED})

@@ -32,11 +32,14 @@ BATCH = 20_000
 
 
 class ClassifyNew:
-    """Gives provisional verdicts to requests stored without one, oldest first.
+    """Gives provisional verdicts to new requests, oldest first.
 
-    The click log stores requests raw (its writer stays fast and never waits on
-    classification); this runs every second in the server, so a verdict follows within about
-    a second. It remembers how far it got, so each pass reads only new rows.
+    The redirect's click writer only appends raw requests to the inbox (it stays fast and
+    never waits on classification or indexes); this runs every second in the server and moves
+    them to the clicks table with their verdicts, so a verdict follows within about a second
+    (longer while a burst saturates the process: it then catches up). Requests stored in
+    `clicks` without a verdict (by older versions, imports) get one too; it remembers how far
+    it got there, so each pass reads only new rows.
     """
 
     def __init__(self, store: Store, classifier: RequestClassifier, batch: int = 5000) -> None:
@@ -48,6 +51,8 @@ class ClassifyNew:
     def __call__(self) -> int:
         """Classify what is pending; return how many requests got a verdict."""
         done = 0
+        while moved := self.store.move_inbox(self.classifier.classify, self.batch):
+            done += moved
         while True:
             page = self.store.requests_page(
                 self.after_id, self.batch, None, None, unclassified_only=True

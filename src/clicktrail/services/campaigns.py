@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from clicktrail.domain.destinations import redirect_location
-from clicktrail.domain.errors import Conflict, InvalidInput, NotFound
+from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import (
     Campaign,
@@ -19,7 +19,6 @@ from clicktrail.domain.models import (
 )
 from clicktrail.domain.slugs import check_slug, slugify
 from clicktrail.domain.sms import SmsInfo, analyze, smart_encode
-from clicktrail.domain.status import Status
 from clicktrail.domain.template import (
     STANDARD_FIELDS,
     Template,
@@ -28,7 +27,7 @@ from clicktrail.domain.template import (
     render_with_spans,
 )
 from clicktrail.domain.tokens import new_token
-from clicktrail.services.ports import NewMessage, OutgoingSms, SendResult, SmsProvider, Store
+from clicktrail.services.ports import SmsProvider, Store
 
 ROLES = ("cta", "optout", "other")
 BATCH = 1000
@@ -350,23 +349,13 @@ def _shown_location(url: str, campaign: Campaign, link: LinkRow) -> str:
     return head + "{click_id}" + tail if add else location
 
 
-def _tally(
-    summary: SendSummary, batch: Sequence[OutgoingSms], results: Sequence[SendResult]
-) -> None:
-    segments = {m.message_id: m for m in batch}
-    for res in results:
-        if res.status == Status.SENT:
-            msg = segments[res.message_id]
-            summary.sent += 1
-            summary.segments += msg.segments
-            summary.encodings[msg.encoding] = summary.encodings.get(msg.encoding, 0) + 1
-        elif res.status != Status.QUEUED:
-            summary.failed += 1
-
-
 @dataclass
 class SendSummary:
-    """What a send did."""
+    """What one run of a send did (the job's totals: `sending.Sending.status`).
+
+    `state`: the job's state when the run ended (done, held, paused, cancelled; running when
+    another process continues it).
+    """
 
     campaign: str
     created: int = 0
@@ -374,6 +363,12 @@ class SendSummary:
     failed: int = 0
     segments: int = 0
     encodings: dict[str, int] = field(default_factory=dict)
+    state: str = "running"
+    deferred: int = 0
+    retried: int = 0
+    unknown: int = 0
+    skipped_opted_out: int = 0
+    skipped_invalid: int = 0
 
 
 def send_campaign(
@@ -384,83 +379,19 @@ def send_campaign(
     *,
     clock: Callable[[], int],
     progress: Callable[[str, int], None] | None = None,
-    batch_size: int = BATCH,
+    batch_size: int | None = None,
 ) -> SendSummary:
-    """Wrap the campaign for every opted-in contact of its audience and send it.
+    """Wrap the campaign for every opted-in contact of its audience and send it, in this
+    thread, as a sending job (services/sending.py; the job's rate is the provider's default).
 
-    Resumable: contacts that already have a message in this campaign keep it, and only
-    messages still queued are handed to the provider, so running it again after a crash
-    finishes the send. Each batch is marked `sending` before the provider gets it; a resumed
-    send asks the provider which of those it already took (`SmsProvider.reconcile`), so with
-    the outbox nobody gets a message twice. The campaign becomes `sent` when no message is
-    left queued. Raises `Conflict` if the campaign has already been sent.
+    Resumable: a run after a crash goes on where the last one stopped, and messages the dead
+    run had handed over are settled with the provider first, so nobody gets one twice. The
+    campaign becomes `sent` when no message is left to send. Raises `Conflict` if the campaign
+    has already been sent, was cancelled, is paused or is being sent by another process.
     """
-    if campaign.status == "sent":
-        raise Conflict(f"campaign {campaign.slug!r} has already been sent", field="campaign")
-    # A campaign left 'sending' (interrupted, or the provider held messages back) resumes.
-    template = parse_template(campaign.template)
-    domain = store.get_domain(campaign.domain_id)
-    store.set_campaign_status(campaign.id, "sending")
-    summary = SendSummary(campaign.public_id)
+    from clicktrail.services import sending
 
-    # Contacts are wrapped in id order, one committed batch at a time, so a resumed send
-    # continues after the last contact that has a message.
-    after = store.last_wrapped_contact(campaign.id)
-    while True:
-        contacts = store.audience(workspace.id, campaign.list_id, after, batch_size)
-        if not contacts:
-            break
-        after = contacts[-1].id
-        for attempt in range(TOKEN_RETRIES):
-            now = clock()
-            batch = []
-            for c in contacts:
-                w = wrap_for_contact(template, campaign, domain, c)
-                batch.append(
-                    NewMessage(
-                        new_public_id("msg"),
-                        campaign.id,
-                        c.id,
-                        c.phone,
-                        w.body,
-                        w.encoding,
-                        w.segments,
-                        now,
-                        w.tokens,
-                    )
-                )
-            try:
-                store.insert_messages(batch)
-                break
-            except Conflict:
-                if attempt == TOKEN_RETRIES - 1:
-                    raise
-        summary.created += len(contacts)
-        if progress:
-            progress("wrapped", len(contacts))
-
-    # Messages left 'sending' by a run that died while the provider had them: ask the provider
-    # which it already took, so nobody gets the message twice (the outbox can tell; a provider
-    # that cannot answers nothing and those messages are sent again).
-    in_flight = store.messages_in_flight(campaign.id)
-    if in_flight:
-        done = provider.reconcile(in_flight)
-        store.record_send_results(provider.name, done, clock())
-        _tally(summary, in_flight, done)
-        store.release_in_flight(campaign.id)
-
-    while True:
-        # Claimed (queued → sending, committed) before the provider sees them; see above.
-        outgoing = store.claim_for_sending(campaign.id, batch_size)
-        if not outgoing:
-            break
-        results = provider.send(outgoing)
-        store.record_send_results(provider.name, results, clock())
-        _tally(summary, outgoing, results)
-        if progress:
-            progress("sent", len(outgoing))
-        if all(r.status == Status.QUEUED for r in results):
-            break  # the provider took nothing; they are queued again for the next run
-    if store.count_unsent(campaign.id) == 0:
-        store.set_campaign_status(campaign.id, "sent", clock())
-    return summary
+    return sending.send_campaign(
+        store, store.send_jobs(), workspace, campaign, provider, clock=clock,
+        progress=progress, batch_size=batch_size,
+    )  # fmt: skip

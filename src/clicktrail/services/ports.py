@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.models import (
@@ -18,6 +18,9 @@ from clicktrail.domain.models import (
 )
 from clicktrail.domain.report import CampaignReport
 from clicktrail.domain.status import Status
+
+if TYPE_CHECKING:
+    from clicktrail.services.sending import SendJobStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +80,12 @@ class ReceiptOutcome:
     rejected: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ClickRecord:
-    """One request on a token, as the redirect saw it. `headers` are allow-listed, raw."""
+class ClickRecord(NamedTuple):
+    """One request on a token, as the redirect saw it. `headers` are allow-listed, raw.
+
+    A named tuple: the redirect builds plain tuples in this field order (cheaper on the hot
+    path) and the click log and writers take either.
+    """
 
     click_id: str
     token: str
@@ -197,6 +203,7 @@ class Store(Protocol):
     def set_campaign_status(
         self, campaign_id: int, status: str, now_us: int | None = None
     ) -> None: ...
+    def send_jobs(self) -> SendJobStore: ...
     def insert_messages(self, batch: Sequence[NewMessage]) -> None: ...
     def claim_for_sending(self, campaign_id: int, limit: int) -> list[OutgoingSms]: ...
     def messages_in_flight(self, campaign_id: int) -> list[OutgoingSms]: ...
@@ -235,6 +242,8 @@ class Store(Protocol):
         since_us: int | None,
         unclassified_only: bool = False,
     ) -> list[tuple[int, StoredRequest]]: ...
+    def move_inbox(self, classify: Callable[[StoredRequest], Verdict], limit: int = ...) -> int: ...
+    def inbox_size(self) -> int: ...
     def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None: ...
     def link_count(self, campaign_id: int) -> int: ...
     def record_early_sightings(self, sightings: Sequence[tuple[str, int, int]]) -> None: ...

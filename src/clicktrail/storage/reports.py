@@ -136,7 +136,7 @@ class ReportQueries:
         return self._summary(campaign, by_status, per_link, uniq, by_reason)
 
     def _status_counts(self, conn: sa.Connection, campaign_id: int) -> dict[str, int]:
-        return {
+        counts = {
             s: int(n)
             for s, n in conn.execute(
                 sa.select(m.c.status, sa.func.count())
@@ -144,29 +144,59 @@ class ReportQueries:
                 .group_by(m.c.status)
             )
         }
+        # Test sends never count: subtracted through their small partial index, so the count
+        # above stays index-only.
+        for s, n in self._test_status_counts(conn, campaign_id).items():
+            counts[s] -= n
+        return {s: n for s, n in counts.items() if n}
+
+    def _test_status_counts(self, conn: sa.Connection, campaign_id: int) -> dict[str, int]:
+        return {
+            s: int(n)
+            for s, n in conn.execute(
+                sa.select(m.c.status, sa.func.count())
+                .where(m.c.campaign_id == campaign_id, m.c.is_test)
+                .group_by(m.c.status)
+            )
+        }
+
+    def _test_message_ids(self, conn: sa.Connection, campaign_id: int) -> list[int]:
+        """Ids of the campaign's test sends, whose requests reports leave out (few: a
+        partial index finds them)."""
+        return list(
+            conn.execute(
+                sa.select(m.c.id).where(m.c.campaign_id == campaign_id, m.c.is_test)
+            ).scalars()
+        )
 
     def _link_counts(self, conn: sa.Connection, campaign_id: int) -> list[Any]:
         # (user agent, link, verdict, is_click) -> requests: one index-ordered streaming pass
         # over ix_clicks_report_ua that gives per-link totals, verdicts and devices at once.
-        return list(
-            conn.execute(
-                sa.select(
-                    ck.c.user_agent, ck.c.link_id, ck.c.verdict, ck.c.is_click,
-                    sa.func.count().label("n"),
-                )
-                .where(ck.c.campaign_id == campaign_id)
-                .group_by(ck.c.user_agent, ck.c.link_id, ck.c.verdict, ck.c.is_click)
+        q = (
+            sa.select(
+                ck.c.user_agent, ck.c.link_id, ck.c.verdict, ck.c.is_click,
+                sa.func.count().label("n"),
             )
+            .where(ck.c.campaign_id == campaign_id)
+            .group_by(ck.c.user_agent, ck.c.link_id, ck.c.verdict, ck.c.is_click)
         )  # fmt: skip
+        tests = self._test_message_ids(conn, campaign_id)
+        if tests:  # (only then does the pass leave the index for the message ids)
+            q = q.where(ck.c.message_id.not_in(tests))
+        return list(conn.execute(q))
 
     def _reasons(self, conn: sa.Connection, campaign_id: int) -> dict[str, int]:
 
         by_reason: Counter[str] = Counter()
-        for reasons, n in conn.execute(
+        q = (
             sa.select(sa.cast(ck.c.reasons, sa.Text), sa.func.count())
             .where(ck.c.campaign_id == campaign_id, ck.c.reasons.is_not(None))
             .group_by(sa.cast(ck.c.reasons, sa.Text))
-        ):
+        )
+        tests = self._test_message_ids(conn, campaign_id)
+        if tests:
+            q = q.where(ck.c.message_id.not_in(tests))
+        for reasons, n in conn.execute(q):
             for reason in (json.loads(reasons) if reasons else None) or ():
                 by_reason[reason] += int(n)
         return dict(sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -432,7 +462,7 @@ class ReportQueries:
         with self.engine.begin() as conn:
             for sample, status, n in conn.execute(
                 sa.select(sa.func.min(m.c.to_phone), m.c.status, sa.func.count())
-                .where(m.c.campaign_id == campaign_id)
+                .where(m.c.campaign_id == campaign_id, m.c.is_test.is_(sa.false()))
                 .group_by(key, m.c.status)
             ):
                 counts[(country_of(sample), status)] += int(n)
@@ -636,8 +666,10 @@ def rebuild_click_rollup(conn: sa.Connection, campaign_id: int | None = None) ->
     if campaign_id is not None:
         q = q.where(ck.c.campaign_id == campaign_id)
     ids = list(conn.execute(q).scalars())
+    # Migration 0006 rebuilds before migration 0009 added test sends (`messages.is_test`).
+    tests = "is_test" in {c["name"] for c in sa.inspect(conn).get_columns("messages")}
     for chunk in _chunks(ids, 5000):
-        _refresh(conn, chunk, fresh=True)
+        _refresh(conn, chunk, fresh=True, test_sends=tests)
 
 
 def _chunks(items: Sequence[_T], size: int = 1000) -> Iterator[Sequence[_T]]:
@@ -645,14 +677,25 @@ def _chunks(items: Sequence[_T], size: int = 1000) -> Iterator[Sequence[_T]]:
         yield items[i : i + size]
 
 
-def _refresh(conn: sa.Connection, ids: Sequence[int], *, fresh: bool = False) -> None:
+def _refresh(
+    conn: sa.Connection, ids: Sequence[int], *, fresh: bool = False, test_sends: bool = True
+) -> None:
     msgs: dict[int, tuple[int, str, int | None]] = {}
     by_campaign: dict[int, list[int]] = {}
-    for mid, cp, phone, dlv in conn.execute(
-        sa.select(m.c.id, m.c.campaign_id, m.c.to_phone, m.c.delivered_us).where(m.c.id.in_(ids))
+    tests: set[int] = set()  # test sends: their rows are cleared, never rebuilt
+    for mid, cp, phone, dlv, is_test in conn.execute(
+        sa.select(
+            m.c.id,
+            m.c.campaign_id,
+            m.c.to_phone,
+            m.c.delivered_us,
+            m.c.is_test if test_sends else sa.false(),
+        ).where(m.c.id.in_(ids))
     ):
         msgs[mid] = (cp, phone, dlv)
         by_campaign.setdefault(cp, []).append(mid)
+        if is_test:
+            tests.add(mid)
     roles: dict[int, str] = {}
     for lid, role in conn.execute(
         sa.select(t.links.c.id, t.links.c.role).where(t.links.c.campaign_id.in_(by_campaign))
@@ -673,6 +716,8 @@ def _refresh(conn: sa.Connection, ids: Sequence[int], *, fresh: bool = False) ->
     link_rows: list[tuple[Any, ...]] = []
     bucket_rows: list[tuple[Any, ...]] = []
     for mid, clicks in per_msg.items():
+        if mid in tests:
+            continue
         cp, phone, dlv = msgs[mid]
         flags, n, first, last = 0, 0, None, None
         links: dict[int, int] = {}

@@ -7,10 +7,12 @@ docstring says otherwise.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -40,11 +42,20 @@ from clicktrail.services.ports import (
 from clicktrail.storage import tables as t
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
 
+if TYPE_CHECKING:
+    from clicktrail.storage.sending import SqlSendJobs
+
 _CHUNK = 1000
 # Verdicts that count as clicks in filtered reports; unclassified requests count too.
 # "suspect" counts: losing a person's tap is worse than counting a doubtful one (docs/bots.md).
 COUNTED_VERDICTS = ("human", "suspect")
 SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
+
+
+_CLICK_COLUMNS = (
+    "click_id", "token", "campaign_id", "link_id", "message_id", "contact_id", "at_us", "method",
+    "is_click", "ip", "user_agent", "headers", "verdict", "score", "reasons", "classifier_version",
+)  # fmt: skip
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -414,7 +425,8 @@ class SqlStore:
             ).first():
                 raise Conflict(f"campaign {slug!r} already exists", field="name")
             cid = conn.execute(
-                cp.insert().returning(cp.c.id),
+                # Insert-or-ignore: another call may take the slug after the check above.
+                self._insert_ignore(cp).returning(cp.c.id),
                 {
                     "public_id": public_id,
                     "workspace_id": workspace_id,
@@ -427,7 +439,9 @@ class SqlStore:
                     "created_us": now_us,
                     "options": (options or CampaignOptions()).as_dict(),
                 },
-            ).scalar_one()
+            ).scalar()
+            if cid is None:
+                raise Conflict(f"campaign {slug!r} already exists", field="name")
             if links:
                 conn.execute(
                     t.links.insert(),
@@ -489,16 +503,29 @@ class SqlStore:
         with self.engine.begin() as conn:
             conn.execute(t.campaigns.update().where(t.campaigns.c.id == campaign_id).values(values))
 
+    def send_jobs(self) -> SqlSendJobs:
+        """The storage of sending jobs on this store's engine (storage/sending.py)."""
+        from clicktrail.storage.sending import SqlSendJobs
+
+        return SqlSendJobs(self)
+
     # -- messages ------------------------------------------------------------------------------
 
-    def insert_messages(self, batch: Sequence[NewMessage]) -> None:
-        """Store queued messages and their tokens in one transaction.
+    def insert_messages(
+        self, batch: Sequence[NewMessage], also: Callable[[sa.Connection], None] | None = None
+    ) -> None:
+        """Store queued messages and their tokens in one transaction (with `also`, which gets the
+        connection: the sending job records how far wrapping got in the same commit).
 
         Raises `Conflict` when a token collides (the caller draws new tokens and retries).
         """
         m = t.messages
         try:
             with self.engine.begin() as conn:
+                if also is not None:
+                    also(conn)
+                if not batch:
+                    return
                 self._bulk_insert(
                     conn,
                     m,
@@ -518,17 +545,17 @@ class SqlStore:
                         for x in batch
                     ],
                 )
-                # Read the new ids back by the unique (campaign, contact) key: COPY has no
-                # RETURNING, and this is cheaper than RETURNING through executemany.
-                by_contact = dict(
+                # Read the new ids back by public id: COPY has no RETURNING, and this is
+                # cheaper than RETURNING through executemany. (Not by (campaign, contact): a
+                # contact may also have test sends of the campaign.)
+                by_pid = dict(
                     conn.execute(
-                        sa.select(m.c.contact_id, m.c.id).where(
-                            m.c.campaign_id == batch[0].campaign_id,
-                            m.c.contact_id.in_([x.contact_id for x in batch]),
+                        sa.select(m.c.public_id, m.c.id).where(
+                            m.c.public_id.in_([x.public_id for x in batch])
                         )
                     ).all()
                 )
-                ids = [by_contact[x.contact_id] for x in batch]
+                ids = [by_pid[x.public_id] for x in batch]
                 token_rows = [
                     {
                         "token": tok,
@@ -627,6 +654,7 @@ class SqlStore:
                 "b_status": r.status.value,
                 "b_ref": r.provider_message_id,
                 "b_err": r.error_code,
+                "b_msg": r.error_message,
                 "b_sent": now_us if r.status == Status.SENT else None,
                 "b_failed": now_us if r.status in FINAL else None,
             }
@@ -638,11 +666,12 @@ class SqlStore:
                 conn.execute(
                     sa.text(
                         "UPDATE messages AS m SET status = v.status, provider = :provider, "
-                        "provider_message_id = v.ref, error_code = v.err, sent_us = v.sent, "
-                        "failed_us = v.failed, status_us = :now "
+                        "provider_message_id = v.ref, error_code = v.err, error_message = v.msg, "
+                        "sent_us = v.sent, failed_us = v.failed, status_us = :now "
                         "FROM unnest(CAST(:pids AS text[]), CAST(:statuses AS text[]), "
-                        "CAST(:refs AS text[]), CAST(:errs AS text[]), CAST(:sents AS bigint[]), "
-                        "CAST(:faileds AS bigint[])) AS v(pid, status, ref, err, sent, failed) "
+                        "CAST(:refs AS text[]), CAST(:errs AS text[]), CAST(:msgs AS text[]), "
+                        "CAST(:sents AS bigint[]), CAST(:faileds AS bigint[])) "
+                        "AS v(pid, status, ref, err, msg, sent, failed) "
                         "WHERE m.public_id = v.pid AND m.status IN ('queued', 'sending')"
                     ),
                     {
@@ -652,6 +681,7 @@ class SqlStore:
                         "statuses": [r["b_status"] for r in rows],
                         "refs": [r["b_ref"] for r in rows],
                         "errs": [r["b_err"] for r in rows],
+                        "msgs": [r["b_msg"] for r in rows],
                         "sents": [r["b_sent"] for r in rows],
                         "faileds": [r["b_failed"] for r in rows],
                     },
@@ -670,6 +700,7 @@ class SqlStore:
                     provider=provider,
                     provider_message_id=sa.bindparam("b_ref"),
                     error_code=sa.bindparam("b_err"),
+                    error_message=sa.bindparam("b_msg"),
                     sent_us=sa.bindparam("b_sent"),
                     failed_us=sa.bindparam("b_failed"),
                     status_us=now_us,
@@ -795,38 +826,76 @@ class SqlStore:
         A click id already stored is skipped, so replaying the spool is idempotent.
         """
         recs = list(records)
-        rows: list[dict[str, Any]] = [
-            {
-                "click_id": r.click_id,
-                "token": r.token,
-                "campaign_id": r.campaign_id,
-                "link_id": r.link_id,
-                "message_id": r.message_id,
-                "contact_id": r.contact_id,
-                "at_us": r.at_us,
-                "method": r.method,
-                "is_click": r.method == "GET",
-                "ip": r.ip,
-                "user_agent": r.user_agent,
-                "headers": r.headers,
-                "verdict": None,
-                "score": None,
-                "reasons": None,
-                "classifier_version": None,
-            }
-            for r in recs
-        ]
-        if not rows:
+        if not recs:
             return 0
-        for row, v in zip(rows, verdicts or (), strict=False):
-            row.update(
-                verdict=v.verdict, score=v.score, reasons=list(v.reasons),
-                classifier_version=v.version,
-            )  # fmt: skip
         with self.engine.begin() as conn:
-            conn.execute(self._insert_ignore(t.clicks), rows)
-            refresh_click_rollup(conn, {row["message_id"] for row in rows})
+            return self._insert_clicks(conn, recs, verdicts)
+
+    def _insert_clicks(
+        self, conn: sa.Connection, recs: Sequence[ClickRecord], verdicts: Sequence[Verdict] | None
+    ) -> int:
+        # Through the driver with one fixed statement and JSON serialised once (orjson):
+        # SQLAlchemy's per-row parameter processing cost more than the insert itself.
+        vs: Sequence[Verdict | None] = verdicts or ()
+        rows = []
+        for r, v in itertools.zip_longest(recs, vs[: len(recs)]):
+            rows.append(
+                (
+                    r.click_id, r.token, r.campaign_id, r.link_id, r.message_id, r.contact_id,
+                    r.at_us, r.method, r.method == "GET", r.ip, r.user_agent,
+                    orjson.dumps(r.headers).decode(),
+                    None if v is None else v.verdict, None if v is None else v.score,
+                    None if v is None else orjson.dumps(list(v.reasons)).decode(),
+                    None if v is None else v.version,
+                )
+            )  # fmt: skip
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        conn.exec_driver_sql(
+            f"INSERT INTO clicks ({', '.join(_CLICK_COLUMNS)}) "
+            f"VALUES ({', '.join(mark for _ in _CLICK_COLUMNS)}) ON CONFLICT DO NOTHING",
+            rows,
+        )
+        refresh_click_rollup(conn, {r.message_id for r in recs})
         return len(rows)
+
+    def move_inbox(self, classify: Callable[[StoredRequest], Verdict], limit: int = 5000) -> int:
+        """Move up to `limit` requests from `click_inbox` to `clicks`, oldest first, each with
+        its provisional verdict; return how many were moved (0: the inbox is empty).
+
+        One transaction per batch (clicks, rollup, inbox rows). Rows are deleted by their own
+        ids, never by range: on PostgreSQL a row with a lower id can commit later. A request
+        moved twice (a concurrent mover, a replayed spool) is stored once (unique click id).
+        """
+        ib = t.click_inbox
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(ib.c.seq, ib.c.raw).order_by(ib.c.seq).limit(limit)
+            ).all()
+        if not found:
+            return 0
+        recs = [ClickRecord(*json.loads(r.raw)) for r in found]
+        times = self.delivery_times(r.message_id for r in recs)
+        verdicts: list[Verdict] = []
+        for r in recs:
+            sent_us, delivered_us = times.get(r.message_id, (None, None))
+            req = StoredRequest(
+                r.click_id, r.campaign_id, r.message_id, r.contact_id, r.link_id, r.at_us,
+                r.method, r.ip, r.user_agent, r.headers, sent_us, delivered_us,
+            )  # fmt: skip
+            verdicts.append(classify(req))
+        seqs = [r.seq for r in found]
+        with self.engine.begin() as conn:
+            self._insert_clicks(conn, recs, verdicts)
+            for chunk in _chunks(seqs):
+                conn.execute(ib.delete().where(ib.c.seq.in_(chunk)))
+        return len(found)
+
+    def inbox_size(self) -> int:
+        """Return how many requests wait in `click_inbox` for the classification job."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(t.click_inbox)).scalar_one()
+            )
 
     def delivery_times(
         self, message_ids: Iterable[int]

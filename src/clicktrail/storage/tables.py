@@ -145,13 +145,27 @@ messages = sa.Table(
     sa.Column("provider", sa.String(32)),
     sa.Column("provider_message_id", sa.String(128)),
     sa.Column("error_code", sa.String(64)),
+    sa.Column("error_message", sa.Text),  # the provider's words for error_code (migration 0008)
     sa.Column("queued_us", Micros, nullable=False),
     sa.Column("sent_us", Micros),
     sa.Column("delivered_us", Micros),
     sa.Column("failed_us", Micros),
     sa.Column("status_us", Micros, nullable=False),
-    sa.UniqueConstraint("campaign_id", "contact_id"),
-    sa.Index(None, "campaign_id", "status"),
+    # Sending jobs (migration 0009, storage/sending.py): tries so far, when the next may start
+    # (NULL: now; set by retry backoff and quiet hours), when the first started; test sends
+    # (`is_test`) are real messages kept out of reports, exports and CTR.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_us", Micros),
+    sa.Column("first_attempt_us", Micros),
+    sa.Column("is_test", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Wrap-only messages (migration 0010): the sender's key for the message ('' for messages of
+    # a send), and a digest of the text asked for, so a retried wrap returns the same message.
+    sa.Column("client_ref", sa.String(200), nullable=False, server_default=""),
+    sa.Column("text_digest", sa.String(32)),
+    sa.UniqueConstraint("campaign_id", "contact_id", "client_ref"),
+    # With `id`: the send loop claims a campaign's queued messages in id order from it.
+    sa.Index("ix_messages_campaign_id_status", "campaign_id", "status", "id"),
+    sa.Index(None, "provider_message_id"),  # receipts name the provider's id (migration 0008)
 )
 
 message_events = sa.Table(
@@ -209,6 +223,17 @@ clicks = sa.Table(
         "ix_clicks_report", "campaign_id", "message_id", "link_id", "verdict", "is_click", "at_us"
     ),
     sa.Index("ix_clicks_report_ua", "campaign_id", "user_agent", "link_id", "verdict", "is_click"),
+)
+
+# Where the redirect's click writer puts requests: the spool line as it is, no secondary index,
+# so that a write costs a couple of microseconds (issue 4). The classification job moves rows from here to `clicks`
+# with their provisional verdicts, usually within a second (services/bots.py, ADR 0006).
+click_inbox = sa.Table(
+    "click_inbox",
+    metadata,
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    # The click log's spool line: a JSON array in `ClickRecord`'s field order.
+    sa.Column("raw", sa.Text, nullable=False),
 )
 
 # Messages per campaign, recipient country and status: the one report figure that needs every
@@ -280,4 +305,94 @@ early_sightings = sa.Table(
     sa.Column("entity", sa.String(64), primary_key=True),
     sa.Column("campaign_id", BigId, primary_key=True),
     sa.Column("at_us", Micros, nullable=False),
+)
+
+# Opt-out history (migration 0010): every opt-out and opt-in of a contact, when it happened and
+# what caused it (`source`: ``keyword:STOP via twilio inbound``, ``api``, ``import``…). The
+# contact's current state is `contacts.opted_out_us`; an event older than the contact's latest
+# one is kept but not `applied` (the latest wins, whatever order events arrive in).
+opt_out_events = sa.Table(
+    "opt_out_events",
+    metadata,
+    _id(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id"), nullable=False),
+    sa.Column("opted_out", sa.Boolean, nullable=False),  # true: opt-out; false: opt back in
+    sa.Column("at_us", Micros, nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("keyword", sa.String(16)),
+    sa.Column("to_number", sa.String(32)),  # the number a keyword was sent to
+    sa.Column("note", sa.String(500)),
+    sa.Column("applied", sa.Boolean, nullable=False),
+    sa.Column("recorded_us", Micros, nullable=False),
+    sa.Index(None, "contact_id", "at_us"),
+    sa.Index(None, "workspace_id", "id"),
+)
+
+# What a workspace answers to HELP, and to opt-out and opt-in keywords (NULL: no reply).
+keyword_replies = sa.Table(
+    "keyword_replies",
+    metadata,
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("help", sa.Text),
+    sa.Column("opt_out", sa.Text),
+    sa.Column("opt_in", sa.Text),
+    sa.Column("updated_us", Micros, nullable=False),
+)
+
+# SMS provider accounts of a workspace (Twilio, generic HTTP): `settings` holds what is not
+# secret, `secrets` holds tokens as given, plain or as ``${ENV}`` references resolved when used
+# (docs/providers.md). `unknown_receipts` counts webhook receipts that named no known message.
+sms_providers = sa.Table(
+    "sms_providers",
+    metadata,
+    _id(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False, index=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("secrets", sa.JSON, nullable=False),
+    sa.Column("unknown_receipts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_receipt_us", Micros),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+)
+
+# Test sends are few: reports subtract them through this small partial index (migration 0009).
+sa.Index(
+    "ix_messages_is_test",
+    messages.c.campaign_id,
+    messages.c.status,
+    sqlite_where=messages.c.is_test,
+    postgresql_where=messages.c.is_test,
+)
+
+# One sending job per campaign (migration 0009, storage/sending.py, docs/providers.md): its state
+# (running, paused, cancelled, held, done), how it sends (provider, rate, quiet hours, retry
+# limits), how far wrapping got and what it skipped, and which process holds it (`lease_owner`
+# ``host:pid:nonce`` until `lease_until_us`; a dead holder's lease is taken over).
+send_jobs = sa.Table(
+    "send_jobs",
+    metadata,
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("rate", sa.Float, nullable=False),
+    sa.Column("quiet_hours", sa.String(16)),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("max_age_s", sa.Integer, nullable=False),
+    sa.Column("origin", sa.String(8), nullable=False),
+    sa.Column("wrapped_through", BigId, nullable=False, server_default="0"),
+    sa.Column("wrapped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("skipped_opted_out", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("skipped_invalid", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_owner", sa.String(128)),
+    sa.Column("lease_until_us", Micros),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+    sa.Column("finished_us", Micros),
+    sa.Index(None, "state"),
 )

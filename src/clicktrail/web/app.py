@@ -6,12 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from starlette.routing import BaseRoute
 
 from clicktrail.domain.network import Network
-from clicktrail.services.ports import ClickRecord, Store, Target
+from clicktrail.services.ports import Store, Target
 from clicktrail.web.api import build_api
 from clicktrail.web.redirect import LookupOffload, Message, Receive, RedirectApp, Scope, Send
 
@@ -22,7 +22,7 @@ class ClickSink(Protocol):
     """Where the redirect puts clicks (`storage.clicklog.ClickLog`)."""
 
     def start(self) -> int: ...
-    def record(self, rec: ClickRecord) -> None: ...
+    def record(self, rec: tuple[Any, ...]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -101,31 +101,40 @@ class ClicktrailApp:
             return
         await self.redirect(scope, receive, send)
 
+    def startup(self) -> int:
+        """Replay the spool, start the click log and the background jobs; return replayed."""
+        replayed = self.clicks.start()
+        if replayed:
+            log.info("recovered %d clicks from the spool", replayed)
+        self.jobs.start()
+        return replayed
+
+    def shutdown(self) -> None:
+        """Stop the jobs, drain the click log, run the final pass, close connections."""
+        self.jobs.stop()
+        if self.offload is not None:
+            self.offload.close()
+        self.clicks.close()
+        if self.after_drain is not None:
+            try:
+                self.after_drain()
+            except Exception:
+                log.exception("final pass after draining clicks failed")
+        if self.on_close is not None:
+            self.on_close()
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message: Message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    replayed = self.clicks.start()
+                    self.startup()
                 except Exception as exc:
                     log.exception("start-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                if replayed:
-                    log.info("recovered %d clicks from the spool", replayed)
-                self.jobs.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.jobs.stop()
-                if self.offload is not None:
-                    self.offload.close()
-                self.clicks.close()
-                if self.after_drain is not None:
-                    try:
-                        self.after_drain()
-                    except Exception:
-                        log.exception("final pass after draining clicks failed")
-                if self.on_close is not None:
-                    self.on_close()
+                self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -18,6 +18,7 @@ STATUS = {
 TITLES = {
     400: "Bad request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not found",
     409: "Conflict",
     422: "Invalid input",

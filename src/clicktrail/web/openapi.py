@@ -24,7 +24,9 @@ from starlette.routing import BaseRoute, Route
 from clicktrail.domain.report import CampaignReport
 from clicktrail.services.exports import FORMATS, PHONE_MODES
 from clicktrail.services.listing import MAX_LIMIT
+from clicktrail.web import api_sending as snd
 from clicktrail.web import schemas as s
+from clicktrail.web import schemas_wrap as w
 
 PROBLEM = "application/problem+json"
 REF = "#/components/schemas/{model}"
@@ -35,8 +37,18 @@ MODELS: list[type[BaseModel]] = [
     s.DomainPage, s.ContactOut, s.ContactPage, s.ContactListOut, s.ContactListPage, s.ImportOut,
     s.CampaignOut, s.CampaignPage, s.PreviewOut, s.SendOut, s.MessageOut, s.MessagePage,
     s.ClickOut, s.ClickPage, s.ReceiptsOut, s.Health, s.TlsAllowed,
+    s.ProviderCreate, s.ProviderOut, s.ProviderList, s.WebhookOut,
 ]  # fmt: skip
-REQUESTS = {s.DomainCreate, s.CampaignCreate}
+REQUESTS = {s.DomainCreate, s.CampaignCreate, s.ProviderCreate}
+
+# Wrap-only API and opt-outs (web/schemas_wrap.py).
+MODELS += [w.WrapIn, w.WrapBatchIn, w.WrapOut, w.WrapBatchOut, w.InboundIn, w.InboundOut,
+           w.OptOutBatchIn, w.OptOutBatchOut, w.OptOutHistoryOut, w.KeywordRepliesIO]  # fmt: skip
+REQUESTS |= {w.WrapIn, w.WrapBatchIn, w.InboundIn, w.OptOutBatchIn, w.KeywordRepliesIO}
+
+# Sending jobs (web/api_sending.py).
+MODELS += [snd.SendIn, snd.TestSendIn, snd.ReleaseIn, snd.SendJobOut, snd.TestSendOut]
+REQUESTS |= {snd.SendIn, snd.TestSendIn, snd.ReleaseIn}
 
 
 def ref(model: type[BaseModel] | str) -> dict[str, str]:
@@ -95,6 +107,7 @@ class Op:
     errors: tuple[int, ...] = (401, 422)
     auth: bool = True
     headers: dict[str, Any] = field(default_factory=dict)
+    more: tuple[tuple[int, str, dict[str, Any]], ...] = ()  # other success responses
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +142,24 @@ _EXPORT_CONTENT = {
     },
 }
 _LOOSE = {"type": "object", "additionalProperties": True}
+_TWILIO_CALLBACK = {
+    "type": "object",
+    "required": ["MessageSid", "MessageStatus"],
+    "properties": {
+        name: {"type": "string"}
+        for name in ("AccountSid", "MessageSid", "MessageStatus", "ErrorCode", "To", "From")
+    },
+    "additionalProperties": {"type": "string"},
+}
+
+_TWILIO_INBOUND = {
+    "type": "object",
+    "required": ["From", "Body"],
+    "properties": {
+        name: {"type": "string"} for name in ("AccountSid", "MessageSid", "From", "To", "Body")
+    },
+    "additionalProperties": {"type": "string"},
+}
 
 OPERATIONS: tuple[Op, ...] = (
     Op("get", "/healthz", "Liveness", "server", (200, "The server is up.", _json(ref(s.Health))),
@@ -188,12 +219,52 @@ OPERATIONS: tuple[Op, ...] = (
        params=(CAMPAIGN, query("contact", "Phone or external id (default: the first of the "
                                           "audience).")),
        errors=(401, 404)),
-    Op("post", "/v1/campaigns/{campaign}/send", "Send a campaign", "campaigns",
-       (200, "What the send did.", _json(ref(s.SendOut))),
-       description="Wraps the campaign for every opted-in contact of its audience and hands "
-       "the messages to the configured provider. Resumes an interrupted send; 409 once sent. "
-       "Runs to the end before answering.",
+    Op("post", "/v1/campaigns/{campaign}/send", "Send a campaign", "sending",
+       (200, "The send finished within `wait`: the job's final counts.",
+        _json(ref(snd.SendJobOut))),
+       description="Starts (or continues) the campaign's sending job in the server's "
+       "background: wraps the campaign for every reachable contact of its audience (opted-out "
+       "and invalid numbers are skipped and counted) and hands the messages to the provider at "
+       "the job's rate, retrying refusals for now with backoff, never outside quiet hours. "
+       "Waits up to `wait` seconds; 202 when the job is still going (follow it with `GET`). "
+       "The body is optional; a running job keeps its settings unless given. 409 once sent, "
+       "cancelled or paused (resume instead). See docs/providers.md, \"Sending jobs\".",
+       params=(CAMPAIGN,
+               query("provider", "`outbox` (default) or a provider the workspace configured "
+                                 "(`GET /v1/providers`); the body's `provider` wins."),
+               query("wait", f"Seconds to wait for the send to finish (0-{snd.MAX_WAIT:g}, "
+                             f"default {snd.DEFAULT_WAIT:g}).",
+                     {"type": "number", "minimum": 0, "maximum": snd.MAX_WAIT})),
+       body={"required": False, "content": _json(ref(snd.SendIn))},
+       errors=(401, 404, 409, 422),
+       more=((202, "Still sending: the job's progress.", _json(ref(snd.SendJobOut))),)),
+    Op("get", "/v1/campaigns/{campaign}/send", "A campaign's sending job", "sending",
+       (200, "The job's state and its messages by what happened to them (`not_started` before "
+        "any send).", _json(ref(snd.SendJobOut))),
+       params=(CAMPAIGN,), errors=(401, 404)),
+    Op("post", "/v1/campaigns/{campaign}/pause", "Pause a send", "sending",
+       (200, "The job, paused.", _json(ref(snd.SendJobOut))),
+       description="The sender stops after the batch in hand (within about a second).",
        params=(CAMPAIGN,), errors=(401, 404, 409)),
+    Op("post", "/v1/campaigns/{campaign}/resume", "Resume a paused send", "sending",
+       (200, "The job, running again in the server's background.", _json(ref(snd.SendJobOut))),
+       params=(CAMPAIGN,), errors=(401, 404, 409)),
+    Op("post", "/v1/campaigns/{campaign}/cancel", "Cancel a send", "sending",
+       (200, "The job, cancelled.", _json(ref(snd.SendJobOut))),
+       description="Messages not yet handed to the provider become `cancelled`: never sent, "
+       "not counted as delivered nor in CTR.",
+       params=(CAMPAIGN,), errors=(401, 404, 409)),
+    Op("post", "/v1/campaigns/{campaign}/release", "Decide about messages in doubt", "sending",
+       (200, "The job after the decision.", _json(ref(snd.SendJobOut))),
+       description="Messages handed to a provider that cannot say whether it took them are "
+       "held as `unknown`: `resend` queues them again (a recipient may get two), "
+       "`assume_sent` takes them as sent.",
+       params=(CAMPAIGN,), body=_body(snd.ReleaseIn), errors=(401, 404, 409, 422)),
+    Op("post", "/v1/campaigns/{campaign}/test-send", "Send a test message", "sending",
+       (200, "The test message and what the provider answered.", _json(ref(snd.TestSendOut))),
+       description="One message with real tracked links to `to`, personalized for a contact; "
+       "marked as a test, it never counts in reports, exports or CTR.",
+       params=(CAMPAIGN,), body=_body(snd.TestSendIn), errors=(401, 404, 409, 422)),
     Op("get", "/v1/campaigns/{campaign}/report", "Campaign report", "reports",
        (200, "Delivery and click counts, bot-filtered and raw.", _json(ref("CampaignReport"))),
        params=(CAMPAIGN,), errors=(401, 404)),
@@ -213,7 +284,8 @@ OPERATIONS: tuple[Op, ...] = (
        params=(LIMIT, CURSOR, CAMPAIGN_FILTER,
                query("status", "Only messages in this status.",
                      {"type": "string", "enum": ["queued", "sending", "sent", "delivered",
-                                                 "failed", "undelivered"]})),
+                                                 "failed", "undelivered", "cancelled",
+                                                 "skipped", "unknown"]})),
        errors=(401, 404, 422)),
     Op("post", "/v1/messages/status", "Record delivery receipts", "messages",
        (200, "What the batch did.", _json(ref(s.ReceiptsOut))),
@@ -226,6 +298,54 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/v1/messages/{message}", "Get a message", "messages",
        (200, "The message.", _json(ref(s.MessageOut))),
        params=(path("message", "The message id (`msg_…`)."),), errors=(401, 404)),
+    Op("post", "/v1/wrap", "Wrap one message for your own sender", "wrap",
+       (200, "The wrapped message; with `opted_out` no message was made: send nothing.",
+        _json(ref(w.WrapOut))),
+       description="Every URL of `text` becomes a tracked link; the message is stored (queued "
+       "until a receipt, or sent with `mark_sent`) and counts in reports once receipts arrive "
+       "at `POST /v1/messages/status`. The same campaign, recipient and `client_ref` (or "
+       "`Idempotency-Key`) returns the same message; with another text it is 409 "
+       "(docs/providers.md).",
+       params=(_param("header", "Idempotency-Key", "The item's `client_ref`, as a header."),),
+       body=_body(w.WrapIn), errors=(401, 404, 409, 422)),
+    Op("post", "/v1/wrap/batch", "Wrap up to 10,000 messages", "wrap",
+       (200, "The wrapped messages, in request order.", _json(ref(w.WrapBatchOut))),
+       description="All or nothing: any bad item is a 422 naming each item (`/items/3/to`); "
+       "nothing is written.",
+       body=_body(w.WrapBatchIn), errors=(401, 404, 409, 422)),
+    Op("post", "/v1/inbound", "Record an inbound SMS (opt-out keywords)", "opt-outs",
+       (200, "The keyword the message is and the reply to send back.",
+        _json(ref(w.InboundOut))),
+       description="For your own gateway: a message that is exactly STOP, STOPALL, "
+       "UNSUBSCRIBE, CANCEL, END or QUIT opts the sender out; START or UNSTOP back in; HELP "
+       "gets the workspace's reply (docs/providers.md, \"Opt-outs\").",
+       body=_body(w.InboundIn)),
+    Op("post", "/v1/webhooks/twilio/inbound", "Twilio inbound message webhook", "opt-outs",
+       (200, "TwiML: the workspace's reply, or an empty `<Response/>`.",
+        {"text/xml": {"schema": {"type": "string"}}}),
+       description="Set as the number's \"A message comes in\" webhook. No key: the "
+       "`X-Twilio-Signature` must be valid for a Twilio account configured in a workspace "
+       "(`POST /v1/providers`); keywords act as for `POST /v1/inbound`.",
+       params=(_param("header", "X-Twilio-Signature", "Twilio's signature of the request."),),
+       body={"required": True, "content": {"application/x-www-form-urlencoded": {
+           "schema": _TWILIO_INBOUND}}},
+       errors=(403, 422), auth=False),
+    Op("post", "/v1/opt-outs", "Opt contacts out or back in", "opt-outs",
+       (200, "What each change did, in request order.", _json(ref(w.OptOutBatchOut))),
+       description="All or nothing; recorded in each contact's history with source `api`. An "
+       "unknown phone becomes an opted-out contact.",
+       body=_body(w.OptOutBatchIn)),
+    Op("get", "/v1/opt-outs/replies", "Keyword replies", "opt-outs",
+       (200, "What the workspace answers to HELP, opt-out and opt-in keywords.",
+        _json(ref(w.KeywordRepliesIO))), errors=(401,)),
+    Op("put", "/v1/opt-outs/replies", "Set keyword replies", "opt-outs",
+       (200, "The replies now.", _json(ref(w.KeywordRepliesIO))),
+       body=_body(w.KeywordRepliesIO)),
+    Op("get", "/v1/contacts/{contact}/opt-outs", "A contact's opt-out history", "opt-outs",
+       (200, "The state and every opt-out and opt-in, newest first.",
+        _json(ref(w.OptOutHistoryOut))),
+       params=(path("contact", "Phone (E.164, `+` encoded as `%2B`) or external id."),),
+       errors=(401, 404)),
     Op("get", "/v1/clicks", "List clicks", "clicks",
        (200, "A page of requests on tracked links, oldest first.", _json(ref(s.ClickPage))),
        description="Every request is listed, bots included: `is_click` is false for HEAD "
@@ -242,6 +362,42 @@ OPERATIONS: tuple[Op, ...] = (
        (200, "The export, streamed; the time range applies to when messages were queued.",
         _EXPORT_CONTENT),
        params=_EXPORT_PARAMS, errors=(401, 404, 422)),
+    Op("get", "/v1/providers", "List SMS providers", "providers",
+       (200, "The workspace's configured providers, secrets masked.", _json(ref(s.ProviderList))),
+       description="The built-in `outbox` is not listed (docs/providers.md)."),
+    Op("post", "/v1/providers", "Configure an SMS provider", "providers",
+       (201, "The new provider, secrets masked.", _json(ref(s.ProviderOut))),
+       description="A Twilio account or a generic HTTP API (a preset such as `vonage` or "
+       "`plivo` with its params, or the request, response and receipts written out). Secrets "
+       "may be given as `${ENV}` references, resolved from the server's environment when used.",
+       body=_body(s.ProviderCreate), errors=(401, 409, 422), headers=_LOCATION),
+    Op("get", "/v1/providers/{name}", "Get an SMS provider", "providers",
+       (200, "The provider, secrets masked.", _json(ref(s.ProviderOut))),
+       params=(path("name", "The provider's name."),), errors=(401, 404)),
+    Op("delete", "/v1/providers/{name}", "Remove an SMS provider", "providers",
+       (204, "Removed; messages keep the provider's name.", {}),
+       params=(path("name", "The provider's name."),), errors=(401, 404)),
+    Op("post", "/v1/webhooks/twilio/status", "Twilio status callback", "providers",
+       (200, "Read: what the receipt did (unknown messages are counted, not refused).",
+        _json(ref(s.WebhookOut))),
+       description="Called by Twilio (`status_callback`), not by people: no key, the "
+       "`X-Twilio-Signature` must be valid for a configured Twilio account over the callback "
+       "URL that account is configured with.",
+       params=(_param("header", "X-Twilio-Signature", "Twilio's signature of the request."),),
+       body={"required": True, "content": {"application/x-www-form-urlencoded": {
+           "schema": _TWILIO_CALLBACK}}},
+       errors=(403, 422), auth=False),
+    Op("post", "/v1/webhooks/http/{provider_name}/status", "HTTP provider receipts",
+       "providers",
+       (200, "Read: what the receipts did (unknown messages are counted, not refused).",
+        _json(ref(s.WebhookOut))),
+       description="Called by the provider, not by people: no key, the request must carry "
+       "the token or HMAC the provider's `receipts.auth` names. JSON or a form.",
+       params=(path("provider_name", "The provider's name."),),
+       body={"required": True, "content": {
+           "application/json": {"schema": _LOOSE},
+           "application/x-www-form-urlencoded": {"schema": _LOOSE}}},
+       errors=(403, 422), auth=False),
 )  # fmt: skip
 
 _RECEIPT = {
@@ -285,6 +441,8 @@ def document() -> dict[str, Any]:
         if op.headers:
             ok_response["headers"] = op.headers
         responses: dict[str, Any] = {str(status): ok_response}
+        for code, text, body in op.more:
+            responses[str(code)] = {"description": text, "content": body}
         for code in op.errors:
             responses[str(code)] = {
                 "description": _ERRORS[code],
@@ -333,6 +491,7 @@ def document() -> dict[str, Any]:
 _ERRORS = {
     400: "A required query parameter is missing.",
     401: "No key, a malformed header, or an unknown or revoked key.",
+    403: "No configured provider signed the request.",
     404: "Not found in the key's workspace.",
     409: "Clashes with existing state.",
     413: "The upload is too large.",

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from base64 import urlsafe_b64encode
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -29,7 +30,7 @@ from typing import Any
 
 from clicktrail.domain.network import Network, client_ip
 from clicktrail.domain.tokens import is_well_formed
-from clicktrail.services.ports import ClickRecord, Target
+from clicktrail.services.ports import Target
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -148,17 +149,25 @@ class LookupOffload:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+NOT_OURS = object()  # the path is not a short link: the API and pages answer it
+NEEDS_AWAIT = object()  # the token is not cached and its lookup must leave the event loop
+
+
 class RedirectApp:
     """ASGI app answering short links ``<domain prefix><token>``; `fallback` serves the rest.
 
     Each domain has its own path prefix (``/c/`` by default): the token is the last path
     segment and the rest of the path must be its domain's prefix.
+
+    The logic is in `lookup` and `answer`, which do no I/O of their own beyond the lookup and
+    the click log: the ASGI `__call__` below and the HTTP fast path (`web.fastpath`) both use
+    them, so both answer every request the same way.
     """
 
     def __init__(
         self,
         resolve: Callable[[str], Target | None],
-        record: Callable[[ClickRecord], None],
+        record: Callable[[tuple[Any, ...]], None],
         fallback: ASGIApp,
         *,
         fallback_url_for: Callable[[str], str | None] = lambda _host: None,
@@ -172,40 +181,45 @@ class RedirectApp:
         self.fallback_url_for = fallback_url_for
         self.trusted_proxies = tuple(trusted_proxies)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"] if scope["type"] == "http" else "/"
+    def lookup(self, path: str) -> Target | object | None:
+        """Return the target of the short link at `path` without waiting on the network.
+
+        None: malformed or unknown token; `NOT_OURS`: an API or page path; `NEEDS_AWAIT`: the
+        token must be looked up off the event loop (`LookupOffload`). Raises when storage
+        fails.
+        """
         if path == "/" or path.startswith(RESERVED_PATHS):
-            await self.fallback(scope, receive, send)
-            return
+            return NOT_OURS
+        token = path[path.rfind("/") + 1 :]
+        if self.offload is None:
+            # A cached token is well-formed: look in the cache before checking the token.
+            return self.resolve(token) if is_well_formed(token) else None
+        hit = self.offload.cached(token)
+        if hit is not None:
+            return hit
+        return NEEDS_AWAIT if is_well_formed(token) else None
+
+    def answer(
+        self,
+        path: str,
+        target: Target | None,
+        method: str,
+        headers: list[tuple[bytes, bytes]],
+        client: tuple[str, int] | None,
+        http_version: str,
+    ) -> tuple[int, bytes]:
+        """Return (status, Location or b"") for a request on a short link, recording the click.
+
+        302 with the destination, 302 to the domain's fallback URL, or 404. The click is in
+        the click log (durable) when this returns.
+        """
         cut = path.rfind("/") + 1
-        token = path[cut:]
-        method = scope["method"]
-        headers = scope["headers"]
         host = host_of(headers)
         if method != "GET" and method not in PROBE_METHODS:
-            await _not_found(send)
-            return
-        try:
-            if not is_well_formed(token):
-                target = None
-            elif self.offload is None:
-                target = self.resolve(token)
-            else:
-                target = await self.offload.resolve(token)
-        except Exception:
-            # Storage unreachable and the token not cached: the link may well be valid, so
-            # no 404; ask the client to retry.
-            log.exception("token lookup failed")
-            await send(_UNAVAILABLE_START)
-            await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
-            return
+            return 404, b""
         if target is None or host != target.host or target.path_prefix != path[:cut]:
             fallback_url = self.fallback_url_for(host)
-            if fallback_url is None:
-                await _not_found(send)
-            else:
-                await _redirect(send, fallback_url.encode())
-            return
+            return (404, b"") if fallback_url is None else (302, fallback_url.encode())
 
         user_agent = None
         forwarded = x_forwarded_for = None
@@ -220,33 +234,73 @@ class RedirectApp:
                     forwarded = text
                 elif name == b"x-forwarded-for":
                     x_forwarded_for = text
-        kept["_http"] = scope.get("http_version", "")
+        kept["_http"] = http_version
         if user_agent is None:
             kept["_ua"] = "missing"  # tells a missing header from an empty one
-        client = scope.get("client")
         ip = client[0] if client else None
         if self.trusted_proxies:
             ip = client_ip(ip, forwarded, x_forwarded_for, self.trusted_proxies)
-        click_id = urlsafe_b64encode(os.urandom(12)).decode()
-        self.record(
-            ClickRecord(
-                click_id,
-                token,
-                target.campaign_id,
-                target.link_id,
-                target.message_id,
-                target.contact_id,
-                time.time_ns() // 1000,
-                method,
-                ip,
-                user_agent,
-                kept,
-            )
-        )
+        click_id = new_click_id()
+        # A plain tuple in `ClickRecord`'s field order (cheaper than building the record).
+        row = (
+            click_id, path[cut:], target.campaign_id, target.link_id, target.message_id,
+            target.contact_id, time.time_ns() // 1000, method, ip, user_agent, kept,
+        )  # fmt: skip
+        self.record(row)
         if target.add_click_id:
-            await _redirect(send, (target.cid_head + click_id + target.cid_tail).encode())
+            return 302, (target.cid_head + click_id + target.cid_tail).encode()
+        return 302, target.destination.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"] if scope["type"] == "http" else "/"
+        try:
+            target = self.lookup(path)
+            if target is NOT_OURS:
+                await self.fallback(scope, receive, send)
+                return
+            if target is NEEDS_AWAIT:
+                assert self.offload is not None
+                target = await self.offload.resolve(path[path.rfind("/") + 1 :])
+        except Exception:
+            # Storage unreachable and the token not cached: the link may well be valid, so
+            # no 404; ask the client to retry.
+            log.exception("token lookup failed")
+            await send(_UNAVAILABLE_START)
+            await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+            return
+        assert target is None or isinstance(target, Target)
+        status, location = self.answer(
+            path, target, scope["method"], scope["headers"], scope.get("client"),
+            scope.get("http_version", ""),
+        )  # fmt: skip
+        if status == 302:
+            await _redirect(send, location)
         else:
-            await _redirect(send, target.destination.encode())
+            await _not_found(send)
+
+
+def new_click_id() -> str:
+    """Return a new click id: 16 URL-safe characters, 6 bytes of time then 6 random bytes.
+
+    The time prefix (milliseconds) keeps ids made close together close in the unique index,
+    so inserting them touches few pages, and the random part (48 bits per millisecond and
+    process) keeps them unique; a collision would only make a replay skip a click.
+    """
+    global _random_pos, _random_pool
+    with _random_lock:  # the event loop's thread, mostly; tests call it from others
+        pos = _random_pos
+        if pos >= len(_random_pool):
+            # One getrandom(2) per 4096 ids instead of one per click.
+            _random_pool, pos = os.urandom(6 * 4096), 0
+        _random_pos = pos + 6
+        rand = _random_pool[pos : pos + 6]
+    stamp = (time.time_ns() // 1_000_000).to_bytes(6, "big")
+    return urlsafe_b64encode(stamp + rand).decode()
+
+
+_random_pool = b""
+_random_pos = 0
+_random_lock = threading.Lock()
 
 
 async def _redirect(send: Send, location: bytes) -> None:

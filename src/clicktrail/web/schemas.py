@@ -278,7 +278,10 @@ class MessageOut(_Response):
     body: str
     encoding: str
     segments: int
-    status: Literal["queued", "sending", "sent", "delivered", "failed", "undelivered"]
+    status: Literal[
+        "queued", "sending", "sent", "delivered", "failed", "undelivered", "cancelled",
+        "skipped", "unknown",
+    ]  # fmt: skip
     provider: str | None
     provider_message_id: str | None
     error_code: str | None
@@ -371,3 +374,50 @@ class TlsAllowed(_Response):
     """HOST is a registered short domain."""
 
     allowed: Literal[True]
+
+
+# -- SMS providers (docs/providers.md) ----------------------------------------------------------
+
+
+class ProviderCreate(_Request):
+    """An SMS provider account to configure (the options of `clicktrail provider add`)."""
+
+    name: Annotated[Text, Field(min_length=1, max_length=32, examples=["twilio-main"])]
+    kind: Literal["twilio", "http"]
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Twilio: account_sid, auth_token, from or messaging_service_sid, "
+        "status_callback or public_url, base_url, timeout, reconcile_days. HTTP: preset and "
+        "params, or request/response/receipts written out (docs/providers.md). Secrets may be "
+        "${ENV} references.",
+    )
+
+
+class ProviderOut(_Response):
+    """A configured SMS provider; secrets are masked (an ${ENV} reference is shown)."""
+
+    id: str
+    name: str
+    kind: str
+    settings: dict[str, Any]
+    status_callback: str | None = Field(description="Where receipts are posted, if configured.")
+    unknown_receipts: int = Field(description="Receipts that named no known message.")
+    last_receipt_at: Time | None
+    created_at: Time
+    updated_at: Time
+
+
+class ProviderList(_Response):
+    """The workspace's configured providers, by name (the outbox is built in)."""
+
+    items: list[ProviderOut]
+
+
+class WebhookOut(_Response):
+    """What a receipts webhook did."""
+
+    received: int
+    applied: int
+    unchanged: int
+    ignored: int = Field(description="Statuses clicktrail does not record (queued, accepted…).")
+    unknown: list[str] = Field(description="Ids of receipts that named no known message.")
