@@ -118,6 +118,13 @@ def rss(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tokens", type=int, default=10_000_000)
@@ -158,6 +165,10 @@ def main() -> None:
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             end_rss, peak = rss(server.pid)
+            # The jobs process (classification; ADR 0006) is a child of the server: not a
+            # redirect process, but reported beside it.
+            kids = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+            jobs = [(int(k), *rss(int(k))) for k in kids if "spawn_main" in _cmdline(int(k))]
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=60)
@@ -177,6 +188,8 @@ def main() -> None:
         )
         print("| RSS after start | RSS after load | peak RSS (VmHWM) |\n|---:|---:|---:|")
         print(f"| {start_rss:.0f} MiB | {end_rss:.0f} MiB | {peak:.0f} MiB |")
+        for pid, now, top in jobs:
+            print(f"jobs process {pid}: RSS {now:.0f} MiB, peak {top:.0f} MiB")
 
 
 if __name__ == "__main__":

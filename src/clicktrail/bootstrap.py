@@ -222,7 +222,9 @@ class Container:
         """Return the periodic jobs (interval in seconds, job) and the final pass to run after
         the click log drained: moving new clicks out of the inbox with provisional verdicts,
         and finalizing verdicts after the settle window."""
-        classify_new = bots.ClassifyNew(self.store, self.classifier)
+        # Batches of 2,000: on SQLite the move holds the write lock; shorter holds keep the
+        # servers' click writers (and their memory) from waiting long behind it.
+        classify_new = bots.ClassifyNew(self.store, self.classifier, batch=2000)
         jobs: list[tuple[float, Callable[[], object]]] = [
             (1.0, classify_new),
             (self.settings.bot_finalize_interval, self._finalize_bots),

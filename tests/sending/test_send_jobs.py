@@ -21,7 +21,7 @@ from clicktrail.domain.errors import Conflict, InvalidInput
 from clicktrail.domain.models import Campaign, ContactInput, Workspace
 from clicktrail.domain.status import Status
 from clicktrail.services.ports import OutgoingSms, SendResult
-from clicktrail.services.sending import JobSpec, Sending
+from clicktrail.services.sending import JobSpec, Outcome, Sending
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage import tables as t
 from clicktrail.storage.sql_store import SqlStore
@@ -349,6 +349,26 @@ def test_quiet_hours_change_on_a_running_job(store: SqlStore) -> None:
     assert job is not None and (job.quiet_hours, job.rate) == (None, 3.0)
 
 
+def test_new_quiet_hours_release_messages_waiting_for_the_old_ones(store: SqlStore) -> None:
+    ws, cp = world(store, 2)
+    sending = sending_for(store, ScriptedProvider())
+    sending.open_job(ws, cp, JobSpec(quiet_hours="21:00-08:00"), origin="cli")
+    polls = iter(range(100))
+    sending.run(ws, cp, should_stop=lambda: next(polls) >= 2)  # wrap only
+    sending.resume(cp)
+    later = NOW_US * 2
+    (waiting, retrying) = sending.jobs.due(cp.id, later, 2)
+    sending.jobs.defer([(waiting.id, later)])
+    assert sending.jobs.claim(cp.id, [retrying.id], NOW_US) == {retrying.id}
+    sending.jobs.record(
+        "x", [Outcome(retrying.sms.message_id, Status.QUEUED, next_attempt_us=later)], NOW_US
+    )
+    assert sending.jobs.next_due(cp.id) == later
+    sending.open_job(ws, cp, JobSpec(quiet_hours="22:00-07:00"), origin="cli")
+    # The one waiting for quiet hours is due again; the retry keeps its backoff.
+    assert [d.id for d in sending.jobs.due(cp.id, NOW_US, 2)] == [waiting.id]
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -421,3 +441,19 @@ def test_a_retry_answered_after_a_cancel_is_cancelled_too(store: SqlStore) -> No
     # The two in hand came back "try later" after the cancel: they must not wait in the queue.
     assert statuses(store, cp) == Counter(cancelled=4)
     assert len(provider.handed) == 2
+
+
+def test_a_provider_that_keeps_raising_fails_the_message_after_max_attempts(
+    store: SqlStore,
+) -> None:
+    ws, cp = world(store, 1)
+    fake = FakeTime()
+    provider = ScriptedProvider(fail_batches=100, reconcile_complete=True, clock=fake.clock)
+    sending = sending_for(store, provider, fake, rate=0, max_attempts=3)
+    assert sending.send(ws, cp).state == "done"
+    row = message_row(store, "+14155550000")
+    assert (row.status, row.attempts, row.error_code) == ("failed", 3, "retries_exhausted")
+    assert row.error_message == (
+        "gave up after 3 attempt(s): ConnectionError: provider unreachable"
+    )
+    assert len(provider.calls) == 3

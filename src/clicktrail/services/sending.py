@@ -238,14 +238,6 @@ class SendJobStore(Protocol):
 # -- the in-doubt rule and the rate limiter -----------------------------------------------------
 
 
-def resend_is_safe(provider: SmsProvider) -> bool:
-    """Return True when messages in doubt may be handed to `provider` again (module docstring):
-    its `reconcile` knows every message it took, or it drops repeats of an idempotency key."""
-    return bool(getattr(provider, "reconcile_complete", False)) or bool(
-        getattr(provider, "idempotent", False)
-    )
-
-
 def sender_key(provider: SmsProvider) -> str:
     """Return what the rate applies to: the provider's sender (number or messaging service,
     its `sender_key` attribute) or, without one, the provider's name."""
@@ -905,14 +897,22 @@ def _recover(run: _Run) -> None:
     sender has them)."""
     in_flight = run.jobs.in_flight(run.campaign.id)
     for i in range(0, len(in_flight), 1000):
-        _settle_in_doubt(run, in_flight[i : i + 1000], None, backoff=False)
+        _settle_in_doubt(run, in_flight[i : i + 1000], None)
 
 
 def _settle_in_doubt(
-    run: _Run, batch: Sequence[OutgoingSms], error: str | None, *, backoff: bool
+    run: _Run,
+    batch: Sequence[OutgoingSms],
+    error: str | None,
+    *,
+    due: dict[str, DueMessage] | None = None,
 ) -> None:
     """Record what the provider says it took of `batch`; resend the rest when that is safe,
-    else hold it as `unknown` (module docstring)."""
+    else hold it as `unknown` (module docstring).
+
+    With `due` (a provider call that raised or left messages unanswered: their attempts so
+    far) a resend waits its backoff and counts against the attempts; without (a dead sender's
+    messages) it goes at once."""
     provider = run.provider
     try:
         found = [r for r in provider.reconcile(batch) if r.status != Status.QUEUED]
@@ -933,13 +933,24 @@ def _settle_in_doubt(
     why = error or "the sender stopped while the provider had the message"
     if complete or bool(getattr(provider, "idempotent", False)):
         for m in rest:
-            delay = (
-                retry_delay(
-                    1, run.jitter(), base=run.defaults.backoff_s, cap=run.defaults.backoff_cap_s
-                )
-                if backoff
-                else 0.0
+            d = due.get(m.message_id) if due is not None else None
+            if d is None:
+                outcomes.append(Outcome(m.message_id, Status.QUEUED, None, "in_doubt", why, now))
+                continue
+            attempts = d.attempts + 1  # the claim counted this attempt
+            if attempts >= run.job.max_attempts:
+                outcomes.append(
+                    Outcome(
+                        m.message_id, Status.FAILED, None, "retries_exhausted",
+                        f"gave up after {attempts} attempt(s): {why}",
+                    )
+                )  # fmt: skip
+                run.summary.failed += 1
+                continue
+            delay = retry_delay(
+                attempts, run.jitter(), base=run.defaults.backoff_s, cap=run.defaults.backoff_cap_s
             )
+            run.summary.retried += 1
             outcomes.append(
                 Outcome(m.message_id, Status.QUEUED, None, "in_doubt", why, now + int(delay * 1e6))
             )
@@ -997,7 +1008,7 @@ def _send_loop(run: _Run) -> None:
             log.warning(
                 "campaign %s: provider %s raised: %s", run.campaign.slug, run.provider.name, exc
             )
-            _settle_in_doubt(run, batch, f"{type(exc).__name__}: {exc}", backoff=True)
+            _settle_in_doubt(run, batch, f"{type(exc).__name__}: {exc}", due=attempts)
             continue
         _record_results(run, batch, results, attempts, shared)
         if run.progress:
@@ -1109,7 +1120,7 @@ def _record_results(
     _tally(run, outcomes)
     missing = [m for m in batch if m.message_id not in answered]
     if missing:
-        _settle_in_doubt(run, missing, "the provider gave no answer for the message", backoff=True)
+        _settle_in_doubt(run, missing, "the provider gave no answer for the message", due=due)
     if hold:
         with shared.lock:
             shared.bucket.hold_until(now / 1e6 + hold)

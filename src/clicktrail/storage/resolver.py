@@ -51,7 +51,8 @@ class TokenResolver:
         self.cache_size = cache_size
         self._cache: dict[str, Target] = {}
         self._local = threading.local()
-        self._sql = _SQL.format(p="?" if engine.dialect.name == "sqlite" else "%s")
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._sql = _SQL.format(p="?" if self._sqlite else "%s")
         self._fallbacks: dict[str, str] = {}
         self._down_until = 0.0
         self._plans: dict[tuple[int, str], tuple[str, str, str, bool]] = {}
@@ -164,6 +165,10 @@ class TokenResolver:
 
     def _query(self, token: str) -> Any:
         conn = self._conn()
+        if self._sqlite:
+            # sqlite3's own execute (its statement cache, a C cursor): a few µs less than the
+            # pool proxy's cursor, on every first click of a token.
+            return conn.driver_connection.execute(self._sql, (token,)).fetchone()
         cur = conn.cursor()
         try:
             cur.execute(self._sql, (token,))

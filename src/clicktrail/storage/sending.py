@@ -79,7 +79,8 @@ class SqlSendJobs:
         return found
 
     def update_settings(self, campaign_id: int, spec: JobSpec, now_us: int) -> None:
-        """Apply the fields `spec` sets to the job (quiet hours '' clears them)."""
+        """Apply the fields `spec` sets to the job (quiet hours '' clears them), in one
+        transaction."""
         values: dict[str, Any] = {"updated_us": now_us}
         if spec.provider is not None:
             values["provider"] = spec.provider
@@ -93,6 +94,19 @@ class SqlSendJobs:
             values["max_age_s"] = spec.max_age_s
         with self.engine.begin() as conn:
             conn.execute(j.update().where(j.c.campaign_id == campaign_id).values(values))
+            if spec.quiet_hours is not None:
+                # Messages waiting for the old quiet hours to end are due again now; the loop
+                # applies the new ones. (Retries keep their backoff.)
+                conn.execute(
+                    m.update()
+                    .where(
+                        m.c.campaign_id == campaign_id,
+                        m.c.status == Status.QUEUED.value,
+                        m.c.attempts == 0,
+                        m.c.next_attempt_us.is_not(None),
+                    )
+                    .values(next_attempt_us=None)
+                )
 
     def acquire(
         self, campaign_id: int, owner: str, now_us: int, until_us: int, take_from: str | None
