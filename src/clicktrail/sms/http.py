@@ -31,6 +31,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
@@ -73,6 +74,8 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _HEADER = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}")
 _MAX_ERROR = 500
+
+log = logging.getLogger("clicktrail.providers")
 
 
 # -- templates ----------------------------------------------------------------------------------
@@ -396,6 +399,11 @@ class HttpProvider:
         ) as client:
             for i, m in enumerate(batch):
                 result = self._send_one(client, m)
+                if result is None:
+                    # Sent, but no answer: the provider may have taken it. Left out of the
+                    # results, the message is in doubt (never resent blindly); the rest waits.
+                    results += [SendResult(x.message_id, Status.QUEUED) for x in batch[i + 1 :]]
+                    break
                 results.append(result)
                 if result.status == Status.QUEUED:
                     results += [
@@ -405,13 +413,20 @@ class HttpProvider:
                     break
         return results
 
-    def _send_one(self, client: httpx.Client, m: OutgoingSms) -> SendResult:
+    def _send_one(self, client: httpx.Client, m: OutgoingSms) -> SendResult | None:
+        """Return the provider's answer for `m`; None when the request went out and no answer
+        came back (unless an idempotency key makes a repeat harmless: then try again)."""
         try:
             answer = client.send(self._build(m))
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Never connected: the provider cannot have the message.
             return SendResult(m.message_id, Status.QUEUED, error_code="unreachable",
                               error_message=f"{self.name} unreachable: {exc.__class__.__name__}")  # fmt: skip
         except httpx.HTTPError as exc:
+            if not self.idempotent:
+                log.warning("no answer from %s for %s (%s): in doubt", self.name, m.message_id,
+                            exc.__class__.__name__)  # fmt: skip
+                return None
             return SendResult(m.message_id, Status.QUEUED, error_code="timeout",
                               error_message=f"no answer from {self.name}: {exc.__class__.__name__}")  # fmt: skip
         return self._result(m, answer)
