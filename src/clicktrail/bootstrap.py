@@ -255,6 +255,7 @@ class Container:
         )
 
         def close() -> None:
+            resolver.stop_prefetch()
             resolver.close()
             writer.close()
             if dispose_on_close:
@@ -275,6 +276,7 @@ class Container:
             jobs=jobs,
             # The last clicks written at shutdown get their provisional verdicts too.
             after_drain=final_pass,
+            on_start=lambda: resolver.start_prefetch(s.token_prefetch_interval),
             extra_routes=self.extra_routes(),
         )
 

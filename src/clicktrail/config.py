@@ -49,6 +49,12 @@ class Settings:
         "Resolved tokens kept in memory per server process (about 250 bytes each). They keep "
         "redirecting while the database is away.",
     )
+    token_prefetch_interval: float = _s(
+        5.0,
+        "Seconds between loads of newly sent tokens into the token cache (the newest "
+        "token_cache_size at start, then each new send's), so first clicks need no lookup. "
+        "0: off.",
+    )
     outbox_path: str = _s(
         "", "File the outbox provider appends messages to. Empty: <data_dir>/outbox.jsonl."
     )

@@ -89,6 +89,9 @@ def _stored_user_agents(engine: sa.Engine) -> list[str]:
         return list(conn.execute(sa.text("SELECT user_agent FROM clicks")).scalars())
 
 
+NO_PREFETCH = {"CLICKTRAIL_TOKEN_PREFETCH_INTERVAL": "0"}
+
+
 def _count(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT count(*) FROM clicks")).scalar_one())
@@ -203,7 +206,8 @@ def test_cached_redirects_survive_a_postgres_outage_and_clicks_arrive_after(
 ) -> None:
     tokens = _setup(env, tmp_path)
     cached, uncached = tokens[:-UNCACHED], tokens[-UNCACHED:]
-    server = server_factory(_through(proxy, env))
+    # No token prefetch: one token must stay uncached to show how an uncached lookup fails.
+    server = server_factory(_through(proxy, env), settings=NO_PREFETCH)
 
     # Warm the cache: one click per cached token, written through the proxy.
     warm, locations = set(), {}
@@ -344,7 +348,8 @@ def test_cached_redirects_keep_working_while_postgres_stops_answering(
     """A partition, not a stop: PostgreSQL's packets are dropped, no connection is closed."""
     tokens = _setup(env, tmp_path)
     cached, uncached = tokens[:-UNCACHED], tokens[-UNCACHED:]
-    server = server_factory(_through(proxy, env))
+    # No token prefetch: one token must stay uncached to show how an uncached lookup fails.
+    server = server_factory(_through(proxy, env), settings=NO_PREFETCH)
     locations = {}
     with httpx.Client(base_url=server.base, timeout=5) as http:
         for i, token in enumerate(cached):

@@ -183,13 +183,27 @@ def test_custom_description_renders_templates_and_headers() -> None:
     assert sender.idempotent
 
 
-def test_no_answer_is_queued() -> None:
+def test_no_answer_with_an_idempotency_key_is_queued_for_a_retry() -> None:
     with FakeApi(lambda _s: Answer(201, {"data": {"id": "x"}})) as api:
         api.inject(Answer(201, {"data": {"id": "late"}}, hang=3))
         sender = build("ex", {**CUSTOM, "base_url": api.url}, env={"token": "t"})
         results = sender.send(MSGS)
     assert [r.status for r in results] == [Status.QUEUED, Status.QUEUED]
     assert results[0].error_code == "timeout"
+
+
+def test_no_answer_without_an_idempotency_key_leaves_the_message_in_doubt() -> None:
+    # The provider may well have taken it: a retry could send it twice. Left out of the
+    # results, the sending job treats it as in doubt (held as `unknown` for this provider).
+    request = {k: v for k, v in CUSTOM["request"].items() if k != "idempotency_header"}
+    with FakeApi(lambda _s: Answer(201, {"data": {"id": "x"}})) as api:
+        api.inject(Answer(201, {"data": {"id": "late"}}, hang=3))
+        sender = build(
+            "ex", {**CUSTOM, "request": request, "base_url": api.url}, env={"token": "t"}
+        )
+        results = sender.send(MSGS)
+    assert not sender.idempotent
+    assert [(r.message_id, r.status) for r in results] == [("msg_b", Status.QUEUED)]
 
 
 def test_unreachable_api_is_queued() -> None:

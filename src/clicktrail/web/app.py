@@ -80,8 +80,10 @@ class ClicktrailApp:
         jobs: Sequence[tuple[float, Callable[[], object]]] = (),
         extra_routes: Sequence[BaseRoute] = (),
         after_drain: Callable[[], object] | None = None,
+        on_start: Callable[[], object] | None = None,
     ) -> None:
         self.after_drain = after_drain
+        self.on_start = on_start
         self.jobs = Periodic(jobs)
         self.clicks = clicks
         self.on_close = on_close
@@ -107,6 +109,8 @@ class ClicktrailApp:
         if replayed:
             log.info("recovered %d clicks from the spool", replayed)
         self.jobs.start()
+        if self.on_start is not None:
+            self.on_start()
         return replayed
 
     def shutdown(self) -> None:

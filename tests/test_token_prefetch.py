@@ -1,0 +1,77 @@
+"""Token prefetch: newly sent tokens are loaded into the redirect's cache in bulk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from clicktrail.storage.resolver import TokenResolver
+from clicktrail.storage.sql_store import SqlStore
+from factories import (
+    make_campaign,
+    make_contacts,
+    make_domain,
+    make_workspace,
+    send,
+    tokens_of,
+)
+
+
+def _sent_campaign(store: SqlStore, tmp_path: Path, contacts: int, start: int = 0) -> list[str]:
+    ws = store.find_workspace("prefetch") or make_workspace(store, slug="prefetch")
+    if not store.list_domains(ws.id):
+        make_domain(store, ws)
+    make_contacts(store, ws, contacts, start=start)
+    cp = make_campaign(
+        store, ws, "Go https://shop.example.com/p/{first_name} and https://x.example.com"
+    )
+    send(store, ws, cp, tmp_path / f"outbox-{start}.jsonl")
+    return [t for t, _, _ in tokens_of(store, cp)]
+
+
+def test_prefetch_loads_new_tokens_newest_first_and_matches_lookups(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path
+) -> None:
+    first = _sent_campaign(store, tmp_path, 30)
+    resolver = TokenResolver(engine, cache_size=50)  # smaller than the 60 tokens sent
+    try:
+        assert resolver.prefetch() == 50  # at most the cache size, newest messages first
+        cached = [t for t in first if resolver.cached(t) is not None]
+        assert len(cached) == 50
+        # The oldest message's tokens were left out (messages are ordered by id).
+        fresh = TokenResolver(engine)
+        try:
+            for token in cached:
+                assert resolver.cached(token) == fresh.resolve(token)  # same target as a lookup
+        finally:
+            fresh.close()
+        assert resolver.prefetch() == 0  # nothing new
+
+        later = _sent_campaign(store, tmp_path, 5, start=100)
+        # Every contact of the workspace gets the second campaign: 35 messages, 70 new tokens,
+        # more than the cache holds. The newest 50 are loaded and push out the older entries.
+        assert len(later) == 70
+        assert resolver.prefetch() == 50
+        assert sum(resolver.cached(t) is not None for t in later) == 50
+        assert not any(resolver.cached(t) for t in first)
+        assert len(resolver._cache) == 50
+    finally:
+        resolver.close()
+
+
+def test_prefetch_thread_stops(store: SqlStore, engine: sa.Engine, tmp_path: Path) -> None:
+    tokens = _sent_campaign(store, tmp_path, 3)
+    resolver = TokenResolver(engine)
+    resolver.start_prefetch(0.05)
+    try:
+        import time
+
+        deadline = time.monotonic() + 10
+        while resolver.cached(tokens[-1]) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(resolver.cached(t) is not None for t in tokens)
+    finally:
+        resolver.stop_prefetch()
+        resolver.close()
+    assert resolver._prefetcher is None
