@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,6 +21,11 @@ log = logging.getLogger("clicktrail.clicks")
 
 _SQLITE_INSERT = "INSERT INTO click_inbox (raw) VALUES (?)"
 _PG_COPY = "COPY click_inbox (raw) FROM STDIN"
+
+
+def _lines(lines: Sequence[bytes]) -> Iterator[bytes]:
+    for line in lines:
+        yield line if line.endswith(b"\n") else line + b"\n"
 
 
 class InboxWriter:
@@ -42,25 +47,32 @@ class InboxWriter:
         return how many. Raises if the database fails."""
         if not lines:
             return 0
-        rows = [(line.decode().rstrip("\n"),) for line in lines]
+
         with self._lock:
             conn = self._connection()
             try:
                 cur = conn.cursor()
                 try:
                     if self.postgres:
+                        # COPY's text format as one buffer: a JSON line has no raw tab or line
+                        # break, so only backslashes need doubling (one C-level replace).
+                        data = b"".join(
+                            line.replace(b"\\", b"\\\\") if b"\\" in line else line
+                            for line in _lines(lines)
+                        )
                         with cur.copy(_PG_COPY) as copy:
-                            for row in rows:
-                                copy.write_row(row)
+                            copy.write(data)
                     else:
-                        cur.executemany(_SQLITE_INSERT, rows)
+                        cur.executemany(
+                            _SQLITE_INSERT, [(line.decode().rstrip("\n"),) for line in lines]
+                        )
                 finally:
                     cur.close()
                 conn.commit()
             except Exception:
                 self._discard()
                 raise
-        return len(rows)
+        return len(lines)
 
     def _discard(self) -> None:
         conn, self._conn = self._conn, None
