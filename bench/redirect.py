@@ -11,7 +11,8 @@ Measures side by side, in one run, each server pinned to core 0 and the load to 
 
 Closed-loop runs use ``wrk -t1 -c64 --latency`` with a Lua script that requests random tokens.
 Each clicktrail run gets a fresh server (a cold token cache), a discarded warm-up, the measured
-run, then SIGTERM; the rows added to ``clicks`` are compared with what the load generator counted.
+run, then SIGTERM; the requests stored during the run (in ``clicks``, or still in the click inbox
+for the jobs process to classify) are compared with what the load generator counted.
 
     .venv/bin/python bench/redirect.py --quick                      # smoke test, ~1 minute
     .venv/bin/python bench/redirect.py --postgres postgresql://postgres@127.0.0.1:5432/postgres
@@ -829,7 +830,8 @@ def fmt_report(
         f"{2 * a.recipients:,} tokens; warm-up {a.warmup:g} s discarded, then "
         f"{a.repeats} × {a.duration:g} s, median quoted. Each clicktrail run starts a fresh "
         "server (cold token cache), warms up, is measured, and ends with SIGTERM; then the "
-        "rows added to `clicks` are compared with the responses wrk counted (warm-up + run). "
+        "requests stored during the run (in `clicks`, or still in the click inbox) are "
+        "compared with the responses wrk counted (warm-up + run). "
         f"Machine busy before the runs (other work): max {max(BACKGROUND, default=0):.0%}.",
     ]
     if nginx is None or noop is None:

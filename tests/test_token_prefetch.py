@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from clicktrail.storage.resolver import TokenResolver
@@ -75,3 +77,30 @@ def test_prefetch_thread_stops(store: SqlStore, engine: sa.Engine, tmp_path: Pat
         resolver.stop_prefetch()
         resolver.close()
     assert resolver._prefetcher is None
+
+
+def test_prefetch_bounds_each_fetch_when_messages_have_many_tokens(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clicktrail.storage import resolver as module
+
+    monkeypatch.setattr(module, "PREFETCH_ROWS", 5)  # two links per message: 3+ messages overflow
+    tokens = _sent_campaign(store, tmp_path, 12)
+    resolver = TokenResolver(engine)
+    fetched: list[int] = []
+    rows = resolver._rows
+    monkeypatch.setattr(
+        resolver, "_rows", lambda sql, params: _record(fetched, sql, rows(sql, params))
+    )
+    try:
+        assert resolver.prefetch() == len(tokens)
+        assert all(resolver.cached(t) is not None for t in tokens)
+        assert max(fetched) <= 6  # PREFETCH_ROWS + 1: never the whole range at once
+    finally:
+        resolver.close()
+
+
+def _record(sizes: list[int], sql: str, rows: list[Any]) -> list[Any]:
+    if "FROM tokens t" in sql:  # the fetches of tokens, not of message ids
+        sizes.append(len(rows))
+    return rows

@@ -42,7 +42,8 @@ JOIN campaigns c ON c.id = t.campaign_id
 JOIN domains d ON d.id = c.domain_id
 WHERE t.message_id BETWEEN {p} AND {p}
 """
-PREFETCH_MESSAGES = 250  # per chunk: about 500 targets built per hold of the GIL (~1 ms)
+PREFETCH_MESSAGES = 250  # messages per chunk: ~500 targets built per hold of the GIL (~1 ms)
+PREFETCH_ROWS = 5000  # at most this many tokens fetched at once (a message may have many)
 
 log = logging.getLogger("clicktrail.redirect")
 
@@ -165,14 +166,21 @@ class TokenResolver:
             lower = max(lower, cutoff[0][0] - 1)
         loaded = 0
         cache = self._cache
+        per_chunk = PREFETCH_MESSAGES
         while True:
             ids = self._rows(
                 f"SELECT id FROM messages WHERE id > {p} ORDER BY id LIMIT {p}",
-                (lower, PREFETCH_MESSAGES),
+                (lower, per_chunk),
             )
             if not ids:
                 break
-            rows = self._rows(self._prefetch_sql, (ids[0][0], ids[-1][0]))
+            rows = self._rows(
+                f"{self._prefetch_sql} LIMIT {PREFETCH_ROWS + 1}", (ids[0][0], ids[-1][0])
+            )
+            if len(rows) > PREFETCH_ROWS and per_chunk > 1:
+                per_chunk = max(1, per_chunk // 8)  # messages with many tokens: fewer at once
+                continue
+            rows = rows[:PREFETCH_ROWS]  # one message with more tokens: the rest on demand
             targets = [(r[10], self._target(r)) for r in rows]
             with self._evict_lock:
                 for token, target in targets:
