@@ -10,13 +10,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from optoutapi import HOST, Api, ok, problem
 from twilio.request_validator import RequestValidator
 
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.models import Receipt
 from clicktrail.services.ports import ClickRecord
 from factories import NOW_US, make_campaign, make_contacts, phone, send
+from inprocess_api import HOST, Api, ok, problem
 
 TOKEN = "0123456789abcdef0123456789abcdef"
 TWILIO_URL = f"http://{HOST}/v1/webhooks/twilio/inbound"

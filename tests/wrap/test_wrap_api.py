@@ -9,10 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from wrapapi import HOST, Api, ok, problem
 
 from clicktrail.storage import tables
 from factories import make_campaign, make_contacts, phone, send
+from inprocess_api import HOST, Api, ok, problem
 
 SPEC = {"name": "Order updates", "slug": "orders"}
 

@@ -28,6 +28,7 @@ from clicktrail.cli import provider as provider_cli
 from clicktrail.cli import sending as sending_cli
 from clicktrail.cli import sms as sms_cli
 from clicktrail.cli import wrap as wrap_cli
+from clicktrail.cli.options import JsonOpt, WorkspaceOpt
 from clicktrail.config import load_settings, setting_help
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
@@ -81,17 +82,6 @@ app.add_typer(provider_cli.app, name="provider")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        envvar="CLICKTRAIL_WORKSPACE",
-        help="Workspace slug or id (not needed when there is only one).",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _container() -> Container:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clicktrail.bootstrap import Container
+from clicktrail.cli.options import JsonOpt, WorkspaceOpt
 from clicktrail.config import load_settings
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Workspace
@@ -31,16 +32,6 @@ app = typer.Typer(
 )
 out = Console(highlight=False, soft_wrap=True)
 
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        envvar="CLICKTRAIL_WORKSPACE",
-        help="Workspace slug or id (not needed when there is only one).",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 ContactsArg = Annotated[
     list[str], typer.Argument(help="Phones (E.164, or national with --region) or external ids.")
 ]

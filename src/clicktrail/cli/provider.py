@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clicktrail.bootstrap import Container
+from clicktrail.cli.options import JsonOpt, WorkspaceOpt
 from clicktrail.config import load_settings
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.report import iso_us
@@ -28,17 +29,6 @@ app = typer.Typer(
     help="SMS providers: Twilio and HTTP APIs (docs/providers.md).", no_args_is_help=True
 )
 out = Console(highlight=False, soft_wrap=True)
-
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        envvar="CLICKTRAIL_WORKSPACE",
-        help="Workspace slug or id (not needed when there is only one).",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def _as_dict(p: ProviderConfig) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from clicktrail.bootstrap import Container
+from clicktrail.cli.options import JsonOpt, WorkspaceOpt
 from clicktrail.config import load_settings
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Campaign, Workspace
@@ -37,16 +38,6 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 CampaignArg = Annotated[str, typer.Argument(help="Campaign slug or id.")]
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        envvar="CLICKTRAIL_WORKSPACE",
-        help="Workspace slug or id (not needed when there is only one).",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ProviderOpt = Annotated[
     str | None,
     typer.Option(

@@ -1,16 +1,22 @@
-"""The opt-out API in process (httpx ASGI transport, lifespan included) on SQLite and
-PostgreSQL: a workspace with a short domain and an API key, and helpers to read answers."""
+"""The whole app in process (httpx ASGI transport, lifespan included) on SQLite and
+PostgreSQL: a workspace with a short domain and an API key, helpers to read answers, and the
+`api` fixture (imported by the conftest.py of the test folders that use it)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from clicktrail.bootstrap import Container
+from clicktrail.config import load_settings
 from clicktrail.domain.models import Workspace
+from factories import make_api_key, make_domain, make_workspace
 
 HOST = "sms.example.com"
 
@@ -70,3 +76,15 @@ def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[st
     if field is not None:
         assert body["field"] == field, body
     return body
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
+    settings = load_settings(
+        env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
+    )
+    container = Container(settings)
+    ws = make_workspace(container.store)
+    make_domain(container.store, ws, HOST)
+    yield Api(container, ws, make_api_key(container.store, ws))
+    container.dispose()
