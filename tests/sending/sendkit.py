@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -140,7 +141,19 @@ class FakeAggregator:
 
             def do_POST(self) -> None:
                 size = int(self.headers.get("content-length") or 0)
-                data = json.loads(self.rfile.read(size) or b"{}")
+                raw = self.rfile.read(size)
+                try:
+                    data = json.loads(raw)
+                    complete = len(raw) == size and "to" in data
+                except ValueError:
+                    complete = False
+                if not complete:
+                    # The sender died mid-request (killed): a real API never delivers half a
+                    # request. It answers 400 to a connection nobody reads any more.
+                    with contextlib.suppress(OSError):
+                        self.send_response(400)
+                        self.end_headers()
+                    return
                 key = self.headers.get("idempotency-key")
                 if owner.delay:
                     time.sleep(owner.delay)
