@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -270,9 +272,10 @@ class Container:
             resolver.resolve,
             clicks,
             on_close=close,
+            cached=resolver.cached,
             fallback_url_for=resolver.fallback_for,
             lookup_offload=(
-                LookupOffload(resolver.cached, resolver.resolve, resolver.mark_unavailable)
+                LookupOffload(resolver.resolve, resolver.mark_unavailable)
                 if resolver.is_remote
                 else None
             ),
@@ -337,10 +340,6 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     jobs catch up in quieter moments. Exits at once, without the final pass, if the parent
     dies (e.g. SIGKILL): the next start does that work.
     """
-    import os
-    import signal
-    import threading
-
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server; it stops us
     signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())

@@ -271,13 +271,8 @@ class TokenResolver:
             # sqlite3's own execute (its statement cache, a C cursor): a few µs less than the
             # pool proxy's cursor, on every first click of a token.
             return conn.driver_connection.execute(self._sql, (token,)).fetchone()
-        cur = conn.cursor()
-        try:
-            cur.execute(self._sql, (token,))
-            row = cur.fetchone()
-        finally:
-            cur.close()
-        return row
+        rows = self._rows(self._sql, (token,))
+        return rows[0] if rows else None
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)

@@ -44,6 +44,7 @@ _UNAVAILABLE = (
     b"content-length: " + str(len(UNAVAILABLE_BODY)).encode() + b"\r\n"
 )
 _CLOSE = b"connection: close\r\n"
+_FAILED = object()  # the lookup raised: answer 503 (the link may well be valid)
 
 
 def redirect_app_of(app: Any) -> RedirectApp | None:
@@ -196,6 +197,3 @@ class _Sweeper:
                 conn._idle_since = None
                 conn.timeout_keep_alive_handler()
         loop.call_later(1.0, cls._sweep, key)
-
-
-_FAILED = object()  # the lookup raised: answer 503 (the link may well be valid)

@@ -93,15 +93,12 @@ _UNAVAILABLE_START = {
 }
 
 
-def host_of(headers: list[tuple[bytes, bytes]]) -> str:
-    """Return the request's Host without port or trailing dot, lowercased ('' if missing)."""
-    for name, value in headers:
-        if name == b"host":
-            host = value.decode("latin-1").lower()
-            if host.startswith("["):  # IPv6 literal
-                return host.split("]")[0] + "]"
-            return host.split(":", 1)[0].rstrip(".")
-    return ""
+def _host(value: bytes) -> str:
+    """Return a Host header's host without port or trailing dot, lowercased."""
+    host = value.decode("latin-1").lower()
+    if host.startswith("["):  # IPv6 literal
+        return host.split("]")[0] + "]"
+    return host.split(":", 1)[0].rstrip(".")
 
 
 # Paths served by the API and pages; every other path is a short link (or a 404 page).
@@ -118,23 +115,18 @@ class LookupOffload:
 
     def __init__(
         self,
-        cached: Callable[[str], Target | None],
         resolve: Callable[[str], Target | None],
         give_up: Callable[[], None],
         timeout: float = 2.0,
         threads: int = 4,
     ) -> None:
-        self.cached = cached
         self.lookup = resolve
         self.give_up = give_up
         self.timeout = timeout
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="clicktrail-lookup")
 
     async def resolve(self, token: str) -> Target | None:
-        """Return the target of `token`; raises on failure or after the deadline."""
-        hit = self.cached(token)
-        if hit is not None:
-            return hit
+        """Look `token` up off the event loop; raises on failure or after the deadline."""
         loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(
@@ -170,11 +162,13 @@ class RedirectApp:
         record: Callable[[tuple[Any, ...]], None],
         fallback: ASGIApp,
         *,
+        cached: Callable[[str], Target | None] = lambda _token: None,
         fallback_url_for: Callable[[str], str | None] = lambda _host: None,
         trusted_proxies: Sequence[Network] = (),
         lookup_offload: LookupOffload | None = None,
     ) -> None:
         self.resolve = resolve
+        self.cached = cached
         self.offload = lookup_offload
         self.record = record
         self.fallback = fallback
@@ -191,13 +185,13 @@ class RedirectApp:
         if path == "/" or path.startswith(RESERVED_PATHS):
             return NOT_OURS
         token = path[path.rfind("/") + 1 :]
-        if self.offload is None:
-            # A cached token is well-formed: look in the cache before checking the token.
-            return self.resolve(token) if is_well_formed(token) else None
-        hit = self.offload.cached(token)
+        # A cached token is well-formed: look in the cache before checking the token.
+        hit = self.cached(token)
         if hit is not None:
             return hit
-        return NEEDS_AWAIT if is_well_formed(token) else None
+        if not is_well_formed(token):
+            return None
+        return self.resolve(token) if self.offload is None else NEEDS_AWAIT
 
     def answer(
         self,
@@ -213,19 +207,17 @@ class RedirectApp:
         302 with the destination, 302 to the domain's fallback URL, or 404. The click is in
         the click log (durable) when this returns.
         """
-        cut = path.rfind("/") + 1
-        host = host_of(headers)
         if method != "GET" and method not in PROBE_METHODS:
             return 404, b""
-        if target is None or host != target.host or target.path_prefix != path[:cut]:
-            fallback_url = self.fallback_url_for(host)
-            return (404, b"") if fallback_url is None else (302, fallback_url.encode())
-
+        # One pass over the headers: the Host, and the signals kept with the click.
+        host = ""
         user_agent = None
         forwarded = x_forwarded_for = None
         kept: dict[str, str] = {}
         for name, value in headers:
-            if name == b"user-agent":
+            if name == b"host":
+                host = _host(value)
+            elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
             elif name in KEPT_HEADERS or name.startswith(_KEPT_PREFIXES):
                 text = value.decode("latin-1")
@@ -234,6 +226,10 @@ class RedirectApp:
                     forwarded = text
                 elif name == b"x-forwarded-for":
                     x_forwarded_for = text
+        cut = path.rfind("/") + 1
+        if target is None or host != target.host or target.path_prefix != path[:cut]:
+            fallback_url = self.fallback_url_for(host)
+            return (404, b"") if fallback_url is None else (302, fallback_url.encode())
         kept["_http"] = http_version
         if user_agent is None:
             kept["_ua"] = "missing"  # tells a missing header from an empty one
