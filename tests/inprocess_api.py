@@ -4,7 +4,6 @@ PostgreSQL: a workspace with a short domain and an API key, helpers to read answ
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
 from clicktrail.domain.models import Workspace
 from factories import make_api_key, make_domain, make_workspace
+from served import in_process
 
 HOST = "sms.example.com"
 
@@ -34,34 +34,19 @@ class Api:
 
     def calls(self, requests: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.Response]:
         """Requests in order through one app run (started and shut down around them)."""
-        app = self.container.web_app()
 
-        async def main() -> list[httpx.Response]:
-            to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            task = asyncio.create_task(
-                app({"type": "lifespan", "asgi": {"version": "3.0"}}, to_app.get, from_app.put)
-            )
-            await to_app.put({"type": "lifespan.startup"})
-            assert (await from_app.get())["type"] == "lifespan.startup.complete"
+        async def use(c: httpx.AsyncClient) -> list[httpx.Response]:
             out = []
-            try:
-                transport = httpx.ASGITransport(app=app, client=("203.0.113.5", 4242))
-                async with httpx.AsyncClient(transport=transport, base_url=f"http://{HOST}") as c:
-                    for method, path, kw in requests:
-                        kw = dict(kw)
-                        headers = dict(kw.pop("headers", {}))
-                        key = kw.pop("key", self.key)
-                        if key is not None:
-                            headers["Authorization"] = f"Bearer {key}"
-                        out.append(await c.request(method, path, headers=headers, **kw))
-            finally:
-                await to_app.put({"type": "lifespan.shutdown"})
-                assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
-                await task
+            for method, path, kw in requests:
+                kw = dict(kw)
+                headers = dict(kw.pop("headers", {}))
+                key = kw.pop("key", self.key)
+                if key is not None:
+                    headers["Authorization"] = f"Bearer {key}"
+                out.append(await c.request(method, path, headers=headers, **kw))
             return out
 
-        return asyncio.run(main())
+        return in_process(self.container, HOST, use)
 
 
 def ok(r: httpx.Response, status: int = 200) -> Any:

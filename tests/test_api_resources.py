@@ -4,7 +4,6 @@ that never sees another's data."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from factories import (
     send,
     tokens_of,
 )
+from served import in_process
 
 HOST = "sms.example.com"
 
@@ -45,32 +45,16 @@ class World:
         return r
 
     def calls(self, requests: list[tuple[str, str, str | None, dict[str, Any]]]) -> list[Any]:
-        app = self.container.web_app()
-
-        async def main() -> list[httpx.Response]:
-            to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            task = asyncio.create_task(
-                app({"type": "lifespan", "asgi": {"version": "3.0"}}, to_app.get, from_app.put)
-            )
-            await to_app.put({"type": "lifespan.startup"})
-            assert (await from_app.get())["type"] == "lifespan.startup.complete"
+        async def use(c: httpx.AsyncClient) -> list[httpx.Response]:
             out = []
-            try:
-                transport = httpx.ASGITransport(app=app, client=("203.0.113.5", 4242))
-                async with httpx.AsyncClient(transport=transport, base_url=f"http://{HOST}") as c:
-                    for method, path, key, kw in requests:
-                        headers = dict(kw.pop("headers", {}))
-                        if key is not None:
-                            headers["Authorization"] = f"Bearer {key or self.key}"
-                        out.append(await c.request(method, path, headers=headers, **kw))
-            finally:
-                await to_app.put({"type": "lifespan.shutdown"})
-                assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
-                await task
+            for method, path, key, kw in requests:
+                headers = dict(kw.pop("headers", {}))
+                if key is not None:
+                    headers["Authorization"] = f"Bearer {key or self.key}"
+                out.append(await c.request(method, path, headers=headers, **kw))
             return out
 
-        return asyncio.run(main())
+        return in_process(self.container, HOST, use)
 
 
 @pytest.fixture

@@ -6,9 +6,6 @@ and deterministic (derandomized)."""
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -41,6 +37,7 @@ from factories import (
     send,
     tokens_of,
 )
+from served import ThreadServer
 
 CHECKS = [
     not_a_server_error,
@@ -51,39 +48,6 @@ CHECKS = [
 ]
 CORE = {("GET", "/healthz"), ("POST", "/v1/messages/status"),
         ("GET", "/v1/campaigns/{campaign}/report"), ("GET", "/v1/tls/allowed")}  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Server:
-    """clicktrail served by uvicorn in a thread of this process, on 127.0.0.1."""
-
-    def __init__(self, container: Container) -> None:
-        self.port = _free_port()
-        config = uvicorn.Config(container.web_app(), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")  # fmt: skip
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -110,7 +74,7 @@ def served(
                        slug="spring")  # fmt: skip
     send(store, ws, cp, tmp / "outbox.jsonl")
     key = make_api_key(store, ws)
-    with Server(container) as server:
+    with ThreadServer(container) as server:
         for token, _, _ in tokens_of(store, cp):
             httpx.get(f"{server.url}/c/{token}", headers={"Host": "sms.example.com"})
         yield server.url, key

@@ -3,7 +3,6 @@ called in process with its lifespan, and the CLI run as a process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from clicktrail.domain.models import Workspace
 from clicktrail.services import providers
 from clicktrail.services.providers import ProviderConfig
 from factories import NOW_US
+from served import ThreadServer, in_process
 
 HOST = "sms.example.com"
 CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
@@ -47,29 +47,14 @@ class Env:
     def call(self, method: str, path: str, key: str | None = "", **kw: Any) -> httpx.Response:
         """One request through the whole app (lifespan included); `key` '' means ours, None
         sends none."""
-        app = self.container.web_app()
 
-        async def main() -> httpx.Response:
-            to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            task = asyncio.create_task(
-                app({"type": "lifespan", "asgi": {"version": "3.0"}}, to_app.get, from_app.put)
-            )
-            await to_app.put({"type": "lifespan.startup"})
-            assert (await from_app.get())["type"] == "lifespan.startup.complete"
-            try:
-                transport = httpx.ASGITransport(app=app, client=("203.0.113.5", 4242))
-                async with httpx.AsyncClient(transport=transport, base_url=f"http://{HOST}") as c:
-                    headers = dict(kw.pop("headers", {}))
-                    if key is not None:
-                        headers["Authorization"] = f"Bearer {key or self.key}"
-                    return await c.request(method, path, headers=headers, **kw)
-            finally:
-                await to_app.put({"type": "lifespan.shutdown"})
-                assert (await from_app.get())["type"] == "lifespan.shutdown.complete"
-                await task
+        async def use(c: httpx.AsyncClient) -> httpx.Response:
+            headers = dict(kw.pop("headers", {}))
+            if key is not None:
+                headers["Authorization"] = f"Bearer {key or self.key}"
+            return await c.request(method, path, headers=headers, **kw)
 
-        return asyncio.run(main())
+        return in_process(self.container, HOST, use)
 
     def cli(
         self, *args: str, env: dict[str, str] | None = None
@@ -109,37 +94,4 @@ def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[st
 TWILIO_OPTIONS = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from": "+15005550006"}
 
 
-class Served:
-    """clicktrail served by uvicorn on a thread of this process, on a free port of 127.0.0.1."""
-
-    def __init__(self, container: Container) -> None:
-        import socket
-        import threading
-
-        import uvicorn
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(container.web_app(), host="127.0.0.1", port=self.port,
-                                log_level="warning", lifespan="on")  # fmt: skip
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Served:
-        import time
-
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(20)
+Served = ThreadServer  # clicktrail on a uvicorn thread, real HTTP on 127.0.0.1
