@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from clicktrail.bootstrap import Container
+from clicktrail.cli.options import WorkspaceOpt
 from clicktrail.config import load_settings
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.services import exports, workspaces
@@ -41,15 +42,6 @@ SaltOpt = Annotated[
         envvar="CLICKTRAIL_EXPORT_SALT",
         help="Secret salt for --phone hash (at least 16 characters).",
         show_envvar=True,
-    ),
-]
-WorkspaceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--workspace",
-        "-w",
-        envvar="CLICKTRAIL_WORKSPACE",
-        help="Workspace slug or id (not needed when there is only one).",
     ),
 ]
 

@@ -36,7 +36,6 @@ from clicktrail.services.ports import (
     NewMessage,
     OutgoingSms,
     ReceiptOutcome,
-    SendResult,
     StoredRequest,
 )
 from clicktrail.storage import tables as t
@@ -585,128 +584,6 @@ class SqlStore:
     @staticmethod
     def _outgoing(rows: Iterable[Any]) -> list[OutgoingSms]:
         return [OutgoingSms(r.public_id, r.to_phone, r.body, r.encoding, r.segments) for r in rows]
-
-    def claim_for_sending(self, campaign_id: int, limit: int) -> list[OutgoingSms]:
-        """Mark up to `limit` queued messages `sending` (committed) and return them, oldest first."""
-        m = t.messages
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                sa.select(m.c.id, m.c.public_id, m.c.to_phone, m.c.body, m.c.encoding, m.c.segments)
-                .where(m.c.campaign_id == campaign_id, m.c.status == Status.QUEUED.value)
-                .order_by(m.c.id)
-                .limit(limit)
-            ).all()
-            if rows:
-                conn.execute(
-                    m.update()
-                    .where(m.c.id.in_([r.id for r in rows]), m.c.status == Status.QUEUED.value)
-                    .values(status=Status.SENDING.value)
-                )
-        return self._outgoing(rows)
-
-    def messages_in_flight(self, campaign_id: int) -> list[OutgoingSms]:
-        """Return the campaign's messages left `sending` (handed over when a sender died)."""
-        m = t.messages
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(m.c.public_id, m.c.to_phone, m.c.body, m.c.encoding, m.c.segments)
-                .where(m.c.campaign_id == campaign_id, m.c.status == Status.SENDING.value)
-                .order_by(m.c.id)
-            ).all()
-        return self._outgoing(rows)
-
-    def release_in_flight(self, campaign_id: int) -> None:
-        """Put the campaign's messages still `sending` back to `queued`."""
-        m = t.messages
-        with self.engine.begin() as conn:
-            conn.execute(
-                m.update()
-                .where(m.c.campaign_id == campaign_id, m.c.status == Status.SENDING.value)
-                .values(status=Status.QUEUED.value)
-            )
-
-    def count_unsent(self, campaign_id: int) -> int:
-        """Return how many of the campaign's messages are still queued or sending."""
-        m = t.messages
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count()).where(
-                        m.c.campaign_id == campaign_id,
-                        m.c.status.in_([Status.QUEUED.value, Status.SENDING.value]),
-                    )
-                ).scalar_one()
-            )
-
-    def record_send_results(
-        self, provider: str, results: Sequence[SendResult], now_us: int
-    ) -> None:
-        """Store what the provider said about each message it was handed.
-
-        Only messages still queued or sending change, so a late duplicate result never moves
-        one back.
-        """
-        if not results:
-            return
-        rows = [
-            {
-                "b_pid": r.message_id,
-                "b_status": r.status.value,
-                "b_ref": r.provider_message_id,
-                "b_err": r.error_code,
-                "b_msg": r.error_message,
-                "b_sent": now_us if r.status == Status.SENT else None,
-                "b_failed": now_us if r.status in FINAL else None,
-            }
-            for r in results
-        ]
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # One statement over arrays instead of one UPDATE per message.
-                conn.execute(
-                    sa.text(
-                        "UPDATE messages AS m SET status = v.status, provider = :provider, "
-                        "provider_message_id = v.ref, error_code = v.err, error_message = v.msg, "
-                        "sent_us = v.sent, failed_us = v.failed, status_us = :now "
-                        "FROM unnest(CAST(:pids AS text[]), CAST(:statuses AS text[]), "
-                        "CAST(:refs AS text[]), CAST(:errs AS text[]), CAST(:msgs AS text[]), "
-                        "CAST(:sents AS bigint[]), CAST(:faileds AS bigint[])) "
-                        "AS v(pid, status, ref, err, msg, sent, failed) "
-                        "WHERE m.public_id = v.pid AND m.status IN ('queued', 'sending')"
-                    ),
-                    {
-                        "provider": provider,
-                        "now": now_us,
-                        "pids": [r["b_pid"] for r in rows],
-                        "statuses": [r["b_status"] for r in rows],
-                        "refs": [r["b_ref"] for r in rows],
-                        "errs": [r["b_err"] for r in rows],
-                        "msgs": [r["b_msg"] for r in rows],
-                        "sents": [r["b_sent"] for r in rows],
-                        "faileds": [r["b_failed"] for r in rows],
-                    },
-                )
-                return
-            m = t.messages
-            conn.execute(
-                m.update()
-                .where(
-                    m.c.public_id == sa.bindparam("b_pid"),
-                    # Not IN (…): an expanding IN cannot be used with executemany.
-                    sa.or_(m.c.status == Status.QUEUED.value, m.c.status == Status.SENDING.value),
-                )
-                .values(
-                    status=sa.bindparam("b_status"),
-                    provider=provider,
-                    provider_message_id=sa.bindparam("b_ref"),
-                    error_code=sa.bindparam("b_err"),
-                    error_message=sa.bindparam("b_msg"),
-                    sent_us=sa.bindparam("b_sent"),
-                    failed_us=sa.bindparam("b_failed"),
-                    status_us=now_us,
-                ),
-                rows,
-            )
 
     def apply_receipts(
         self,
