@@ -6,8 +6,13 @@ Measures side by side, in one run, each server pinned to core 0 and the load to 
   (b) a do-nothing raw ASGI app under clicktrail's uvicorn configuration (bench/noop_app.py),
   (c) clicktrail on SQLite, random tokens out of 2 × N (cache-cold start) and a small hot set,
   (d) clicktrail on PostgreSQL (``--postgres URL``: a scratch database is created and dropped),
-  (e) fixed-rate (open-loop) runs at half of clicktrail's measured rate and at the issue's
-      absolute half rate, with a small Python load generator (wrk2 is not packaged by Debian).
+  (e) fixed-rate (open-loop) runs at the issue's half rates (20,000/s; 12,500/s on PostgreSQL)
+      with bench/loadgen.c (compiled with gcc; wrk2 is not packaged by Debian).
+
+PostgreSQL's own processes (the server the inbox writes and lookups go to) are pinned to the
+load core for the whole run (``--db-core``, restored at the end): a production database runs on
+its own machine, and unpinned it took a share of the redirect's core that SQLite, in-process,
+does not. The jobs process (classification) stays on the server core, at SCHED_IDLE priority.
 
 Closed-loop runs use ``wrk -t1 -c64 --latency`` with a Lua script that requests random tokens.
 Each clicktrail run gets a fresh server (a cold token cache), a discarded warm-up, the measured
@@ -23,11 +28,8 @@ Installs nginx and wrk with apt-get when missing. Only ever sends load to 127.0.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
-import gc
-import heapq
 import json
 import os
 import platform
@@ -165,7 +167,7 @@ def wait_http(port: int, path: str, proc: subprocess.Popen[Any], logfile: Path |
 
 
 def ensure_tools() -> None:
-    missing = [name for name in ("nginx", "wrk") if not shutil.which(name)]
+    missing = [name for name in ("nginx", "wrk", "gcc") if not shutil.which(name)]
     if shutil.which("nginx") is None and Path("/usr/sbin/nginx").exists():
         os.environ["PATH"] += ":/usr/sbin"
         missing = [m for m in missing if m != "nginx"]
@@ -173,7 +175,7 @@ def ensure_tools() -> None:
         return
     log(f"installing {' '.join(missing)} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "nginx", "wrk"]
+    cmd = ["apt-get", "install", "-y", "nginx", "wrk", "gcc"]
     if subprocess.run(cmd, env=env).returncode != 0:
         subprocess.run(["apt-get", "update"], env=env, check=True)
         subprocess.run(cmd, env=env, check=True)
@@ -201,23 +203,27 @@ class Db:
 
     def clicks_between(self, from_us: int, to_us: int) -> tuple[int, int]:
         """Return (requests, distinct tokens) stored with a time in [from_us, to_us]: in
-        `clicks`, or still in `click_inbox` (raw spool lines) waiting for classification."""
+        `clicks`, or still in `click_inbox` (batches of raw spool lines) waiting for
+        classification."""
         import sqlalchemy as sa
 
-        if self.url.startswith("sqlite"):
-            tok, at = "json_extract(raw, '$[1]')", "CAST(json_extract(raw, '$[6]') AS INTEGER)"
-        else:
-            tok, at = "(raw::json->>1)", "(raw::json->>6)::bigint"
-        q = sa.text(
-            "SELECT count(*), count(DISTINCT tok) FROM ("
-            "SELECT token AS tok FROM clicks WHERE at_us BETWEEN :a AND :b "
-            f"UNION ALL SELECT {tok} FROM click_inbox WHERE {at} BETWEEN :a AND :b) AS s"
-        )
         eng = self.engine()
         try:
             with eng.connect() as c:
-                row = c.execute(q, {"a": from_us, "b": to_us}).one()
-            return int(row[0]), int(row[1])
+                tokens = [
+                    tok
+                    for (tok,) in c.execute(
+                        sa.text("SELECT token FROM clicks WHERE at_us BETWEEN :a AND :b"),
+                        {"a": from_us, "b": to_us},
+                    )
+                ]
+                for (raw,) in c.execute(sa.text("SELECT raw FROM click_inbox")):
+                    for line in raw.split("\n"):
+                        if line:
+                            rec = json.loads(line)
+                            if from_us <= rec[6] <= to_us:
+                                tokens.append(rec[1])
+            return len(tokens), len(set(tokens))
         finally:
             eng.dispose()
 
@@ -272,6 +278,18 @@ def prepare(db: Db, data_dir: Path, recipients: int) -> Path:
     path = data_dir / "tokens.txt"
     path.write_bytes(b"\n".join(tokens) + b"\n")
     return path
+
+
+def pin_postgres(cores: str) -> int:
+    """Set the CPU affinity of every PostgreSQL process (backends forked later inherit the
+    postmaster's); return how many were pinned. Needs the right to (root, or the postgres
+    user); without it nothing changes and 0 is returned."""
+    pids = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True)
+    done = 0
+    for pid in pids.stdout.split():
+        r = subprocess.run(["taskset", "-a", "-p", "-c", cores, pid], capture_output=True)
+        done += r.returncode == 0
+    return done
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,173 +478,17 @@ def run_wrk(
 
 
 # ---------------------------------------------------------------------------------------------
-# fixed-rate (open loop) load generator, run as `redirect.py _loadgen …` on the load core
+# fixed-rate (open loop) load generator: bench/loadgen.c, compiled on first use
+
+LOADGEN_SRC = ROOT / "bench" / "loadgen.c"
+LOADGEN: list[Path] = []  # the compiled binary, once `compile_loadgen` ran
 
 
-def loadgen_main(argv: list[str]) -> None:
-    ap = argparse.ArgumentParser(prog="redirect.py _loadgen")
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--rate", type=float, required=True)
-    ap.add_argument("--connections", type=int, default=64)
-    ap.add_argument("--duration", type=float, default=10)
-    ap.add_argument("--warmup", type=float, default=3)
-    ap.add_argument("--tokens", required=True)
-    a = ap.parse_args(argv)
-    # The plain asyncio selector loop: uvloop buffers writes until later in the loop iteration,
-    # which added ~1 ms to every measured latency here.
-    result = asyncio.run(_loadgen(a))
-    print(json.dumps(result))
-
-
-class _Conn:
-    """One keep-alive connection on a raw non-blocking socket; one request at a time."""
-
-    __slots__ = ("buf", "busy", "gen", "idx", "sched", "sock")
-
-    def __init__(self, gen: _Gen, idx: int, sock: socket.socket) -> None:
-        self.gen = gen
-        self.idx = idx
-        self.sock = sock
-        self.buf = b""
-        self.busy = False
-        self.sched = 0.0
-
-    def send(self, sched: float) -> None:
-        self.sched = sched
-        self.busy = True
-        self.gen.sent += 1
-        req = b"GET /c/" + random.choice(self.gen.tokens) + self.gen.suffix
-        if self.sock.send(req) != len(req):  # a few hundred bytes into an empty socket buffer
-            raise RuntimeError("short send")
-
-    def readable(self) -> None:
-        now = time.perf_counter()
-        try:
-            data = self.sock.recv(65536)
-        except BlockingIOError:
-            return
-        if not data:
-            self.gen.lost += 1
-            asyncio.get_running_loop().remove_reader(self.sock)
-            return
-        buf = self.buf + data if self.buf else data
-        while True:
-            he = buf.find(b"\r\n\r\n")
-            if he < 0:
-                break
-            head = buf[:he]
-            i = head.lower().find(b"\r\ncontent-length:")
-            cl = 0
-            if i >= 0:
-                j = head.find(b"\r\n", i + 2)
-                cl = int(head[i + 17 : j if j >= 0 else he])
-            total = he + 4 + cl
-            if len(buf) < total:
-                break
-            buf = buf[total:]
-            self.gen.done(self, int(head[9:12]), now)
-        self.buf = buf
-
-
-class _Gen:
-    def __init__(self, a: argparse.Namespace) -> None:
-        self.a = a
-        self.tokens = Path(a.tokens).read_bytes().split()
-        self.suffix = f" HTTP/1.1\r\nHost: {DOMAIN}\r\nUser-Agent: {UA_IPHONE}\r\n\r\n".encode()
-        self.interval = a.connections / a.rate  # per connection
-        self.heap: list[tuple[float, int]] = []
-        self.conns: list[_Conn] = []
-        self.sent = 0
-        self.completed = 0
-        self.in_window = 0
-        self.statuses: dict[int, int] = {}
-        self.lat: list[float] = []
-        self.measure_from = 0.0
-        self.stop_at = 0.0
-        self.lost = 0
-        self.behind = 0  # responses after which the next request was already due
-
-    def done(self, c: _Conn, status: int, now: float) -> None:
-        self.completed += 1
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-        if c.sched >= self.measure_from:
-            self.lat.append(now - c.sched)
-        if self.measure_from <= now < self.stop_at:
-            self.in_window += 1
-        c.busy = False
-        nxt = c.sched + self.interval
-        if nxt >= self.stop_at:
-            return
-        if nxt <= now:
-            self.behind += 1
-            c.send(nxt)  # late: latency still counts from the scheduled time (no omission)
-        else:
-            heapq.heappush(self.heap, (nxt, c.idx))
-
-
-async def _loadgen(a: argparse.Namespace) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    g = _Gen(a)
-    for i in range(a.connections):
-        sock = socket.create_connection(("127.0.0.1", a.port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setblocking(False)
-        c = _Conn(g, i, sock)
-        loop.add_reader(sock, c.readable)
-        g.conns.append(c)
-    gc.collect()
-    gc.freeze()  # nothing cyclic is made from here on; keep collections short
-    start = time.perf_counter() + 0.05
-    g.measure_from = start + a.warmup
-    g.stop_at = start + a.warmup + a.duration
-    # Phases spread evenly: connection i starts at start + i/rate.
-    g.heap = [(start + i / a.rate, i) for i in range(a.connections)]
-    heapq.heapify(g.heap)
-    heap = g.heap
-    conns = g.conns
-    perf = time.perf_counter
-    # Spin (the load core is ours): the event loop's timers are too coarse for sub-ms schedules.
-    last = perf()
-    gap = 0.0  # longest time between two turns of this loop: the generator's own stalls
-    while True:
-        now = perf()
-        if now - last > gap and now > g.measure_from:
-            gap = now - last
-        last = now
-        if now >= g.stop_at:
-            break
-        while heap and heap[0][0] <= now:
-            t, i = heapq.heappop(heap)
-            conns[i].send(t)
-        await asyncio.sleep(0)
-    deadline = perf() + 10
-    while any(c.busy for c in conns) and perf() < deadline:
-        await asyncio.sleep(0.001)
-    in_flight = sum(c.busy for c in conns)
-    for c in conns:
-        with contextlib.suppress(Exception):
-            loop.remove_reader(c.sock)
-        c.sock.close()
-    lat = sorted(g.lat)
-
-    def pct(q: float) -> float:
-        return lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3 if lat else float("nan")
-
-    return {
-        "rate": a.rate,
-        "achieved": g.in_window / a.duration,
-        "sent": g.sent,
-        "completed": g.completed,
-        "in_flight_at_end": in_flight,
-        "lost_connections": g.lost,
-        "statuses": g.statuses,
-        "p50": pct(0.50),
-        "p99": pct(0.99),
-        "p999": pct(0.999),
-        "max": lat[-1] * 1e3 if lat else float("nan"),
-        "behind": g.behind,
-        "max_stall": gap * 1e3,
-    }
+def compile_loadgen(scratch: Path) -> None:
+    """Compile bench/loadgen.c into `scratch` (gcc -O2)."""
+    out = scratch / "loadgen"
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(out), str(LOADGEN_SRC)], check=True)
+    LOADGEN.append(out)
 
 
 def run_loadgen(
@@ -634,9 +496,9 @@ def run_loadgen(
     connections: int,
 ) -> dict[str, Any]:  # fmt: skip
     argv = [
-        "taskset", "-c", str(load_core), PY, str(Path(__file__).resolve()), "_loadgen",
-        "--port", str(port), "--rate", f"{rate:.0f}", "--connections", str(connections),
-        "--duration", f"{seconds:g}", "--warmup", f"{warmup:g}", "--tokens", str(tokens),
+        "taskset", "-c", str(load_core), str(LOADGEN[0]),
+        str(port), f"{rate:.0f}", str(connections), f"{seconds:g}", f"{warmup:g}", str(tokens),
+        DOMAIN, UA_IPHONE,
     ]  # fmt: skip
     p = PROCS.start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = p.communicate(timeout=seconds + warmup + 60)
@@ -757,8 +619,10 @@ def closed_loop(
     return row
 
 
-def open_loop(server: Server, tokens: Path, a: argparse.Namespace, rate: float) -> RateRow:
-    row = RateRow(server.name, rate)
+def open_loop(
+    server: Server, tokens: Path, a: argparse.Namespace, rate: float, label: str = ""
+) -> RateRow:
+    row = RateRow(server.name + (f" ({label} tokens)" if label else ""), rate)
     log(f"{server.name}: fixed rate {rate:,.0f}/s, warm-up {a.warmup:g} s + "
         f"{a.repeats} × {a.duration:g} s")  # fmt: skip
     for i in range(a.repeats):
@@ -825,7 +689,14 @@ def fmt_report(
             + (f" plus uncommitted changes in {info['dirty']}" if info["dirty"] else "")
             + "  "
         ),
-        f"Server on core {a.server_core}, load on core {a.load_core}; {a.connections} "
+        f"Server on core {a.server_core} (its jobs process too, at SCHED_IDLE), load on core "
+        f"{a.load_core}"
+        + (
+            f", PostgreSQL's processes on core {a.db_pinned}"
+            if getattr(a, "db_pinned", None)
+            else ""
+        )
+        + f"; {a.connections} "
         f"keep-alive connections; {a.recipients:,} recipients × 2 links = "
         f"{2 * a.recipients:,} tokens; warm-up {a.warmup:g} s discarded, then "
         f"{a.repeats} × {a.duration:g} s, median quoted. Each clicktrail run starts a fresh "
@@ -861,15 +732,16 @@ def fmt_report(
     if rate_rows:
         out += [
             "",
-            "Fixed rate (open loop; `bench/redirect.py _loadgen`, Python asyncio + raw sockets "
-            "on core 1, 64 keep-alive connections, each request scheduled at a fixed rate and "
-            "its latency taken from the scheduled send time, so queueing counts; wrk2 is not "
-            "packaged by Debian). Warm-up excluded; median of the runs. *Generator stall*: the "
-            "longest time the generator's own loop did not run (the core taken by something "
-            "else): latencies up to that long may be the generator's, not the server's:",
+            "Fixed rate (open loop; `bench/loadgen.c`, one epoll thread on the load core, "
+            f"{a.connections} keep-alive connections, each request scheduled at a fixed rate "
+            "and its latency taken from the scheduled send time, so queueing counts; wrk2 is "
+            "not packaged by Debian). Warm-up excluded; median of the runs. *Generator gap*: "
+            "the longest time between two turns of the generator's loop (at least the interval "
+            "between requests; more means the core was taken by something else, and latencies "
+            "up to that long may be the generator's, not the server's):",
             "",
             "| server | target req/s | achieved | p50 ms | p99 ms | p99.9 ms | max ms "
-            "| generator stall ms | clicks − answered |",
+            "| generator gap ms | clicks − answered |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for rr in rate_rows:
@@ -883,9 +755,6 @@ def fmt_report(
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "_loadgen":
-        loadgen_main(sys.argv[2:])
-        return
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -921,10 +790,23 @@ def main() -> None:
         "--target-half-rate",
         type=float,
         default=20000,
-        help="also run clicktrail at this fixed rate (the issue's half rate); 0: no",
+        help="fixed-rate runs on nginx, the no-op app and clicktrail on SQLite at this rate "
+        "(the issue's half rate); 0: none",
+    )
+    ap.add_argument(
+        "--pg-target-half-rate",
+        type=float,
+        default=12500,
+        help="fixed-rate runs of clicktrail on PostgreSQL at this rate; 0: none",
     )
     ap.add_argument("--server-core", type=int, default=0)
     ap.add_argument("--load-core", type=int, default=1)
+    ap.add_argument(
+        "--db-core",
+        default="load",
+        help="core for PostgreSQL's processes: a number, 'load' (the load core) or 'any' (not "
+        "pinned)",
+    )
     ap.add_argument(
         "--quiet-threshold",
         type=float,
@@ -969,6 +851,7 @@ def main() -> None:
 
     ensure_tools()
     scratch = Path(tempfile.mkdtemp(prefix="clicktrail-bench-"))
+    compile_loadgen(scratch)
     admin = None
     dbs: list[Db] = []
     try:
@@ -1002,6 +885,10 @@ def main() -> None:
             with admin.connect() as c:
                 c.execute(sa.text(f'CREATE DATABASE "{name}"'))
             dbs.append(Db("PostgreSQL", a.postgres.rsplit("/", 1)[0] + "/" + name, name))
+        if a.postgres and a.db_core != "any":
+            core = str(a.load_core) if a.db_core == "load" else a.db_core
+            log(f"PostgreSQL's processes pinned to core {core}: {pin_postgres(core)}")
+            a.db_pinned = core
         token_files: dict[str, Path] = {}
         hot_files: dict[str, Path] = {}
         for db in dbs:
@@ -1037,26 +924,27 @@ def main() -> None:
                         s, hot_files[db.label], a, f"hot ({a.hot_tokens})", restart_each=True
                     )
                 )
-            ct = {r.target: r for r in rows if r.tokens == "random"}
-            half = ct["clicktrail on SQLite"].rps / 2
-            pg_half = ct["clicktrail on PostgreSQL"].rps / 2 if "PostgreSQL" in servers else 0
+            half = a.target_half_rate
+            pg_half = a.pg_target_half_rate
         else:
             half = a.half_rate
             pg_half = a.pg_half_rate or a.half_rate
 
-        rate_rows = [
-            open_loop(nginx, all_tokens, a, half),
-            open_loop(noop, all_tokens, a, half),
-            open_loop(servers["SQLite"], token_files["SQLite"], a, half),
-        ]
-        if a.target_half_rate and abs(a.target_half_rate - half) > 0.05 * half:
-            rate_rows.append(
-                open_loop(servers["SQLite"], token_files["SQLite"], a, a.target_half_rate)
-            )
-        if "PostgreSQL" in servers:
-            rate_rows.append(
-                open_loop(servers["PostgreSQL"], token_files["PostgreSQL"], a, pg_half)
-            )
+        # The issue's half rates (20,000/s on SQLite; half of PostgreSQL's 25,000/s), on the
+        # anchors, then clicktrail on random tokens (cache misses) and on cached ones.
+        rate_rows: list[RateRow] = []
+        if half:
+            rate_rows += [
+                open_loop(nginx, all_tokens, a, half),
+                open_loop(noop, all_tokens, a, half),
+                open_loop(servers["SQLite"], token_files["SQLite"], a, half, "random"),
+                open_loop(servers["SQLite"], hot_files["SQLite"], a, half, "hot"),
+            ]
+        if "PostgreSQL" in servers and pg_half:
+            rate_rows += [
+                open_loop(servers["PostgreSQL"], token_files["PostgreSQL"], a, pg_half, "random"),
+                open_loop(servers["PostgreSQL"], hot_files["PostgreSQL"], a, pg_half, "hot"),
+            ]
         if not a.skip_catch_up:
             for srv in servers.values():
                 srv.catch_up()
@@ -1076,6 +964,8 @@ def main() -> None:
             a.out.write_text(report + "\n")
     finally:
         PROCS.stop_all()
+        if getattr(a, "db_pinned", None) is not None:
+            pin_postgres(f"0-{(os.cpu_count() or 1) - 1}")
         if admin is not None:
             import sqlalchemy as sa
 

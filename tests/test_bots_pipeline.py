@@ -154,7 +154,7 @@ def test_settled_requests_get_final_verdicts_with_behaviour(
 class _Strict:
     """A classifier whose rules changed: every GET is now a scanner."""
 
-    def ip_kind(self, ip: str | None) -> str | None:
+    def ip_kind(self, ip: str | None, campaign_id: int | None = None) -> str | None:
         return None
 
     def classify(self, request: Any) -> Verdict:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from clicktrail.services.ports import ClickRecord
@@ -225,3 +227,48 @@ def test_close_keeps_the_segment_without_raising_when_the_database_is_down(
     log.record(rec(1))
     log.close()
     assert len(segments(tmp_path)) == 1
+
+
+def test_appended_clicks_are_durable_only_after_sync_and_all_at_once(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    written: list[int] = []
+    log = ClickLog(spool, lambda rs: written.append(len(list(rs))) or 0, flush_interval=3600)
+    log.start()
+    try:
+        (seg,) = segments(spool)
+        for i in range(5):
+            log.append(rec(i))
+        assert seg.read_bytes() == b""  # kept in memory: not durable yet
+        log.sync()
+        lines = seg.read_bytes().splitlines()
+        assert [ClickRecord(*orjson.loads(x)).click_id for x in lines] == [
+            f"click-{i:04d}" for i in range(5)
+        ]
+        log.sync()  # nothing appended since: no write
+        assert len(seg.read_bytes().splitlines()) == 5
+        log.append(rec(5))
+    finally:
+        log.close()  # what was appended and not synced is written too, then drained
+    assert sum(written) == 6
+
+
+def test_a_failed_sync_raises_and_keeps_no_half_written_clicks(tmp_path: Path) -> None:
+    log = ClickLog(tmp_path / "spool", lambda rs: len(list(rs)), flush_interval=3600)
+    log.start()
+    try:
+        seg = log._segment
+        assert seg is not None
+        log.append(rec(1))
+        real_fd = seg.fd
+        seg.fd = os.open(os.devnull, os.O_RDONLY)  # writes fail as on a broken disk
+        try:
+            with pytest.raises(OSError):
+                log.sync()
+        finally:
+            os.close(seg.fd)
+            seg.fd = real_fd
+        assert seg.lines == []  # the failed requests were never recorded (nor answered)
+        log.sync()
+        assert seg.path.read_bytes() == b""
+    finally:
+        log.close()

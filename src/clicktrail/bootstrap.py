@@ -32,7 +32,7 @@ from clicktrail.services.ports import SmsProvider, StoredRequest
 from clicktrail.services.providers import ProviderKind, build_sender
 from clicktrail.services.sending import SendDefaults, Sending
 from clicktrail.signals import facts_for, ip_facts
-from clicktrail.signals.network import NetworkList, load_networks
+from clicktrail.signals.network import NetworkList, WorkspaceNetworks, load_networks
 from clicktrail.signals.ua import ua_facts
 from clicktrail.sms.http import HttpKind
 from clicktrail.sms.outbox import OutboxProvider
@@ -49,6 +49,7 @@ from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
+    api_networks,
     api_optouts,
     api_providers,
     api_reports,
@@ -73,7 +74,9 @@ class SignalsClassifier:
     """Request-level bot classification: signals adapters + the pure rules.
 
     `listed` returns the entities (``ip:ADDRESS``) listed for showing up early in several
-    campaigns; it is asked again at most every `listed_ttl` seconds.
+    campaigns; it is asked again at most every `listed_ttl` seconds. With `workspace_networks`,
+    a request is judged with its own workspace's network lists over `networks` (the
+    installation's); without, with `networks` only.
     """
 
     def __init__(
@@ -81,8 +84,10 @@ class SignalsClassifier:
         networks: NetworkList | None = None,
         listed: Callable[[], set[str]] | None = None,
         listed_ttl: float = 60.0,
+        workspace_networks: WorkspaceNetworks | None = None,
     ) -> None:
         self.networks = networks
+        self.workspace_networks = workspace_networks
         self.listed_ttl = listed_ttl
         self._listed_source = listed
         self._listed: set[str] = set()
@@ -94,15 +99,22 @@ class SignalsClassifier:
             self._listed_until = time.monotonic() + self.listed_ttl
         return self._listed
 
-    def ip_kind(self, ip: str | None) -> str | None:
-        """Return the kind of network of `ip` from the signals' datasets."""
-        return ip_facts(ip, self.networks).kind
+    def _networks(self, campaign_id: int | None) -> NetworkList | None:
+        if campaign_id is None or self.workspace_networks is None:
+            return self.networks
+        return self.workspace_networks.for_campaign(campaign_id)
+
+    def ip_kind(self, ip: str | None, campaign_id: int | None = None) -> str | None:
+        """Return the kind of network of `ip` from the signals' datasets and the network lists
+        of the workspace of `campaign_id`."""
+        return ip_facts(ip, self._networks(campaign_id)).kind
 
     def classify(self, request: StoredRequest) -> Verdict:
         """Return the verdict of one stored request from its own signals."""
         facts = facts_for(
             request.method, request.user_agent, request.headers, request.ip,
-            request.at_us, request.delivered_us, request.sent_us, self.networks,
+            request.at_us, request.delivered_us, request.sent_us,
+            self._networks(request.campaign_id),
         )  # fmt: skip
         if request.ip and f"ip:{request.ip}" in self._listed_now() and facts.net.listed is None:
             facts = replace(facts, net=replace(facts.net, listed="early-sightings"))
@@ -212,13 +224,24 @@ class Container:
 
     @cached_property
     def classifier(self) -> SignalsClassifier:
-        """The request-level bot classifier, with the configured extra networks."""
+        """The request-level bot classifier, with the configured extra networks and each
+        workspace's own network lists over them."""
         s = self.settings
         path = s.bot_networks_file
+        configured = load_networks([Path(path)], name="configured") if path else None
         return SignalsClassifier(
-            load_networks([Path(path)], name="configured") if path else None,
+            configured,
             listed=lambda: bots.listed_entities(
                 self.store, now_us(), days=s.bot_early_days, min_campaigns=s.bot_early_campaigns
+            ),
+            workspace_networks=WorkspaceNetworks(
+                configured,
+                revisions=self.store.network_list_revisions,
+                ranges_of=lambda ws: [
+                    (r.cidr, r.owner, r.kind, r.list_name)
+                    for r in self.store.workspace_network_ranges(ws)
+                ],
+                workspace_of=self.store.campaign_workspace,
             ),
         )
 
@@ -297,6 +320,7 @@ class Container:
         routes += api_optouts.routes(self.store, self.optout_queries, twilio_signers=lambda: optouts.twilio_signers(self.store, self.provider_repo, os.environ), default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_sending.routes(self.store, lambda: self.sending)
         routes += api_providers.routes(self.store, self.provider_repo, self.provider_kinds, os.environ)  # fmt: skip
+        routes += api_networks.routes(self.store)
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 
@@ -336,8 +360,8 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     """Run the background jobs until SIGTERM, then the final pass; the body of the jobs
     process `clicktrail serve` starts beside its server(s).
 
-    At a lower CPU priority (`niceness`), so that on a busy core redirects come first and the
-    jobs catch up in quieter moments. Exits at once, without the final pass, if the parent
+    At the lowest CPU priority (`lower_priority`), so that on a busy core redirects come first
+    and the jobs catch up in quieter moments. Exits at once, without the final pass, if the parent
     dies (e.g. SIGKILL): the next start does that work.
     """
     stop = threading.Event()
@@ -347,7 +371,7 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
         ready.send(True)
         ready.close()
     if niceness:
-        os.nice(niceness)
+        lower_priority(niceness)
     configure_logging(settings.log_level)
     container = Container(settings, run_migrations=False)
     jobs, final_pass = container.background_jobs()
@@ -366,6 +390,20 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     finally:
         runner.stop()
         container.dispose()
+
+
+def lower_priority(niceness: int) -> None:
+    """Run this process (and the threads it starts later) only when a core is otherwise idle.
+
+    SCHED_IDLE, where Linux allows it: a niced process still takes a core for milliseconds at
+    a time when it competes with the server (its share at nice 10 is about a tenth), which
+    showed in the redirect's p99; an idle-class one yields as soon as the server has work.
+    Elsewhere, `niceness` is added to the nice value.
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux, or refused
+        os.nice(niceness)
 
 
 def configure_logging(level: str) -> None:

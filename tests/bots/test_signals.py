@@ -236,12 +236,12 @@ def test_owner_and_kind_overrides(tmp_path: Path) -> None:
     path = _write(tmp_path, "carrier.txt", "198.51.100.0/24\n")
     (r,) = parse_range_file(path, owner="Example Mobile", kind="mobile")
     assert (r.owner, r.kind) == ("Example Mobile", "mobile")
-    with pytest.raises(InvalidInput, match="kind must be one of"):
+    with pytest.raises(InvalidInput, match="kind 'planet' is not one of cdn, crawler"):
         parse_range_file(path, kind="planet")
 
 
 def test_bad_range_files_name_the_entry(tmp_path: Path) -> None:
-    with pytest.raises(InvalidInput, match="line 2: 'nope' is not a CIDR range"):
+    with pytest.raises(InvalidInput, match="line 2: cidr: 'nope' is not a CIDR range"):
         parse_range_file(_write(tmp_path, "bad.txt", "10.0.0.0/8\nnope\n"))
     with pytest.raises(InvalidInput, match="not a known range file"):
         parse_range_file(_write(tmp_path, "x.json", {"hello": 1}))
@@ -249,7 +249,7 @@ def test_bad_range_files_name_the_entry(tmp_path: Path) -> None:
         parse_range_file(_write(tmp_path, "y.json", "{nope"))
     with pytest.raises(InvalidInput, match="cannot read"):
         parse_range_file(tmp_path / "missing.json")
-    with pytest.raises(InvalidInput, match="line 2: unknown kind"):
+    with pytest.raises(InvalidInput, match="line 2: kind: unknown kind 'planet'"):
         parse_range_file(_write(tmp_path, "k.csv", "cidr,owner,kind\n10.0.0.0/8,x,planet\n"))
 
 

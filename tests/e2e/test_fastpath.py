@@ -146,3 +146,29 @@ def test_idle_keep_alive_connections_are_closed(
         idle = time.monotonic() - started
     assert 4.0 <= idle <= 8.0, idle
     server.stop()
+
+
+def test_a_burst_of_pipelined_redirects_is_answered_in_order_once_recorded(
+    env: Env, tmp_path: Path, server_factory: type[Server]
+) -> None:
+    # More requests in one packet than the fast path syncs the click log for at once (16),
+    # mixed with 404s and an API request: every answer in order, every redirect recorded.
+    tokens = _setup(env, tmp_path)
+    server = server_factory(env)
+    requests = []
+    for i in range(40):
+        if i == 20:
+            requests.append(_get("/healthz"))
+        elif i % 7 == 3:
+            requests.append(_get("/c/000000000"))
+        else:
+            requests.append(_get(f"/c/{tokens[i % 3]}?n={i}"))
+    with _connect(server) as sock:
+        sock.sendall(b"".join(requests))
+        r = _read_responses(sock, len(requests))
+    expected = [200 if i == 20 else 404 if i % 7 == 3 else 302 for i in range(40)]
+    assert [x["status"] for x in r] == expected
+    click_ids = {x["headers"]["location"].rsplit("ct_cid=", 1)[1] for x in r if x["status"] == 302}
+    assert len(click_ids) == expected.count(302)
+    server.stop()
+    assert _click_count(env) == expected.count(302)

@@ -1,6 +1,8 @@
-"""`clicktrail bots`: explain bot verdicts, import cloud range files.
+"""`clicktrail bots`: explain bot verdicts, import cloud range files, a workspace's network
+lists (`bots networks`, cli/networks.py).
 
-Needs only the pure rules and the signal adapters: no database, no settings. `explain` judges
+`explain` and `import-ranges` need only the pure rules and the signal adapters: no database,
+no settings (`explain --workspace` reads that workspace's network lists). `explain` judges
 exactly the request it is given, so pass the headers a browser would have sent (a bare Chrome UA
 without Accept-Language or Sec-Fetch-* is, rightly, suspicious).
 """
@@ -16,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
+from clicktrail.cli import networks as networks_cli
 from clicktrail.domain.bots.model import RequestFacts, Verdict
 from clicktrail.domain.bots.rules import DEFAULT_RULES, classify_request
 from clicktrail.domain.errors import InvalidInput
@@ -25,10 +28,12 @@ from clicktrail.signals import (
     load_networks,
     parse_range_file,
     ua_facts,
+    workspace_network_list,
     write_ranges,
 )
 
 app = typer.Typer(help="Bot and prefetch click filtering.", no_args_is_help=True)
+app.add_typer(networks_cli.app, name="networks")
 
 _BATCH_KEYS = frozenset(
     {"user_agent", "ip", "method", "headers", "ms_since_delivery", "ms_since_send"}
@@ -177,9 +182,20 @@ def explain(
             help="A CIDR list or cloud range file (see import-ranges) to look addresses up in.",
         ),
     ] = None,
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Also look addresses up in this workspace's network lists (bots networks), "
+            "over --networks or, without it, the configured bot_networks_file.",
+        ),
+    ] = None,
 ) -> None:
     """Print why a request is (or is not) a bot: {"verdict", "score", "reasons"} as JSON."""
     extra = load_networks(networks, name="cli") if networks else None
+    if workspace is not None:
+        extra = _workspace_networks(workspace, extra)
     if batch is None:
         verdict = explain_request(
             method=method,
@@ -194,6 +210,22 @@ def explain(
     for n, line in enumerate(_lines(batch), 1):
         if line.strip():
             typer.echo(verdict_json(_batch_line(line, f"line {n}", extra)))
+
+
+def _workspace_networks(ref: str, given: NetworkList | None) -> NetworkList | None:
+    """Return workspace `ref`'s lists over `given`, or over the installation's file."""
+    from clicktrail.bootstrap import Container
+    from clicktrail.config import load_settings
+    from clicktrail.services import networks, workspaces
+
+    c = Container(load_settings())
+    try:
+        ws = workspaces.resolve_workspace(c.store, ref)
+        base = given if given is not None else c.classifier.networks
+        rows = networks.workspace_ranges(c.store, ws)
+    finally:
+        c.dispose()
+    return workspace_network_list([(r.cidr, r.owner, r.kind, r.list_name) for r in rows], base)
 
 
 @app.command("import-ranges")

@@ -83,3 +83,19 @@ def client_ip(
         if not _trusted(addr, trusted):
             break
     return client
+
+
+def normalize_cidr(text: str) -> str | None:
+    """Return `text` as a canonical CIDR range, or None when it is not an address or a range.
+
+    Host bits are cleared (``10.1.2.3/8`` → ``10.0.0.0/8``), a bare address is its own /32 or
+    /128 and IPv6 is compressed (``2001:DB8:0::/32`` → ``2001:db8::/32``), so one range is
+    always written the same way. Zone ids (``fe80::1%eth0``) are not ranges.
+    """
+    value = text.strip()
+    if not value or "%" in value or any(c.isspace() for c in value):
+        return None
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        return None

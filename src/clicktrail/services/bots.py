@@ -9,12 +9,12 @@ once `settle_us` has passed: then the windows around it have closed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 
 from clicktrail.domain.bots.model import ClickFacts, Verdict
 from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet, apply_behaviour
-from clicktrail.services.ports import RequestClassifier, Store, StoredRequest
+from clicktrail.services.ports import RequestClassifier, Selection, Store, StoredRequest
 
 DEFAULT_SETTLE_US = 15 * 60 * 1_000_000
 # Requests too early to be a person's tap; an address showing them in several campaigns gets
@@ -66,16 +66,19 @@ class ClassifyNew:
             done += len(page)
 
 
-def _facts(
-    req: StoredRequest, verdict: Verdict, links: int, ip_kind: Callable[[str | None], str | None]
-) -> ClickFacts:
+# (ip, campaign id) → kind of network, with the network lists of the campaign's workspace.
+IpKind = Callable[[str | None, int], str | None]
+
+
+def _facts(req: StoredRequest, verdict: Verdict, links: int, ip_kind: IpKind) -> ClickFacts:
     return ClickFacts(
         req.click_id, req.message_id, req.contact_id, req.link_id, req.campaign_id, req.at_us,
-        req.ip, req.user_agent, verdict, message_links=links, ip_kind=ip_kind(req.ip),
+        req.ip, req.user_agent, verdict, message_links=links,
+        ip_kind=ip_kind(req.ip, req.campaign_id),
     )  # fmt: skip
 
 
-def _no_kind(_ip: str | None) -> str | None:
+def _no_kind(_ip: str | None, _campaign_id: int) -> str | None:
     return None
 
 
@@ -94,45 +97,115 @@ def finalize_settled(
     settle_us: int = DEFAULT_SETTLE_US,
     rules: RuleSet = DEFAULT_RULES,
     limit: int = BATCH,
-    ip_kind: Callable[[str | None], str | None] = _no_kind,
+    ip_kind: IpKind = _no_kind,
 ) -> FinalizeResult:
     """Give final verdicts to requests older than the settle window, behaviour included.
 
     Each request's window (± the widest behavioural window) is read with it, so requests
-    near a batch's edges are judged with all their neighbours. Repeats until none is left.
-    `ip_kind` tells shared addresses (carrier NAT, Private Relay), which need more evidence
+    near a batch's edges are judged with all their neighbours. Batches follow (campaign,
+    time, row id) to the last pending request. `ip_kind` tells shared addresses (carrier
+    NAT, Private Relay, a workspace's "mobile" or "relay" list), which need more evidence
     before a fan-out counts (pass the classifier's).
+    """
+    return _finalize(store, now_us - settle_us, rules, limit, ip_kind, None)
+
+
+@dataclass
+class _Rerun:
+    """A re-classification under way: what it covers, its classifier, what it counted."""
+
+    selection: Selection
+    classify: Callable[[StoredRequest], Verdict]
+    progress: Callable[[int], None] | None
+    requests: int = 0
+    verdict_changes: int = 0
+    # (entity, campaign id) → time of the first early request: written at the end, so that
+    # the classifier's list of early addresses stays what it was while the run judges.
+    sightings: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def judged(self, req: StoredRequest) -> Verdict:
+        """Return the request-level verdict of `req` and count it."""
+        verdict = self.classify(req)
+        self.requests += 1
+        if req.verdict is None or req.verdict.verdict != verdict.verdict:
+            self.verdict_changes += 1
+        return verdict
+
+
+def _finalize(
+    store: Store,
+    before_us: int,
+    rules: RuleSet,
+    limit: int,
+    ip_kind: IpKind,
+    rerun: _Rerun | None,
+) -> FinalizeResult:
+    """Finalize the pending requests before `before_us` in (campaign, time, row id) order.
+
+    With `rerun`, the requests it selects are pending too, and judged by its classifier
+    first: as context, a selected request counts with its new request-level verdict until
+    its own batch has made it final — what storing every new verdict first and finalizing
+    afterwards would give, with one write per request instead of two, and none for a request
+    whose stored verdict is already the result.
     """
     result = FinalizeResult()
     margin = _widest_window_us(rules)
+    links: dict[int, int] = {}
+    also = rerun.selection if rerun is not None else None
+    after: tuple[int, int, int] | None = None
     while True:
-        pending = store.requests_to_finalize(now_us - settle_us, limit)
-        if not pending:
+        keys = store.requests_to_finalize(before_us, limit, after, also)
+        if not keys:
             return result
+        start, after = keys[0], keys[-1]
         updates: list[tuple[str, Verdict, bool]] = []
         sightings: list[tuple[str, int, int]] = []
-        for campaign_id, group in groupby(pending, key=lambda r: r.campaign_id):
-            batch = list(group)
+        selected = 0
+        for campaign_id, group in groupby(keys, key=lambda k: k[0]):
+            batch_keys = list(group)
+            ids = {k[2] for k in batch_keys}
             context = store.requests_between(
-                campaign_id, batch[0].at_us - margin, batch[-1].at_us + margin
+                campaign_id, batch_keys[0][1] - margin, batch_keys[-1][1] + margin
             )
-            base = {r.click_id: r.verdict or _HUMAN for r in context}
-            links = store.link_count(campaign_id)
-            facts = [_facts(r, base[r.click_id], links, ip_kind) for r in context]
+            base: dict[str, Verdict] = {}
+            new: set[str] = set()  # selected requests of this batch: judged again
+            for r in context:
+                verdict = r.verdict or _HUMAN
+                if (
+                    rerun is not None
+                    and rerun.selection.covers(r.campaign_id, r.at_us)
+                    and not (r.at_us < before_us and r.settle_key < start)  # final already
+                ):
+                    if r.row_id in ids:
+                        verdict = rerun.judged(r)
+                        new.add(r.click_id)
+                    else:
+                        verdict = rerun.classify(r)
+                base[r.click_id] = verdict
+            if campaign_id not in links:
+                links[campaign_id] = store.link_count(campaign_id)
+            facts = [_facts(r, base[r.click_id], links[campaign_id], ip_kind) for r in context]
             changed = apply_behaviour(facts, rules)
-            sightings.extend(
-                (f"ip:{r.ip}", r.campaign_id, r.at_us)
-                for r in batch
-                if r.ip and EARLY_REASONS.intersection(base[r.click_id].reasons)
-            )
-            for r in batch:
-                final = changed.get(r.click_id, base[r.click_id])
+            for r in context:
+                if r.row_id not in ids:
+                    continue
+                request_verdict = base[r.click_id]
+                if r.ip and EARLY_REASONS.intersection(request_verdict.reasons):
+                    if rerun is not None:
+                        rerun.sightings.setdefault((f"ip:{r.ip}", r.campaign_id), r.at_us)
+                    else:
+                        sightings.append((f"ip:{r.ip}", r.campaign_id, r.at_us))
+                final = changed.get(r.click_id, request_verdict)
                 if r.click_id in changed:
                     result.changed += 1
-                updates.append((r.click_id, final, True))
+                if not r.final or r.verdict != final:
+                    updates.append((r.click_id, final, True))
+                result.finalized += 1
+            selected += len(new)
         store.save_verdicts(updates)
         store.record_early_sightings(sightings)
-        result.finalized += len(updates)
+        if rerun is not None and rerun.progress and selected:
+            rerun.progress(selected)
 
 
 _HUMAN = Verdict("human", 0, ())
@@ -165,27 +238,33 @@ def reclassify(
     """Re-run every rule over stored requests (all, one campaign, or since a time).
 
     Raw signals are never changed; verdicts, scores, reasons and the classifier version are
-    rewritten, and the behavioural pass then runs again over everything settled. Reports
-    read verdicts, so they follow at once.
+    rewritten, and the behavioural pass runs again over everything settled. Reports read
+    verdicts, so they follow at once. `verdict_changes` counts the requests whose new
+    request-level verdict differs from the one stored before.
+
+    The result is that of giving every selected request its new request-level verdict and
+    then finalizing everything settled, but in one pass: settled requests are judged batch
+    by batch as they are finalized, and a request is written once, or not at all when its
+    stored verdict is already the result. Requests not settled yet get their request-level
+    verdict (not final).
     """
-    result = ReclassifyResult()
+    before_us = now_us - settle_us
+    rerun = _Rerun(Selection(campaign_id, since_us), classifier.classify, progress)
+    # Not settled yet: request-level verdicts only, as the classification job gives them.
     after = 0
-    while True:
-        page = store.requests_page(after, BATCH, campaign_id, since_us)
-        if not page:
-            break
+    fresh = before_us if since_us is None else max(since_us, before_us)
+    while page := store.requests_page(after, BATCH, campaign_id, fresh):
         after = page[-1][0]
         updates = []
         for _, req in page:
-            verdict = classifier.classify(req)
-            if req.verdict is None or req.verdict.verdict != verdict.verdict:
-                result.verdict_changes += 1
-            updates.append((req.click_id, verdict, False))
+            verdict = rerun.judged(req)
+            if req.final or req.verdict != verdict:
+                updates.append((req.click_id, verdict, False))
         store.save_verdicts(updates)
-        result.requests += len(page)
         if progress:
             progress(len(page))
-    result.finalized = finalize_settled(
-        store, now_us, settle_us=settle_us, rules=rules, ip_kind=classifier.ip_kind
-    ).finalized
-    return result
+    done = _finalize(store, before_us, rules, BATCH, classifier.ip_kind, rerun)
+    found = [(entity, cp, at) for (entity, cp), at in rerun.sightings.items()]
+    for i in range(0, len(found), BATCH):
+        store.record_early_sightings(found[i : i + BATCH])
+    return ReclassifyResult(rerun.requests, rerun.verdict_changes, done.finalized)

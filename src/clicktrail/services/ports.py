@@ -118,17 +118,66 @@ class StoredRequest:
     sent_us: int | None
     delivered_us: int | None
     verdict: Verdict | None = None  # as stored (None: never classified)
+    row_id: int = 0  # the clicks row's id (0: not stored yet)
+    final: bool = False  # as stored: the verdict is final (behaviour applied)
+
+    @property
+    def settle_key(self) -> tuple[int, int, int]:
+        """The order in which requests are finalized: campaign, time, row id."""
+        return (self.campaign_id, self.at_us, self.row_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """The stored requests a re-classification covers: all, one campaign's, or those from a
+    time on (both: the campaign's from that time on)."""
+
+    campaign_id: int | None = None
+    since_us: int | None = None
+
+    def covers(self, campaign_id: int, at_us: int) -> bool:
+        """Return whether a request of `campaign_id` at `at_us` is selected."""
+        return (self.campaign_id is None or campaign_id == self.campaign_id) and (
+            self.since_us is None or at_us >= self.since_us
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceRange:
+    """One range of a workspace's network list: `cidr` normalized, `kind` one of
+    `RANGE_KINDS`, `owner` possibly empty."""
+
+    list_name: str
+    cidr: str
+    kind: str
+    owner: str
+    created_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkListSummary:
+    """A workspace's named network list: how many ranges, of which kinds, added when."""
+
+    name: str
+    ranges: int
+    kinds: tuple[str, ...]
+    created_us: int  # its first range
+    added_us: int  # its newest range
 
 
 class RequestClassifier(Protocol):
-    """Request-level bot classification (implemented over `clicktrail.signals`)."""
+    """Request-level bot classification (implemented over `clicktrail.signals`).
+
+    A request is judged with its own workspace's network lists (found from `campaign_id`).
+    """
 
     def classify(self, request: StoredRequest) -> Verdict:
         """Return the verdict of one request from its own signals."""
         ...
 
-    def ip_kind(self, ip: str | None) -> str | None:
-        """Return the kind of network of `ip` (hosting, mobile, relay…), if known."""
+    def ip_kind(self, ip: str | None, campaign_id: int | None = None) -> str | None:
+        """Return the kind of network of `ip` (hosting, mobile, relay…), if known, with the
+        network lists of the workspace of `campaign_id` (None: the installation's only)."""
         ...
 
 
@@ -223,7 +272,13 @@ class Store(Protocol):
     def delivery_times(
         self, message_ids: Iterable[int]
     ) -> dict[int, tuple[int | None, int | None]]: ...
-    def requests_to_finalize(self, before_us: int, limit: int) -> list[StoredRequest]: ...
+    def requests_to_finalize(
+        self,
+        before_us: int,
+        limit: int,
+        after: tuple[int, int, int] | None = None,
+        also: Selection | None = None,
+    ) -> list[tuple[int, int, int]]: ...
     def requests_between(
         self, campaign_id: int, from_us: int, to_us: int
     ) -> list[StoredRequest]: ...
@@ -243,6 +298,26 @@ class Store(Protocol):
     def listed_early_entities(self, since_us: int, min_campaigns: int) -> set[str]: ...
     def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
     def is_registered_host(self, host: str) -> bool: ...
+    def campaign_workspace(self, campaign_id: int) -> int | None: ...
+    def add_network_ranges(
+        self,
+        workspace_id: int,
+        list_name: str,
+        ranges: Sequence[tuple[str, str, str]],
+        now_us: int,
+    ) -> tuple[int, int]: ...
+    def network_lists(
+        self, workspace_id: int, after: str | None = None, limit: int | None = None
+    ) -> list[NetworkListSummary]: ...
+    def network_ranges_page(
+        self, workspace_id: int, list_name: str, after: str | None, limit: int
+    ) -> list[WorkspaceRange]: ...
+    def workspace_network_ranges(self, workspace_id: int) -> list[WorkspaceRange]: ...
+    def remove_network_list(self, workspace_id: int, list_name: str, now_us: int) -> int: ...
+    def remove_network_range(
+        self, workspace_id: int, list_name: str, cidr: str, now_us: int
+    ) -> bool: ...
+    def network_list_revisions(self) -> dict[int, int]: ...
 
 
 class Target(NamedTuple):

@@ -13,9 +13,12 @@ from clicktrail.domain.bots.model import RequestFacts
 from clicktrail.signals.network import (
     NetworkList,
     NetworkRange,
+    WorkspaceNetworks,
     ip_facts,
     load_networks,
     parse_range_file,
+    range_file_entries,
+    workspace_network_list,
     write_ranges,
 )
 from clicktrail.signals.ua import ua_facts
@@ -23,11 +26,14 @@ from clicktrail.signals.ua import ua_facts
 __all__ = [
     "NetworkList",
     "NetworkRange",
+    "WorkspaceNetworks",
     "facts_for",
     "ip_facts",
     "load_networks",
     "parse_range_file",
+    "range_file_entries",
     "ua_facts",
+    "workspace_network_list",
     "write_ranges",
 ]
 

@@ -7,6 +7,8 @@ Two sources, both offline:
 - `NetworkList`: CIDR lists that a workspace supplies or that an operator imported from the
   clouds' published range files (`parse_range_file`): AWS ip-ranges.json, Google cloud.json and
   goog.json, Azure ServiceTags_*.json, Cloudflare ips-v4 / ips-v6, or plain CIDR text.
+  `WorkspaceNetworks` keeps each workspace's stored lists as one `NetworkList` over the
+  installation's, reloaded when the workspace's lists change.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import csv
 import io
 import ipaddress
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +26,9 @@ from typing import Any
 
 import iporigin
 
-from clicktrail.domain.bots.model import IpFacts
+# LISTED_KINDS: only these set `IpFacts.listed` (a workspace may also list its carriers' ranges
+# as kind "mobile"); RANGE_KINDS: every kind a list may name. Both are re-exported from here.
+from clicktrail.domain.bots.model import LISTED_KINDS, RANGE_KINDS, IpFacts
 from clicktrail.domain.errors import InvalidInput
 
 # iporigin kind → IpFacts kind. Apple Private Relay is listed by iporigin as a VPN; for us it is
@@ -38,10 +43,6 @@ _KINDS = {
     "unknown": "unknown",
 }
 RELAY_OWNERS = frozenset({"Apple Private Relay"})
-# Kinds of a listed range that mean "not a person's own connection": only these set
-# `IpFacts.listed` (a workspace may also list its carriers' ranges as kind "mobile").
-LISTED_KINDS = frozenset({"hosting", "cdn", "crawler", "scanner"})
-RANGE_KINDS = frozenset({*LISTED_KINDS, "mobile", "relay", "residential", "vpn", "tor"})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -60,13 +61,24 @@ class NetworkList:
     """CIDR ranges answering "which range holds this address?"; the most specific one wins.
 
     Look-ups probe one dict per prefix length present (at most 33 for IPv4, 129 for IPv6; real
-    cloud files use a dozen), so they cost microseconds whatever the list size.
+    cloud files use a dozen), so they cost microseconds whatever the list size. With a `base`
+    (a workspace's lists over the installation's), both are searched and the more specific
+    range wins; on the same range, this list's.
+
+    Never changed once built: `ip_facts` memoises per (address, list object), so a list that
+    changes is a new `NetworkList` (and new cache entries), never an edit of this one.
     """
 
-    __slots__ = ("_by_len", "name", "ranges")
+    __slots__ = ("_by_len", "base", "name", "ranges")
 
-    def __init__(self, ranges: Iterable[NetworkRange], name: str = "networks") -> None:
+    def __init__(
+        self,
+        ranges: Iterable[NetworkRange],
+        name: str = "networks",
+        base: NetworkList | None = None,
+    ) -> None:
         self.name = name
+        self.base = base
         self.ranges: tuple[NetworkRange, ...] = tuple(ranges)
         by_len: dict[tuple[int, int], dict[int, NetworkRange]] = {}
         for r in self.ranges:
@@ -81,7 +93,7 @@ class NetworkList:
         }
 
     def __len__(self) -> int:
-        return len(self.ranges)
+        return len(self.ranges) + (len(self.base) if self.base is not None else 0)
 
     def find(self, ip: str) -> NetworkRange | None:
         """Return the most specific range holding `ip`, or None (also for a malformed address)."""
@@ -89,13 +101,21 @@ class NetworkList:
             addr = ipaddress.ip_address(ip.strip())
         except ValueError:
             return None
-        bits = 32 if addr.version == 4 else 128
-        value = int(addr)
-        for plen, table in self._by_len[addr.version]:
-            hit = table.get(value >> (bits - plen) << (bits - plen))
-            if hit is not None:
-                return hit
-        return None
+        return self._find(addr.version, int(addr))
+
+    def _find(self, version: int, value: int) -> NetworkRange | None:
+        bits = 32 if version == 4 else 128
+        own = None
+        for plen, table in self._by_len[version]:
+            own = table.get(value >> (bits - plen) << (bits - plen))
+            if own is not None:
+                break
+        if self.base is None:
+            return own
+        below = self.base._find(version, value)
+        if below is None or (own is not None and own.network.prefixlen >= below.network.prefixlen):
+            return own
+        return below
 
 
 @lru_cache(maxsize=65536)
@@ -155,7 +175,9 @@ def parse_range_file(
     override what the file implies. Raises `InvalidInput` naming the file and the bad entry.
     """
     if kind is not None and kind not in RANGE_KINDS:
-        raise InvalidInput(f"kind must be one of {sorted(RANGE_KINDS)}", field="kind")
+        raise InvalidInput(
+            f"kind {kind!r} is not one of {', '.join(sorted(RANGE_KINDS))}", field="kind"
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -188,7 +210,8 @@ def parse_range_file(
             net = ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             raise InvalidInput(
-                f"{path}: {where}: {cidr!r} is not a CIDR range", field=f"{path}: {where}"
+                f"{path}: {where}: cidr: {cidr!r} is not a CIDR range",
+                field=f"{path}: {where}: cidr",
             ) from None
         if net in seen:  # AWS "AMAZON" and Azure "AzureCloud" repeat the specific entries
             continue
@@ -238,7 +261,9 @@ def _from_csv(text: str, path: Path) -> _Found:
         kind = (row.get("kind") or "hosting").strip()
         if kind not in RANGE_KINDS:
             raise InvalidInput(
-                f"{path}: line {n}: unknown kind {kind!r}", field=f"{path}: line {n}"
+                f"{path}: line {n}: kind: unknown kind {kind!r}; expected one of "
+                f"{', '.join(sorted(RANGE_KINDS))}",
+                field=f"{path}: line {n}: kind",
             )
         out.append(
             (
@@ -263,9 +288,93 @@ def write_ranges(ranges: Iterable[NetworkRange]) -> str:
     return out.getvalue()
 
 
+def range_file_entries(
+    path: Path, kind: str | None = None, owner: str | None = None
+) -> list[tuple[str, str, str]]:
+    """Return the ranges of one range file as (cidr, kind, owner) (see `parse_range_file`, whose
+    errors it raises); the shape `services.networks.RangeFileReader` reads."""
+    return [
+        (str(r.network), r.kind, r.owner) for r in parse_range_file(path, owner=owner, kind=kind)
+    ]
+
+
 def load_networks(paths: Iterable[Path], name: str = "networks") -> NetworkList:
     """Return one `NetworkList` of every range in the files at `paths` (see `parse_range_file`)."""
     ranges: list[NetworkRange] = []
     for p in paths:
         ranges.extend(parse_range_file(p))
     return NetworkList(ranges, name=name)
+
+
+def workspace_network_list(
+    rows: Iterable[tuple[str, str, str, str]], base: NetworkList | None
+) -> NetworkList | None:
+    """Return a workspace's ranges (cidr, owner, kind, list name) as one `NetworkList` over
+    `base` (the installation's), or `base` itself when the workspace has none.
+
+    Rows come in list-name order: where two of a workspace's lists hold the same range, the
+    list whose name sorts first decides its kind.
+    """
+    ranges = [
+        NetworkRange(ipaddress.ip_network(cidr, strict=False), owner, kind, name)
+        for cidr, owner, kind, name in rows
+    ]
+    if not ranges:
+        return base
+    return NetworkList(ranges, name="workspace", base=base)
+
+
+class WorkspaceNetworks:
+    """Each workspace's network lists, over the installation's `base`, for the classifier.
+
+    A workspace's list is loaded the first time one of its requests is judged and kept until
+    its revision changes; `revisions` (one small query) is asked at most every `ttl` seconds,
+    so a change is picked up within about `ttl` and no request costs a query. Which workspace
+    a campaign belongs to (`workspace_of`) is asked once per campaign. A workspace without
+    lists gets `base` itself, so memoised `ip_facts` are shared.
+    """
+
+    def __init__(
+        self,
+        base: NetworkList | None,
+        *,
+        revisions: Callable[[], Mapping[int, int]],
+        ranges_of: Callable[[int], Iterable[tuple[str, str, str, str]]],
+        workspace_of: Callable[[int], int | None],
+        ttl: float = 1.0,
+    ) -> None:
+        self.base = base
+        self.ttl = ttl
+        self._revisions_source = revisions
+        self._ranges_of = ranges_of
+        self._workspace_of = workspace_of
+        self._campaigns: dict[int, int | None] = {}
+        self._revisions: Mapping[int, int] = {}
+        self._loaded: dict[int, tuple[int, NetworkList | None]] = {}
+        self._checked_until = 0.0
+
+    def refresh(self) -> None:
+        """Read the revisions now; lists that changed are reloaded when next used."""
+        self._revisions = dict(self._revisions_source())
+        self._checked_until = time.monotonic() + self.ttl
+
+    def for_campaign(self, campaign_id: int) -> NetworkList | None:
+        """Return the networks a request on campaign `campaign_id` is judged with."""
+        try:
+            workspace_id = self._campaigns[campaign_id]
+        except KeyError:
+            workspace_id = self._campaigns[campaign_id] = self._workspace_of(campaign_id)
+        return self.base if workspace_id is None else self.for_workspace(workspace_id)
+
+    def for_workspace(self, workspace_id: int) -> NetworkList | None:
+        """Return workspace `workspace_id`'s lists over the installation's (or the latter)."""
+        if time.monotonic() >= self._checked_until:
+            self.refresh()
+        revision = self._revisions.get(workspace_id)
+        if revision is None:
+            return self.base
+        loaded = self._loaded.get(workspace_id)
+        if loaded is None or loaded[0] != revision:
+            loaded = (revision, workspace_network_list(self._ranges_of(workspace_id), self.base))
+            self._loaded[workspace_id] = loaded
+        return loaded[1]

@@ -2,7 +2,9 @@
 
 The redirect calls `ClickLog.record` before it answers. `record` appends the click as one JSON
 line to a spool segment file with a single `write(2)` (it is then in the kernel's page cache and
-survives a crash of this process) and keeps it in memory. A writer thread moves buffered clicks
+survives a crash of this process) and keeps it in memory. The HTTP fast path batches instead:
+`append` keeps the line, and one `sync` (one `write(2)` for every line appended since) runs
+before any of those requests is answered — about 2 µs less per click (bench/RESULTS.md). A writer thread moves buffered clicks
 to the database in batches every `flush_interval` seconds; once a batch is committed its segment
 file is deleted. On start, segments left by a dead process are replayed; click ids are unique
 in the database, so a replay never doubles a click.
@@ -84,6 +86,7 @@ class ClickLog:
         self._pending: list[_Segment] = []
         self._thread: threading.Thread | None = None
         self.written = 0
+        self._appended: list[bytes] = []  # lines `append`ed and not yet `sync`ed
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -101,6 +104,8 @@ class ClickLog:
 
     def close(self) -> None:
         """Write every buffered click to the database and stop (graceful shutdown)."""
+        if self._appended and self._segment is not None:
+            self.sync()
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -139,6 +144,30 @@ class ClickLog:
             assert seg is not None, "ClickLog.start() was not called"
             os.write(seg.fd, line)
             seg.lines.append(line)
+            if len(seg.lines) >= self.flush_max:
+                self._wake.set()
+
+    def append(self, rec: Row) -> None:
+        """Keep `rec` for the next `sync`: it is NOT durable until then. For callers that answer
+        several requests at once (the HTTP fast path): append each, sync once, then answer."""
+        self._appended.append(_encode(rec))
+
+    def sync(self) -> None:
+        """Make every appended click durable with one write; call before answering them.
+
+        Raises (and keeps nothing of them) if the spool cannot be written: those requests must
+        then not get their redirect.
+        """
+        lines, self._appended = self._appended, []
+        if not lines:
+            return
+        with self._lock:
+            seg = self._segment
+            assert seg is not None, "ClickLog.start() was not called"
+            data = b"".join(lines)
+            if os.write(seg.fd, data) != len(data):  # a full disk: fail them all
+                raise OSError(f"short write to the click spool {seg.path}")
+            seg.lines.extend(lines)
             if len(seg.lines) >= self.flush_max:
                 self._wake.set()
 

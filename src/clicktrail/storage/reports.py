@@ -753,10 +753,24 @@ def _refresh(
         (t.message_link_clicks, link_rows),
         (t.message_click_buckets, bucket_rows),
     ):
-        if batch:  # plain executemany: no per-row parameter processing (ints and strings)
-            names = [c.name for c in tb.columns]
-            conn.exec_driver_sql(
-                f"INSERT INTO {tb.name} ({', '.join(names)}) "  # names of our own tables
-                f"VALUES ({', '.join(mark for _ in names)})",
-                batch,
-            )
+        if not batch:
+            continue
+        names = [c.name for c in tb.columns]
+        if conn.dialect.name == "postgresql":
+            # COPY: psycopg's executemany costs about 100 µs a row here (a re-classification
+            # of 100,000 requests spent 90 s in it).
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            with (
+                raw.cursor() as cur,
+                cur.copy(f"COPY {tb.name} ({', '.join(names)}) FROM STDIN") as copy,
+            ):
+                for row in batch:
+                    copy.write_row(row)
+            continue
+        # plain executemany: no per-row parameter processing (ints and strings)
+        conn.exec_driver_sql(
+            f"INSERT INTO {tb.name} ({', '.join(names)}) "  # names of our own tables
+            f"VALUES ({', '.join(mark for _ in names)})",
+            batch,
+        )

@@ -33,12 +33,16 @@ from clicktrail.domain.sms import analyze
 from clicktrail.domain.status import FINAL, RANK, Status
 from clicktrail.services.ports import (
     ClickRecord,
+    NetworkListSummary,
     NewMessage,
     OutgoingSms,
     ReceiptOutcome,
+    Selection,
     StoredRequest,
+    WorkspaceRange,
 )
 from clicktrail.storage import tables as t
+from clicktrail.storage.inbox import inbox_lines
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
 
 if TYPE_CHECKING:
@@ -736,21 +740,35 @@ class SqlStore:
         return len(rows)
 
     def move_inbox(self, classify: Callable[[StoredRequest], Verdict], limit: int = 5000) -> int:
-        """Move up to `limit` requests from `click_inbox` to `clicks`, oldest first, each with
+        """Move about `limit` requests from `click_inbox` to `clicks`, oldest first, each with
         its provisional verdict; return how many were moved (0: the inbox is empty).
 
-        One transaction per batch (clicks, rollup, inbox rows). Rows are deleted by their own
-        ids, never by range: on PostgreSQL a row with a lower id can commit later. A request
-        moved twice (a concurrent mover, a replayed spool) is stored once (unique click id).
+        Inbox rows are the click log's batches and move whole, so a pass takes rows until
+        they hold `limit` requests (at least one row, however large). One transaction per
+        pass (clicks, rollup, inbox rows). Rows are deleted by their own ids, never by range:
+        on PostgreSQL a row with a lower id can commit later. A request moved twice (a
+        concurrent mover, a replayed spool) is stored once (unique click id).
         """
         ib = t.click_inbox
         with self.engine.connect() as conn:
-            found = conn.execute(
-                sa.select(ib.c.seq, ib.c.raw).order_by(ib.c.seq).limit(limit)
-            ).all()
+            heads = conn.execute(sa.select(ib.c.seq, ib.c.n).order_by(ib.c.seq).limit(limit)).all()
+            seqs: list[int] = []
+            total = 0
+            for seq, n in heads:
+                if seqs and total + n > limit:
+                    break
+                seqs.append(seq)
+                total += n
+            found = [
+                raw
+                for chunk in _chunks(seqs)
+                for (raw,) in conn.execute(
+                    sa.select(ib.c.raw).where(ib.c.seq.in_(chunk)).order_by(ib.c.seq)
+                )
+            ]
         if not found:
             return 0
-        recs = [ClickRecord(*json.loads(r.raw)) for r in found]
+        recs = [ClickRecord(*orjson.loads(line)) for raw in found for line in inbox_lines(raw)]
         times = self.delivery_times(r.message_id for r in recs)
         verdicts: list[Verdict] = []
         for r in recs:
@@ -760,18 +778,19 @@ class SqlStore:
                 r.method, r.ip, r.user_agent, r.headers, sent_us, delivered_us,
             )  # fmt: skip
             verdicts.append(classify(req))
-        seqs = [r.seq for r in found]
         with self.engine.begin() as conn:
             self._insert_clicks(conn, recs, verdicts)
             for chunk in _chunks(seqs):
                 conn.execute(ib.delete().where(ib.c.seq.in_(chunk)))
-        return len(found)
+        return len(recs)
 
     def inbox_size(self) -> int:
         """Return how many requests wait in `click_inbox` for the classification job."""
         with self.engine.connect() as conn:
             return int(
-                conn.execute(sa.select(sa.func.count()).select_from(t.click_inbox)).scalar_one()
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(t.click_inbox.c.n), 0))
+                ).scalar_one()
             )
 
     def delivery_times(
@@ -789,37 +808,65 @@ class SqlStore:
                     out[r.id] = (r.sent_us, r.delivered_us)
         return out
 
-    def _stored_requests(self, where: Any, order: Any, limit: int | None) -> list[StoredRequest]:
-        ck, m = t.clicks, t.messages
-        q = (
-            sa.select(ck, m.c.sent_us, m.c.delivered_us)
-            .join(m, m.c.id == ck.c.message_id)
-            .where(where)
-            .order_by(*order)
+    def _requests(self, where: str, params: Sequence[Any], order: str) -> list[StoredRequest]:
+        # Through the driver with JSON decoded by orjson: SQLAlchemy's per-row type processing
+        # (JSON, booleans) cost more than the query itself in a re-classification.
+        text = "::text" if self.dialect == "postgresql" else ""
+        sql = (
+            "SELECT c.id, c.click_id, c.campaign_id, c.message_id, c.contact_id, c.link_id, "
+            f"c.at_us, c.method, c.ip, c.user_agent, c.headers{text}, c.verdict, c.score, "
+            f"c.reasons{text}, c.classifier_version, c.final, m.sent_us, m.delivered_us "
+            f"FROM clicks c JOIN messages m ON m.id = c.message_id WHERE {where} ORDER BY {order}"
         )
-        if limit is not None:
-            q = q.limit(limit)
+        if self.dialect != "sqlite":
+            sql = sql.replace("?", "%s")
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+            rows = conn.exec_driver_sql(sql, tuple(params)).all()
         return [_stored_request(r) for r in rows]
 
-    def requests_to_finalize(self, before_us: int, limit: int) -> list[StoredRequest]:
-        """Return up to `limit` requests not yet final that happened before `before_us`,
-        grouped by campaign and in time order."""
-        ck = t.clicks
-        return self._stored_requests(
-            sa.and_(ck.c.final == sa.false(), ck.c.at_us < before_us),
-            (ck.c.campaign_id, ck.c.at_us, ck.c.id),
-            limit,
+    def requests_to_finalize(
+        self,
+        before_us: int,
+        limit: int,
+        after: tuple[int, int, int] | None = None,
+        also: Selection | None = None,
+    ) -> list[tuple[int, int, int]]:
+        """Return the keys (campaign id, at_us, row id) of up to `limit` requests before
+        `before_us` that are not final yet — or, with `also`, that it selects, final or not —
+        in that order, from the first key after `after` on."""
+        where = ["at_us < ?"]
+        params: list[Any] = [before_us]
+        if also is None:
+            where.append("NOT final")
+        elif also.campaign_id is not None or also.since_us is not None:
+            chosen = []
+            if also.campaign_id is not None:
+                chosen.append("campaign_id = ?")
+                params.append(also.campaign_id)
+            if also.since_us is not None:
+                chosen.append("at_us >= ?")
+                params.append(also.since_us)
+            where.append(f"(NOT final OR ({' AND '.join(chosen)}))")
+        if after is not None:
+            # A row-value comparison: SQLite and PostgreSQL seek ix_clicks_campaign_id_at_us.
+            where.append("(campaign_id, at_us, id) > (?, ?, ?)")
+            params.extend(after)
+        sql = (
+            f"SELECT campaign_id, at_us, id FROM clicks WHERE {' AND '.join(where)} "
+            "ORDER BY campaign_id, at_us, id LIMIT ?"
         )
+        if self.dialect != "sqlite":
+            sql = sql.replace("?", "%s")
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(sql, (*params, limit)).all()
+        return [(int(c), int(a), int(i)) for c, a, i in rows]
 
     def requests_between(self, campaign_id: int, from_us: int, to_us: int) -> list[StoredRequest]:
         """Return the campaign's requests with from_us <= at_us <= to_us, in time order."""
-        ck = t.clicks
-        return self._stored_requests(
-            sa.and_(ck.c.campaign_id == campaign_id, ck.c.at_us.between(from_us, to_us)),
-            (ck.c.at_us, ck.c.id),
-            None,
+        return self._requests(
+            "c.campaign_id = ? AND c.at_us BETWEEN ? AND ?",
+            (campaign_id, from_us, to_us),
+            "c.at_us, c.id",
         )
 
     def requests_page(
@@ -831,24 +878,18 @@ class SqlStore:
         unclassified_only: bool = False,
     ) -> list[tuple[int, StoredRequest]]:
         """Return (row id, request) of up to `limit` requests with id > `after_id`, by id."""
-        ck, m = t.clicks, t.messages
-        cond = [ck.c.id > after_id]
+        where = ["c.id > ?"]
+        params: list[Any] = [after_id]
         if unclassified_only:
-            cond.append(ck.c.verdict.is_(None))
+            where.append("c.verdict IS NULL")
         if campaign_id is not None:
-            cond.append(ck.c.campaign_id == campaign_id)
+            where.append("c.campaign_id = ?")
+            params.append(campaign_id)
         if since_us is not None:
-            cond.append(ck.c.at_us >= since_us)
-        q = (
-            sa.select(ck, m.c.sent_us, m.c.delivered_us)
-            .join(m, m.c.id == ck.c.message_id)
-            .where(*cond)
-            .order_by(ck.c.id)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        return [(r.id, _stored_request(r)) for r in rows]
+            where.append("c.at_us >= ?")
+            params.append(since_us)
+        found = self._requests(" AND ".join(where), (*params, limit), "c.id LIMIT ?")
+        return [(r.row_id, r) for r in found]
 
     def record_early_sightings(self, sightings: Sequence[tuple[str, int, int]]) -> None:
         """Store (entity, campaign id, time) sightings; one per entity and campaign is kept."""
@@ -882,34 +923,46 @@ class SqlStore:
             )
 
     def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None:
-        """Store (click id, verdict, final) for each request."""
+        """Store (click id, verdict, final) for each request (the last one of a click id given
+        twice), and refresh the click rollup of their messages, in one transaction."""
         if not verdicts:
             return
-        ck = t.clicks
+        latest = {cid: (v, final) for cid, v, final in verdicts}
+        rows = [
+            (cid, v.verdict, v.score, orjson.dumps(list(v.reasons)).decode(), v.version, final)
+            for cid, (v, final) in latest.items()
+        ]
+        # One statement for the whole batch instead of one UPDATE per request: PostgreSQL
+        # joins arrays (unnest), SQLite a temporary table; both return the rows' messages.
         with self.engine.begin() as conn:
-            conn.execute(
-                ck.update()
-                .where(ck.c.click_id == sa.bindparam("b_cid"))
-                .values(
-                    verdict=sa.bindparam("b_verdict"),
-                    score=sa.bindparam("b_score"),
-                    reasons=sa.bindparam("b_reasons"),
-                    classifier_version=sa.bindparam("b_version"),
-                    final=sa.bindparam("b_final"),
-                ),
-                [
-                    {
-                        "b_cid": cid,
-                        "b_verdict": v.verdict,
-                        "b_score": v.score,
-                        "b_reasons": list(v.reasons),
-                        "b_version": v.version,
-                        "b_final": final,
-                    }
-                    for cid, v, final in verdicts
-                ],
-            )
-            refresh_click_rollup(conn, click_ids=[cid for cid, _, _ in verdicts])
+            if self.dialect == "postgresql":
+                cols = list(zip(*rows, strict=True))
+                found = conn.exec_driver_sql(
+                    "UPDATE clicks AS c SET verdict = u.verdict, score = u.score, "
+                    "reasons = u.reasons::json, classifier_version = u.version, final = u.final "
+                    "FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], "
+                    "%s::bool[]) AS u(click_id, verdict, score, reasons, version, final) "
+                    "WHERE c.click_id = u.click_id RETURNING c.message_id",
+                    tuple(list(col) for col in cols),
+                )
+            else:
+                conn.exec_driver_sql(
+                    "CREATE TEMP TABLE IF NOT EXISTS verdict_updates (click_id TEXT PRIMARY KEY, "
+                    "verdict TEXT, score INTEGER, reasons TEXT, version TEXT, final INTEGER)"
+                )
+                conn.exec_driver_sql("INSERT INTO verdict_updates VALUES (?, ?, ?, ?, ?, ?)", rows)
+                # Driven by the batch (IN), each row found through the click id's unique index.
+                found = conn.exec_driver_sql(
+                    "UPDATE clicks SET (verdict, score, reasons, classifier_version, final) = "
+                    "(SELECT verdict, score, reasons, version, final FROM verdict_updates u "
+                    "WHERE u.click_id = clicks.click_id) "
+                    "WHERE click_id IN (SELECT click_id FROM verdict_updates) "
+                    "RETURNING message_id"
+                )
+            message_ids = set(found.scalars())
+            if self.dialect != "postgresql":
+                conn.exec_driver_sql("DELETE FROM verdict_updates")
+            refresh_click_rollup(conn, message_ids)
 
     def count_clicks(self) -> int:
         """Return the number of stored requests on tokens (clicks and probes)."""
@@ -932,22 +985,194 @@ class SqlStore:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(d.c.id).where(d.c.host == host)).first() is not None
 
+    # -- network lists (bot filtering) ---------------------------------------------------------
+
+    def campaign_workspace(self, campaign_id: int) -> int | None:
+        """Return the id of the workspace that campaign `campaign_id` belongs to (None: no such
+        campaign)."""
+        c = t.campaigns
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(c.c.workspace_id).where(c.c.id == campaign_id)
+            ).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def add_network_ranges(
+        self,
+        workspace_id: int,
+        list_name: str,
+        ranges: Sequence[tuple[str, str, str]],
+        now_us: int,
+    ) -> tuple[int, int]:
+        """Add `ranges` ((cidr, kind, owner); cidrs normalized and distinct) to the workspace's
+        list `list_name`, in one transaction; a range already in the list takes the new kind and
+        owner. Return (added, updated). Raises `Conflict` if another writer added the same
+        range at the same moment (nothing is written; try again)."""
+        n = t.network_ranges
+        mine = (n.c.workspace_id == workspace_id) & (n.c.list_name == list_name)
+        try:
+            with self.engine.begin() as conn:
+                existing = {
+                    r.cidr: (r.kind, r.owner)
+                    for r in conn.execute(sa.select(n.c.cidr, n.c.kind, n.c.owner).where(mine))
+                }
+                new = [
+                    {"workspace_id": workspace_id, "list_name": list_name, "cidr": cidr,
+                     "kind": kind, "owner": owner, "created_us": now_us}
+                    for cidr, kind, owner in ranges
+                    if cidr not in existing
+                ]  # fmt: skip
+                changed = [
+                    {"b_cidr": cidr, "b_kind": kind, "b_owner": owner}
+                    for cidr, kind, owner in ranges
+                    if cidr in existing and existing[cidr] != (kind, owner)
+                ]
+                for chunk in _chunks(new):
+                    conn.execute(n.insert(), list(chunk))
+                if changed:
+                    conn.execute(
+                        n.update()
+                        .where(mine & (n.c.cidr == sa.bindparam("b_cidr")))
+                        .values(kind=sa.bindparam("b_kind"), owner=sa.bindparam("b_owner")),
+                        changed,
+                    )
+                if new or changed:
+                    self._bump_network_revision(conn, workspace_id, now_us)
+        except sa.exc.IntegrityError:
+            raise Conflict(
+                f"network list {list_name!r} was changed by someone else at the same time; "
+                "nothing was added, try again",
+                field="list",
+            ) from None
+        return len(new), len(changed)
+
+    def _bump_network_revision(self, conn: sa.Connection, workspace_id: int, now_us: int) -> None:
+        r = t.network_list_revisions
+        ins = postgresql.insert(r) if self.dialect == "postgresql" else sqlite.insert(r)
+        conn.execute(
+            ins.values(
+                workspace_id=workspace_id, revision=1, updated_us=now_us
+            ).on_conflict_do_update(
+                index_elements=[r.c.workspace_id],
+                set_={"revision": r.c.revision + 1, "updated_us": now_us},
+            )
+        )
+
+    def network_lists(
+        self, workspace_id: int, after: str | None = None, limit: int | None = None
+    ) -> list[NetworkListSummary]:
+        """Return the workspace's network lists by name (those after `after`, up to `limit`),
+        each with its number of ranges, their kinds and when ranges were first and last added."""
+        n = t.network_ranges
+        where = n.c.workspace_id == workspace_id
+        if after is not None:
+            where &= n.c.list_name > after
+        q = (
+            sa.select(n.c.list_name, sa.func.count(), sa.func.min(n.c.created_us),
+                      sa.func.max(n.c.created_us))
+            .where(where).group_by(n.c.list_name).order_by(n.c.list_name)
+        )  # fmt: skip
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+            kinds: dict[str, set[str]] = {}
+            if rows:
+                names = [r[0] for r in rows]
+                for name, kind in conn.execute(
+                    sa.select(n.c.list_name, n.c.kind)
+                    .where((n.c.workspace_id == workspace_id) & n.c.list_name.in_(names))
+                    .distinct()
+                ):
+                    kinds.setdefault(name, set()).add(kind)
+        return [
+            NetworkListSummary(name, int(count), tuple(sorted(kinds.get(name, ()))), first, last)
+            for name, count, first, last in rows
+        ]
+
+    def network_ranges_page(
+        self, workspace_id: int, list_name: str, after: str | None, limit: int
+    ) -> list[WorkspaceRange]:
+        """Return up to `limit` ranges of the workspace's list `list_name` by CIDR text, those
+        after `after` (None: from the first)."""
+        n = t.network_ranges
+        where = (n.c.workspace_id == workspace_id) & (n.c.list_name == list_name)
+        if after is not None:
+            where &= n.c.cidr > after
+        return self._network_ranges(where, limit)
+
+    def workspace_network_ranges(self, workspace_id: int) -> list[WorkspaceRange]:
+        """Return every range of every network list of the workspace, by list name and CIDR."""
+        return self._network_ranges(t.network_ranges.c.workspace_id == workspace_id, None)
+
+    def _network_ranges(self, where: Any, limit: int | None) -> list[WorkspaceRange]:
+        n = t.network_ranges
+        q = (
+            sa.select(n.c.list_name, n.c.cidr, n.c.kind, n.c.owner, n.c.created_us)
+            .where(where)
+            .order_by(n.c.list_name, n.c.cidr)
+        )
+        if limit is not None:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [WorkspaceRange(*r) for r in conn.execute(q)]
+
+    def remove_network_list(self, workspace_id: int, list_name: str, now_us: int) -> int:
+        """Delete the workspace's network list `list_name`; return how many ranges it had."""
+        n = t.network_ranges
+        with self.engine.begin() as conn:
+            gone = conn.execute(
+                n.delete().where((n.c.workspace_id == workspace_id) & (n.c.list_name == list_name))
+            ).rowcount
+            if gone:
+                self._bump_network_revision(conn, workspace_id, now_us)
+        return int(gone)
+
+    def remove_network_range(
+        self, workspace_id: int, list_name: str, cidr: str, now_us: int
+    ) -> bool:
+        """Delete one range (normalized `cidr`) from the workspace's list `list_name`; return
+        whether it was there."""
+        n = t.network_ranges
+        with self.engine.begin() as conn:
+            gone = conn.execute(
+                n.delete().where(
+                    (n.c.workspace_id == workspace_id)
+                    & (n.c.list_name == list_name)
+                    & (n.c.cidr == cidr)
+                )
+            ).rowcount
+            if gone:
+                self._bump_network_revision(conn, workspace_id, now_us)
+        return bool(gone)
+
+    def network_list_revisions(self) -> dict[int, int]:
+        """Return the revision of every workspace's network lists (it goes up with each change;
+        a workspace that never had lists is absent)."""
+        r = t.network_list_revisions
+        with self.engine.connect() as conn:
+            return {
+                int(w): int(v) for w, v in conn.execute(sa.select(r.c.workspace_id, r.c.revision))
+            }
+
 
 def _domain(r: Any) -> Domain:
     return Domain(r.id, r.workspace_id, r.host, r.scheme, r.path_prefix, r.port, r.fallback_url)
 
 
 def _stored_request(r: Any) -> StoredRequest:
-    verdict = None
-    if r.verdict is not None:
-        reasons = r.reasons if not isinstance(r.reasons, str) else json.loads(r.reasons)
-        verdict = Verdict(
-            r.verdict, int(r.score or 0), tuple(reasons or ()), r.classifier_version or ""
-        )
-    headers = r.headers if not isinstance(r.headers, str) else json.loads(r.headers)
+    # r: a row of `SqlStore._requests` (JSON columns as text).
+    (row_id, click_id, campaign_id, message_id, contact_id, link_id, at_us, method, ip,
+     user_agent, headers, verdict, score, reasons, version, final, sent_us, delivered_us) = r  # fmt: skip
+    stored = None
+    if verdict is not None:
+        stored = Verdict(
+            verdict, int(score or 0), tuple(orjson.loads(reasons) or ()) if reasons else (),
+            version or "",
+        )  # fmt: skip
     return StoredRequest(
-        r.click_id, r.campaign_id, r.message_id, r.contact_id, r.link_id, r.at_us, r.method,
-        r.ip, r.user_agent, dict(headers or {}), r.sent_us, r.delivered_us, verdict,
+        click_id, campaign_id, message_id, contact_id, link_id, at_us, method, ip, user_agent,
+        dict(orjson.loads(headers) or {}), sent_us, delivered_us, stored, row_id, bool(final),
     )  # fmt: skip
 
 

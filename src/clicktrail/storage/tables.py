@@ -225,15 +225,18 @@ clicks = sa.Table(
     sa.Index("ix_clicks_report_ua", "campaign_id", "user_agent", "link_id", "verdict", "is_click"),
 )
 
-# Where the redirect's click writer puts requests: the spool line as it is, no secondary index,
-# so that a write costs a couple of microseconds (issue 4). The classification job moves rows from here to `clicks`
-# with their provisional verdicts, usually within a second (services/bots.py, ADR 0006).
+# Where the redirect's click writer puts requests: the spool lines of a batch as they are, one
+# row per batch and no secondary index, so that a click costs about a microsecond to store
+# (issue 4). The classification job moves them from here to `clicks` with their provisional
+# verdicts, usually within a second (services/bots.py, ADR 0006).
 click_inbox = sa.Table(
     "click_inbox",
     metadata,
     sa.Column("seq", BigId, primary_key=True, autoincrement=True),
-    # The click log's spool line: a JSON array in `ClickRecord`'s field order.
+    # The click log's spool lines of one write, newline-separated: JSON arrays in
+    # `ClickRecord`'s field order (one row per batch, not per click: migration 0013).
     sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False, server_default="1"),  # lines in `raw`
 )
 
 # Messages per campaign, recipient country and status: the one report figure that needs every
@@ -305,6 +308,33 @@ early_sightings = sa.Table(
     sa.Column("entity", sa.String(64), primary_key=True),
     sa.Column("campaign_id", BigId, primary_key=True),
     sa.Column("at_us", Micros, nullable=False),
+)
+
+# A workspace's own CIDR lists for bot filtering (migration 0012, docs/bots.md): each range
+# with the list it belongs to, its kind (`RANGE_KINDS`: hosting, mobile, relay…) and owner.
+# `cidr` is normalized (`domain.network.normalize_cidr`), so a range is in a list at most once.
+network_ranges = sa.Table(
+    "network_ranges",
+    metadata,
+    _id(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("list_name", sa.String(64), nullable=False),
+    sa.Column("cidr", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.UniqueConstraint("workspace_id", "list_name", "cidr"),
+)
+
+# One row per workspace that ever had network ranges: `revision` goes up in the transaction of
+# every change to its lists, so the classifier (jobs process) reloads a workspace's lists by
+# reading this small table once a second, never the ranges themselves.
+network_list_revisions = sa.Table(
+    "network_list_revisions",
+    metadata,
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
 )
 
 # Opt-out history (migration 0010): every opt-out and opt-in of a contact, when it happened and

@@ -24,6 +24,8 @@ class ClickSink(Protocol):
 
     def start(self) -> int: ...
     def record(self, rec: tuple[Any, ...]) -> None: ...
+    def append(self, rec: tuple[Any, ...]) -> None: ...
+    def sync(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -98,6 +100,8 @@ class ClicktrailApp:
             fallback_url_for=fallback_url_for,
             trusted_proxies=trusted_proxies,
             lookup_offload=lookup_offload,
+            append=clicks.append,
+            sync=clicks.sync,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -46,6 +46,11 @@ MODELS += [w.WrapIn, w.WrapBatchIn, w.WrapOut, w.WrapBatchOut, w.InboundIn, w.In
            w.OptOutBatchIn, w.OptOutBatchOut, w.OptOutHistoryOut, w.KeywordRepliesIO]  # fmt: skip
 REQUESTS |= {w.WrapIn, w.WrapBatchIn, w.InboundIn, w.OptOutBatchIn, w.KeywordRepliesIO}
 
+# Network lists for bot filtering (web/api_networks.py).
+MODELS += [s.NetworkRangeIn, s.NetworkRangesAdd, s.NetworkRangesAdded, s.NetworkListOut,
+           s.NetworkListPage, s.NetworkRangeOut, s.NetworkRangePage]  # fmt: skip
+REQUESTS |= {s.NetworkRangeIn, s.NetworkRangesAdd}
+
 # Sending jobs (web/api_sending.py).
 MODELS += [snd.SendIn, snd.TestSendIn, snd.ReleaseIn, snd.SendJobOut, snd.TestSendOut]
 REQUESTS |= {snd.SendIn, snd.TestSendIn, snd.ReleaseIn}
@@ -90,6 +95,7 @@ SINCE = query("since", "From this time on (inclusive): ISO 8601 (UTC without zon
               "seconds.", TIME)  # fmt: skip
 UNTIL = query("until", "Before this time (exclusive); same forms as `since`.", TIME)
 CAMPAIGN_FILTER = query("campaign", "Only this campaign (slug or id).")
+NETWORK_LIST = path("name", "The network list's name (lowercase letters, digits, `.`, `_`, `-`).")
 
 
 @dataclass(frozen=True)
@@ -377,6 +383,29 @@ OPERATIONS: tuple[Op, ...] = (
     Op("delete", "/v1/providers/{name}", "Remove an SMS provider", "providers",
        (204, "Removed; messages keep the provider's name.", {}),
        params=(path("name", "The provider's name."),), errors=(401, 404)),
+    Op("get", "/v1/networks", "List network lists", "networks",
+       (200, "A page of the workspace's network lists, by name.", _json(ref(s.NetworkListPage))),
+       description="A workspace's own CIDR lists: its requests are judged with them on top of "
+       "the installation's range file and the bundled dataset (docs/bots.md).",
+       params=(LIMIT, CURSOR)),
+    Op("get", "/v1/networks/{name}/ranges", "List a network list's ranges", "networks",
+       (200, "A page of ranges, by CIDR text.", _json(ref(s.NetworkRangePage))),
+       params=(NETWORK_LIST, LIMIT, CURSOR), errors=(401, 404, 422)),
+    Op("post", "/v1/networks/{name}/ranges", "Add ranges to a network list", "networks",
+       (200, "What was added; the list is created when new.", _json(ref(s.NetworkRangesAdded))),
+       description="All or nothing: a bad range is a 422 naming each item (`/ranges/3/cidr`) "
+       "and nothing is written. A range already in the list takes the new kind and owner. "
+       "Kinds `hosting`, `cdn`, `crawler` and `scanner` count against a request (`NET_LISTED`, "
+       "`NET_HOSTING`); `mobile` and `relay` mark addresses many people share (carrier NAT), "
+       "which behavioural rules then treat with care. New requests use the list within a few "
+       "seconds; `clicktrail bots reclassify` applies it to history.",
+       params=(NETWORK_LIST,), body=_body(s.NetworkRangesAdd), errors=(401, 409, 422)),
+    Op("delete", "/v1/networks/{name}/ranges", "Remove a range from a network list", "networks",
+       (204, "Removed.", {}),
+       params=(NETWORK_LIST, query("cidr", "The range to remove.", required=True)),
+       errors=(401, 404, 422)),
+    Op("delete", "/v1/networks/{name}", "Remove a network list", "networks",
+       (204, "Removed with all its ranges.", {}), params=(NETWORK_LIST,), errors=(401, 404)),
     Op("post", "/v1/webhooks/twilio/status", "Twilio status callback", "providers",
        (200, "Read: what the receipt did (unknown messages are counted, not refused).",
         _json(ref(s.WebhookOut))),

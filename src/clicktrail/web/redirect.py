@@ -166,11 +166,17 @@ class RedirectApp:
         fallback_url_for: Callable[[str], str | None] = lambda _host: None,
         trusted_proxies: Sequence[Network] = (),
         lookup_offload: LookupOffload | None = None,
+        append: Callable[[tuple[Any, ...]], None] | None = None,
+        sync: Callable[[], None] | None = None,
     ) -> None:
         self.resolve = resolve
         self.cached = cached
         self.offload = lookup_offload
         self.record = record
+        # Batched recording for the HTTP fast path: `append` each click, `sync` once (one
+        # spool write), then answer them all. Without both, the fast path records one by one.
+        self.append = append if append is not None and sync is not None else record
+        self.sync = sync if append is not None and sync is not None else _nothing
         self.fallback = fallback
         self.fallback_url_for = fallback_url_for
         self.trusted_proxies = tuple(trusted_proxies)
@@ -201,11 +207,13 @@ class RedirectApp:
         headers: list[tuple[bytes, bytes]],
         client: tuple[str, int] | None,
         http_version: str,
+        batched: bool = False,
     ) -> tuple[int, bytes]:
         """Return (status, Location or b"") for a request on a short link, recording the click.
 
         302 with the destination, 302 to the domain's fallback URL, or 404. The click is in
-        the click log (durable) when this returns.
+        the click log (durable) when this returns; with `batched`, only once `sync` has run,
+        which the caller must call before it sends the answer.
         """
         if method != "GET" and method not in PROBE_METHODS:
             return 404, b""
@@ -242,7 +250,7 @@ class RedirectApp:
             click_id, path[cut:], target.campaign_id, target.link_id, target.message_id,
             target.contact_id, time.time_ns() // 1000, method, ip, user_agent, kept,
         )  # fmt: skip
-        self.record(row)
+        (self.append if batched else self.record)(row)
         if target.add_click_id:
             return 302, (target.cid_head + click_id + target.cid_tail).encode()
         return 302, target.destination.encode()
@@ -273,6 +281,10 @@ class RedirectApp:
             await _redirect(send, location)
         else:
             await _not_found(send)
+
+
+def _nothing() -> None:
+    pass
 
 
 def new_click_id() -> str:

@@ -421,3 +421,76 @@ class WebhookOut(_Response):
     unchanged: int
     ignored: int = Field(description="Statuses clicktrail does not record (queued, accepted…).")
     unknown: list[str] = Field(description="Ids of receipts that named no known message.")
+
+
+# -- network lists for bot filtering (docs/bots.md) ---------------------------------------------
+
+RangeKind = Literal[
+    "hosting", "cdn", "crawler", "scanner", "mobile", "relay", "residential", "vpn", "tor"
+]
+
+
+class NetworkRangeIn(_Request):
+    """One range to add to a network list."""
+
+    cidr: Annotated[
+        Text,
+        Field(min_length=1, max_length=64, examples=["203.0.113.0/24"],
+              description="An IPv4 or IPv6 range or address; stored normalized."),
+    ]  # fmt: skip
+    kind: RangeKind | None = Field(default=None, description="Default: the body's `kind`.")
+    owner: Annotated[Text, Field(max_length=200)] | None = Field(
+        default=None, description="Default: the body's `owner`."
+    )
+
+
+class NetworkRangesAdd(_Request):
+    """Ranges to add to a workspace's network list (created when new); all or nothing."""
+
+    ranges: Annotated[list[NetworkRangeIn], Field(min_length=1, max_length=10_000)]
+    kind: RangeKind | None = Field(
+        default=None, description="Kind of the ranges that name none (default `hosting`)."
+    )
+    owner: Annotated[Text, Field(max_length=200)] | None = Field(
+        default=None, description="Owner of the ranges that name none."
+    )
+
+
+class NetworkRangesAdded(_Response):
+    """What adding ranges did."""
+
+    name: str = Field(description="The list.")
+    added: int
+    updated: int = Field(description="Ranges already in the list whose kind or owner changed.")
+    unchanged: int = Field(description="Ranges already in the list as given.")
+
+
+class NetworkListOut(_Response):
+    """A workspace's network list."""
+
+    name: str
+    ranges: int
+    kinds: list[str]
+    created_at: Time
+    added_at: Time = Field(description="When its newest range was added.")
+
+
+class NetworkListPage(_Page):
+    """A page of the workspace's network lists, by name."""
+
+    items: list[NetworkListOut]
+
+
+class NetworkRangeOut(_Response):
+    """One range of a network list."""
+
+    cidr: str
+    kind: str
+    owner: str
+    created_at: Time
+
+
+class NetworkRangePage(_Page):
+    """A page of a network list's ranges, by CIDR text."""
+
+    items: list[NetworkRangeOut]

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 VERDICTS = ("human", "preview", "scanner", "automation", "probe", "suspect")
 CLASSIFIER_VERSION = "2"
 
+# Kinds of network a CIDR list (a workspace's, or the installation's imported file) may name.
+# Only LISTED_KINDS mean "not a person's own connection" and set `IpFacts.listed`; "mobile" and
+# "relay" ranges say many people share the address (carrier NAT, Private Relay), which protects
+# them from rules that would otherwise fire on a shared address.
+LISTED_KINDS = frozenset({"hosting", "cdn", "crawler", "scanner"})
+RANGE_KINDS = frozenset({*LISTED_KINDS, "mobile", "relay", "residential", "vpn", "tor"})
+
 
 @dataclass(frozen=True, slots=True)
 class UaFacts:
