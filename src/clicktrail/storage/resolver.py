@@ -20,14 +20,18 @@ from clicktrail.domain.destinations import redirect_location
 from clicktrail.domain.models import CampaignOptions
 from clicktrail.services.ports import Target
 
+# A miss reads the token's own row only; what its link shares with every other token of the
+# link (URL, domain, campaign options) is read once per link (`_LINK_SQL`) and kept: the
+# four-table join per miss cost about twice as much (bench/RESULTS.md).
 _SQL = """
-SELECT t.campaign_id, t.link_id, t.message_id, t.contact_id,
-       COALESCE(t.destination, l.url), d.host, d.path_prefix, c.slug, c.options, l.options
-FROM tokens t
-JOIN links l ON l.id = t.link_id
-JOIN campaigns c ON c.id = t.campaign_id
+SELECT campaign_id, link_id, message_id, contact_id, destination FROM tokens WHERE token = {p}
+"""
+_LINK_SQL = """
+SELECT l.url, d.host, d.path_prefix, c.slug, c.options, l.options
+FROM links l
+JOIN campaigns c ON c.id = l.campaign_id
 JOIN domains d ON d.id = c.domain_id
-WHERE t.token = {p}
+WHERE l.id = {p}
 """
 
 
@@ -70,6 +74,9 @@ class TokenResolver:
         self._local = threading.local()
         self._sqlite = engine.dialect.name == "sqlite"
         self._sql = _SQL.format(p="?" if self._sqlite else "%s")
+        self._link_sql = _LINK_SQL.format(p="?" if self._sqlite else "%s")
+        # link id → (url, host, path prefix, campaign slug, campaign options, link options)
+        self._links: dict[int, tuple[Any, ...]] = {}
         self._fallbacks: dict[str, str] = {}
         self._down_until = 0.0
         self._plans: dict[tuple[int, str], tuple[str, str, str, bool]] = {}
@@ -134,7 +141,15 @@ class TokenResolver:
             raise
         if row is None:
             return None
-        target = self._target(row)
+        campaign_id, link_id, message_id, contact_id, destination = row
+        link = self._links.get(link_id)
+        if link is None:
+            link = self._link(link_id)
+            if link is None:  # the link went away between the two reads
+                return None
+        target = self._target(
+            campaign_id, link_id, message_id, contact_id, destination or link[0], *link[1:]
+        )
         cache = self._cache
         with self._evict_lock:  # lookups may run on several threads (PostgreSQL)
             if len(cache) >= self.cache_size:
@@ -143,12 +158,32 @@ class TokenResolver:
             cache[token] = target
         return target
 
-    def _target(self, row: Any) -> Target:
-        location, head, tail, add_cid = self._plan(row)
+    def _target(
+        self, campaign_id: int, link_id: int, message_id: int, contact_id: int,
+        destination: str, host: str, prefix: str, slug: str, campaign_options: Any,
+        link_options: Any,
+    ) -> Target:  # fmt: skip
+        location, head, tail, add_cid = self._plan(
+            link_id, destination, slug, campaign_options, link_options
+        )
         return Target(
-            row[0], row[1], row[2], row[3], location, sys.intern(row[5]), sys.intern(row[6]),
-            head, tail, add_cid,
+            campaign_id, link_id, message_id, contact_id, location, sys.intern(host),
+            sys.intern(prefix), head, tail, add_cid,
         )  # fmt: skip
+
+    def _link(self, link_id: int) -> tuple[Any, ...] | None:
+        """Read what every token of link `link_id` shares, and keep it (a bounded map)."""
+        try:
+            rows = self._rows(self._link_sql, (link_id,))
+        except Exception:
+            self._drop()
+            rows = self._rows(self._link_sql, (link_id,))
+        if not rows:
+            return None
+        if len(self._links) >= self.cache_size:
+            self._links.clear()
+        link = self._links[link_id] = tuple(rows[0])
+        return link
 
     def prefetch(self) -> int:
         """Load the tokens of messages newer than the last call into the cache (at most the
@@ -181,7 +216,7 @@ class TokenResolver:
                 per_chunk = max(1, per_chunk // 8)  # messages with many tokens: fewer at once
                 continue
             rows = rows[:PREFETCH_ROWS]  # one message with more tokens: the rest on demand
-            targets = [(r[10], self._target(r)) for r in rows]
+            targets = [(r[10], self._target(*r[:10])) for r in rows]
             with self._evict_lock:
                 for token, target in targets:
                     if token in cache:
@@ -228,16 +263,18 @@ class TokenResolver:
             self._prefetcher.join(timeout=10)
             self._prefetcher = None
 
-    def _plan(self, row: Any) -> tuple[str, str, str, bool]:
+    def _plan(
+        self, link_id: int, url: str, slug: str, campaign_options: Any, link_options: Any
+    ) -> tuple[str, str, str, bool]:
         # Every token of a link shares one destination: plan it once per (link, URL) and let
         # the cached targets share those strings. With 200k cached tokens this halves memory.
-        key = (row[1], row[4])
+        key = (link_id, url)
         plan = self._plans.get(key)
         if plan is None:
-            options = CampaignOptions.from_dict(_json(row[8]))
-            link_utm = dict((_json(row[9]) or {}).get("utm") or {})
+            options = CampaignOptions.from_dict(_json(campaign_options))
+            link_utm = dict((_json(link_options) or {}).get("utm") or {})
             plan = redirect_location(
-                row[4], options.utm_params(row[7], link_utm), options.click_id_param
+                url, options.utm_params(slug, link_utm), options.click_id_param
             )
             if len(self._plans) >= self.cache_size:
                 self._plans.clear()
@@ -266,17 +303,19 @@ class TokenResolver:
         return self._fallbacks.get(host)
 
     def _query(self, token: str) -> Any:
-        conn = self._conn()
         if self._sqlite:
-            # sqlite3's own execute (its statement cache, a C cursor): a few µs less than the
-            # pool proxy's cursor, on every first click of a token.
-            return conn.driver_connection.execute(self._sql, (token,)).fetchone()
+            # sqlite3's own execute on the driver's connection (its statement cache, a C
+            # cursor): a few µs less than the pool proxy's cursor, on every first click.
+            raw = getattr(self._local, "raw", None)
+            if raw is None:
+                raw = self._local.raw = self._conn().driver_connection
+            return raw.execute(self._sql, (token,)).fetchone()
         rows = self._rows(self._sql, (token,))
         return rows[0] if rows else None
 
     def _drop(self) -> None:
         conn = getattr(self._local, "conn", None)
-        self._local.conn = None
+        self._local.conn = self._local.raw = None
         if conn is not None:
             with contextlib.suppress(Exception):  # already broken; nothing more to do
                 conn.invalidate()
@@ -284,6 +323,6 @@ class TokenResolver:
     def close(self) -> None:
         """Return the connection of the calling thread."""
         conn = getattr(self._local, "conn", None)
-        self._local.conn = None
+        self._local.conn = self._local.raw = None
         if conn is not None:
             conn.close()
