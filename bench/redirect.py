@@ -335,6 +335,9 @@ class Nginx(Server):
         self.port = NGINX_PORT
 
     def start(self) -> None:
+        with socket.socket() as probe:  # never measure another nginx left on the fixed port
+            if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                raise SystemExit(f"port {self.port} is already in use: stop what listens there")
         self.proc = PROCS.start(
             ["taskset", "-c", str(self.core), "nginx", "-c", str(self.conf),
              "-p", str(self.prefix), "-e", str(self.prefix / "error.log")],
@@ -388,6 +391,7 @@ class Clicktrail(Server):
         )  # fmt: skip
         out.close()
         wait_http(self.port, "/healthz", self.proc, self.logfile)
+        wait_settled(self.proc.pid)
 
     def stop_and_count(self) -> tuple[int, int]:
         """SIGTERM (drains the click log), then return (rows added, distinct tokens)."""
@@ -413,6 +417,34 @@ class Clicktrail(Server):
 
 
 CATCH_UP: list[tuple[str, int, float]] = []  # (server, requests left in the inbox, seconds)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and its children (the jobs process), 0 for a process gone."""
+    total = 0.0
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    for p in [pid, *map(int, kids.split())]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def wait_settled(pid: int, timeout: float = 120.0) -> None:
+    """Wait until a fresh server has finished starting: loading the newest tokens into its
+    cache (prefetch, seconds on PostgreSQL) and the jobs process's datasets. Measured runs
+    are then of the steady state, not of start-up work sharing the core."""
+    deadline = time.monotonic() + timeout
+    last = _cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _cpu_seconds(pid)
+        if now - last < 0.05:  # under 10 % of a core over half a second
+            return
+        last = now
+    log(f"  server {pid} still busy {timeout:g} s after start; measuring anyway")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,7 +732,9 @@ def fmt_report(
         f"keep-alive connections; {a.recipients:,} recipients × 2 links = "
         f"{2 * a.recipients:,} tokens; warm-up {a.warmup:g} s discarded, then "
         f"{a.repeats} × {a.duration:g} s, median quoted. Each clicktrail run starts a fresh "
-        "server (cold token cache), warms up, is measured, and ends with SIGTERM; then the "
+        "server, waits until its start-up work is done (the prefetch of the newest "
+        "`token_cache_size` tokens, the jobs process's datasets), warms up, is measured, and "
+        "ends with SIGTERM; then the "
         "requests stored during the run (in `clicks`, or still in the click inbox) are "
         "compared with the responses wrk counted (warm-up + run). "
         f"Machine busy before the runs (other work): max {max(BACKGROUND, default=0):.0%}.",
