@@ -91,9 +91,10 @@ class Settings:
     bot_early_days: int = _s(30, "How long early sightings count toward listing an address.")
     bot_networks_file: str = _s(
         "",
-        "IP range file for the bot rules (clicktrail's CSV cidr,owner,kind,source, or a cloud "
-        "provider's published range file): its networks count as hosting. Empty: only the "
-        "built-in dataset.",
+        "IP range file for the bot rules, for every workspace (clicktrail's CSV "
+        "cidr,owner,kind,source, or a cloud provider's published range file): its networks "
+        "count as hosting unless the file says another kind. Each workspace adds its own lists "
+        "with `clicktrail bots networks`. Empty: only the built-in dataset.",
     )
     send_rate: float = _s(
         10.0,
