@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import redirect as bench  # noqa: E402  (the same data preparation and servers' environment)
+import redirect as bench  # the same data preparation and servers' environment
 
 HEADERS = (
     b"Host: sms.example.com\r\nUser-Agent: " + bench.UA_IPHONE.encode() + b"\r\n"
