@@ -13,7 +13,7 @@ Measures side by side, in one run, each server pinned to core 0 and the load to 
 PostgreSQL's own processes (the server the inbox writes and lookups go to) are pinned to the
 load core for the whole run (``--db-core``, restored at the end): a production database runs on
 its own machine, and unpinned it took a share of the redirect's core that SQLite, in-process,
-does not. The jobs process (classification) stays on the server core, at SCHED_IDLE priority.
+does not. The jobs process (classification) stays on the server core, niced.
 
 Closed-loop runs use ``wrk -t1 -c64 --latency`` with a Lua script that requests random tokens.
 Each clicktrail run gets a fresh server (a cold token cache), a discarded warm-up, the measured
@@ -722,7 +722,7 @@ def fmt_report(
             + (f" plus uncommitted changes in {info['dirty']}" if info["dirty"] else "")
             + "  "
         ),
-        f"Server on core {a.server_core} (its jobs process too, at SCHED_IDLE), load on core "
+        f"Server on core {a.server_core} (its jobs process too, niced), load on core "
         f"{a.load_core}"
         + (
             f", PostgreSQL's processes on core {a.db_pinned}"

@@ -272,3 +272,48 @@ def test_a_failed_sync_raises_and_keeps_no_half_written_clicks(tmp_path: Path) -
         assert seg.path.read_bytes() == b""
     finally:
         log.close()
+
+
+def test_a_partial_spool_write_is_cut_off_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk can take part of a write: the torn part must not stay in the segment, or
+    # the next line would be glued to it and lost at recovery.
+    from clicktrail.storage import clicklog
+
+    log = ClickLog(tmp_path / "spool", lambda rs: len(list(rs)), flush_interval=3600)
+    log.start()
+    try:
+        seg = log._segment
+        assert seg is not None
+        log.append(rec(1))
+        log.sync()
+        size = seg.path.stat().st_size
+        real_write = os.write
+        monkeypatch.setattr(clicklog.os, "write", lambda fd, data: real_write(fd, data[:10]))
+        log.append(rec(2))
+        with pytest.raises(OSError, match="short write"):
+            log.sync()
+        with pytest.raises(OSError, match="short write"):
+            log.record(rec(3))
+        monkeypatch.setattr(clicklog.os, "write", real_write)
+        assert seg.path.stat().st_size == size
+        log.append(rec(4))
+        log.sync()
+        ids = [ClickRecord(*orjson.loads(x)).click_id for x in seg.path.read_bytes().splitlines()]
+        assert ids == ["click-0001", "click-0004"]
+    finally:
+        log.close()
+
+
+def test_a_dead_segment_is_replayed_in_slices_of_flush_max(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "clicks-1-00000001.jsonl").write_bytes(
+        dead_segment(tmp_path, [rec(i) for i in range(25)])
+    )
+    sizes: list[int] = []
+    log = ClickLog(spool, lambda rs: sizes.append(len(list(rs))) or 0, flush_max=10)
+    assert log.start() == 25
+    log.close()
+    assert sizes == [10, 10, 5]

@@ -360,7 +360,7 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     """Run the background jobs until SIGTERM, then the final pass; the body of the jobs
     process `clicktrail serve` starts beside its server(s).
 
-    At the lowest CPU priority (`lower_priority`), so that on a busy core redirects come first
+    At a lower CPU priority (`lower_priority`), so that on a busy core redirects come first
     and the jobs catch up in quieter moments. Exits at once, without the final pass, if the parent
     dies (e.g. SIGKILL): the next start does that work.
     """
@@ -393,17 +393,14 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
 
 
 def lower_priority(niceness: int) -> None:
-    """Run this process (and the threads it starts later) only when a core is otherwise idle.
+    """Add `niceness` to this process's nice value (threads started later inherit it).
 
-    SCHED_IDLE, where Linux allows it: a niced process still takes a core for milliseconds at
-    a time when it competes with the server (its share at nice 10 is about a tenth), which
-    showed in the redirect's p99; an idle-class one yields as soon as the server has work.
-    Elsewhere, `niceness` is added to the nice value.
+    Not SCHED_IDLE, although it was tried (ADR 0010): an idle-class process gets almost no
+    time on a saturated core, and this one holds database write locks (SQLite's, the rollup
+    rows) and may run the sending worker — starving it would stall receipts, API writes and
+    sends behind it. At nice 10 it keeps about a tenth of a contended core.
     """
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):  # not Linux, or refused
-        os.nice(niceness)
+    os.nice(niceness)
 
 
 def configure_logging(level: str) -> None:

@@ -172,3 +172,16 @@ def test_a_burst_of_pipelined_redirects_is_answered_in_order_once_recorded(
     assert len(click_ids) == expected.count(302)
     server.stop()
     assert _click_count(env) == expected.count(302)
+
+
+def test_a_malformed_request_behind_a_redirect_does_not_overtake_it(
+    env: Env, tmp_path: Path, server_factory: type[Server]
+) -> None:
+    tokens = _setup(env, tmp_path)
+    server = server_factory(env)
+    with _connect(server) as sock:
+        sock.sendall(_get(f"/c/{tokens[0]}") + b"NOT HTTP AT ALL\r\n\r\n")
+        first, second = _read_responses(sock, 2)
+    assert (first["status"], second["status"]) == (302, 400)
+    server.stop()
+    assert _click_count(env) == 1

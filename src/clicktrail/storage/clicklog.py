@@ -60,6 +60,16 @@ class _Segment:
         os.close(self.fd)
 
 
+def _write_whole(seg: _Segment, data: bytes) -> None:
+    """Append `data` to the segment with one write(2), or raise leaving the file as it was: a
+    partial write (a full disk) is cut off again, so no torn line is left for the next line
+    to be glued to (recovery would then drop that one too)."""
+    written = os.write(seg.fd, data)
+    if written != len(data):
+        os.ftruncate(seg.fd, os.fstat(seg.fd).st_size - written)
+        raise OSError(f"short write to the click spool {seg.path}: the disk may be full")
+
+
 class ClickLog:
     """Durable click recording: spool first, database in batches."""
 
@@ -105,7 +115,10 @@ class ClickLog:
     def close(self) -> None:
         """Write every buffered click to the database and stop (graceful shutdown)."""
         if self._appended and self._segment is not None:
-            self.sync()
+            try:
+                self.sync()  # requests parsed but never answered: recorded anyway
+            except OSError:
+                log.exception("could not write the last appended clicks to the spool")
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -142,7 +155,7 @@ class ClickLog:
         with self._lock:
             seg = self._segment
             assert seg is not None, "ClickLog.start() was not called"
-            os.write(seg.fd, line)
+            _write_whole(seg, line)
             seg.lines.append(line)
             if len(seg.lines) >= self.flush_max:
                 self._wake.set()
@@ -164,9 +177,7 @@ class ClickLog:
         with self._lock:
             seg = self._segment
             assert seg is not None, "ClickLog.start() was not called"
-            data = b"".join(lines)
-            if os.write(seg.fd, data) != len(data):  # a full disk: fail them all
-                raise OSError(f"short write to the click spool {seg.path}")
+            _write_whole(seg, b"".join(lines))
             seg.lines.extend(lines)
             if len(seg.lines) >= self.flush_max:
                 self._wake.set()
@@ -238,9 +249,11 @@ class ClickLog:
                         # A torn last line: the process died inside write(), so that request
                         # never got its redirect.
                         log.warning("skipping a torn spool line in %s", path.name)
-                if records:
-                    self._write(records)
-                    total += len(records)
+                # In slices, as the writer does: a segment grown through a long outage must
+                # not become one enormous inbox row (or transaction).
+                for start in range(0, len(records), self.flush_max):
+                    self._write(records[start : start + self.flush_max])
+                total += len(records)
                 path.unlink(missing_ok=True)
             finally:
                 with contextlib.suppress(OSError):

@@ -135,21 +135,22 @@ class TokenResolver:
                 # A broken connection (database restarted): drop it, try once on a new one.
                 self._drop()
                 row = self._query(token)
+            if row is None:
+                return None
+            campaign_id, link_id, message_id, contact_id, destination = row
+            link = self._links.get(link_id)
+            if link is None:
+                link = self._link(link_id)
         except Exception:
             self._drop()
             self._down_until = time.monotonic() + BACKOFF_S
             raise
-        if row is None:
+        if link is None:  # the link went away between the two reads
             return None
-        campaign_id, link_id, message_id, contact_id, destination = row
-        link = self._links.get(link_id)
-        if link is None:
-            link = self._link(link_id)
-            if link is None:  # the link went away between the two reads
-                return None
         target = self._target(
-            campaign_id, link_id, message_id, contact_id, destination or link[0], *link[1:]
-        )
+            campaign_id, link_id, message_id, contact_id,
+            link[0] if destination is None else destination, *link[1:],
+        )  # fmt: skip
         cache = self._cache
         with self._evict_lock:  # lookups may run on several threads (PostgreSQL)
             if len(cache) >= self.cache_size:

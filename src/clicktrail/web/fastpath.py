@@ -72,6 +72,19 @@ class RedirectProtocol(HttpToolsProtocol):
         if self.redirector is not None:
             self._answers = _Answers.of(self)
 
+    def shutdown(self) -> None:
+        # Answers waiting for this turn's spool write go out before uvicorn closes idle
+        # connections (it does not know about them).
+        if self.redirector is not None:
+            self._answers.flush()
+        super().shutdown()
+
+    def send_400_response(self, msg: str) -> None:
+        # A malformed request pipelined behind fast-path requests: their answers first.
+        if self.redirector is not None:
+            self._answers.flush()
+        super().send_400_response(msg)
+
     # -- parser callbacks -------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
@@ -232,8 +245,13 @@ class _Answers:
                     protocol._write(_UNAVAILABLE, UNAVAILABLE_BODY, method, keep_alive)
             return
         for protocol, head, body, method, keep_alive in pending:
-            if not protocol.transport.is_closing():  # the client left; its click still counts
+            if protocol.transport.is_closing():  # the client left; its click still counts
+                continue
+            try:
                 protocol._write(head, body, method, keep_alive)
+            except Exception:  # one broken connection must not strand the others' answers
+                log.exception("writing a redirect failed")
+                protocol.transport.close()
 
 
 class _Sweeper:
