@@ -360,7 +360,7 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     """Run the background jobs until SIGTERM, then the final pass; the body of the jobs
     process `clicktrail serve` starts beside its server(s).
 
-    At a lower CPU priority (`lower_priority`), so that on a busy core redirects come first
+    At a lower CPU priority (`niceness`), so that on a busy core redirects come first
     and the jobs catch up in quieter moments. Exits at once, without the final pass, if the parent
     dies (e.g. SIGKILL): the next start does that work.
     """
@@ -371,7 +371,10 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
         ready.send(True)
         ready.close()
     if niceness:
-        lower_priority(niceness)
+        # Niced, not SCHED_IDLE (tried, ADR 0010): an idle-class process gets almost no time
+        # on a saturated core, and this one holds database write locks and may run the
+        # sending worker. At nice 10 it keeps about a tenth of a contended core.
+        os.nice(niceness)
     configure_logging(settings.log_level)
     container = Container(settings, run_migrations=False)
     jobs, final_pass = container.background_jobs()
@@ -390,17 +393,6 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     finally:
         runner.stop()
         container.dispose()
-
-
-def lower_priority(niceness: int) -> None:
-    """Add `niceness` to this process's nice value (threads started later inherit it).
-
-    Not SCHED_IDLE, although it was tried (ADR 0010): an idle-class process gets almost no
-    time on a saturated core, and this one holds database write locks (SQLite's, the rollup
-    rows) and may run the sending worker — starving it would stall receipts, API writes and
-    sends behind it. At nice 10 it keeps about a tenth of a contended core.
-    """
-    os.nice(niceness)
 
 
 def configure_logging(level: str) -> None:
