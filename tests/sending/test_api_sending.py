@@ -12,8 +12,10 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -122,15 +124,25 @@ def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[st
     return body
 
 
+def quiet_hours_away_from_now(zone: str) -> str:
+    """Return a one-hour ``HH:MM-HH:MM`` window that starts 12 hours from now in `zone`.
+
+    A fixed window ("21:00-08:00") made the test depend on the hour it ran at: the send waited
+    for the recipients' morning whenever CI ran during their night."""
+    local = datetime.now(ZoneInfo(zone)) + timedelta(hours=12)
+    return f"{local:%H}:00-{(local + timedelta(hours=1)):%H}:00"
+
+
 def test_api_send_runs_in_the_background_and_reports(api: Api) -> None:
     assert api.call("GET", f"{api.base}/send").json()["state"] == "not_started"
     problem(api.call("POST", f"{api.base}/pause"), 409)
-    r = api.call("POST", f"{api.base}/send", json={"quiet_hours": "21:00-08:00"})
+    quiet = quiet_hours_away_from_now("America/Los_Angeles")  # the factory's +1 415 numbers
+    r = api.call("POST", f"{api.base}/send", json={"quiet_hours": quiet})
     body = r.json()
     # A fixed rate of the outbox: none; 15 messages finish within the default wait.
     assert r.status_code == 200, body
     assert (body["state"], body["created"], body["sent"], body["queued"]) == ("done", 15, 15, 0)
-    assert body["quiet_hours"] == "21:00-08:00" and body["finished_at"] is not None
+    assert body["quiet_hours"] == quiet and body["finished_at"] is not None
     assert set(api.outbox().values()) == {1} and len(api.outbox()) == 15
     problem(api.call("POST", f"{api.base}/send"), 409)
     problem(api.call("POST", f"{api.base}/cancel"), 409)
