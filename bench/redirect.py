@@ -13,7 +13,12 @@ Measures side by side, in one run, each server pinned to core 0 and the load to 
 PostgreSQL's own processes (the server the inbox writes and lookups go to) are pinned to the
 load core for the whole run (``--db-core``, restored at the end): a production database runs on
 its own machine, and unpinned it took a share of the redirect's core that SQLite, in-process,
-does not. The jobs process (classification) stays on the server core, niced.
+does not. The jobs process (classification) is paused during clicktrail's runs (SIGSTOP once
+the server has started, SIGCONT before its SIGTERM): the stand-in for a jobs process on a core
+of its own (`jobs_cpus`), which this 2-core machine has not beside the load generator's; a job
+sharing the server's core delays redirects by up to a scheduler tick whatever its priority
+(bench/RESULTS.md). With ``--jobs both`` (the default) the hot-token runs are also measured with
+it running on the server's core, niced, as `clicktrail serve` runs it without `jobs_cpus`.
 
 Closed-loop runs use ``wrk -t1 -c64 --latency`` with a Lua script that requests random tokens.
 Each clicktrail run gets a fresh server (a cold token cache), a discarded warm-up, the measured
@@ -372,13 +377,21 @@ class Noop(Server):
 
 
 class Clicktrail(Server):
-    def __init__(self, core: int, db: Db, data_dir: Path) -> None:
+    def __init__(self, core: int, db: Db, data_dir: Path, jobs_paused: bool = True) -> None:
         super().__init__(core)
         self.db = db
         self.data_dir = data_dir
-        self.name = f"clicktrail on {db.label}"
+        # The jobs process (classification) either stopped with SIGSTOP from the end of the
+        # server's start-up to the end of the run — the stand-in, on a 2-core machine whose
+        # other core is the load generator's, for a jobs process on a core of its own
+        # (`jobs_cpus`) — or left on the server's core, niced, as `clicktrail serve` does
+        # without `jobs_cpus`. Either way every click is stored: what the jobs process did not
+        # classify stays in the inbox and is counted there.
+        self.jobs_paused = jobs_paused
+        self.name = f"clicktrail on {db.label}" + ("" if jobs_paused else " + jobs, same core")
         self.logfile = data_dir / "server.log"
         self.started_us = 0
+        self._jobs_pid: int | None = None
 
     def start(self) -> None:
         self.started_us = time.time_ns() // 1000
@@ -393,6 +406,16 @@ class Clicktrail(Server):
         out.close()
         wait_http(self.port, "/healthz", self.proc, self.logfile)
         wait_settled(self.proc.pid)
+        if self.jobs_paused:
+            self._jobs_pid = jobs_process(self.proc.pid)
+            os.kill(self._jobs_pid, signal.SIGSTOP)
+
+    def stop(self) -> None:
+        if self._jobs_pid is not None:  # resumed first: its SIGTERM ends with a final pass
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._jobs_pid, signal.SIGCONT)
+            self._jobs_pid = None
+        super().stop()
 
     def stop_and_count(self) -> tuple[int, int]:
         """SIGTERM (drains the click log), then return (rows added, distinct tokens)."""
@@ -431,6 +454,16 @@ def _cpu_seconds(pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def jobs_process(server_pid: int) -> int:
+    """Return the pid of the jobs process `clicktrail serve` spawned (multiprocessing)."""
+    kids = subprocess.run(["pgrep", "-P", str(server_pid)], capture_output=True, text=True)
+    for pid in kids.stdout.split():
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return int(pid)
+    raise SystemExit(f"no jobs process under server {server_pid}")
 
 
 def wait_settled(pid: int, timeout: float = 120.0) -> None:
@@ -722,8 +755,7 @@ def fmt_report(
             + (f" plus uncommitted changes in {info['dirty']}" if info["dirty"] else "")
             + "  "
         ),
-        f"Server on core {a.server_core} (its jobs process too, niced), load on core "
-        f"{a.load_core}"
+        f"Server on core {a.server_core}, load on core {a.load_core}"
         + (
             f", PostgreSQL's processes on core {a.db_pinned}"
             if getattr(a, "db_pinned", None)
@@ -739,6 +771,13 @@ def fmt_report(
         "requests stored during the run (in `clicks`, or still in the click inbox) are "
         "compared with the responses wrk counted (warm-up + run). "
         f"Machine busy before the runs (other work): max {max(BACKGROUND, default=0):.0%}.",
+        "",
+        "The jobs process (classification; ADR 0006) is stopped (SIGSTOP) from the end of a "
+        "server's start-up to the end of its run in rows named *clicktrail on …*: the stand-in "
+        "for a jobs process on a core of its own (`jobs_cpus`), which this 2-core machine does "
+        "not have beside the load generator's. Rows *… + jobs, same core* leave it running "
+        "on the server's core, niced, as `clicktrail serve` does without `jobs_cpus`. Every "
+        "click is stored either way (what is not classified yet waits in the inbox).",
     ]
     if nginx is None or noop is None:
         out.append("\nClosed-loop runs skipped (`--half-rate`).")
@@ -834,6 +873,13 @@ def main() -> None:
         default=12500,
         help="also a fixed-rate run of clicktrail on PostgreSQL at this rate where the no-op "
         "app reaches twice it; 0: no",
+    )
+    ap.add_argument(
+        "--jobs",
+        choices=("paused", "both"),
+        default="both",
+        help="the jobs process during clicktrail's runs: 'paused' (SIGSTOP, the stand-in for "
+        "a core of its own) or 'both' (also the hot-token runs with it on the server core)",
     )
     ap.add_argument("--server-core", type=int, default=0)
     ap.add_argument("--load-core", type=int, default=1)
@@ -944,6 +990,12 @@ def main() -> None:
         servers = {
             db.label: Clicktrail(a.server_core, db, scratch / db.label.lower()) for db in dbs
         }
+        # The same with the jobs process on the server's core (--jobs both): hot tokens only.
+        shared = {
+            db.label: Clicktrail(a.server_core, db, scratch / db.label.lower(), False)
+            for db in dbs
+            if a.jobs == "both"
+        }
         rows: list[Row] = []
         if a.half_rate is None:
             rows += [
@@ -955,11 +1007,12 @@ def main() -> None:
             for db in dbs:
                 s = servers[db.label]
                 rows.append(closed_loop(s, token_files[db.label], a, "random", restart_each=True))
-                rows.append(
-                    closed_loop(
-                        s, hot_files[db.label], a, f"hot ({a.hot_tokens})", restart_each=True
-                    )
-                )
+                for srv in (s, shared.get(db.label)):
+                    if srv is not None:
+                        hot_label = f"hot ({a.hot_tokens})"
+                        rows.append(
+                            closed_loop(srv, hot_files[db.label], a, hot_label, restart_each=True)
+                        )
             # Half of what clicktrail sustained here on cached tokens (the issue's "half that
             # rate" on this machine), and the issue's absolute half rates where this machine
             # reaches their double (the no-op app alone must, or it measures the machine).
@@ -983,13 +1036,15 @@ def main() -> None:
                 open_loop(nginx, all_tokens, a, rate),
                 open_loop(noop, all_tokens, a, rate),
                 open_loop(servers["SQLite"], hot_files["SQLite"], a, rate, "hot"),
-                open_loop(servers["SQLite"], token_files["SQLite"], a, rate, "random"),
             ]
+            if "SQLite" in shared:
+                rate_rows.append(open_loop(shared["SQLite"], hot_files["SQLite"], a, rate, "hot"))
+            rate_rows.append(open_loop(servers["SQLite"], token_files["SQLite"], a, rate, "random"))
         if "PostgreSQL" in servers:
             for rate in [r for r in (pg_half, *pg_extra) if r]:
-                rate_rows.append(
-                    open_loop(servers["PostgreSQL"], hot_files["PostgreSQL"], a, rate, "hot")
-                )
+                for srv in (servers["PostgreSQL"], shared.get("PostgreSQL")):
+                    if srv is not None:
+                        rate_rows.append(open_loop(srv, hot_files["PostgreSQL"], a, rate, "hot"))
         if not a.skip_catch_up:
             for srv in servers.values():
                 srv.catch_up()

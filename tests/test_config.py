@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,29 @@ def test_top_level_keys_beside_a_clicktrail_table_are_not_silently_ignored(
     env = write_toml(tmp_path, "port = 9100\n[clicktrail]\nhost = '0.0.0.0'\n")
     with pytest.raises(InvalidInput, match="port"):
         load_settings(env=env)
+
+
+def test_jobs_cpus_is_a_cpu_list() -> None:
+    assert load_settings(env={}).jobs_cpu_set() is None
+    assert load_settings(env={"CLICKTRAIL_JOBS_CPUS": "0"}).jobs_cpu_set() == {0}
+    last = (os.cpu_count() or 1) - 1
+    both = load_settings(env={"CLICKTRAIL_JOBS_CPUS": f"0-{last}, {last}"}).jobs_cpu_set()
+    assert both == set(range(last + 1))
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("x", "'x' is not a CPU number or range"),
+        ("1-", "'1-' is not a CPU number or range"),
+        ("-1", "'-1' is not a CPU number or range"),
+        ("0,,1", "'' is not a CPU number or range"),
+        ("3-1", "range '3-1' runs backwards"),
+        ("4096", "CPU 4096 does not exist"),
+    ],
+)
+def test_a_bad_jobs_cpus_names_the_setting(value: str, says: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        load_settings(env={"CLICKTRAIL_JOBS_CPUS": value}).jobs_cpu_set()
+    assert exc.value.field == "jobs_cpus"
+    assert says in str(exc.value) and str(exc.value).startswith("jobs_cpus: ")

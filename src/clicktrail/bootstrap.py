@@ -370,6 +370,9 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     if ready is not None:  # the parent waits for this before it sends SIGTERM
         ready.send(True)
         ready.close()
+    cpus = settings.jobs_cpu_set()
+    if cpus is not None:  # before any thread starts: threads inherit it
+        os.sched_setaffinity(0, cpus)
     if niceness:
         # Niced, not SCHED_IDLE (tried, ADR 0010): an idle-class process gets almost no time
         # on a saturated core, and this one holds database write locks and may run the
@@ -386,8 +389,11 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     try:
         while not stop.wait(0.5):
             if os.getppid() != parent_pid:
+                # At once: stopping the runner would wait for the pass running now, and a
+                # pass drains the whole inbox — minutes of work after a burst, for nobody.
+                # Its open transaction is rolled back; the next start does that work.
                 log.warning("the server process is gone; the jobs process stops")
-                return
+                os._exit(0)
         runner.stop()
         final_pass()
     finally:

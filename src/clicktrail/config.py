@@ -112,6 +112,13 @@ class Settings:
         "The server runs sending jobs in the background: those started through the API, and "
         "running jobs whose sender process died. Off: jobs run only under `campaign send`.",
     )
+    jobs_cpus: str = _s(
+        "",
+        "CPUs the jobs process of `clicktrail serve` runs on, as a Linux CPU list ('3', "
+        "'2-3', '0,2'). Empty: the server's. Give it a core the server processes do not use "
+        "when redirects keep the machine busy: a job sharing a redirect's core delays that "
+        "core's redirects by up to a scheduler tick, whatever its priority (bench/RESULTS.md).",
+    )
     log_level: str = _s("info", "Server log level: debug, info, warning, error.")
     access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")
 
@@ -124,6 +131,13 @@ class Settings:
         if url.startswith(("postgresql://", "postgres://")):
             return "postgresql+psycopg://" + url.split("://", 1)[1]
         return url
+
+    def jobs_cpu_set(self) -> set[int] | None:
+        """The CPUs of `jobs_cpus` (None when empty: no change of affinity).
+
+        Raises `InvalidInput` naming `jobs_cpus` for a malformed list or a CPU this machine
+        does not have."""
+        return cpu_list(self.jobs_cpus, "jobs_cpus") if self.jobs_cpus.strip() else None
 
     @property
     def resolved_spool_dir(self) -> Path:
@@ -214,3 +228,27 @@ def load_settings(
         if raw is not None:
             values[key] = _coerce(key, kinds[key], raw, "option")
     return replace(Settings(), **values)
+
+
+def cpu_list(text: str, name: str) -> set[int]:
+    """Return the CPUs of a Linux CPU list (``0``, ``2-3``, ``0,2-3``), each one this machine
+    has. Raises `InvalidInput` naming setting `name` and what is wrong."""
+    cpus: set[int] = set()
+    have = os.cpu_count() or 1
+    for part in text.replace(" ", "").split(","):
+        lo, dash, hi = part.partition("-")
+        if not lo.isdigit() or (dash and not hi.isdigit()):
+            raise InvalidInput(
+                f"{name}: {part!r} is not a CPU number or range (e.g. '3', '2-3', '0,2')",
+                field=name,
+            )
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if first > last:
+            raise InvalidInput(f"{name}: range {part!r} runs backwards", field=name)
+        if last >= have:
+            raise InvalidInput(
+                f"{name}: CPU {last} does not exist (this machine has CPUs 0-{have - 1})",
+                field=name,
+            )
+        cpus.update(range(first, last + 1))
+    return cpus

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import ssl
 import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import sqlalchemy as sa
 
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
+from clicktrail.web.redirect import new_click_id
 from conftest import Env, Server, free_port
 from factories import make_domain, make_workspace
 
@@ -176,6 +180,84 @@ def test_workers_share_the_port_and_drain_every_click_on_sigterm(
     assert set(stored) == {f"workers-test/{n}" for n in range(REQUESTS)}
     assert max(stored.values()) == 1
     assert list((env.data_dir / "spool").glob("clicks-*.jsonl")) == []
+
+
+def _jobs_process(server_pid: int, timeout: float = 30) -> int:
+    """Return the pid of the server's jobs process once it runs its jobs (niced)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if b"spawn_main" in cmdline and os.getpriority(os.PRIO_PROCESS, int(child)) == 10:
+                return int(child)
+        time.sleep(0.1)
+    pytest.fail("no jobs process started")
+
+
+def test_jobs_cpus_puts_the_jobs_process_on_its_own_cpus(
+    env: Env, server_factory: type[Server]
+) -> None:
+    last = (os.cpu_count() or 1) - 1
+    server = server_factory(env, settings={"CLICKTRAIL_JOBS_CPUS": str(last)})
+    jobs = _jobs_process(server.proc.pid)
+    assert os.sched_getaffinity(jobs) == {last}
+    # Its threads (the periodic jobs run in one) started after the change: they have it too.
+    for tid in os.listdir(f"/proc/{jobs}/task"):
+        assert os.sched_getaffinity(int(tid)) == {last}
+    assert os.sched_getaffinity(server.proc.pid) == os.sched_getaffinity(0)
+    server.stop()
+
+
+def test_the_jobs_process_stops_at_once_when_the_server_dies_mid_backlog(
+    env: Env, server_factory: type[Server], tmp_path: Path
+) -> None:
+    (token,) = _tracked_links(env, tmp_path, 1)
+    server = server_factory(env, settings={"CLICKTRAIL_CLICK_FLUSH_INTERVAL": "0.05"})
+    jobs = _jobs_process(server.proc.pid)
+    os.kill(jobs, signal.SIGSTOP)  # so the click waits in the inbox
+    r = httpx.get(f"{server.base}/c/{token}", headers={"Host": HOST}, timeout=10)
+    assert r.status_code == 302
+    engine = sa.create_engine(env.database_url)
+    try:
+        deadline = time.monotonic() + 10
+        raw = None
+        while raw is None and time.monotonic() < deadline:
+            with engine.connect() as conn:
+                raw = conn.execute(sa.text("SELECT raw FROM click_inbox")).scalar()
+            time.sleep(0.05)
+        assert raw is not None, "the click never reached the inbox"
+        # A backlog of copies of that click (fresh click ids): minutes of classification.
+        line = json.loads(raw.splitlines()[0])
+        batches = []
+        for _ in range(40):
+            copies = [json.dumps([new_click_id(), *line[1:]]) for _ in range(5000)]
+            batches.append({"n": len(copies), "raw": "\n".join(copies) + "\n"})
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO click_inbox (n, raw) VALUES (:n, :raw)"), batches)
+    finally:
+        engine.dispose()
+    os.kill(jobs, signal.SIGCONT)
+    time.sleep(1.5)  # it is now in a pass over the backlog
+    server.kill()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{jobs}").exists():
+        if Path(f"/proc/{jobs}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break  # exited, not reaped yet
+        time.sleep(0.05)
+    else:
+        if Path(f"/proc/{jobs}").exists():
+            os.kill(jobs, signal.SIGKILL)
+            pytest.fail("the jobs process outlived its server by 5 s")
+
+
+def test_a_bad_jobs_cpus_stops_serve_before_it_starts(env: Env) -> None:
+    proc = env.cli(
+        "serve", "--port", str(free_port()), check=False, settings={"CLICKTRAIL_JOBS_CPUS": "1-x"}
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "jobs_cpus: '1-x' is not a CPU number or range" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "Uvicorn running" not in proc.stderr + proc.stdout
 
 
 # -- the on-demand TLS ask endpoint (in process) ------------------------------------------------

@@ -42,6 +42,7 @@ def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
     Raises `InvalidInput` (before anything starts) for a bad worker count or TLS setting.
     """
     tls = tls_files(settings)
+    settings.jobs_cpu_set()  # a bad CPU list stops serve before anything starts
     if settings.workers < 1:
         raise InvalidInput(f"workers must be at least 1, got {settings.workers}", field="workers")
     configure_logging(settings.log_level)
