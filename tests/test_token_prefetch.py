@@ -104,3 +104,28 @@ def _record(sizes: list[int], sql: str, rows: list[Any]) -> list[Any]:
     if "FROM tokens t" in sql:  # the fetches of tokens, not of message ids
         sizes.append(len(rows))
     return rows
+
+
+def test_a_full_cache_evicts_the_oldest_token_first(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path
+) -> None:
+    tokens = _sent_campaign(store, tmp_path, 4)[:6]
+    resolver = TokenResolver(engine, cache_size=3)
+    fresh = TokenResolver(engine, cache_size=0)
+    try:
+        for token in tokens[:5]:
+            assert resolver.resolve(token) == fresh.resolve(token)
+        cached = [t for t in tokens if resolver.cached(t) is not None]
+        assert cached == tokens[2:5]
+        resolver.resolve(tokens[3])  # a hit does not move a token
+        resolver.resolve(tokens[0])  # evicts tokens[2], the oldest
+        assert [t for t in tokens if resolver.cached(t) is not None] == [tokens[0], *tokens[3:5]]
+        for _ in range(3):  # a full turn of the cache, twice over the same tokens
+            for token in tokens:
+                resolver.resolve(token)
+        assert [t for t in tokens if resolver.cached(t) is not None] == tokens[3:6]
+        assert resolver.prefetch() > 0  # the newest messages' tokens, loaded over the rest
+        assert len(resolver._cache) == 3 and sorted(resolver._order) == sorted(resolver._cache)
+    finally:
+        resolver.close()
+        fresh.close()
