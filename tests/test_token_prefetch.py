@@ -126,6 +126,7 @@ def test_a_full_cache_evicts_the_oldest_token_first(
         assert [t for t in tokens if resolver.cached(t) is not None] == tokens[3:6]
         assert resolver.prefetch() > 0  # the newest messages' tokens, loaded over the rest
         assert len(resolver._cache) == 3 and sorted(resolver._order) == sorted(resolver._cache)
+        assert fresh.prefetch() == 0 and not fresh._cache  # token_cache_size 0: no cache
     finally:
         resolver.close()
         fresh.close()

@@ -117,7 +117,7 @@ class Settings:
         "CPUs the jobs process of `clicktrail serve` runs on, as a Linux CPU list ('3', "
         "'2-3', '0,2'). Empty: the server's. Give it a core the server processes do not use "
         "when redirects keep the machine busy: a job sharing a redirect's core delays that "
-        "core's redirects by up to a scheduler tick, whatever its priority (bench/RESULTS.md).",
+        "core's redirects by up to a scheduler tick, whatever its priority (ADR 0011).",
     )
     log_level: str = _s("info", "Server log level: debug, info, warning, error.")
     access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")

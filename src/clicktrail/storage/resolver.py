@@ -206,6 +206,8 @@ class TokenResolver:
         (an individual lookup costs several times a bulk one). Works in chunks of messages,
         oldest first (FIFO eviction drops the oldest), never holding many rows or the event
         loop for long."""
+        if self.cache_size <= 0:
+            return 0  # no cache to fill
         p = "?" if self._sqlite else "%s"
         lower = self._prefetched_upto
         cutoff = self._rows(
