@@ -27,7 +27,13 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from clicktrail.bootstrap import Container, configure_logging, create_app, run_jobs
+from clicktrail.bootstrap import (
+    Container,
+    configure_logging,
+    create_app,
+    run_jobs,
+    tune_malloc,
+)
 from clicktrail.config import Settings
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.services import demo
@@ -46,6 +52,7 @@ def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
     if settings.workers < 1:
         raise InvalidInput(f"workers must be at least 1, got {settings.workers}", field="workers")
     configure_logging(settings.log_level)
+    tune_malloc()  # this process serves when workers == 1 (the others call create_app)
     container = Container(settings)
     store = container.store  # migrates, once for every worker
     if demo_mode:
