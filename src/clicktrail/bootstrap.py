@@ -362,10 +362,11 @@ def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: i
     """Run the background jobs until SIGTERM, then the final pass; the body of the jobs
     process `clicktrail serve` starts beside its server(s).
 
-    At a lower CPU priority (`niceness`), so that on a busy core redirects come first
-    and the jobs catch up in quieter moments; on the CPUs of `jobs_cpus` when it is set (off
-    the redirect's cores, the only way to keep them from delaying redirects: ADR 0011). Exits at once, without the final pass, if the parent
-    dies (e.g. SIGKILL): the next start does that work.
+    At a lower CPU priority (`niceness`), so that on a busy core redirects come first and the
+    jobs catch up in quieter moments; on the CPUs of `jobs_cpus` when it is set (off the
+    redirect's cores, the only way to keep them from delaying redirects: ADR 0011). Exits at
+    once, without the final pass, if the parent dies (e.g. SIGKILL): the next start does that
+    work.
     """
     stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server; it stops us

@@ -240,14 +240,20 @@ def test_the_jobs_process_stops_at_once_when_the_server_dies_mid_backlog(
     time.sleep(1.5)  # it is now in a pass over the backlog
     server.kill()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and Path(f"/proc/{jobs}").exists():
-        if Path(f"/proc/{jobs}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            break  # exited, not reaped yet
+    while _running(jobs) and time.monotonic() < deadline:
         time.sleep(0.05)
-    else:
-        if Path(f"/proc/{jobs}").exists():
-            os.kill(jobs, signal.SIGKILL)
-            pytest.fail("the jobs process outlived its server by 5 s")
+    if _running(jobs):
+        os.kill(jobs, signal.SIGKILL)
+        pytest.fail("the jobs process outlived its server by 5 s")
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` exists and has not exited (a zombie waits to be reaped by init)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def test_a_bad_jobs_cpus_stops_serve_before_it_starts(env: Env) -> None:
