@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import io
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -314,15 +315,41 @@ def stream(plan: ExportPlan) -> Iterator[bytes]:
     return _parquet(plan.columns, plan.chunks())
 
 
+# A spreadsheet opening a CSV evaluates a cell that starts with one of these as a formula
+# (OWASP "CSV Injection"): a clicker's User-Agent such as =HYPERLINK("http://evil.example/","x")
+# would run in the analyst's spreadsheet. Such cells get a leading apostrophe, which makes the
+# spreadsheet show the text as text. A plain signed number (an E.164 phone, "-1") is no formula
+# and is left alone.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+
+
+def neutralise_formula(text: str) -> str:
+    """Return `text` safe to put in a CSV cell that a spreadsheet will open: prefixed with an
+    apostrophe when it starts like a formula (``=``, ``+``, ``-``, ``@``, tab, CR), unless it is a
+    plain signed number."""
+    if text.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
 def _as_text(col: Column) -> Callable[[Any], Any]:
-    """Return how a column's value is written in CSV."""
+    """Return how a column's value is written in CSV (text cells neutralised: see
+    `neutralise_formula`)."""
     get = col.get
     if col.type == _TS:
         return lambda row: iso_utc(get(row)) or ""
     if col.type == "bool":
         return lambda row: "true" if get(row) else "false"
     if col.type == "list":
-        return lambda row: " ".join(get(row))
+        return lambda row: neutralise_formula(" ".join(get(row)))
+    if col.type == "string":
+
+        def text(row: Any) -> Any:
+            value = get(row)
+            return neutralise_formula(value) if isinstance(value, str) else value
+
+        return text
     return get
 
 
