@@ -18,30 +18,15 @@ import crawleruseragents  # type: ignore[import-untyped]  # ships no py.typed
 import ua_parser
 
 from clicktrail.domain.bots.model import UaFacts
+from clicktrail.domain.bots.rules import browser_shaped
+from clicktrail.signals.human_apps import HUMAN_APPS
 
 # In-app browsers announce themselves with a token of their own; they are people. The tokens
-# are checked before ua-parser's family because Android web views often parse as
-# "Chrome Mobile WebView" with the app named only in a trailing token.
-IN_APP_TOKENS: tuple[tuple[str, str], ...] = (
-    ("FBAN/", "Facebook"),
-    ("FBAV/", "Facebook"),
-    ("FB_IAB/", "Facebook"),
-    ("Instagram ", "Instagram"),
-    ("musical_ly", "TikTok"),
-    ("BytedanceWebview", "TikTok"),
-    ("trill_", "TikTok"),
-    (" TikTok", "TikTok"),
-    ("GSA/", "GSA"),
-    ("MicroMessenger/", "WeChat"),
-    ("Snapchat/", "Snapchat"),
-    ("LinkedInApp", "LinkedIn"),
-    (" Line/", "LINE"),
-    ("Twitter for iPhone", "X"),
-    ("TwitterAndroid", "X"),
-    ("Pinterest/iOS", "Pinterest"),
-    ("Pinterest/Android", "Pinterest"),
-    ("KAKAOTALK", "KakaoTalk"),
-    ("NAVER(inapp", "Naver"),
+# (signals/human_apps.py, with their sources) are checked before ua-parser's family because
+# Android web views often parse as "Chrome Mobile WebView" with the app named only in a
+# trailing token.
+IN_APP_TOKENS: tuple[tuple[str, str], ...] = tuple(
+    (app.token, app.name) for app in HUMAN_APPS if app.kind == "in_app"
 )
 # ua-parser families that are in-app browsers, for strings without one of the tokens above.
 IN_APP_FAMILIES: dict[str, str] = {
@@ -81,8 +66,25 @@ def bot_list_match(user_agent: str) -> str | None:
     return None  # pragma: no cover - the chunked and single checks agree
 
 
+def human_app(user_agent: str, family: str | None) -> tuple[str | None, str | None]:
+    """Return (in-app browser, known human app) named by `user_agent`: the in-app browser's
+    name (Instagram, Facebook, TikTok, GSA, WeChat…) only inside a browser-shaped UA, which is
+    then also the human app; or a real browser with an unusual UA (Opera Mini, feature phones)
+    as the human app alone."""
+    if browser_shaped(user_agent):
+        name = in_app_browser(user_agent, family)
+        if name is not None:
+            return name, name
+    for app in HUMAN_APPS:
+        if app.kind == "browser" and app.token in user_agent:
+            return None, app.name
+    return None, None
+
+
 def in_app_browser(user_agent: str, family: str | None) -> str | None:
-    """Return the in-app browser's name (Instagram, Facebook, TikTok, GSA, WeChat…) or None."""
+    """Return the in-app browser's name (Instagram, Facebook, TikTok, GSA, WeChat…) or None.
+
+    Looks at the tokens only: `human_app` also asks for a browser-shaped UA."""
     for token, name in IN_APP_TOKENS:
         if token in user_agent:
             return name
@@ -105,7 +107,7 @@ def ua_facts(user_agent: str | None) -> UaFacts:
     major: int | None = None
     if agent is not None and agent.major and agent.major.isdigit():
         major = int(agent.major)
-    in_app = in_app_browser(user_agent, family)
+    in_app, known = human_app(user_agent, family)
     listed = None
     if in_app is None:
         listed = bot_list_match(user_agent)
@@ -116,6 +118,7 @@ def ua_facts(user_agent: str | None) -> UaFacts:
         os=os.family if os is not None else None,
         device=device.family if device is not None else None,
         in_app=in_app,
+        human_app=known,
         bot_list_match=listed,
         browser_major=major,
     )

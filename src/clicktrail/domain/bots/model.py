@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 # automation: other scripted traffic. probe: HEAD/OPTIONS. suspect: signals disagree; counted
 # as human in filtered reports unless a rule says otherwise (see docs/bots.md).
 VERDICTS = ("human", "preview", "scanner", "automation", "probe", "suspect")
-CLASSIFIER_VERSION = "2"
+CLASSIFIER_VERSION = "3"  # 3: UA_NON_BROWSER (issue 14)
 
 # Kinds of network a CIDR list (a workspace's, or the installation's imported file) may name.
 # Only LISTED_KINDS mean "not a person's own connection" and set `IpFacts.listed`; "mobile" and
@@ -29,6 +29,9 @@ class UaFacts:
     os: str | None = None  # family, e.g. "iOS", "Android"
     device: str | None = None  # family, e.g. "iPhone", "Samsung SM-S918B", "Spider"
     in_app: str | None = None  # in-app browser name (Instagram, Facebook, TikTok, GSA, WeChat…)
+    # A known human app or browser (signals/human_apps.py): an in-app browser, or a real browser
+    # whose UA is not browser-shaped (Opera Mini, UC Browser, feature phones).
+    human_app: str | None = None
     bot_list_match: str | None = None  # the pattern of a public bot list that matched
     browser_major: int | None = None  # major version of `browser`, e.g. 137
 

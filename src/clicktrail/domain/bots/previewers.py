@@ -253,6 +253,16 @@ PREVIEWER_ENTRIES: tuple[Previewer, ...] = (
         "business.snapchat.com/legal/snapchat-automated-crawler",
     ),
     Previewer(
+        "Snapchat link preview (other spellings)",
+        r"Snap-URL-Preview|SnapPreviewBot|\(compatible; Snapchat/",
+        _P,
+        "UA_PREVIEW_SNAPCHAT",
+        "botcrawl.com/bots/snap-url-preview-service (related patterns 'Snap-URL-Preview', "
+        "'SnapPreviewBot'); a 'compatible;' Snapchat token is a fetcher, never the in-app "
+        "browser (which is a WebKit UA ending in 'Snapchat/N.N.N.N')",
+        kind="regex",
+    ),
+    Previewer(
         "Viber link preview",
         "Viber",
         _P,

@@ -9,7 +9,9 @@ How a verdict is reached (docs/bots.md has the table of reason codes):
 1. *Hard* signals decide alone, first match wins: a probe method (`METHOD_PROBE`), a curated
    previewer or scanner UA (`UA_PREVIEW_*`, `UA_SCANNER_*`), a prefetch header
    (`HDR_PREFETCH`), a request before the delivery receipt (`DT_BEFORE_DELIVERY`), a missing or
-   empty UA (`UA_MISSING`, `UA_EMPTY`), a public bot-list match (`UA_BOT_LIST`).
+   empty UA (`UA_MISSING`, `UA_EMPTY`), a public bot-list match (`UA_BOT_LIST`), a UA that is
+   not a browser at all and names no known human app (`UA_NON_BROWSER`: an HTTP library, a
+   feed fetcher, a health checker, a `compatible;` fetcher, a UA carrying a contact URL).
 2. *Soft* signals add weights (`RuleSet.w_*`) to a score capped at 100: the network kind,
    headers that the claimed browser always sends but are missing, a non-browser or outdated UA,
    a request within seconds of delivery. At or above `RuleSet.bot_threshold` the request is not
@@ -63,6 +65,13 @@ ENGINES: Mapping[str, str] = {
 _CHROME_VERSIONED = frozenset({"Chrome", "Chrome Mobile", "Edge", "Edge Mobile", "Brave"})
 MOBILE_OS = frozenset({"iOS", "iPadOS", "Android", "HarmonyOS", "KaiOS"})
 _PREFETCH_WORDS = ("prefetch", "preview", "prerender")
+# What every browser's UA has since the 2000s: a "Mozilla/" (or old Opera's "Opera/") product
+# token and a rendering engine. A bare product token ("Feedly/1.0", "kube-probe/1.29",
+# "python-httpx/0.27") or a "Mozilla/5.0 (compatible; SomeFetcher/2.1; +http://…)" fetcher has
+# no engine; and no browser puts a URL in its UA, which self-declared fetchers do.
+_BROWSER_PRODUCTS = ("Mozilla/", "Opera/")
+_ENGINE_TOKENS = ("AppleWebKit/", "Gecko/", "like Gecko", "Trident/", "Presto/", "Goanna/", "MSIE ")
+_URL_MARKS = ("http://", "https://", "+http", "www.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +136,23 @@ DEFAULT_RULES = RuleSet()
 _PROBE = Verdict("probe", 100, ("METHOD_PROBE",))
 _UA_MISSING = Verdict("automation", 90, ("UA_MISSING",))
 _UA_EMPTY = Verdict("automation", 85, ("UA_EMPTY",))
+_UA_NON_BROWSER = Verdict("automation", 90, ("UA_NON_BROWSER",))
+
+
+def browser_shaped(user_agent: str) -> bool:
+    """Return whether `user_agent` has a browser's shape: a ``Mozilla/`` (or ``Opera/``)
+    product, a rendering engine token (AppleWebKit, Gecko, Trident, Presto…) and no URL.
+
+    Every desktop and mobile browser and every app web view passes; HTTP libraries, feed
+    readers, health checkers, admin tools and ``compatible;`` fetchers do not. The few real
+    browsers that fail (Opera Mini, UC Browser, feature phones) are known human apps
+    (`UaFacts.human_app`).
+    """
+    if not user_agent.startswith(_BROWSER_PRODUCTS):
+        return False
+    if not any(token in user_agent for token in _ENGINE_TOKENS):
+        return False
+    return not any(mark in user_agent for mark in _URL_MARKS)
 
 
 def classify_request(facts: RequestFacts, rules: RuleSet = DEFAULT_RULES) -> Verdict:
@@ -158,6 +184,8 @@ def classify_request(facts: RequestFacts, rules: RuleSet = DEFAULT_RULES) -> Ver
     in_app = uaf.in_app
     if uaf.bot_list_match is not None and in_app is None:
         return Verdict("automation", 95, ("UA_BOT_LIST",))
+    if uaf.human_app is None and not browser_shaped(ua):
+        return _UA_NON_BROWSER
 
     reasons: list[str] = []
     score = 0
@@ -172,7 +200,9 @@ def classify_request(facts: RequestFacts, rules: RuleSet = DEFAULT_RULES) -> Ver
         if engine == _CHROMIUM and family not in _CHROME_VERSIONED:
             major = _chrome_major(ua)
         if engine is None:
-            if family is None or family == "Other" or not ua.startswith("Mozilla/"):
+            if uaf.human_app is None and (
+                family is None or family == "Other" or not ua.startswith("Mozilla/")
+            ):
                 reasons.append("UA_NOT_BROWSER")
                 score += rules.w_ua_not_browser
                 server_like = True
