@@ -25,6 +25,8 @@ from starlette.routing import BaseRoute
 from clicktrail.config import Settings, load_settings
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.bots.rules import classify_request
+from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.models import Workspace
 from clicktrail.domain.network import parse_networks
 from clicktrail.services import bots, optouts
@@ -304,6 +306,7 @@ class Container:
                 else None
             ),
             trusted_proxies=parse_networks(s.trusted_proxies),
+            miss_guard=miss_guard(s),
             jobs=jobs,
             # The last clicks written at shutdown get their provisional verdicts too.
             after_drain=final_pass,
@@ -433,3 +436,19 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def miss_guard(s: Settings) -> MissGuard | None:
+    """Return the redirect's token-guessing guard of settings `s`, None when turned off.
+
+    Raises `InvalidInput` naming ``redirect_miss_rate`` when it is not above 0.
+    """
+    if s.redirect_miss_burst <= 0:
+        return None
+    if s.redirect_miss_rate <= 0:
+        raise InvalidInput(
+            "redirect_miss_rate must be above 0 (set redirect_miss_burst to 0 to turn the "
+            "token-guessing limit off)",
+            field="redirect_miss_rate",
+        )
+    return MissGuard(s.redirect_miss_burst, s.redirect_miss_rate)

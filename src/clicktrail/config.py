@@ -49,6 +49,15 @@ class Settings:
         "Resolved tokens kept in memory per server process (about 250 bytes each). They keep "
         "redirecting while the database is away.",
     )
+    redirect_miss_burst: int = _s(
+        200,
+        "Unknown tokens one client (an IPv4 address or an IPv6 /64) may miss at once before "
+        "its lookups of uncached tokens are refused with 429 (token guessing; cached links "
+        "still redirect). 0: no limit.",
+    )
+    redirect_miss_rate: float = _s(
+        20.0, "Unknown tokens per second a client may go on missing after its burst."
+    )
     token_prefetch_interval: float = _s(
         5.0,
         "Seconds between loads of newly sent tokens into the token cache (the newest "

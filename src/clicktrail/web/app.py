@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from starlette.routing import BaseRoute
 
+from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.network import Network
 from clicktrail.services.ports import Store, Target
 from clicktrail.web.api import build_api
@@ -85,6 +86,7 @@ class ClicktrailApp:
         extra_routes: Sequence[BaseRoute] = (),
         after_drain: Callable[[], object] | None = None,
         on_start: Callable[[], object] | None = None,
+        miss_guard: MissGuard | None = None,
     ) -> None:
         self.after_drain = after_drain
         self.on_start = on_start
@@ -102,6 +104,7 @@ class ClicktrailApp:
             lookup_offload=lookup_offload,
             append=clicks.append,
             sync=clicks.sync,
+            miss_guard=miss_guard,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

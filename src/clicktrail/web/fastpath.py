@@ -22,9 +22,12 @@ from typing import Any, ClassVar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from clicktrail.web.redirect import (
+    GUESSING,
     NEEDS_AWAIT,
     NOT_FOUND_BODY,
     NOT_OURS,
+    RETRY_GUESSER_S,
+    TOO_MANY_BODY,
     UNAVAILABLE_BODY,
     RedirectApp,
     log,
@@ -42,6 +45,11 @@ _UNAVAILABLE = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/html; charset=utf-8\r\n"
     b"cache-control: no-store\r\nretry-after: 5\r\n"
     b"content-length: " + str(len(UNAVAILABLE_BODY)).encode() + b"\r\n"
+)
+_TOO_MANY = (
+    b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/html; charset=utf-8\r\n"
+    b"cache-control: no-store\r\nretry-after: " + str(RETRY_GUESSER_S).encode() + b"\r\n"
+    b"content-length: " + str(len(TOO_MANY_BODY)).encode() + b"\r\n"
 )
 _CLOSE = b"connection: close\r\n"
 _FAILED = object()  # the lookup raised: answer 503 (the link may well be valid)
@@ -135,6 +143,9 @@ class RedirectProtocol(HttpToolsProtocol):
         if target is _FAILED:
             self._answers.add(self, _UNAVAILABLE, UNAVAILABLE_BODY, method, keep_alive)
             return
+        if target is GUESSING:
+            self._answers.add(self, _TOO_MANY, TOO_MANY_BODY, method, keep_alive)
+            return
         assert self.redirector is not None
         status, location = self.redirector.answer(
             path, target, method, self.headers, self.client, version, batched=True
@@ -166,7 +177,7 @@ class RedirectProtocol(HttpToolsProtocol):
         if "%" in path:
             path = urllib.parse.unquote(path)
         try:
-            target = self.redirector.lookup(path)
+            target = self.redirector.lookup(path, self.client, self.headers)
         except Exception:
             log.exception("token lookup failed")
             target = _FAILED

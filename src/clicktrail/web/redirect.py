@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from clicktrail.domain.guessing import MissGuard, client_key
 from clicktrail.domain.network import Network, client_ip
 from clicktrail.domain.tokens import is_well_formed
 from clicktrail.services.ports import Target
@@ -81,6 +82,22 @@ UNAVAILABLE_BODY = (
     b'<body style="font:16px system-ui;margin:3em;text-align:center"><h1>Please try again'
     b"</h1><p>This link is busy. Try again in a moment.</p></body></html>"
 )
+TOO_MANY_BODY = (
+    b"<!doctype html><html><head><meta charset=utf-8><title>Too many requests</title></head>"
+    b'<body style="font:16px system-ui;margin:3em;text-align:center"><h1>Too many requests'
+    b"</h1><p>Too many unknown links from this address. Try again in a minute.</p></body></html>"
+)
+RETRY_GUESSER_S = 30
+_TOO_MANY_START = {
+    "type": "http.response.start",
+    "status": 429,
+    "headers": [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+        (b"retry-after", str(RETRY_GUESSER_S).encode()),
+        (b"content-length", str(len(TOO_MANY_BODY)).encode()),
+    ],
+}
 _UNAVAILABLE_START = {
     "type": "http.response.start",
     "status": 503,
@@ -143,6 +160,7 @@ class LookupOffload:
 
 NOT_OURS = object()  # the path is not a short link: the API and pages answer it
 NEEDS_AWAIT = object()  # the token is not cached and its lookup must leave the event loop
+GUESSING = object()  # the client has spent its miss budget: 429, no lookup (domain.guessing)
 
 
 class RedirectApp:
@@ -168,8 +186,11 @@ class RedirectApp:
         lookup_offload: LookupOffload | None = None,
         append: Callable[[tuple[Any, ...]], None] | None = None,
         sync: Callable[[], None] | None = None,
+        miss_guard: MissGuard | None = None,
     ) -> None:
         self.resolve = resolve
+        self.guard = miss_guard
+        self._sweep_at = 0.0
         self.cached = cached
         self.offload = lookup_offload
         self.record = record
@@ -181,12 +202,18 @@ class RedirectApp:
         self.fallback_url_for = fallback_url_for
         self.trusted_proxies = tuple(trusted_proxies)
 
-    def lookup(self, path: str) -> Target | object | None:
+    def lookup(
+        self,
+        path: str,
+        client: tuple[str, int] | None = None,
+        headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> Target | object | None:
         """Return the target of the short link at `path` without waiting on the network.
 
         None: malformed or unknown token; `NOT_OURS`: an API or page path; `NEEDS_AWAIT`: the
-        token must be looked up off the event loop (`LookupOffload`). Raises when storage
-        fails.
+        token must be looked up off the event loop (`LookupOffload`); `GUESSING`: the client
+        (`client` and, behind trusted proxies, its forwarding `headers`) has missed too many
+        tokens and this uncached one is not looked up. Raises when storage fails.
         """
         if path == "/" or path.startswith(RESERVED_PATHS):
             return NOT_OURS
@@ -197,7 +224,74 @@ class RedirectApp:
             return hit
         if not is_well_formed(token):
             return None
-        return self.resolve(token) if self.offload is None else NEEDS_AWAIT
+        if self.guard is not None and not self._allowed(client, headers):
+            return GUESSING
+        if self.offload is not None:
+            return NEEDS_AWAIT
+        target = self.resolve(token)
+        if target is None and self.guard is not None:
+            self.missed(client, headers)
+        return target
+
+    # -- token guessing (domain.guessing): only on lookups of uncached tokens ----------------
+
+    def _client_key(
+        self, client: tuple[str, int] | None, headers: Sequence[tuple[bytes, bytes]]
+    ) -> str:
+        ip = client[0] if client else None
+        if self.trusted_proxies and ip is not None:
+            forwarded = x_forwarded_for = None
+            for name, value in headers:
+                if name == b"forwarded":
+                    forwarded = value.decode("latin-1")
+                elif name == b"x-forwarded-for":
+                    x_forwarded_for = value.decode("latin-1")
+            ip = client_ip(ip, forwarded, x_forwarded_for, self.trusted_proxies)
+        return client_key(ip)
+
+    def _allowed(
+        self, client: tuple[str, int] | None, headers: Sequence[tuple[bytes, bytes]]
+    ) -> bool:
+        assert self.guard is not None
+        now = time.monotonic()
+        if self.guard.allows(self._client_key(client, headers), now):
+            return True
+        self._report_ended(now)
+        return False
+
+    def missed(
+        self, client: tuple[str, int] | None, headers: Sequence[tuple[bytes, bytes]]
+    ) -> None:
+        """Count a lookup that found no token against the client's miss budget."""
+        if self.guard is None:
+            return
+        now = time.monotonic()
+        started = self.guard.miss(self._client_key(client, headers), now)
+        if started is not None:
+            log.warning(
+                "client %s missed %d unknown tokens in a burst (token guessing?): its lookups "
+                "of uncached tokens are refused with 429 until it slows down",
+                started.client,
+                int(self.guard.burst),
+            )
+        self._report_ended(now)
+
+    def _report_ended(self, now: float) -> None:
+        # At most every few seconds, on a miss or a refusal: a log line per ended episode.
+        if self.guard is None or now < self._sweep_at:
+            return
+        self._sweep_at = now + 5.0
+        for ep in self.guard.ended(now):
+            log.warning(
+                "client %s stopped guessing tokens after %.0f s: %d more misses, %d lookups "
+                "refused (%d misses and %d refusals from every client since start)",
+                ep.client,
+                (ep.ended or now) - ep.started,
+                ep.misses,
+                ep.refused,
+                self.guard.misses,
+                self.guard.refused,
+            )
 
     def answer(
         self,
@@ -257,20 +351,28 @@ class RedirectApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"] if scope["type"] == "http" else "/"
+        if path == "/" or path.startswith(RESERVED_PATHS):
+            # The API and pages, outside the lookup's `try`: their errors are theirs (a 500
+            # from the API must never be followed by the redirect's 503).
+            await self.fallback(scope, receive, send)
+            return
         try:
-            target = self.lookup(path)
-            if target is NOT_OURS:
-                await self.fallback(scope, receive, send)
-                return
+            target = self.lookup(path, scope.get("client"), scope["headers"])
             if target is NEEDS_AWAIT:
                 assert self.offload is not None
                 target = await self.offload.resolve(path[path.rfind("/") + 1 :])
+                if target is None:
+                    self.missed(scope.get("client"), scope["headers"])
         except Exception:
             # Storage unreachable and the token not cached: the link may well be valid, so
             # no 404; ask the client to retry.
             log.exception("token lookup failed")
             await send(_UNAVAILABLE_START)
             await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+            return
+        if target is GUESSING:
+            await send(_TOO_MANY_START)
+            await send({"type": "http.response.body", "body": TOO_MANY_BODY})
             return
         assert target is None or isinstance(target, Target)
         status, location = self.answer(
