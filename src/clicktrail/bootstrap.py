@@ -29,10 +29,11 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.models import Workspace
 from clicktrail.domain.network import parse_networks
+from clicktrail.outbound import OutboundPolicy
 from clicktrail.services import bots, optouts
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import SmsProvider, StoredRequest
-from clicktrail.services.providers import ProviderKind, build_sender
+from clicktrail.services.providers import ProviderKind, SecretEnvironment, build_sender
 from clicktrail.services.sending import SendDefaults, Sending
 from clicktrail.signals import facts_for, ip_facts
 from clicktrail.signals.network import NetworkList, WorkspaceNetworks, load_networks
@@ -191,7 +192,7 @@ class Container:
             )
         if workspace is not None:
             return build_sender(
-                self.provider_repo, self.provider_kinds, workspace, name, os.environ
+                self.provider_repo, self.provider_kinds, workspace, name, self.secret_env
             )
         raise InvalidInput(
             f"unknown provider {name!r}; available: {', '.join(PROVIDERS)}", field="provider"
@@ -223,7 +224,20 @@ class Container:
     @cached_property
     def provider_kinds(self) -> dict[str, ProviderKind]:
         """The kinds of provider a workspace can configure, by name."""
-        return {"twilio": TwilioKind(), "http": HttpKind()}
+        return {"twilio": TwilioKind(self.outbound), "http": HttpKind(self.outbound)}
+
+    @cached_property
+    def outbound(self) -> OutboundPolicy:
+        """Where requests to providers may go: public https addresses, and the operator's
+        exceptions (outbound_allow_networks, outbound_allow_http)."""
+        s = self.settings
+        allowed = parse_networks(s.outbound_allow_networks, "outbound_allow_networks")
+        return OutboundPolicy(allowed, s.outbound_allow_http)
+
+    @cached_property
+    def secret_env(self) -> SecretEnvironment:
+        """The environment variables provider secrets may reference (secret_env_prefix)."""
+        return SecretEnvironment(os.environ, self.settings.checked_secret_env_prefix())
 
     @cached_property
     def classifier(self) -> SignalsClassifier:
@@ -321,9 +335,9 @@ class Container:
         routes += api_resources.routes(self.store, ListingQueries(self.engine), self.export_queries, self.provider)  # fmt: skip
         routes += api_reports.routes(self.store, self.report_queries)
         routes += api_wrap.routes(self.store, self.wrap_queries, default_region=self.settings.default_region or None)  # fmt: skip
-        routes += api_optouts.routes(self.store, self.optout_queries, twilio_signers=lambda: optouts.twilio_signers(self.store, self.provider_repo, os.environ), default_region=self.settings.default_region or None)  # fmt: skip
+        routes += api_optouts.routes(self.store, self.optout_queries, twilio_signers=lambda: optouts.twilio_signers(self.store, self.provider_repo, self.secret_env), default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_sending.routes(self.store, lambda: self.sending)
-        routes += api_providers.routes(self.store, self.provider_repo, self.provider_kinds, os.environ)  # fmt: skip
+        routes += api_providers.routes(self.store, self.provider_repo, self.provider_kinds, self.secret_env)  # fmt: skip
         routes += api_networks.routes(self.store)
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes

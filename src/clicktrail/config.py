@@ -128,6 +128,21 @@ class Settings:
         "when redirects keep the machine busy: a job sharing a redirect's core delays that "
         "core's redirects by up to a scheduler tick, whatever its priority (ADR 0011).",
     )
+    secret_env_prefix: str = _s(
+        "CLICKTRAIL_PROVIDER_",
+        "Provider secrets given as ${NAME} references (only by the operator's CLI, never "
+        "through the API) resolve only for environment variables whose names start with this; "
+        "it may not cover a CLICKTRAIL_ setting (CLICKTRAIL_DATABASE_URL is never readable).",
+    )
+    outbound_allow_networks: str = _s(
+        "",
+        "Comma-separated IPs or CIDR ranges the server may send provider requests to although "
+        "they are loopback, private, link-local or otherwise refused (e.g. 10.1.2.0/24 for an "
+        "aggregator on your network). Empty: public addresses only.",
+    )
+    outbound_allow_http: bool = _s(
+        False, "Provider requests may use plain http (default: https only)."
+    )
     log_level: str = _s("info", "Server log level: debug, info, warning, error.")
     access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")
 
@@ -148,6 +163,23 @@ class Settings:
         does not have."""
         return cpu_list(self.jobs_cpus, "jobs_cpus") if self.jobs_cpus.strip() else None
 
+    def checked_secret_env_prefix(self) -> str:
+        """The checked `secret_env_prefix`. Raises `InvalidInput` naming it when it is empty,
+        not a variable-name prefix, or covers the variable of a clicktrail setting."""
+        prefix = self.secret_env_prefix
+        if not prefix or not all(c.isalnum() or c == "_" for c in prefix):
+            raise InvalidInput(
+                f"secret_env_prefix: {prefix!r} must be letters, digits and _ (not empty)",
+                field="secret_env_prefix",
+            )
+        covered = sorted(v for v in setting_variables() if v.startswith(prefix))
+        if covered:
+            raise InvalidInput(
+                f"secret_env_prefix: {prefix!r} would let providers read {covered[0]}",
+                field="secret_env_prefix",
+            )
+        return prefix
+
     @property
     def resolved_spool_dir(self) -> Path:
         """The click spool folder."""
@@ -165,6 +197,12 @@ def setting_help() -> dict[str, tuple[str, Any, str]]:
     for f in fields(Settings):
         out[f.name] = (str(f.type), f.default, f.metadata["help"])
     return out
+
+
+def setting_variables() -> list[str]:
+    """Return the environment variable of every setting (``CLICKTRAIL_<NAME>``) and
+    ``CLICKTRAIL_CONFIG``."""
+    return ["CLICKTRAIL_CONFIG", *("CLICKTRAIL_" + f.name.upper() for f in fields(Settings))]
 
 
 def _coerce(name: str, kind: str, raw: Any, source: str) -> Any:

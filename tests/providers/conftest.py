@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from provider_fakes import FakeTwilio
+from provider_fakes import LOCAL_SETTINGS, FakeTwilio
 from provider_world import HOST, Env
 
 from clicktrail.bootstrap import Container
@@ -18,7 +18,11 @@ from factories import make_api_key, make_domain, make_workspace
 @pytest.fixture
 def env(database_url: str, tmp_path: Path) -> Iterator[Env]:
     settings = load_settings(
-        env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
+        env={
+            "CLICKTRAIL_DATABASE_URL": database_url,
+            "CLICKTRAIL_DATA_DIR": str(tmp_path),
+            **LOCAL_SETTINGS,
+        }
     )
     container = Container(settings)
     ws = make_workspace(container.store)

@@ -29,9 +29,21 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
+from clicktrail.domain.network import parse_networks
+from clicktrail.outbound import OutboundPolicy
+
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "f" * 32
 SERVICE_SID = "MG" + "abcdef0123456789" * 2
+# The server sends nothing to loopback or over plain http unless the operator allows it
+# (clicktrail.outbound): these fakes listen on 127.0.0.1, so the tests allow them, as an
+# operator would allow an aggregator on their network.
+LOCAL_NETWORKS = "127.0.0.0/8,::1"
+LOCAL_POLICY = OutboundPolicy(parse_networks(LOCAL_NETWORKS), allow_http=True)
+LOCAL_SETTINGS = {
+    "CLICKTRAIL_OUTBOUND_ALLOW_NETWORKS": LOCAL_NETWORKS,
+    "CLICKTRAIL_OUTBOUND_ALLOW_HTTP": "1",
+}
 
 
 @dataclass

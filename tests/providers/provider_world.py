@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from provider_fakes import ACCOUNT_SID, AUTH_TOKEN
+from provider_fakes import ACCOUNT_SID, AUTH_TOKEN, LOCAL_SETTINGS
 
 from clicktrail.bootstrap import Container
 from clicktrail.domain.models import Workspace
@@ -39,9 +39,11 @@ class Env:
         return self.container.store
 
     def add_provider(self, name: str, kind: str, **options: Any) -> ProviderConfig:
+        """Configure a provider as the operator does (``${CLICKTRAIL_PROVIDER_…}`` allowed)."""
         return providers.add_provider(
             self.container.provider_repo, self.container.provider_kinds, self.ws,
             name=name, kind=kind, options=options, now_us=NOW_US,
+            env_prefix=providers.DEFAULT_ENV_PREFIX,
         )  # fmt: skip
 
     def call(self, method: str, path: str, key: str | None = "", **kw: Any) -> httpx.Response:
@@ -72,6 +74,7 @@ class Env:
                 "NO_COLOR": "1",
                 "TERM": "dumb",
                 "COLUMNS": "200",
+                **LOCAL_SETTINGS,
                 **(env or {}),
             },
             capture_output=True,

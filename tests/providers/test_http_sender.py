@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from provider_fakes import Answer, FakeApi, plivo_answer, vonage_answer
+from provider_fakes import LOCAL_POLICY, Answer, FakeApi, plivo_answer, vonage_answer
 
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.status import Status
@@ -35,10 +35,10 @@ def plivo() -> Iterator[FakeApi]:
 
 
 def build(name: str, options: dict[str, Any], env: dict[str, str] | None = None) -> HttpProvider:
-    settings, secrets = HttpKind().configure(name, options)
+    settings, secrets = HttpKind(LOCAL_POLICY).configure(name, options)
     config = ProviderConfig(1, "prv_x", 1, "ws_x", name, "http", settings, secrets, 0, 0)
     resolved = Resolved(config, {k: (env or {}).get(k, v) for k, v in secrets.items()})
-    sender = HttpKind().build(resolved, lambda _refs: set())
+    sender = HttpKind(LOCAL_POLICY).build(resolved, lambda _refs: set())
     assert isinstance(sender, HttpProvider)
     return sender
 
@@ -258,8 +258,11 @@ def test_configure_names_the_bad_option(options: dict[str, Any], field: str) -> 
 
 def test_preset_secrets_are_kept_apart() -> None:
     settings, secrets = HttpKind().configure("vg", {"preset": "vonage", "params": {
-        "api_key": "k", "api_secret": "${VONAGE_SECRET}", "from": "Acme",
+        "api_key": "k", "api_secret": "${CLICKTRAIL_PROVIDER_VONAGE_SECRET}", "from": "Acme",
         "receipt_token": "plain-token"}})  # fmt: skip
-    assert secrets == {"api_secret": "${VONAGE_SECRET}", "receipt_token": "plain-token"}
+    assert secrets == {
+        "api_secret": "${CLICKTRAIL_PROVIDER_VONAGE_SECRET}",
+        "receipt_token": "plain-token",
+    }
     assert settings["params"] == {"api_key": "k", "from": "Acme"}
     assert settings["preset"] == "vonage"

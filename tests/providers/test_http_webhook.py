@@ -56,14 +56,14 @@ def messages(env: Env, cp: Campaign) -> list[dict[str, Any]]:
 
 def add_vonage(env: Env, api: FakeApi) -> None:
     env.add_provider("vg", "http", preset="vonage", base_url=api.url, public_url=PUBLIC, params={
-        "api_key": "abcd1234", "api_secret": "${CT_TEST_VONAGE_SECRET}", "from": "Acme",
-        "receipt_token": "${CT_TEST_VONAGE_TOKEN}"})  # fmt: skip
+        "api_key": "abcd1234", "api_secret": "${CLICKTRAIL_PROVIDER_TEST_VONAGE_SECRET}", "from": "Acme",
+        "receipt_token": "${CLICKTRAIL_PROVIDER_TEST_VONAGE_TOKEN}"})  # fmt: skip
 
 
 @pytest.fixture
 def vonage_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CT_TEST_VONAGE_SECRET", "s3cr3t")
-    monkeypatch.setenv("CT_TEST_VONAGE_TOKEN", "dlr-token-1")
+    monkeypatch.setenv("CLICKTRAIL_PROVIDER_TEST_VONAGE_SECRET", "s3cr3t")
+    monkeypatch.setenv("CLICKTRAIL_PROVIDER_TEST_VONAGE_TOKEN", "dlr-token-1")
 
 
 @pytest.mark.usefixtures("vonage_env")
@@ -140,7 +140,7 @@ def test_unset_secret_variable_is_named(env: Env, vonage_api: FakeApi) -> None:
     with pytest.raises(InvalidInput) as exc:
         env.container.provider("vg", workspace=env.ws)
     assert exc.value.field == "api_secret"
-    assert "CT_TEST_VONAGE_SECRET" in exc.value.message
+    assert "CLICKTRAIL_PROVIDER_TEST_VONAGE_SECRET" in exc.value.message
 
 
 def test_plivo_callbacks(env: Env, plivo_api: FakeApi) -> None:

@@ -21,12 +21,14 @@ from factories import NOW_US, make_api_key, make_campaign, make_contacts, make_w
 
 def test_storage_round_trip(env: Env) -> None:
     repo: ProviderRepo = env.container.provider_repo
-    added = env.add_provider("tw", "twilio", **{**TWILIO_OPTIONS, "auth_token": "${TW_TOKEN}"})
+    added = env.add_provider(
+        "tw", "twilio", **{**TWILIO_OPTIONS, "auth_token": "${CLICKTRAIL_PROVIDER_TW_TOKEN}"}
+    )
     assert added.public_id.startswith("prv_")
     assert (added.name, added.kind, added.workspace_id) == ("tw", "twilio", env.ws.id)
     assert added.workspace_ref == env.ws.public_id
     assert added.settings["account_sid"] == ACCOUNT_SID
-    assert added.secrets == {"auth_token": "${TW_TOKEN}"}
+    assert added.secrets == {"auth_token": "${CLICKTRAIL_PROVIDER_TW_TOKEN}"}
     assert repo.find_provider(env.ws.id, "tw") == added
     assert repo.list_providers(env.ws.id) == [added]
     other = make_workspace(env.store)
@@ -90,8 +92,10 @@ def test_service_rules(env: Env) -> None:
 def test_masked_shows_references_not_secrets(env: Env) -> None:
     p = env.add_provider("tw", "twilio", **TWILIO_OPTIONS)
     assert p.masked()["auth_token"] == MASK
-    q = env.add_provider("tw2", "twilio", **{**TWILIO_OPTIONS, "auth_token": "${TW_TOKEN}"})
-    assert q.masked()["auth_token"] == "${TW_TOKEN}"
+    q = env.add_provider(
+        "tw2", "twilio", **{**TWILIO_OPTIONS, "auth_token": "${CLICKTRAIL_PROVIDER_TW_TOKEN}"}
+    )
+    assert q.masked()["auth_token"] == "${CLICKTRAIL_PROVIDER_TW_TOKEN}"
 
 
 # -- API ----------------------------------------------------------------------------------------
@@ -151,7 +155,7 @@ def test_cli_add_list_show_remove(env: Env) -> None:
     assert r.returncode == 0, r.stderr
     assert "receipts are posted to https://ct.example.com/v1/webhooks/twilio/status" in r.stdout
     r = env.cli("provider", "add", "vg", "--kind", "http", "--preset", "vonage",
-                "--param", "api_key=abcd1234", "--param", "api_secret=${VONAGE_SECRET}",
+                "--param", "api_key=abcd1234", "--param", "api_secret=${CLICKTRAIL_PROVIDER_VONAGE_SECRET}",
                 "--param", "from=Acme", "--param", "receipt_token=plain-dlr-token")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "no status callback URL" in r.stdout
@@ -163,7 +167,7 @@ def test_cli_add_list_show_remove(env: Env) -> None:
     assert [p["name"] for p in as_json] == ["tw", "vg"]
     shown = env.cli("provider", "show", "vg")
     data = json.loads(shown.stdout)
-    assert data["settings"]["api_secret"] == "${VONAGE_SECRET}"
+    assert data["settings"]["api_secret"] == "${CLICKTRAIL_PROVIDER_VONAGE_SECRET}"
     assert data["settings"]["receipt_token"] == MASK
     everything = listed.stdout + shown.stdout + env.cli("provider", "show", "tw").stdout
     assert AUTH_TOKEN not in everything

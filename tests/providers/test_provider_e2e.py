@@ -16,7 +16,7 @@ from provider_world import Env, Served
 from clicktrail.storage import tables
 from factories import make_campaign, make_contacts
 
-TOKEN_VAR = "CT_E2E_TWILIO_TOKEN"
+TOKEN_VAR = "CLICKTRAIL_PROVIDER_E2E_TWILIO_TOKEN"
 
 
 def test_send_through_twilio_then_receipts_then_report(

@@ -11,6 +11,7 @@ import pytest
 from provider_fakes import (
     ACCOUNT_SID,
     AUTH_TOKEN,
+    LOCAL_POLICY,
     SERVICE_SID,
     Answer,
     FakeTwilio,
@@ -29,6 +30,7 @@ def provider(twilio: FakeTwilio, **overrides: object) -> TwilioProvider:
     kwargs: dict[str, object] = {
         "account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": "+15005550006",
         "status_callback": CALLBACK, "base_url": twilio.url, "timeout": 1.0,
+        "policy": LOCAL_POLICY,
     }  # fmt: skip
     kwargs.update(overrides)
     return TwilioProvider("tw", **kwargs)  # type: ignore[arg-type]

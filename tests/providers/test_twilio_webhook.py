@@ -220,11 +220,11 @@ def test_receipts_stay_in_the_providers_workspace(env: Env, twilio: FakeTwilio) 
 def test_auth_token_from_the_environment(
     env: Env, twilio: FakeTwilio, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CT_TEST_TWILIO_TOKEN", AUTH_TOKEN)
-    cp = sent_campaign(env, twilio, auth_token="${CT_TEST_TWILIO_TOKEN}")
+    monkeypatch.setenv("CLICKTRAIL_PROVIDER_TEST_TWILIO_TOKEN", AUTH_TOKEN)
+    cp = sent_campaign(env, twilio, auth_token="${CLICKTRAIL_PROVIDER_TEST_TWILIO_TOKEN}")
     sid = messages(env, cp)[0]["provider_message_id"]
     assert callback(env, status_form(sid, "delivered")).json()["applied"] == 1
-    monkeypatch.delenv("CT_TEST_TWILIO_TOKEN")
+    monkeypatch.delenv("CLICKTRAIL_PROVIDER_TEST_TWILIO_TOKEN")
     # Without the variable the signature cannot be checked: refused, never accepted blindly.
     problem(callback(env, status_form(sid, "delivered")), 403)
 

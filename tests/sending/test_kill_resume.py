@@ -43,15 +43,19 @@ class Installation:
 
     def __init__(self, database_url: str, data_dir: Path) -> None:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKTRAIL_")}
+        # The fake aggregator listens on 127.0.0.1 over http: the operator allows it.
+        allow = {"CLICKTRAIL_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
+                 "CLICKTRAIL_OUTBOUND_ALLOW_HTTP": "1"}  # fmt: skip
         self.env.update(
             CLICKTRAIL_DATABASE_URL=database_url,
             CLICKTRAIL_DATA_DIR=str(data_dir),
             CLICKTRAIL_LOG_LEVEL="warning",
+            **allow,
         )
         self.data_dir = data_dir
         self.container = Container(
             load_settings(env={"CLICKTRAIL_DATABASE_URL": database_url,
-                               "CLICKTRAIL_DATA_DIR": str(data_dir)})
+                               "CLICKTRAIL_DATA_DIR": str(data_dir), **allow})
         )  # fmt: skip
         store = self.container.store
         self.ws = make_workspace(store)

@@ -3,6 +3,8 @@
 Mounted by the root command as ``app.add_typer(provider.app, name="provider")``; errors from
 services reach the root command, which maps them to messages and exit codes. Secrets are never
 printed: list and show mask them (an ``${ENV}`` reference is shown, it is not the secret).
+`add` is the one place a secret may be an ``${ENV}`` reference (the operator's, on the host; the
+API takes values only), to a variable under the ``secret_env_prefix`` setting.
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def provider_add(
     account_sid: Annotated[str | None, typer.Option(help="Twilio: account SID (AC…).")] = None,
     auth_token: Annotated[
         str | None,
-        typer.Option(help="Twilio: auth token; prefer an environment reference: '${VAR}'."),
+        typer.Option(
+            help="Twilio: auth token; prefer an environment reference: '${CLICKTRAIL_PROVIDER_…}'."
+        ),
     ] = None,
     sender: Annotated[
         str | None, typer.Option("--from", help="Twilio: sender number or id.")
@@ -144,9 +148,10 @@ def provider_add(
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.store, workspace)
+        # The operator's CLI, on the host: the one place secrets may be ${NAME} references.
         p = providers.add_provider(
             c.provider_repo, c.provider_kinds, ws, name=name, kind=kind, options=options,
-            now_us=now_us(),
+            now_us=now_us(), env_prefix=c.settings.checked_secret_env_prefix(),
         )  # fmt: skip
     finally:
         c.dispose()

@@ -5,9 +5,15 @@ generic HTTP API (with presets for aggregators). Each kind is an adapter (`click
 that this module sees through the `ProviderKind` port: it checks and splits the options of a
 new provider, builds the sender, and reads and authenticates the webhooks of its receipts.
 
-Secrets (auth tokens, API secrets) are kept apart from the other settings, never shown (see
-`masked`), and may be stored as ``${ENV}`` references that are resolved from the process
-environment each time the provider is used (`resolve_secrets`).
+Secrets (auth tokens, API secrets) are kept apart from the other settings and never shown (see
+`masked`). Where they may come from is a security boundary: a workspace's API key gives secret
+*values* only (`add_provider` refuses any ``${NAME}`` from it, naming the option), while the
+operator (the CLI, on the host) may store ``${NAME}`` references, resolved from the process
+environment each time the provider is used (`resolve_secrets`) and only for names under the
+operator's prefix (`SecretEnvironment`, setting ``secret_env_prefix``): otherwise any tenant
+could have the server read ``${CLICKTRAIL_DATABASE_URL}`` into a request to a host of theirs.
+References are only ever whole secrets: nothing substitutes the environment into templates,
+URLs or headers.
 
 Receipts from webhooks go through the receipts service like every other receipt: a status only
 moves forward. A receipt naming no message clicktrail knows is answered 200 (the provider
@@ -19,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -36,6 +42,8 @@ log = logging.getLogger("clicktrail.providers")
 BUILT_IN = ("outbox",)
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Variables a ``${NAME}`` reference may read unless the operator sets secret_env_prefix.
+DEFAULT_ENV_PREFIX = "CLICKTRAIL_PROVIDER_"
 MASK = "********"
 # The query parameter that carries clicktrail's message id on each message's status callback
 # URL, so a receipt finds its message even when the provider's answer to the send was lost.
@@ -201,18 +209,87 @@ def check_secret(value: Any, field: str) -> str:
     return value.strip() if is_env_ref(value.strip()) else value
 
 
-def resolve_secrets(config: ProviderConfig, env: Mapping[str, str]) -> Resolved:
-    """Return `config` with each ``${ENV}`` secret replaced by the variable's value.
+class SecretEnvironment(Mapping[str, str]):
+    """The environment variables ``${NAME}`` secrets may read: those of `environ` whose names
+    start with `prefix` (the setting ``secret_env_prefix``); the others look unset."""
 
-    Raises `InvalidInput` naming the secret whose variable is unset or empty.
+    def __init__(self, environ: Mapping[str, str], prefix: str = DEFAULT_ENV_PREFIX) -> None:
+        self.environ = environ
+        self.prefix = prefix
+
+    def allows(self, name: str) -> bool:
+        """Return True if a reference may read the variable `name`."""
+        return bool(self.prefix) and name.startswith(self.prefix)
+
+    def __getitem__(self, name: str) -> str:
+        if not self.allows(name):
+            raise KeyError(name)
+        return self.environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name in self.environ if self.allows(name))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def env_refs_in(options: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Yield (option path, variable name) for each ``${NAME}`` in the strings of `options`
+    (objects and lists walked; paths like ``params.token``, ``request.body.0``)."""
+    if isinstance(options, str):
+        for match in ENV_REF.finditer(options):
+            yield path, match.group(1)
+    elif isinstance(options, Mapping):
+        for key, value in options.items():
+            yield from env_refs_in(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(options, list):
+        for i, value in enumerate(options):
+            yield from env_refs_in(value, f"{path}.{i}" if path else str(i))
+
+
+def check_env_refs(options: Mapping[str, Any], env_prefix: str | None) -> None:
+    """Refuse environment references the caller may not make: any at all when `env_prefix` is
+    None (an API caller), else those outside the prefix (the operator's CLI).
+
+    Raises `InvalidInput` naming the option that holds the reference.
     """
+    for path, name in env_refs_in(options):
+        if env_prefix is None:
+            raise InvalidInput(
+                f"{path}: ${{{name}}} is a reference to the server's environment, which only "
+                "the operator can configure (clicktrail provider add); give the secret's value",
+                field=path,
+            )
+        if not SecretEnvironment({}, env_prefix).allows(name):
+            raise InvalidInput(
+                f"{path}: ${{{name}}} cannot be read: references resolve only for variables "
+                f"whose names start with {env_prefix} (setting secret_env_prefix)",
+                field=path,
+            )
+
+
+def resolve_secrets(config: ProviderConfig, env: Mapping[str, str]) -> Resolved:
+    """Return `config` with each ``${ENV}`` secret replaced by the variable's value, read from
+    `env` as a `SecretEnvironment` (a plain mapping gets the default prefix).
+
+    Raises `InvalidInput` naming the secret whose variable is unset, empty, or outside the
+    prefix (a reference stored before references were the operator's only, for instance).
+    """
+    source = env if isinstance(env, SecretEnvironment) else SecretEnvironment(env)
     out: dict[str, str] = {}
     for key, value in config.secrets.items():
         match = ENV_REF.fullmatch(value)
         if match is None:
             out[key] = value
             continue
-        found = env.get(match.group(1), "")
+        if not source.allows(match.group(1)):
+            raise InvalidInput(
+                f"provider {config.name!r}: {key} refers to ${{{match.group(1)}}}, which "
+                f"references may not read (only names starting with {source.prefix}: setting "
+                "secret_env_prefix)",
+                field=key,
+            )
+        found = source.get(match.group(1), "")
         if not found:
             raise InvalidInput(
                 f"provider {config.name!r}: {key} refers to ${{{match.group(1)}}}, which is "
@@ -294,13 +371,18 @@ def add_provider(
     kind: str,
     options: Mapping[str, Any],
     now_us: int,
+    env_prefix: str | None = None,
 ) -> ProviderConfig:
-    """Configure a provider account for `workspace`.
+    """Configure a provider account for `workspace`. Options may hold ``${NAME}`` references
+    to the environment only when `env_prefix` is given (the operator's CLI), and only to names
+    under it; an API caller gives None.
 
     Raises `InvalidInput` for a bad name, an unknown kind or bad options (naming the option),
-    `Conflict` when the workspace already has a provider of that name.
+    a reference the caller may not make, `Conflict` when the workspace already has a provider
+    of that name.
     """
     check_name(name)
+    check_env_refs(options, env_prefix)
     spec = kinds.get(kind)
     if spec is None:
         raise InvalidInput(

@@ -23,6 +23,12 @@ with the provider's code and words. A request that got no answer is queued again
 cannot be asked whether it took a message, so `reconcile` knows nothing: a sending job holds
 messages in doubt for an operator, unless an ``idempotency_header`` lets the provider drop a
 repeat (then they are sent again).
+
+Where requests may go is the operator's `OutboundPolicy` (``clicktrail.outbound``): the URL is
+checked when the provider is configured (https, no address the policy refuses) and every
+connection when it is made (after DNS). A send the policy refuses fails the message with
+``forbidden_destination``; nothing is posted. Redirects are not followed (a 3xx fails the
+message), so an allowed host cannot bounce a message and its secrets elsewhere.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import httpx
 
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.status import Status, parse_status
+from clicktrail.outbound import ForbiddenDestination, OutboundPolicy
 from clicktrail.services.ports import OutgoingSms, SendResult, SmsProvider
 from clicktrail.services.providers import (
     InboundWebhook,
@@ -335,8 +342,10 @@ class HttpProvider:
         name: str,
         settings: Mapping[str, Any],
         secrets: Mapping[str, str],
+        policy: OutboundPolicy | None = None,
     ) -> None:
         self.name = name
+        self.policy = policy or OutboundPolicy()
         self.request = settings["request"]
         self.response = settings["response"]
         self.receipts = settings.get("receipts")
@@ -396,6 +405,7 @@ class HttpProvider:
         with httpx.Client(
             timeout=httpx.Timeout(float(self.request["timeout"]), connect=5.0),
             follow_redirects=False,
+            transport=self.policy.httpx_transport(),
         ) as client:
             for i, m in enumerate(batch):
                 result = self._send_one(client, m)
@@ -418,6 +428,10 @@ class HttpProvider:
         came back (unless an idempotency key makes a repeat harmless: then try again)."""
         try:
             answer = client.send(self._build(m))
+        except ForbiddenDestination as exc:
+            log.error("provider %s: %s", self.name, exc)
+            return SendResult(m.message_id, Status.FAILED, error_code="forbidden_destination",
+                              error_message=str(exc))  # fmt: skip
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             # Never connected: the provider cannot have the message.
             return SendResult(m.message_id, Status.QUEUED, error_code="unreachable",
@@ -473,6 +487,9 @@ class HttpKind:
 
     name = "http"
 
+    def __init__(self, policy: OutboundPolicy | None = None) -> None:
+        self.policy = policy or OutboundPolicy()
+
     def configure(
         self, name: str, options: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -499,6 +516,7 @@ class HttpKind:
                         field=section,
                     )
         request = _check_request(_object(options.get("request", spec.get("request")), "request"))
+        url_field = "request.url"
         if options.get("base_url"):
             # Another origin for the same API: a regional endpoint, a gateway, a test double.
             base = urlsplit(check_url(options["base_url"], "base_url").rstrip("/"))
@@ -506,6 +524,8 @@ class HttpKind:
             request["url"] = urlunsplit(
                 (base.scheme, base.netloc, base.path + parts.path, parts.query, "")
             )
+            url_field = "base_url"
+        self.policy.check_url(request["url"], url_field)
         response = _check_response(_object(options.get("response", spec.get("response", {})),
                                            "response"))  # fmt: skip
         raw_receipts = options.get("receipts", spec.get("receipts"))
@@ -576,7 +596,7 @@ class HttpKind:
         self, provider: Resolved, known_refs: Callable[[Sequence[str]], set[str]]
     ) -> SmsProvider:
         """Return the sender of a configured HTTP provider."""
-        return HttpProvider(provider.config.name, provider.settings, provider.secrets)
+        return HttpProvider(provider.config.name, provider.settings, provider.secrets, self.policy)
 
     def authentic(self, provider: Resolved, hook: InboundWebhook) -> bool:
         """Return True if `hook` carries the provider's receipt token or HMAC."""

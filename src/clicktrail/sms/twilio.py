@@ -23,7 +23,9 @@ not rewrite bodies for this to hold: leave the Messaging Service's smart encodin
 shortening off (clicktrail does both itself).
 
 ``base_url`` points the SDK at a Twilio-compatible gateway (or a test double) instead of
-``https://api.twilio.com``.
+``https://api.twilio.com``. Every request, to Twilio or to a base URL, goes through the
+operator's `OutboundPolicy` (``clicktrail.outbound``): a base URL is checked when configured, and
+each connection after DNS; a message the policy refuses fails with ``forbidden_destination``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from twilio.rest import Client
 
 from clicktrail.domain.errors import Conflict, InvalidInput
 from clicktrail.domain.status import Status
+from clicktrail.outbound import ForbiddenDestination, OutboundPolicy, policy_session
 from clicktrail.services.ports import OutgoingSms, SendResult, SmsProvider
 from clicktrail.services.providers import (
     InboundWebhook,
@@ -113,8 +116,9 @@ class _Client(TwilioHttpClient):  # type: ignore[misc]  # the SDK ships no type 
     """The SDK's HTTP client, sent to `base_url` instead of Twilio's hosts when one is given,
     remembering each thread's last response (for Retry-After and Twilio's error body)."""
 
-    def __init__(self, base_url: str | None, timeout: float) -> None:
+    def __init__(self, base_url: str | None, timeout: float, policy: OutboundPolicy) -> None:
         super().__init__(timeout=timeout, logger=_sdk_log)
+        policy_session(policy, self.session)
         self.base = urlsplit(base_url.rstrip("/")) if base_url else None
         self.last = threading.local()
 
@@ -167,6 +171,7 @@ class TwilioProvider:
         reconcile_days: float = 30.0,
         known_refs: Callable[[Sequence[str]], set[str]] = lambda _refs: set(),
         rate: float | None = None,
+        policy: OutboundPolicy | None = None,
     ) -> None:
         if not (from_number or messaging_service_sid):
             raise InvalidInput("give a From number or a Messaging Service SID", field="from")
@@ -181,7 +186,7 @@ class TwilioProvider:
         # Messages per second this sender may send (a sending job's default; None: the
         # send_rate setting).
         self.default_rate = rate
-        self.http = _Client(base_url, timeout)
+        self.http = _Client(base_url, timeout, policy or OutboundPolicy())
         # `environment` non-empty so the SDK does not read TWILIO_* variables behind our back.
         self.client = Client(
             account_sid,
@@ -221,6 +226,10 @@ class TwilioProvider:
             kwargs["status_callback"] = callback_for(self.status_callback, m.message_id)
         try:
             created = self.client.messages.create(**kwargs)
+        except ForbiddenDestination as exc:
+            log.error("provider %s: %s", self.name, exc)
+            return SendResult(m.message_id, Status.FAILED, error_code="forbidden_destination",
+                              error_message=str(exc))  # fmt: skip
         except TwilioRestException as exc:
             return self._refused(m, int(exc.status), exc.code, str(exc.msg))
         except TwilioServiceException as exc:  # the RFC 9457 error shape of newer services
@@ -336,6 +345,10 @@ class TwilioProvider:
                 "was resent, try again",
                 field="provider",
             ) from None
+        except ForbiddenDestination as exc:
+            raise Conflict(
+                f"cannot ask Twilio which in-doubt messages it took: {exc}", field="provider"
+            ) from None
         except requests.RequestException as exc:
             raise Conflict(
                 f"cannot ask Twilio which in-doubt messages it took ({exc.__class__.__name__}); "
@@ -393,6 +406,9 @@ class TwilioKind:
 
     name = "twilio"
 
+    def __init__(self, policy: OutboundPolicy | None = None) -> None:
+        self.policy = policy or OutboundPolicy()
+
     def configure(
         self, name: str, options: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -426,7 +442,8 @@ class TwilioKind:
         if callback:
             settings["status_callback"] = check_url(callback, "status_callback")
         if options.get("base_url"):
-            settings["base_url"] = check_url(options["base_url"], "base_url").rstrip("/")
+            base = check_url(options["base_url"], "base_url").rstrip("/")
+            settings["base_url"] = self.policy.check_url(base, "base_url")
         settings["timeout"] = check_number(options.get("timeout", 10), "timeout", 1, 120)
         settings["reconcile_days"] = check_number(
             options.get("reconcile_days", 30), "reconcile_days", 1, 400
@@ -452,6 +469,7 @@ class TwilioKind:
             reconcile_days=float(s.get("reconcile_days", 30)),
             known_refs=known_refs,
             rate=s.get("rate"),
+            policy=self.policy,
         )
 
     def authentic(self, provider: Resolved, hook: InboundWebhook) -> bool:

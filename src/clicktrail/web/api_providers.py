@@ -2,7 +2,10 @@
 delivery receipts (``/v1/webhooks/…``, no key: each request is authenticated as the provider's,
 by Twilio's signature or the token or HMAC the HTTP provider is configured with).
 
-Thin handlers: parse the request, call `services.providers`, shape the answer. A webhook that no
+Thin handlers: parse the request, call `services.providers`, shape the answer. Secrets come
+from an API caller as values only: `providers.add_provider` refuses ``${NAME}`` references to
+the server's environment from here (422 naming the option; only the operator's CLI may store
+them), and the kinds refuse provider URLs the outbound policy forbids. A webhook that no
 configured provider vouches for is 403 problem+json; an authentic one is always answered 200
 once read (unknown messages included), so providers do not retry receipts for nothing.
 """
