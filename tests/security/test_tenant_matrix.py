@@ -1,0 +1,304 @@
+"""The tenant matrix: every route of the app, asked by another workspace's key with the first
+workspace's identifiers, never reveals or changes the first workspace's data.
+
+The route table is read from the app itself: a route missing from `MATRIX` (or from `PUBLIC`,
+the routes an anonymous client may call) fails `test_every_route_is_in_the_matrix`, so a new
+route cannot ship without its tenant check. Runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Mount, Route
+
+from clicktrail.bootstrap import Container
+from clicktrail.config import load_settings
+from clicktrail.domain.models import Campaign, Workspace
+from factories import (
+    make_api_key,
+    make_campaign,
+    make_contacts,
+    make_domain,
+    make_workspace,
+    message_ids,
+    send,
+    tokens_of,
+)
+from served import in_process
+
+HOST = "sms.example.com"
+CAMPAIGN_NAME = "Tenant A secret campaign"
+A_TWILIO = {
+    "name": "a-twilio",
+    "kind": "twilio",
+    "options": {
+        "account_sid": "AC" + "a1" * 16,
+        "auth_token": "tenant-a-auth-token-7f3e",
+        "from": "+14155550199",
+    },
+}
+B_TWILIO = {
+    "name": "b-twilio",
+    "kind": "twilio",
+    "options": {"account_sid": "AC" + "b2" * 16, "auth_token": "b-token", "from": "+14155550198"},
+}
+
+# Routes an anonymous client may call (no key): liveness, the TLS terminator's question, the API
+# description, the dashboard (its own login), and providers' webhooks (signed, checked per
+# provider: tests/providers).
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/v1/tls/allowed"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("POST", "/v1/webhooks/twilio/status"),
+    ("POST", "/v1/webhooks/twilio/inbound"),
+    ("POST", "/v1/webhooks/http/{provider_name}/status"),
+}
+DASHBOARD = "/dashboard"
+
+
+@dataclass
+class Tenants:
+    container: Container
+    a: Workspace
+    a_key: str
+    campaign: Campaign
+    b: Workspace
+    b_key: str
+    ids: dict[str, str]  # what fills the path parameters: A's identifiers
+
+    def calls(self, requests: list[tuple[str, str, str | None, dict[str, Any]]]) -> list[Any]:
+        async def use(c: httpx.AsyncClient) -> list[httpx.Response]:
+            out = []
+            for method, path, key, kw in requests:
+                headers = dict(kw.pop("headers", {}))
+                if key is not None:
+                    headers["Authorization"] = f"Bearer {key}"
+                out.append(await c.request(method, path, headers=headers, **kw))
+            return out
+
+        return in_process(self.container, HOST, use)
+
+
+@pytest.fixture
+def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
+    settings = load_settings(
+        env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
+    )
+    container = Container(settings)
+    store = container.store
+    a = make_workspace(store)
+    make_domain(store, a, HOST)
+    make_contacts(store, a, 3, list_name="vip")
+    cp = make_campaign(
+        store,
+        a,
+        "Hi {first_name}: https://a-shop.example.com/sale stop: https://x.example.com/o",
+        name=CAMPAIGN_NAME,
+    )
+    send(store, a, cp, tmp_path / "outbox.jsonl")
+    b = make_workspace(store)
+    make_domain(store, b, "other.example.com")
+    make_contacts(store, b, 2, start=100)
+    make_campaign(store, b)
+    t = Tenants(container, a, make_api_key(store, a), cp, b, make_api_key(store, b), {})
+    token = next(iter(tokens_of(store, cp)))[0]
+    setup = t.calls(
+        [
+            ("GET", f"/c/{token}", None, {}),
+            ("POST", "/v1/providers", t.a_key, {"json": A_TWILIO}),
+            ("POST", "/v1/networks/a-office/ranges", t.a_key,
+             {"json": {"ranges": [{"cidr": "192.0.2.0/24", "owner": "A office"}]}}),
+            ("POST", "/v1/opt-outs", t.a_key,
+             {"json": {"items": [{"contact": "+14155550002", "opted_out": True}]}}),
+        ]
+    )  # fmt: skip
+    for r in setup[1:]:
+        assert r.status_code < 300, r.text
+    t.ids = {
+        "campaign": cp.slug,
+        "contact": "ext-0",
+        "message": message_ids(store, cp)[0],
+        "host": HOST,
+        "name": "a-office",
+    }
+    yield t
+    container.dispose()
+
+
+# For each authenticated route: how workspace B asks it about workspace A's things. Path
+# parameters are filled from `Tenants.ids`; `kw` are httpx request arguments.
+MATRIX: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/v1/workspace"): {},
+    ("GET", "/v1/domains"): {},
+    ("POST", "/v1/domains"): {"json": {"host": HOST}},
+    ("GET", "/v1/domains/{host}"): {},
+    ("GET", "/v1/contacts"): {"params": {"q": "ext-0"}},
+    ("POST", "/v1/contacts/import"): {
+        "content": b"phone,external_id\n+14155550177,ext-b\n",
+        "headers": {"content-type": "text/csv"},
+    },
+    ("GET", "/v1/contacts/{contact}"): {},
+    ("GET", "/v1/contacts/{contact}/opt-outs"): {},
+    ("GET", "/v1/lists"): {},
+    ("GET", "/v1/campaigns"): {},
+    ("POST", "/v1/campaigns"): {"json": {"name": "B camp", "template": "x", "list": "vip"}},
+    ("GET", "/v1/campaigns/{campaign}"): {},
+    ("GET", "/v1/campaigns/{campaign}/preview"): {},
+    ("GET", "/v1/campaigns/{campaign}/report"): {},
+    ("GET", "/v1/campaigns/{campaign}/report/full"): {},
+    ("GET", "/v1/campaigns/{campaign}/recipients"): {},
+    ("GET", "/v1/reports/compare"): {"params": {"campaigns": "{campaign}"}},
+    ("POST", "/v1/campaigns/{campaign}/send"): {"json": {}},
+    ("GET", "/v1/campaigns/{campaign}/send"): {},
+    ("POST", "/v1/campaigns/{campaign}/pause"): {},
+    ("POST", "/v1/campaigns/{campaign}/resume"): {},
+    ("POST", "/v1/campaigns/{campaign}/cancel"): {},
+    ("POST", "/v1/campaigns/{campaign}/release"): {},
+    ("POST", "/v1/campaigns/{campaign}/test-send"): {"json": {"to": "+14155550000"}},
+    ("GET", "/v1/messages"): {"params": {"campaign": "{campaign}"}},
+    ("GET", "/v1/messages/{message}"): {},
+    ("POST", "/v1/messages/status"): {
+        "json": [{"message_id": "{message}", "status": "failed", "at": "2026-01-01T00:00:00Z"}]
+    },
+    ("GET", "/v1/clicks"): {"params": {"campaign": "{campaign}"}},
+    ("GET", "/v1/exports/clicks"): {"params": {"campaign": "{campaign}"}},
+    ("GET", "/v1/exports/messages"): {"params": {"campaign": "{campaign}"}},
+    ("POST", "/v1/wrap"): {
+        "json": {
+            "campaign": "{campaign}",
+            "text": "https://shop.example.com/",
+            "to": "+14155550000",
+        }
+    },
+    ("POST", "/v1/wrap/batch"): {
+        "json": {
+            "campaign": "{campaign}",
+            "items": [{"text": "https://shop.example.com/", "to": "+14155550000"}],
+        }
+    },
+    ("POST", "/v1/inbound"): {
+        "json": {"from": "+14155550000", "to": "+14155550199", "text": "STOP"}
+    },
+    ("POST", "/v1/opt-outs"): {"json": {"items": [{"contact": "ext-1", "opted_out": True}]}},
+    ("GET", "/v1/opt-outs/replies"): {},
+    ("PUT", "/v1/opt-outs/replies"): {"json": {"stop": "A's reply"}},
+    ("GET", "/v1/providers"): {},
+    ("POST", "/v1/providers"): {"json": B_TWILIO},
+    ("GET", "/v1/providers/{name}"): {"ids": {"name": "a-twilio"}},
+    ("DELETE", "/v1/providers/{name}"): {"ids": {"name": "a-twilio"}},
+    ("GET", "/v1/networks"): {},
+    ("GET", "/v1/networks/{name}/ranges"): {},
+    ("POST", "/v1/networks/{name}/ranges"): {
+        "ids": {"name": "b-net"},
+        "json": {"ranges": [{"cidr": "198.51.100.0/24"}]},
+    },
+    ("DELETE", "/v1/networks/{name}/ranges"): {"params": {"cidr": "192.0.2.0/24"}},
+    ("DELETE", "/v1/networks/{name}"): {},
+}
+
+# What B's answers must never hold: A's names, people, secrets and settings.
+A_MARKERS = (
+    CAMPAIGN_NAME, '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
+    "192.0.2.0/24", "tenant-a-auth-token", "a1a1a1a1", "+14155550199",
+)  # fmt: skip
+
+
+def app_routes(container: Container) -> set[tuple[str, str]]:
+    """(method, path) of every route the app serves, HEAD left out (it follows GET)."""
+    api = container.web_app().redirect.fallback
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: Any, prefix: str) -> None:
+        for r in routes:
+            if isinstance(r, Mount):
+                if r.path == DASHBOARD:
+                    continue
+                walk(r.routes or [], prefix + r.path)
+            elif isinstance(r, Route):
+                for m in r.methods or ():
+                    if m != "HEAD":
+                        found.add((m, prefix + r.path))
+
+    walk(api.routes, "")
+    return found
+
+
+def _fill(value: Any, ids: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for k, v in ids.items():
+            value = value.replace("{" + k + "}", v)
+        return value
+    if isinstance(value, dict):
+        return {k: _fill(v, ids) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, ids) for v in value]
+    return value
+
+
+def _request(t: Tenants, method: str, template: str, key: str | None) -> tuple[str, str, Any, Any]:
+    spec = MATRIX[(method, template)]
+    ids = {**t.ids, **spec.get("ids", {})}
+    kw = _fill({k: v for k, v in spec.items() if k not in ("content", "ids")}, ids)
+    if "content" in spec:
+        kw["content"] = spec["content"]
+    return method, _fill(template, ids), key, kw
+
+
+def test_every_route_is_in_the_matrix(tenants: Tenants) -> None:
+    routes = app_routes(tenants.container)
+    dashboard = {r for r in routes if r[1].startswith(DASHBOARD)}
+    missing = routes - set(MATRIX) - PUBLIC - dashboard
+    assert not missing, f"routes without a tenant check: add them to MATRIX or PUBLIC: {missing}"
+    stale = (set(MATRIX) | PUBLIC) - routes
+    assert not stale - {("GET", "/readyz")}, f"matrix rows for routes that do not exist: {stale}"
+
+
+def test_every_authenticated_route_needs_a_key(tenants: Tenants) -> None:
+    requests = [_request(tenants, m, p, None) for m, p in MATRIX]
+    requests += [(m, path, "ct_not_a_key", kw) for m, path, _, kw in
+                 [_request(tenants, m, p, None) for m, p in MATRIX]]  # fmt: skip
+    for (method, path, _key, _kw), r in zip(requests, tenants.calls(requests), strict=True):
+        assert r.status_code == 401, f"{method} {path}: {r.status_code} {r.text[:200]}"
+
+
+def _snapshot(t: Tenants) -> list[Any]:
+    """What A's own key sees of A's things (compared before and after B's requests)."""
+    paths = [
+        "/v1/domains", "/v1/contacts", "/v1/contacts/ext-0", "/v1/contacts/ext-0/opt-outs",
+        "/v1/lists", "/v1/campaigns", f"/v1/campaigns/{t.ids['campaign']}",
+        f"/v1/campaigns/{t.ids['campaign']}/report", f"/v1/campaigns/{t.ids['campaign']}/send",
+        "/v1/messages", f"/v1/messages/{t.ids['message']}", "/v1/clicks", "/v1/providers",
+        "/v1/providers/a-twilio", "/v1/networks", "/v1/networks/a-office/ranges",
+        "/v1/opt-outs/replies",
+    ]  # fmt: skip
+    answers = t.calls([("GET", p, t.a_key, {}) for p in paths])
+    for p, r in zip(paths, answers, strict=True):
+        assert r.status_code == 200, f"{p}: {r.text}"
+    return [r.json() for r in answers]
+
+
+def test_another_workspace_can_neither_read_nor_change_ours(tenants: Tenants) -> None:
+    before = _snapshot(tenants)
+    requests = [_request(tenants, m, p, tenants.b_key) for m, p in MATRIX]
+    answers = tenants.calls(requests)
+    for (method, path, _key, kw), r in zip(requests, answers, strict=True):
+        where = f"{method} {path}"
+        assert r.status_code < 500, f"{where}: {r.status_code} {r.text[:300]}"
+        asked = json.dumps(kw, default=str)
+        for marker in A_MARKERS:
+            if marker not in asked:
+                assert marker not in r.text, f"{where} shows A's {marker!r}: {r.text[:300]}"
+    # Routes naming one of A's things in their path answer 404 (never 403: ids do not leak).
+    for (method, template), (_m, path, _k, _kw), r in zip(MATRIX, requests, answers, strict=True):
+        if "{" in template and "ids" not in MATRIX[(method, template)]:
+            assert r.status_code == 404, f"{method} {path}: {r.status_code} {r.text[:200]}"
+    assert _snapshot(tenants) == before
