@@ -19,6 +19,7 @@ Unknown tokens, unknown hosts and malformed tokens get the same small 404 page.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import threading
@@ -270,9 +271,13 @@ class RedirectApp:
         if started is not None:
             log.warning(
                 "client %s missed %d unknown tokens in a burst (token guessing?): its lookups "
-                "of uncached tokens are refused with 429 until it slows down",
+                "of uncached tokens are refused with 429 until it slows down%s",
                 started.client,
                 int(self.guard.burst),
+                ""
+                if self.trusted_proxies or not _is_local(started.client)
+                else " (if this is your proxy, list it in trusted_proxies: every client "
+                "behind it shares its budget now)",
             )
         self._report_ended(now)
 
@@ -383,6 +388,14 @@ class RedirectApp:
             await _redirect(send, location)
         else:
             await _not_found(send)
+
+
+def _is_local(client: str) -> bool:
+    """True for a loopback or private address (or IPv6 /64): likely a proxy of the operator."""
+    try:
+        return ipaddress.ip_network(client, strict=False).is_private
+    except ValueError:
+        return False
 
 
 def _nothing() -> None:
