@@ -3,9 +3,12 @@ and filtered vs raw report counts — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
+import orjson
+import pytest
 import sqlalchemy as sa
 
 from clicktrail.bootstrap import SignalsClassifier
@@ -13,6 +16,7 @@ from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.models import Receipt
 from clicktrail.services import bots
 from clicktrail.services.ports import ClickRecord
+from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
 from factories import (
@@ -250,3 +254,85 @@ def test_an_address_early_in_several_campaigns_gets_listed(
     assert "NET_LISTED" in str(reasons)
     # Only two campaigns' worth of sightings would not list it.
     assert bots.listed_entities(store, DELIVERED + 10_000 * S, days=30, min_campaigns=4) == set()
+
+
+# -- the online pipeline and a one-pass re-classification agree (issue 14) ----------------------
+
+ANDROID = (
+    "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/137.0.0.0 Mobile Safari/537.36"
+)
+
+
+def _stream(rng: random.Random, people: list[list[Any]], t0: int) -> list[ClickRecord]:
+    """A campaign's requests over 20 minutes: people tapping, addresses fanning out across
+    recipients, link checkers hitting every link of a message, the same link hit by several
+    user agents within seconds."""
+    recs: list[ClickRecord] = []
+    span = 1200 * S
+
+    def add(target: Any, at: int, ip: str, ua: str = IPHONE) -> None:
+        recs.append(_rec(f"r{len(recs)}", target, at, ua=ua, ip=ip))
+
+    for i in range(rng.randint(8, 20)):  # people, from their own addresses
+        add(rng.choice(rng.choice(people)), t0 + rng.randrange(span), f"172.56.{i}.{rng.randint(1, 254)}")  # fmt: skip
+    for s in range(rng.randint(1, 3)):  # one address reaching many recipients within ~a minute
+        start, reach = t0 + rng.randrange(span), len(people) if s == 0 else rng.randint(3, 9)
+        for links in rng.sample(people, reach):
+            add(rng.choice(links), start + rng.randrange(90 * S), f"198.51.100.{s + 1}")
+    for _ in range(rng.randint(0, 3)):  # a link checker: every link of a message within a second
+        links, at = rng.choice(people), t0 + rng.randrange(span)
+        for link in links:
+            add(link, at + rng.randrange(S), f"203.0.113.{rng.randint(1, 254)}")
+    for _ in range(rng.randint(0, 3)):  # the same link, another user agent, seconds later
+        link, at = rng.choice(rng.choice(people)), t0 + rng.randrange(span)
+        add(link, at, "172.58.0.1")
+        add(link, at + rng.randrange(4 * S), "172.58.0.2", ua=ANDROID)
+    return sorted(recs, key=lambda r: r.at_us)
+
+
+def _stored(engine: sa.Engine) -> dict[str, tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return {
+            r[0]: (r[1], str(r[2]), r[3], bool(r[4]))
+            for r in conn.execute(
+                sa.text("SELECT click_id, verdict, reasons, score, final FROM clicks")
+            )
+        }
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_online_verdicts_do_not_depend_on_when_finalization_ran(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path, seed: int
+) -> None:
+    """Replays a generated stream through the real pipeline (click inbox, provisional job,
+    settle-window passes at random times with random batch sizes), then re-classifies in one
+    pass: every stored verdict must be the same."""
+    rng = random.Random(seed)
+    people = _world(store, engine, tmp_path, n=9)
+    t0 = DELIVERED + 60 * S
+    records = _stream(rng, people, t0)
+    classifier = SignalsClassifier()
+    inbox, classify = InboxWriter(engine), bots.ClassifyNew(store, classifier)
+    settle = rng.choice([120, 300, 900]) * S
+    end = records[-1].at_us + settle + 3600 * S
+    passes = [*sorted(rng.randrange(t0, records[-1].at_us + settle) for _ in range(12)), end]
+    sent = 0
+    try:
+        for now in passes:
+            arrived = [r for r in records[sent:] if r.at_us <= now]
+            if arrived:
+                inbox([orjson.dumps(r, default=tuple) for r in arrived])
+                sent += len(arrived)
+            classify()
+            bots.finalize_settled(
+                store, now, settle_us=settle, limit=rng.randint(1, 6), ip_kind=classifier.ip_kind
+            )
+    finally:
+        inbox.close()
+    online = _stored(engine)
+    assert len(online) == len(records)
+    assert all(final for *_, final in online.values())
+    assert any("FANOUT_IP_60S" in reasons for _, reasons, _, _ in online.values())
+    bots.reclassify(store, classifier, end, settle_us=settle)
+    assert _stored(engine) == online

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 from clicktrail.domain.bots.model import ClickFacts, Verdict
-from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet, apply_behaviour
+from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet, apply_behaviour, request_level
 from clicktrail.services.ports import RequestClassifier, Selection, Store, StoredRequest
 
 DEFAULT_SETTLE_US = 15 * 60 * 1_000_000
@@ -181,6 +181,10 @@ def _finalize(
                         new.add(r.click_id)
                     else:
                         verdict = rerun.classify(r)
+                elif r.final:
+                    # Finalized by an earlier pass (or batch): its windows count it as its
+                    # request-level verdict did, whenever this pass runs.
+                    verdict = request_level(verdict)
                 base[r.click_id] = verdict
             if campaign_id not in links:
                 links[campaign_id] = store.link_count(campaign_id)
@@ -212,7 +216,11 @@ _HUMAN = Verdict("human", 0, ())
 
 
 def _widest_window_us(rules: RuleSet) -> int:
-    return 1000 * max(rules.all_links_window_ms, rules.same_token_window_ms, rules.fanout_window_ms)
+    """Return how far around a batch its context reaches: twice the widest window, so that
+    every neighbour of a batch's request is judged with all of its own neighbours too (a
+    neighbour a fan-out makes a scanner is left out of a same-link burst)."""
+    widest = max(rules.all_links_window_ms, rules.same_token_window_ms, rules.fanout_window_ms)
+    return 2 * 1000 * widest
 
 
 @dataclass

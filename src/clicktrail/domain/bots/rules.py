@@ -380,6 +380,26 @@ def apply_behaviour(
 
 
 _RANK = {"suspect": 0, "automation": 1, "scanner": 2}
+# The codes `apply_behaviour` appends: a final verdict carrying one was counted at request level.
+BEHAVIOUR_REASONS = frozenset(
+    {"ALL_LINKS_2S", "TOKEN_MULTI_UA_5S", "FANOUT_IP_60S", "FANOUT_NET_UA_60S"}
+)
+
+
+def request_level(final: Verdict) -> Verdict:
+    """Return the request-level verdict under a final one, as the behaviour windows see it.
+
+    Behaviour only ever demotes requests that counted (human, suspect) and appends its codes,
+    so a final verdict with a behavioural code stands for a counted request (`suspect` when
+    other reasons remain, else `human`); any other final verdict is its request-level one.
+    Windows over neighbours already finalized must count them as the first pass did, or a
+    later pass sees fewer recipients behind a fanning-out address than a one-pass
+    re-classification does.
+    """
+    if not BEHAVIOUR_REASONS.intersection(final.reasons):
+        return final
+    rest = tuple(code for code in final.reasons if code not in BEHAVIOUR_REASONS)
+    return Verdict("suspect" if rest else "human", final.score, rest, final.version)
 
 
 def _mark(
