@@ -3,7 +3,11 @@ and filtered vs raw report counts — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -336,3 +340,47 @@ def test_online_verdicts_do_not_depend_on_when_finalization_ran(
     assert any("FANOUT_IP_60S" in reasons for _, reasons, _, _ in online.values())
     bots.reclassify(store, classifier, end, settle_us=settle)
     assert _stored(engine) == online
+
+
+def test_finalize_a_campaign_now_and_what_is_still_pending(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path, database_url: str
+) -> None:
+    """`bots finalize CAMPAIGN`: final verdicts at once (behaviour included, the inbox first),
+    and `pending_verdicts` says what is still provisional and when it settles."""
+    people = _world(store, engine, tmp_path)
+    ws = store.list_workspaces()[0]
+    cp = store.list_campaigns(ws.id)[0]
+    write = _writer(store)
+    t0 = DELIVERED + 600 * S
+    write([
+        _rec("a0", people[0][0], t0, ip="172.56.9.9"),
+        _rec("a1", people[0][1], t0 + 300_000, ip="172.56.9.9"),
+        _rec("b0", people[1][0], t0 + 40 * S, ip="172.57.1.1", method="HEAD"),
+    ])  # fmt: skip
+    pending = bots.pending_verdicts(store, cp.id, settle_us=900 * S)
+    assert pending == bots.Pending(requests=3, counted=2, settles_us=t0 + 940 * S)
+    inbox = InboxWriter(engine)
+    inbox([orjson.dumps(_rec("c0", people[2][0], t0 + 50 * S), default=tuple)])
+    inbox.close()
+    assert bots.finalize_campaign(store, SignalsClassifier(), cp.id, t0 + 60 * S) == 4
+    assert _verdicts(engine) == {
+        "a0": ("scanner", True), "a1": ("scanner", True), "b0": ("probe", True),
+        "c0": ("human", True),
+    }  # fmt: skip
+    assert bots.pending_verdicts(store, cp.id) == bots.Pending(0, 0, None)
+    # The command line, on a new request: it reports how many it finalized.
+    write([_rec("d0", people[3][0], t0 + 70 * S, ip="172.58.3.3")])
+    env = {
+        "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "NO_COLOR": "1",
+        "CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path / "data"),
+    }  # fmt: skip
+    cli = [str(Path(sys.executable).with_name("clicktrail")), "bots", "finalize", cp.slug,
+           "-w", ws.slug, "--json"]  # fmt: skip
+    run = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == {"campaign": cp.slug, "finalized": 1}
+    assert _verdicts(engine)["d0"] == ("human", True)
+    run = subprocess.run([*cli[:3], "no-such-campaign", *cli[4:]], env=env, capture_output=True,
+                         text=True, timeout=60, check=False)  # fmt: skip
+    assert run.returncode != 0
+    assert "no-such-campaign" in run.stderr

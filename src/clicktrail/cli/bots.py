@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import typer
 
 from clicktrail.cli import networks as networks_cli
+from clicktrail.cli.options import JsonOpt, WorkspaceOpt
 from clicktrail.domain.bots.model import RequestFacts, Verdict
 from clicktrail.domain.bots.rules import DEFAULT_RULES, classify_request
 from clicktrail.domain.errors import InvalidInput
@@ -251,3 +252,32 @@ def import_ranges(
     else:
         output.write_text(text, encoding="utf-8")
         typer.echo(f"{len(ranges)} ranges written to {output}", err=True)
+
+
+@app.command()
+def finalize(
+    campaign: Annotated[str, typer.Argument(help="Campaign slug or id.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give every request of CAMPAIGN its final bot verdict now, without waiting for the
+    settle window (bot_settle_seconds); print how many requests it finalized.
+
+    Later requests are still judged with these as neighbours, but can no longer change them.
+    """
+    from clicktrail.bootstrap import Container
+    from clicktrail.config import load_settings
+    from clicktrail.services import bots, campaigns, workspaces
+    from clicktrail.services.clock import now_us
+
+    c = Container(load_settings())
+    try:
+        ws = workspaces.resolve_workspace(c.store, workspace)
+        cp = campaigns.get_campaign(c.store, ws, campaign)
+        done = bots.finalize_campaign(c.store, c.classifier, cp.id, now_us())
+    finally:
+        c.dispose()
+    if as_json:
+        typer.echo(json.dumps({"campaign": cp.slug, "finalized": done}))
+        return
+    typer.echo(f"{done} requests of {cp.slug} finalized")

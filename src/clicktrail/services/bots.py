@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import Protocol
 
 from clicktrail.domain.bots.model import ClickFacts, Verdict
 from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet, apply_behaviour, request_level
@@ -110,6 +111,58 @@ def finalize_settled(
     return _finalize(store, now_us - settle_us, rules, limit, ip_kind, None)
 
 
+def finalize_campaign(
+    store: Store,
+    classifier: RequestClassifier,
+    campaign_id: int,
+    now_us: int,
+    *,
+    rules: RuleSet = DEFAULT_RULES,
+) -> int:
+    """Give every stored request of campaign `campaign_id` its final verdict now, without
+    waiting for the settle window (`clicktrail bots finalize`); return how many were finalized.
+
+    Requests still in the click inbox get their provisional verdict first. Behaviour windows
+    see the requests stored so far: a request arriving later is judged with these as
+    neighbours (counted as their request-level verdicts), but cannot change them any more.
+    """
+    ClassifyNew(store, classifier)()
+    return _finalize(
+        store, now_us + 1, rules, BATCH, classifier.ip_kind, None, campaign_id
+    ).finalized
+
+
+class PendingQueries(Protocol):
+    """What `pending_verdicts` reads (implemented by the SQL store)."""
+
+    def pending_verdicts(self, campaign_id: int) -> tuple[int, int, int | None]:
+        """Return (requests not final, of them GET requests counted now, newest one's at_us)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A campaign's requests whose bot verdict is not final yet.
+
+    `requests`: how many; `counted`: of them, GET requests that count as clicks now (human,
+    suspect or no verdict yet) and may still be filtered; `settles_us`: when the newest of them
+    is old enough for the settle-window pass (None: nothing pending).
+    """
+
+    requests: int
+    counted: int
+    settles_us: int | None
+
+
+def pending_verdicts(
+    store: PendingQueries, campaign_id: int, *, settle_us: int = DEFAULT_SETTLE_US
+) -> Pending:
+    """Return how many of the campaign's requests are still provisional and when the last of
+    them settles (the server finalizes it within `bot_finalize_interval` seconds after)."""
+    requests, counted, newest_us = store.pending_verdicts(campaign_id)
+    return Pending(requests, counted, None if newest_us is None else newest_us + settle_us)
+
+
 @dataclass
 class _Rerun:
     """A re-classification under way: what it covers, its classifier, what it counted."""
@@ -139,8 +192,10 @@ def _finalize(
     limit: int,
     ip_kind: IpKind,
     rerun: _Rerun | None,
+    campaign_id: int | None = None,
 ) -> FinalizeResult:
-    """Finalize the pending requests before `before_us` in (campaign, time, row id) order.
+    """Finalize the pending requests before `before_us` in (campaign, time, row id) order
+    (with `campaign_id`, that campaign's only).
 
     With `rerun`, the requests it selects are pending too, and judged by its classifier
     first: as context, a selected request counts with its new request-level verdict until
@@ -152,9 +207,12 @@ def _finalize(
     margin = _widest_window_us(rules)
     links: dict[int, int] = {}
     also = rerun.selection if rerun is not None else None
-    after: tuple[int, int, int] | None = None
+    # Keys run in (campaign, time, row id) order: one campaign's start right after this key.
+    after: tuple[int, int, int] | None = None if campaign_id is None else (campaign_id, -1, 0)
     while True:
         keys = store.requests_to_finalize(before_us, limit, after, also)
+        if campaign_id is not None:
+            keys = [k for k in keys if k[0] == campaign_id]
         if not keys:
             return result
         start, after = keys[0], keys[-1]

@@ -861,6 +861,25 @@ class SqlStore:
             rows = conn.exec_driver_sql(sql, (*params, limit)).all()
         return [(int(c), int(a), int(i)) for c, a, i in rows]
 
+    def pending_verdicts(self, campaign_id: int) -> tuple[int, int, int | None]:
+        """Return the campaign's requests whose bot verdict is not final: how many, how many of
+        them are GET requests counted as clicks now (human, suspect, no verdict), the newest
+        one's at_us (None: none)."""
+        c = t.clicks
+        counted = sa.and_(
+            c.c.method == "GET",
+            sa.or_(c.c.verdict.is_(None), c.c.verdict.in_(("human", "suspect"))),
+        )
+        with self.engine.connect() as conn:
+            n, k, newest = conn.execute(
+                sa.select(
+                    sa.func.count(),
+                    sa.func.coalesce(sa.func.sum(sa.case((counted, 1), else_=0)), 0),
+                    sa.func.max(c.c.at_us),
+                ).where(c.c.campaign_id == campaign_id, sa.not_(c.c.final))
+            ).one()
+        return int(n), int(k), None if newest is None else int(newest)
+
     def requests_between(self, campaign_id: int, from_us: int, to_us: int) -> list[StoredRequest]:
         """Return the campaign's requests with from_us <= at_us <= to_us, in time order."""
         return self._requests(
