@@ -375,7 +375,10 @@ OPERATIONS: tuple[Op, ...] = (
        (201, "The new provider, secrets masked.", _json(ref(s.ProviderOut))),
        description="A Twilio account or a generic HTTP API (a preset such as `vonage` or "
        "`plivo` with its params, or the request, response and receipts written out). Secrets "
-       "may be given as `${ENV}` references, resolved from the server's environment when used.",
+       "are given as values: a `${NAME}` reference to the server's environment is refused "
+       "with 422 naming the option (only the operator's CLI may store references). The URL "
+       "must be https and must not name a loopback, private, link-local or metadata address "
+       "(unless the operator allows the network); every connection is checked again after DNS.",
        body=_body(s.ProviderCreate), errors=(401, 409, 422), headers=_LOCATION),
     Op("get", "/v1/providers/{name}", "Get an SMS provider", "providers",
        (200, "The provider, secrets masked.", _json(ref(s.ProviderOut))),

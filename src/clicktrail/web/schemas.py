@@ -388,8 +388,10 @@ class ProviderCreate(_Request):
         default_factory=dict,
         description="Twilio: account_sid, auth_token, from or messaging_service_sid, "
         "status_callback or public_url, base_url, timeout, reconcile_days. HTTP: preset and "
-        "params, or request/response/receipts written out (docs/providers.md). Secrets may be "
-        "${ENV} references.",
+        "params, or request/response/receipts written out (docs/providers.md). Secrets are "
+        "given as values: a ${NAME} reference to the server's environment is refused (422; "
+        "only the operator's CLI may store one). URLs must be https to public addresses "
+        "unless the operator allows more.",
     )
 
 
