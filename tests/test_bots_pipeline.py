@@ -15,7 +15,8 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from clicktrail.bootstrap import SignalsClassifier
+from clicktrail.bootstrap import Container, SignalsClassifier
+from clicktrail.config import load_settings
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.models import Receipt
 from clicktrail.services import bots
@@ -25,6 +26,7 @@ from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
 from factories import (
     NOW_US,
+    make_api_key,
     make_campaign,
     make_contacts,
     make_domain,
@@ -33,6 +35,9 @@ from factories import (
     send,
     tokens_of,
 )
+from inprocess_api import Api, api, ok, problem
+
+__all__ = ["api"]  # the fixture
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -384,3 +389,62 @@ def test_finalize_a_campaign_now_and_what_is_still_pending(
                          text=True, timeout=60, check=False)  # fmt: skip
     assert run.returncode != 0
     assert "no-such-campaign" in run.stderr
+
+
+def test_finalize_over_the_api_is_scoped_to_the_key_s_workspace(api: Api, tmp_path: Path) -> None:
+    store, engine = api.container.store, api.container.engine
+    make_contacts(store, api.ws, 2)
+    cp = make_campaign(store, api.ws, "Hi https://shop.example.com/a")
+    send(store, api.ws, cp, tmp_path / "o.jsonl")
+    resolver = TokenResolver(engine)
+    try:
+        target = resolver.resolve(tokens_of(store, cp)[0][0])
+    finally:
+        resolver.close()
+    _writer(store)([_rec("x0", target, DELIVERED + 60 * S)])
+    other_key = make_api_key(store, make_workspace(store))
+    path = f"/v1/campaigns/{cp.slug}/bots/finalize"
+    problem(api.call("POST", path, key=other_key), 404, "campaign")
+    assert _verdicts(engine)["x0"] == ("human", False)
+    problem(api.call("POST", path, key=None), 401)
+    assert ok(api.call("POST", path)) == {"campaign": cp.slug, "finalized": 1}
+    assert _verdicts(engine)["x0"] == ("human", True)
+    assert ok(api.call("POST", path)) == {"campaign": cp.slug, "finalized": 0}
+
+
+def test_links_on_a_plain_http_domain_do_not_expect_secure_headers(
+    store: SqlStore, engine: sa.Engine, tmp_path: Path, database_url: str
+) -> None:
+    """Browsers send Fetch Metadata and client hints to HTTPS origins only: a domain served
+    over plain HTTP turns `expect_secure_headers` off for its campaigns' requests."""
+    ws = make_workspace(store)
+    make_contacts(store, ws, 1)
+    targets = {}
+    for scheme in ("http", "https"):
+        make_domain(store, ws, f"{scheme}.example.com", scheme=scheme)
+        cp = make_campaign(store, ws, "Hi https://shop.example.com/a",
+                           domain_host=f"{scheme}.example.com")  # fmt: skip
+        send(store, ws, cp, tmp_path / f"{scheme}.jsonl")
+        resolver = TokenResolver(engine)
+        try:
+            targets[scheme] = resolver.resolve(tokens_of(store, cp)[0][0])
+        finally:
+            resolver.close()
+    # What Chrome sends to an http:// origin: no Sec-Fetch-*, no Sec-CH-UA.
+    plain = {"accept": "text/html,*/*;q=0.8", "accept-language": "en-US,en;q=0.9",
+             "accept-encoding": "gzip, deflate", "_http": "1.1"}  # fmt: skip
+    at = DELIVERED + 600 * S
+    records = [_rec(scheme, target, at, ua=ANDROID, headers=plain)
+               for scheme, target in targets.items()]  # fmt: skip
+    settings = load_settings(
+        env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
+    )
+    container = Container(settings)
+    try:
+        store.insert_clicks(records)
+        bots.ClassifyNew(store, container.classifier)()
+    finally:
+        container.dispose()
+    verdicts = _verdicts(engine)
+    assert verdicts["http"] == ("human", False)
+    assert verdicts["https"][0] != "human"

@@ -24,7 +24,12 @@ from starlette.routing import BaseRoute
 
 from clicktrail.config import Settings, load_settings
 from clicktrail.domain.bots.model import Verdict
-from clicktrail.domain.bots.rules import classify_request
+from clicktrail.domain.bots.rules import (
+    DEFAULT_RULES,
+    PLAIN_HTTP_RULES,
+    RuleSet,
+    classify_request,
+)
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.models import Workspace
@@ -53,6 +58,7 @@ from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
+    api_bots,
     api_networks,
     api_optouts,
     api_providers,
@@ -80,7 +86,10 @@ class SignalsClassifier:
     `listed` returns the entities (``ip:ADDRESS``) listed for showing up early in several
     campaigns; it is asked again at most every `listed_ttl` seconds. With `workspace_networks`,
     a request is judged with its own workspace's network lists over `networks` (the
-    installation's); without, with `networks` only.
+    installation's); without, with `networks` only. With `secure_of` (campaign id → whether its
+    short links are served over HTTPS, from the domain's scheme), a campaign on a plain-HTTP
+    domain is judged with `expect_secure_headers` off: browsers send Fetch Metadata and client
+    hints to HTTPS origins only.
     """
 
     def __init__(
@@ -89,8 +98,11 @@ class SignalsClassifier:
         listed: Callable[[], set[str]] | None = None,
         listed_ttl: float = 60.0,
         workspace_networks: WorkspaceNetworks | None = None,
+        secure_of: Callable[[int], bool | None] | None = None,
     ) -> None:
         self.networks = networks
+        self._secure_of = secure_of
+        self._plain_http: dict[int, bool] = {}  # campaign id → served over plain HTTP
         self.workspace_networks = workspace_networks
         self.listed_ttl = listed_ttl
         self._listed_source = listed
@@ -122,7 +134,18 @@ class SignalsClassifier:
         )  # fmt: skip
         if request.ip and f"ip:{request.ip}" in self._listed_now() and facts.net.listed is None:
             facts = replace(facts, net=replace(facts.net, listed="early-sightings"))
-        return classify_request(facts)
+        return classify_request(facts, self.rules_for(request.campaign_id))
+
+    def rules_for(self, campaign_id: int) -> RuleSet:
+        """Return the rules a request of `campaign_id` is judged with: the defaults, with
+        `expect_secure_headers` off when its domain serves short links over plain HTTP (a
+        campaign's domain never changes, so the answer is kept)."""
+        if self._secure_of is None:
+            return DEFAULT_RULES
+        plain = self._plain_http.get(campaign_id)
+        if plain is None:
+            plain = self._plain_http[campaign_id] = self._secure_of(campaign_id) is False
+        return PLAIN_HTTP_RULES if plain else DEFAULT_RULES
 
 
 @dataclass
@@ -260,6 +283,7 @@ class Container:
                 ],
                 workspace_of=self.store.campaign_workspace,
             ),
+            secure_of=self.store.campaign_is_secure,
         )
 
     def background_jobs(
@@ -339,6 +363,7 @@ class Container:
         routes += api_sending.routes(self.store, lambda: self.sending)
         routes += api_providers.routes(self.store, self.provider_repo, self.provider_kinds, self.secret_env)  # fmt: skip
         routes += api_networks.routes(self.store)
+        routes += api_bots.routes(self.store, self.classifier)
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 

@@ -1006,6 +1006,18 @@ class SqlStore:
 
     # -- network lists (bot filtering) ---------------------------------------------------------
 
+    def campaign_is_secure(self, campaign_id: int) -> bool | None:
+        """Return whether campaign `campaign_id`'s short links are served over HTTPS (its
+        domain's scheme); None: no such campaign."""
+        c, d = t.campaigns, t.domains
+        with self.engine.connect() as conn:
+            scheme = conn.execute(
+                sa.select(d.c.scheme)
+                .select_from(c.join(d, d.c.id == c.c.domain_id))
+                .where(c.c.id == campaign_id)
+            ).scalar_one_or_none()
+        return None if scheme is None else scheme == "https"
+
     def campaign_workspace(self, campaign_id: int) -> int | None:
         """Return the id of the workspace that campaign `campaign_id` belongs to (None: no such
         campaign)."""

@@ -248,6 +248,17 @@ OPERATIONS: tuple[Op, ...] = (
        (200, "The job's state and its messages by what happened to them (`not_started` before "
         "any send).", _json(ref(snd.SendJobOut))),
        params=(CAMPAIGN,), errors=(401, 404)),
+    Op("post", "/v1/campaigns/{campaign}/bots/finalize", "Finalize bot verdicts now", "bots",
+       (200, "How many requests got their final verdict.", _json({
+           "type": "object", "required": ["campaign", "finalized"],
+           "additionalProperties": False,
+           "properties": {"campaign": {"type": "string"},
+                          "finalized": {"type": "integer", "minimum": 0}}})),
+       description="Gives every stored request of the campaign its final bot verdict now "
+       "(behaviour windows included) instead of after the settle window "
+       "(`bot_settle_seconds`). Later requests are judged with these as neighbours but cannot "
+       "change them.",
+       params=(CAMPAIGN,), errors=(401, 404)),
     Op("post", "/v1/campaigns/{campaign}/pause", "Pause a send", "sending",
        (200, "The job, paused.", _json(ref(snd.SendJobOut))),
        description="The sender stops after the batch in hand (within about a second).",

@@ -132,6 +132,9 @@ class RuleSet:
 
 
 DEFAULT_RULES = RuleSet()
+# Short links served over plain HTTP: browsers send Fetch Metadata and client hints to secure
+# origins only (a domain whose scheme is "http" is judged with these).
+PLAIN_HTTP_RULES = RuleSet(expect_secure_headers=False)
 
 _PROBE = Verdict("probe", 100, ("METHOD_PROBE",))
 _UA_MISSING = Verdict("automation", 90, ("UA_MISSING",))

@@ -1,0 +1,38 @@
+"""Bot classification over HTTP: finish a campaign's classification early
+(``POST /v1/campaigns/{campaign}/bots/finalize``).
+
+A thin handler: authenticate, find the campaign in the API key's workspace (another
+workspace's campaign is not found), call `services.bots.finalize_campaign`, answer the count.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from clicktrail.domain.errors import NotFound
+from clicktrail.services import bots, campaigns, workspaces
+from clicktrail.services.clock import now_us
+from clicktrail.services.ports import RequestClassifier, Store
+
+
+def routes(store: Store, classifier: RequestClassifier) -> list[BaseRoute]:
+    """Return the bot-classification routes over `store`, judging with `classifier`."""
+
+    def finalize(request: Request) -> Response:
+        ws = workspaces.authenticate(store, request.headers.get("authorization"))
+        ref = str(request.path_params["campaign"])
+        if "\x00" in ref:
+            raise NotFound("campaign not found", field="campaign")
+        cp = campaigns.get_campaign(store, ws, ref)
+        done = bots.finalize_campaign(store, classifier, cp.id, now_us())
+        return JSONResponse({"campaign": cp.slug, "finalized": done})
+
+    async def finalize_endpoint(request: Request) -> Response:
+        return await run_in_threadpool(finalize, request)
+
+    return [
+        Route("/v1/campaigns/{campaign}/bots/finalize", finalize_endpoint, methods=["POST"]),
+    ]
