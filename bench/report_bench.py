@@ -273,9 +273,9 @@ def bench(url: str, name: str, args: argparse.Namespace) -> dict[str, object]:
         },
         "messages": summary.messages,
         "raw_clicks": summary.requests,
-        "counted_clicks": summary.total_clicks,
-        "unique": summary.unique_clicks,
-        "engagement_ctr": report.engagement.ctr,
+        "counted_clicks": summary.all_links.total_clicks,
+        "unique": summary.all_links.unique_clicks,
+        "engagement_ctr": summary.ctr,
         "median_first_click_s": report.timing.median_first_click_s,
         "insert_clicks_per_s": inserts,
     }

@@ -223,8 +223,8 @@ def test_campaign_create_get_preview_send(world: World) -> None:
     assert (cp["slug"], cp["status"], cp["domain"], cp["list"]) == (
         "spring-sale", "draft", HOST, "vip",
     )  # fmt: skip
-    assert [(lk["index"], lk["role"], lk["utm"]) for lk in cp["links"]] == [
-        (0, "cta", {"utm_content": "hero"}), (1, "optout", {}),
+    assert [(lk["link"], lk["role"], lk["utm"]) for lk in cp["links"]] == [
+        (1, "cta", {"utm_content": "hero"}), (2, "optout", {}),
     ]  # fmt: skip
     assert cp["options"]["utm"] == {"utm_source": "text"}
     assert ok(world.call("GET", "/v1/campaigns/spring-sale")) == cp
@@ -304,8 +304,8 @@ def test_clicks_list_with_filters(world: World) -> None:
          ("HEAD", f"/c/{tokens[2]}", None, {})]
     )  # fmt: skip
     items = ok(world.call("GET", "/v1/clicks"))["items"]
-    assert [(c["method"], c["is_click"], c["link_index"], c["external_id"]) for c in items] == [
-        ("GET", True, 0, "ext-0"), ("HEAD", False, 0, "ext-1"),
+    assert [(c["method"], c["is_click"], c["link"], c["external_id"]) for c in items] == [
+        ("GET", True, 1, "ext-0"), ("HEAD", False, 1, "ext-1"),
     ]  # fmt: skip
     first = items[0]
     assert first["campaign"] == world.campaign.public_id

@@ -193,3 +193,75 @@ def test_a_bad_jobs_cpus_names_the_setting(value: str, says: str) -> None:
         load_settings(env={"CLICKTRAIL_JOBS_CPUS": value}).jobs_cpu_set()
     assert exc.value.field == "jobs_cpus"
     assert says in str(exc.value) and str(exc.value).startswith("jobs_cpus: ")
+
+
+# -- where the data folder is -------------------------------------------------------------------
+
+
+def _project(root: Path, marker: str) -> Path:
+    """A project folder holding `marker` (clicktrail.toml or var/clicktrail.db), with a
+    subfolder `a/b` to run commands from."""
+    (root / marker).parent.mkdir(parents=True, exist_ok=True)
+    (root / marker).write_text("", encoding="utf-8")
+    (root / "a" / "b").mkdir(parents=True)
+    return root / "a" / "b"
+
+
+def test_a_subfolder_of_a_project_opens_the_projects_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(_project(tmp_path / "proj", "var/clicktrail.db"))
+    s = load_settings(env={})
+    assert Path(s.data_dir) == tmp_path / "proj" / "var"
+    assert s.resolved_database_url == f"sqlite:///{tmp_path / 'proj' / 'var' / 'clicktrail.db'}"
+    assert s.resolved_outbox_path == tmp_path / "proj" / "var" / "outbox.jsonl"
+
+
+def test_the_nearest_clicktrail_toml_up_the_tree_is_read_and_places_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sub = _project(tmp_path / "proj", "clicktrail.toml")
+    (tmp_path / "proj" / "clicktrail.toml").write_text('port = 9500\ndata_dir = "data"\n')
+    monkeypatch.chdir(sub)
+    s = load_settings(env={})
+    assert s.port == 9500
+    assert Path(s.data_dir) == tmp_path / "proj" / "data"
+    # Without data_dir in the file, the default `var` is beside the file too.
+    (tmp_path / "proj" / "clicktrail.toml").write_text("port = 9500\n")
+    assert Path(load_settings(env={}).data_dir) == tmp_path / "proj" / "var"
+
+
+def test_a_relative_data_dir_in_a_named_config_file_is_beside_that_file(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    env = {"CLICKTRAIL_CONFIG": str(tmp_path / "etc" / "ct.toml")}
+    (tmp_path / "etc" / "ct.toml").write_text('data_dir = "state"\n')
+    assert Path(load_settings(env=env).data_dir) == tmp_path / "etc" / "state"
+    (tmp_path / "etc" / "ct.toml").write_text('data_dir = "/srv/ct"\n')
+    assert load_settings(env=env).data_dir == "/srv/ct"
+
+
+def test_data_dir_from_the_environment_or_an_option_is_taken_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(_project(tmp_path / "proj", "var/clicktrail.db"))
+    assert load_settings(env={"CLICKTRAIL_DATA_DIR": "mine"}).data_dir == "mine"
+    assert load_settings(env={}, overrides={"data_dir": "opt"}).data_dir == "opt"
+
+
+def test_outside_any_project_data_dir_is_var_in_the_current_folder() -> None:
+    s = load_settings(env={})
+    assert s.data_dir == "var"
+    assert s.database_label == str(Path.cwd() / "var" / "clicktrail.db")
+
+
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        ("postgresql://ct:s3cret@db:5432/ct", "postgresql+psycopg://ct:***@db:5432/ct"),
+        ("postgresql://ct@db/ct", "postgresql+psycopg://ct@db/ct"),
+        ("postgresql://ct:p@ss:w@rd@db/ct", "postgresql+psycopg://ct:***@db/ct"),
+        ("sqlite:////srv/ct/x.db", "/srv/ct/x.db"),
+    ],
+)
+def test_database_label_masks_the_password(url: str, label: str) -> None:
+    assert load_settings(env={"CLICKTRAIL_DATABASE_URL": url}).database_label == label

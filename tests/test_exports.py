@@ -44,7 +44,7 @@ from test_api_resources import World as ApiWorld
 SALT = "s3cret-salt-of-16+"
 HOUR = 3_600_000_000
 CLICK_HEADER = [
-    "click_id", "at", "campaign_id", "campaign_slug", "message_id", "link_index", "link_url",
+    "click_id", "at", "campaign_id", "campaign_slug", "message_id", "link", "link_url",
     "link_role", "destination", "external_id", "phone", "method", "is_click", "verdict", "score",
     "reasons", "final", "ip", "user_agent",
 ]  # fmt: skip
@@ -131,8 +131,9 @@ def test_csv_has_the_documented_columns_and_values(world: World) -> None:
     assert first["at"] == "2026-05-28T20:26:40.000000Z"
     assert (first["campaign_id"], first["campaign_slug"]) == (world.a.public_id, world.a.slug)
     assert first["message_id"].startswith("msg_")
-    assert (first["link_index"], first["link_url"], first["link_role"]) == (
-        "0", "https://a.example.com/x?y=1", "cta",
+    # Links are numbered from 1, as in --link-role, reports and the dashboard.
+    assert (first["link"], first["link_url"], first["link_role"]) == (
+        "1", "https://a.example.com/x?y=1", "cta",
     )  # fmt: skip
     assert first["destination"] == "https://a.example.com/x?y=1"
     assert (first["external_id"], first["phone"]) == ("ext-0", "+14155550000")
@@ -151,7 +152,7 @@ def test_jsonl_keeps_types(world: World) -> None:
     assert len(lines) == 10
     row = json.loads(lines[1])
     assert list(row) == CLICK_HEADER
-    assert row["link_index"] == 0 and row["is_click"] is True and row["score"] == 80
+    assert row["link"] == 1 and row["is_click"] is True and row["score"] == 80
     assert row["reasons"] == ["UA_HEADLESS", "DC_IP"]
     assert row["at"].endswith("Z")
 

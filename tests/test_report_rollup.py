@@ -96,16 +96,16 @@ def figures(b: Built, r: FullReport) -> dict[str, Any]:
         k = i if i < 60 else 59 + bk.start_s // 3600
         buckets[k] += bk.clicks
         firsts[k] += bk.first_clicks
-    buckets[-1], buckets[-2] = tm.before_delivery, tm.without_receipt
+    buckets[-1], buckets[-2] = tm.before_delivery, tm.without_receipt + tm.failed_receipt
     page = b.queries.recipients(b.campaign, search=None, after=None, limit=500)
     ids = {lk.id: lk for lk in b.campaign.links}
     by_url = {lk.url: lk for lk in r.summary.links}
     return {
-        "unique": r.summary.unique_clicks,
-        "raw_unique": r.summary.raw_unique_clicks,
-        "eng_unique": r.engagement.unique_clicks,
-        "eng_total": r.engagement.total_clicks,
-        "optout_unique": r.optout.unique_clicks,
+        "unique": r.summary.all_links.unique_clicks,
+        "raw_unique": r.summary.all_links.raw_unique_clicks,
+        "eng_unique": r.summary.unique_clicks,
+        "eng_total": r.summary.total_clicks,
+        "optout_unique": r.summary.optout.unique_clicks,
         "per_link": {
             i: (by_url[lk.url].unique_clicks, by_url[lk.url].raw_unique_clicks)
             for i, lk in ids.items()
@@ -160,17 +160,17 @@ def test_click_replays_change_nothing(built: Built) -> None:
 
 
 def test_reclassification_moves_every_figure(built: Built) -> None:
-    e0 = full(built).engagement
+    e0 = full(built).summary
     ids = [r.click_id for r in records(built)]
     # k0/k1: m0's two cta clicks become scanner hits; k8 (m2's scanner hit) becomes human.
     built.store.save_verdicts([("k0", SCANNER, True), ("k1", SCANNER, True)])
     built.store.save_verdicts([("k8", HUMAN, True)])
-    e1 = full(built).engagement
+    e1 = full(built).summary
     assert (e1.total_clicks, e1.unique_clicks) == (e0.total_clicks - 2 + 1, e0.unique_clicks)
     check(built.store, built)
     # Everything back to bots, then to people again.
     built.store.save_verdicts([(cid, PROBE, True) for cid in ids])
-    assert full(built).engagement.unique_clicks == 0
+    assert full(built).summary.unique_clicks == 0
     check(built.store, built)
     built.store.save_verdicts([(cid, SUSPECT, True) for cid in ids])
     check(built.store, built)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from clicktrail.config import load_settings
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import Campaign, ContactInput, Receipt, Workspace
-from clicktrail.domain.report import FullReport, timing_buckets
+from clicktrail.domain.report import FullReport, Provisional, iso_us, timing_buckets
 from clicktrail.services import reports
 from clicktrail.services.ports import ClickRecord
 from clicktrail.signals import ua_facts
@@ -65,6 +66,24 @@ SUSPECT = Verdict("suspect", 35, ("HDR_NO_SEC_FETCH",), "t1")
 PREVIEWED = Verdict("preview", 100, ("UA_PREVIEW_IMESSAGE",), "t1")
 SCANNER = Verdict("scanner", 95, ("NET_HOSTING", "FANOUT_IP_60S"), "t1")
 PROBE = Verdict("probe", 100, ("METHOD_PROBE",), "t1")
+
+
+PLAN: list[tuple[int, int, int, str, str | None, Verdict | None]] = [
+    # (recipient, link, µs after delivery, method, user agent, verdict)
+    (0, 0, 30 * S, "GET", IPHONE, HUMAN),
+    (0, 0, 90 * S, "GET", IPHONE, HUMAN),
+    (0, 1, 7200 * S + 5 * S, "GET", ANDROID, SUSPECT),
+    (0, 2, 300 * S, "GET", IPHONE, HUMAN),  # opt-out
+    (0, 1, 3 * 3600 * S, "GET", None, None),  # not classified yet: counted
+    (1, 0, 10 * S, "GET", PREVIEW, PREVIEWED),
+    (1, 0, 150 * S, "GET", ANDROID, HUMAN),
+    (1, 0, 1 * S, "HEAD", ANDROID, PROBE),
+    (2, 0, 1 * S, "GET", WINDOWS, SCANNER),
+    (2, 2, 1200 * S, "GET", IPHONE, HUMAN),  # opt-out
+    (2, 1, -5 * S, "GET", WINDOWS, HUMAN),  # before the receipt
+    (4, 1, 100 * S, "GET", IPHONE, HUMAN),  # no receipt
+]
+PLAN_VERDICTS = [v for *_, v in PLAN]
 
 
 @dataclass
@@ -111,23 +130,8 @@ def build(store: SqlStore, tmp_path: Path) -> Built:
         for i, p in enumerate(PHONES)
     }
     msg = {by_phone[contact]: (mid, contact) for mid, contact in rows}
-    plan: list[tuple[int, int, int, str, str | None, Verdict | None]] = [
-        # (recipient, link, µs after delivery, method, user agent, verdict)
-        (0, 0, 30 * S, "GET", IPHONE, HUMAN),
-        (0, 0, 90 * S, "GET", IPHONE, HUMAN),
-        (0, 1, 7200 * S + 5 * S, "GET", ANDROID, SUSPECT),
-        (0, 2, 300 * S, "GET", IPHONE, HUMAN),  # opt-out
-        (0, 1, 3 * 3600 * S, "GET", None, None),  # not classified yet: counted
-        (1, 0, 10 * S, "GET", PREVIEW, PREVIEWED),
-        (1, 0, 150 * S, "GET", ANDROID, HUMAN),
-        (1, 0, 1 * S, "HEAD", ANDROID, PROBE),
-        (2, 0, 1 * S, "GET", WINDOWS, SCANNER),
-        (2, 2, 1200 * S, "GET", IPHONE, HUMAN),  # opt-out
-        (2, 1, -5 * S, "GET", WINDOWS, HUMAN),  # before the receipt
-        (4, 1, 100 * S, "GET", IPHONE, HUMAN),  # no receipt
-    ]
     records, verdicts = [], []
-    for n, (who, link, after, method, ua, verdict) in enumerate(plan):
+    for n, (who, link, after, method, ua, verdict) in enumerate(PLAN):
         mid, contact = msg[who]
         records.append(
             ClickRecord(
@@ -158,10 +162,12 @@ def test_delivery_and_click_counts(built: Built) -> None:
     assert (s.messages, s.sent, s.delivered, s.failed, s.undelivered, s.queued) == (
         5, 5, 3, 1, 0, 0,
     )  # fmt: skip
-    # Every link (opt-out included), the classic figures.
-    assert (s.total_clicks, s.unique_clicks, s.requests) == (9, 4, 12)
-    assert (s.raw_total_clicks, s.raw_unique_clicks, s.preview_fetches) == (11, 4, 1)
-    assert s.ctr == pytest.approx(4 / 3)
+    # Every link (opt-out included): the secondary block.
+    a = s.all_links
+    assert (a.total_clicks, a.unique_clicks, s.requests) == (9, 4, 12)
+    assert (a.raw_total_clicks, a.raw_unique_clicks, s.preview_fetches) == (11, 4, 1)
+    assert a.ctr == pytest.approx(4 / 3)
+    assert a.repeat_click_rate == pytest.approx(9 / 4)
     assert s.by_verdict == {
         "human": 7, "preview": 1, "probe": 1, "scanner": 1, "suspect": 1, "unclassified": 1,
     }  # fmt: skip
@@ -169,20 +175,21 @@ def test_delivery_and_click_counts(built: Built) -> None:
         "FANOUT_IP_60S": 1, "HDR_NO_SEC_FETCH": 1, "METHOD_PROBE": 1, "NET_HOSTING": 1,
         "UA_PREVIEW_IMESSAGE": 1,
     }  # fmt: skip
-    # The classic report (GET …/report) says the same.
+    # The campaign report (GET …/report) says the same.
     assert built.store.campaign_report(built.campaign) == s
+    assert reports.campaign_report(built.queries, built.ws, "spring") == s
 
 
-def test_engagement_excludes_optout_links_which_are_reported_apart(built: Built) -> None:
+def test_the_headline_excludes_optout_links_which_are_reported_apart(built: Built) -> None:
     r = full(built)
-    e = r.engagement
+    e = r.summary  # the headline: engagement links only
     assert (e.total_clicks, e.unique_clicks, e.raw_total_clicks, e.raw_unique_clicks) == (
         7, 4, 9, 4,
     )  # fmt: skip
     assert e.ctr == pytest.approx(4 / 3)
     assert e.repeat_click_rate == pytest.approx(7 / 4)
     assert e.raw_ctr == pytest.approx(4 / 3)
-    o = r.optout
+    o = r.summary.optout
     assert (o.links, o.total_clicks, o.unique_clicks, o.raw_total_clicks) == (1, 2, 2, 2)
     assert o.rate == pytest.approx(2 / 3)
     by_role = {lk.role: lk for lk in r.summary.links}
@@ -193,11 +200,19 @@ def test_engagement_excludes_optout_links_which_are_reported_apart(built: Built)
     assert (other.total_clicks, other.unique_clicks, other.requests) == (4, 3, 4)
     assert (other.raw_total_clicks, other.raw_unique_clicks) == (4, 3)
     assert (optout.total_clicks, optout.unique_clicks, optout.requests) == (2, 2, 2)
+    # Links are numbered from 1, as in --link-role, the CLI tables and the dashboard.
+    assert [(lk.link, lk.role) for lk in r.summary.links] == [
+        (1, "cta"),
+        (2, "other"),
+        (3, "optout"),
+    ]
 
 
 def test_click_timing_since_delivery(built: Built) -> None:
     tm = full(built).timing
-    assert (tm.first_clicks, tm.before_delivery, tm.without_receipt) == (2, 1, 1)
+    assert (tm.first_clicks, tm.before_delivery, tm.failed_receipt, tm.without_receipt) == (
+        2, 1, 0, 1,
+    )  # fmt: skip
     # First counted engagement clicks with a receipt: m0 after 30 s, m1 after 150 s.
     assert tm.median_first_click_s == 90.0
     assert len(tm.buckets) == 60 + 3  # minutes, then hours 1, 2 and 3
@@ -207,6 +222,50 @@ def test_click_timing_since_delivery(built: Built) -> None:
         (3600, 7200, 0, 0), (7200, 10800, 1, 0), (10800, 14400, 1, 0),
     ]  # fmt: skip
     assert sum(b.clicks for b in tm.buckets) + tm.before_delivery + tm.without_receipt == 7
+
+
+def test_clicks_on_failed_messages_are_not_counted_as_without_a_receipt(built: Built) -> None:
+    m3 = message_ids(built.store, built.campaign)[3]  # its receipt said "failed"
+    with built.store.engine.connect() as conn:
+        mid, contact = conn.execute(
+            sa.select(t.messages.c.id, t.messages.c.contact_id).where(t.messages.c.public_id == m3)
+        ).one()
+    link = built.campaign.links[0].id
+    record = ClickRecord(
+        "kf", "tokf", built.campaign.id, link, mid, contact, T0 + 60 * S, "GET", "203.0.113.9",
+        IPHONE, {},
+    )  # fmt: skip
+    built.store.insert_clicks([record], [HUMAN])
+    tm = full(built).timing
+    assert (tm.before_delivery, tm.failed_receipt, tm.without_receipt) == (1, 1, 1)
+    counted = sum(b.clicks for b in tm.buckets)
+    assert counted + tm.before_delivery + tm.failed_receipt + tm.without_receipt == 8
+
+
+def test_a_report_says_how_much_is_still_provisional(built: Built) -> None:
+    def provisional() -> Provisional:
+        return reports.campaign_report(built.queries, built.ws, "spring").provisional
+
+    # Every request of the hand-built campaign has a provisional verdict (or none yet): 7 of
+    # them are counted in the headline; the newest came 3 h after delivery.
+    p = provisional()
+    settle = built.queries.settle_us
+    assert (p.final, p.requests, p.counted_clicks) == (False, 12, 7)
+    assert p.settles_us == T0 + 3 * 3600 * S + settle
+    assert p.settle_seconds == settle // S
+    assert p.settles_at is not None and p.settles_at.endswith("Z")
+    assert full(built).summary.provisional == p
+    # The finalize pass settles them (verdicts unchanged here): only the unclassified one left.
+    plan = {f"k{n}": v for n, v in enumerate(PLAN_VERDICTS) if v is not None}
+    built.store.save_verdicts([(cid, v, True) for cid, v in plan.items()])
+    p = provisional()
+    assert (p.final, p.requests, p.counted_clicks) == (False, 1, 1)
+    assert p.settles_us == T0 + 3 * 3600 * S + settle
+    built.store.save_verdicts([("k4", HUMAN, True)])
+    p = provisional()
+    assert (p.final, p.requests, p.counted_clicks, p.settles_us, p.settles_at) == (
+        True, 0, 0, None, None,
+    )  # fmt: skip
 
 
 def test_timing_buckets_close_after_a_week() -> None:
@@ -233,10 +292,12 @@ def test_devices_countries_and_bot_share(built: Built) -> None:
         ("US", 2, 1, 2, 2.0), ("CA", 1, 1, 1, 1.0), ("GB", 1, 1, 1, 1.0), ("DE", 1, 0, 0, None),
     ]  # fmt: skip
     b = r.bots
-    assert (b.raw_clicks, b.not_counted) == (11, 2)
-    assert b.share == pytest.approx(2 / 11)
-    assert {x.name: x.count for x in b.by_verdict}["scanner"] == 1
-    assert b.by_reason[0].share == pytest.approx(1 / 5)
+    # One denominator: the 12 requests (11 GETs and a HEAD probe); 9 counted clicks.
+    assert (b.requests, b.raw_clicks, b.counted_clicks, b.not_counted) == (12, 11, 9, 3)
+    assert b.share == pytest.approx(3 / 12)
+    assert sum(x.count for x in b.by_verdict) == b.requests
+    assert {x.name: x.share for x in b.by_verdict}["probe"] == pytest.approx(1 / 12)
+    assert b.by_reason[0].share == pytest.approx(1 / 12)
 
 
 def test_country_rollup_follows_status_changes(built: Built) -> None:
@@ -315,7 +376,8 @@ def test_compare_campaigns_over_a_date_range(built: Built) -> None:
 
 def test_empty_campaign_and_unknown_campaign(built: Built) -> None:
     r = reports.full_report(built.queries, built.ws, "autumn", now_us=T0)
-    assert (r.summary.messages, r.engagement.total_clicks, r.engagement.ctr) == (0, 0, None)
+    assert (r.summary.messages, r.summary.total_clicks, r.summary.ctr) == (0, 0, None)
+    assert r.summary.provisional.final
     assert r.timing.median_first_click_s is None
     assert (r.countries, r.devices, r.recipients.items) == ([], [], [])
     assert json.loads(json.dumps(r.as_dict()))["optout"]["links"] == 0
@@ -332,7 +394,11 @@ def test_empty_campaign_and_unknown_campaign(built: Built) -> None:
 @pytest.fixture
 def served(database_url: str, tmp_path: Path) -> Iterator[tuple[Container, Built, str]]:
     settings = load_settings(
-        env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
+        env={
+            "CLICKTRAIL_DATABASE_URL": database_url,
+            "CLICKTRAIL_DATA_DIR": str(tmp_path),
+            "CLICKTRAIL_BOT_SETTLE_SECONDS": "600",
+        }
     )
     container = Container(settings)
     b = build(container.store, tmp_path)
@@ -384,9 +450,23 @@ def test_api_endpoints_and_workspace_isolation(served: tuple[Container, Built, s
     )
     assert rep.status_code == 200, rep.text
     body = rep.json()
-    assert (body["total_clicks"], body["engagement"]["total_clicks"]) == (9, 7)
+    assert (body["total_clicks"], body["all_links"]["total_clicks"]) == (7, 9)
+    assert "engagement" not in body
     assert body["timing"]["median_first_click_s"] == 90.0
     assert {k: v for k, v in body.items() if k in classic.json()} == classic.json()
+    # The headline is the same object in the campaign report and the full report: engagement
+    # links only, "all links" apart, links numbered from 1.
+    top = classic.json()
+    assert (top["total_clicks"], top["unique_clicks"], top["ctr"]) == (7, 4, pytest.approx(4 / 3))
+    assert (top["all_links"]["total_clicks"], top["optout"]["total_clicks"]) == (9, 2)
+    assert [x["link"] for x in top["links"]] == [1, 2, 3]
+    assert "index" not in top["links"][0]
+    # Not final yet, settling with the server's settle window.
+    assert top["provisional"] == {
+        "final": False, "requests": 12, "counted_clicks": 7, "settle_seconds": 600,
+        "settles_us": T0 + 3 * 3600 * S + 600 * S,
+        "settles_at": iso_us(T0 + 3 * 3600 * S + 600 * S),
+    }  # fmt: skip
     assert p1.status_code == 200
     page = p1.json()
     assert (page["total"], len(page["items"])) == (4, 2)
@@ -412,6 +492,7 @@ def test_cli_json_matches_the_api(
         "HOME": str(tmp_path),
         "CLICKTRAIL_DATABASE_URL": database_url,
         "CLICKTRAIL_DATA_DIR": str(tmp_path),
+        "CLICKTRAIL_BOT_SETTLE_SECONDS": "600",
         "NO_COLOR": "1",
         "COLUMNS": "200",
     }
@@ -437,3 +518,11 @@ def test_cli_json_matches_the_api(
     table = cli("report", "spring", *ws)
     assert table.returncode == 0, table.stderr
     assert "median time to first click" in table.stdout and "90 s" in table.stdout
+    assert "all links: clicks / unique / CTR" in table.stdout
+    # (the server's jobs above may have classified the request that had no verdict yet)
+    assert re.search(
+        r"numbers: provisional: [67] counted clicks \(12 requests\) may still be filtered",
+        " ".join(table.stdout.split()),
+    )
+    assert iso_us(T0 + 3 * 3600 * S + 600 * S) in table.stdout
+    assert "opt-out links apart" in table.stdout

@@ -476,10 +476,10 @@ def test_campaign_report_counts_a_hand_built_case(
     assert r.ctr == 1.0
     assert r.repeat_click_rate == 2.0
     l0, l1 = r.links
-    assert (l0.index, l0.url, l0.total_clicks, l0.unique_clicks, l0.requests, l0.ctr) == (
-        0, "https://a.example.com/x", 3, 2, 4, 1.0,
+    assert (l0.link, l0.url, l0.total_clicks, l0.unique_clicks, l0.requests, l0.ctr) == (
+        1, "https://a.example.com/x", 3, 2, 4, 1.0,
     )  # fmt: skip
-    assert (l1.index, l1.total_clicks, l1.unique_clicks, l1.requests, l1.ctr) == (1, 1, 1, 2, 0.5)
+    assert (l1.link, l1.total_clicks, l1.unique_clicks, l1.requests, l1.ctr) == (2, 1, 1, 2, 0.5)
     empty = store.campaign_report(other)
     assert (empty.messages, empty.total_clicks, empty.requests, empty.ctr) == (0, 0, 0, None)
     assert empty.repeat_click_rate is None

@@ -175,7 +175,9 @@ class Container:
     @cached_property
     def report_queries(self) -> ReportQueries:
         """The report queries, with the user-agent parser for device breakdowns."""
-        return ReportQueries(self.engine, ua_facts=ua_facts)
+        return ReportQueries(
+            self.engine, ua_facts=ua_facts, settle_us=self.settings.bot_settle_seconds * 1_000_000
+        )
 
     @cached_property
     def export_queries(self) -> ExportQueries:

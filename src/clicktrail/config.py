@@ -2,7 +2,8 @@
 
 Each setting has a name, a type, a default and a help text (the `help` metadata). Values come, in
 increasing priority, from the defaults, an optional TOML file (``CLICKTRAIL_CONFIG``, else
-``./clicktrail.toml`` when it exists; keys are setting names, top level or under
+``clicktrail.toml`` in the project folder: the nearest of the current folder and its parents
+holding ``clicktrail.toml`` or ``var/clicktrail.db``; keys are setting names, top level or under
 ``[clicktrail]``), and ``CLICKTRAIL_<NAME>`` environment variables. `docs/configuration.md`
 documents every setting; a test fails when one is missing there.
 """
@@ -27,7 +28,11 @@ def _s(default: Any, help: str) -> Any:
 class Settings:
     """Every clicktrail setting with its default. Build with `load_settings()`."""
 
-    data_dir: str = _s("var", "Folder for the embedded SQLite database, click spool and outbox.")
+    data_dir: str = _s(
+        "var",
+        "Folder for the embedded SQLite database, click spool and outbox. Relative, from the "
+        "default or the TOML file: in the project folder (see 'Where the data is').",
+    )
     database_url: str = _s(
         "",
         "SQLAlchemy URL of the database. Empty: SQLite at <data_dir>/clicktrail.db. "
@@ -156,6 +161,19 @@ class Settings:
             return "postgresql+psycopg://" + url.split("://", 1)[1]
         return url
 
+    @property
+    def database_label(self) -> str:
+        """The database for people: the SQLite file's absolute path, else the URL with its
+        password masked."""
+        url = self.resolved_database_url
+        if url.startswith("sqlite:///"):
+            return str(Path(url.removeprefix("sqlite:///")).absolute())
+        scheme, sep, rest = url.partition("://")
+        user, at, host = rest.rpartition("@")
+        if at and ":" in user:
+            user = user.split(":", 1)[0] + ":***"
+        return scheme + sep + user + at + host
+
     def jobs_cpu_set(self) -> set[int] | None:
         """The CPUs of `jobs_cpus` (None when empty: no change of affinity).
 
@@ -239,7 +257,12 @@ def load_settings(
     values: dict[str, Any] = {}
 
     config_path = env.get("CLICKTRAIL_CONFIG")
-    path = Path(config_path) if config_path else Path("clicktrail.toml")
+    project = None if config_path else find_project()
+    path = Path(config_path) if config_path else (project or Path()) / "clicktrail.toml"
+    # A relative data_dir (the default `var`, or one the file gives) is the project's: in the
+    # file's folder, else in the folder found upward; from the environment or an option, in
+    # the current folder. So a command run from a subfolder opens the project's database.
+    home = path.parent if config_path or path.exists() else project
     if config_path or path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -265,6 +288,9 @@ def load_settings(
                     field=key,
                 )
             values[key] = _coerce(key, kinds[key], raw, str(path))
+    data_dir = Path(values.get("data_dir", Settings.data_dir))
+    if home is not None and not data_dir.is_absolute():
+        values["data_dir"] = str(home.absolute() / data_dir)
 
     for name, kind in kinds.items():
         var = "CLICKTRAIL_" + name.upper()
@@ -275,6 +301,22 @@ def load_settings(
         if raw is not None:
             values[key] = _coerce(key, kinds[key], raw, "option")
     return replace(Settings(), **values)
+
+
+PROJECT_MARKERS = ("clicktrail.toml", "var/clicktrail.db")
+
+
+def find_project(start: Path | None = None) -> Path | None:
+    """Return the nearest of `start` (default: the current folder) and its parents that holds
+    a `PROJECT_MARKERS` file, or None when none does (or the current folder is gone)."""
+    try:
+        here = (start or Path.cwd()).absolute()
+    except OSError:
+        return None
+    for folder in (here, *here.parents):
+        if any((folder / marker).is_file() for marker in PROJECT_MARKERS):
+            return folder
+    return None
 
 
 def cpu_list(text: str, name: str) -> set[int]:

@@ -23,14 +23,18 @@ def test_an_episode_starts_once_and_ends_when_the_budget_is_full() -> None:
     assert sum(s is not None for s in started) == 1
     assert not guard.allows("a", 1.0)
     assert guard.ended(1.5) == []  # still short of a full budget
+    assert guard.open_episodes == 1
     (ep,) = guard.ended(20.0)
     assert (ep.client, ep.misses, ep.refused, ep.ended) == ("a", 9, 1, 20.0)
+    assert guard.open_episodes == 0
     assert guard.ended(30.0) == []
 
 
 def test_client_key_groups_ipv6_by_64() -> None:
     assert client_key("203.0.113.9") == "203.0.113.9"
-    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert (
+        client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    )
     assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
     assert client_key(None) == "-"
 
@@ -50,7 +54,7 @@ def test_never_more_misses_than_burst_plus_refill(events: list[tuple[str, float]
     allowed = {"a": 0, "b": 0, "c": 0}
     for key, step in events:
         now += step
-        if guard.allows(key, now):
+        if not guard.open_episodes or guard.allows(key, now):
             allowed[key] += 1
             guard.miss(key, now)
     for n in allowed.values():

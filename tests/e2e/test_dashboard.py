@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clicktrail.domain.report import COUNTED_CLICKS
 from conftest import Env
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +37,7 @@ CLICKERS = range(40)  # tap the offer link (link 1)
 REPEATERS = range(10)  # tap it a second time
 OPTOUTS = range(40, 48)  # tap the opt-out link (link 2) only
 SCANNED = range(60, 63)  # a link scanner fetches link 1 (no browser headers): not counted
+PROBED = range(70, 72)  # HEAD probes on link 1: requests, never clicks
 
 UA_IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -179,17 +181,25 @@ def test_dashboard_in_chromium(
             tap(i, 1)
         for i in SCANNED:
             tap(i, 0, "curl/8.5.0", browser_like=False)
+        for i in PROBED:
+            probe = http.head(f"/c/{by_recipient[i][1][0]}", headers={"Host": "sms.example.com"})
+            assert probe.status_code == 302, probe.text
         for i in range(50, 62):
             tap(i, 0, UA_ANDROID if i % 3 else UA_IPHONE, messages=flash)
-        expected_requests = len(CLICKERS) + len(REPEATERS) + len(OPTOUTS) + len(SCANNED)
+        expected_gets = len(CLICKERS) + len(REPEATERS) + len(OPTOUTS) + len(SCANNED)
+        expected_requests = expected_gets + len(PROBED)
         _wait_for_requests(http, auth, "spring-sale", expected_requests)
         _wait_for_requests(http, auth, "weekend-flash", 12)
         api = http.get("/v1/campaigns/spring-sale/report", headers=auth).json()
 
-    # The API's classic report (every link) agrees with what the test did.
+    # The API's report agrees with what the test did: the headline without the opt-out link,
+    # every link in `all_links`.
     assert (api["sent"], api["delivered"], api["failed"]) == (N, DELIVERED, FAILED)
-    assert api["total_clicks"] == len(CLICKERS) + len(REPEATERS) + len(OPTOUTS)
-    assert api["raw_total_clicks"] == expected_requests
+    assert api["total_clicks"] == len(CLICKERS) + len(REPEATERS)
+    assert api["all_links"]["total_clicks"] == len(CLICKERS) + len(REPEATERS) + len(OPTOUTS)
+    assert api["all_links"]["raw_total_clicks"] == expected_gets
+    assert api["requests"] == expected_requests
+    assert not api["provisional"]["final"]  # the 15-minute settle window is still open
 
     # `make screenshots` refreshes docs/screenshots/ from the SQLite run; plain test runs leave
     # the committed images alone (their times would change every run).
@@ -255,7 +265,21 @@ def test_dashboard_in_chromium(
     timing = page.locator("#timing").inner_text()
     assert f"First hour, per minute · {len(CLICKERS) + len(REPEATERS)} clicks" in timing
     bots = page.locator("#bots")
-    assert f"{len(SCANNED)} not counted" in bots.inner_text()
+    # One denominator, named: every request (GETs and HEAD probes alike).
+    counted_all = len(CLICKERS) + len(REPEATERS) + len(OPTOUTS)
+    assert _metric(bots, "requests") == str(expected_requests)
+    assert f"{expected_requests} requests on this campaign's links" in bots.inner_text()
+    assert f"{expected_gets} GET, {len(PROBED)} HEAD or other probes" in bots.inner_text()
+    assert _metric(bots, "not-counted") == str(expected_requests - counted_all)
+    assert _metric(bots, "probe") == str(len(PROBED))
+    probe_share = f"{len(PROBED) / expected_requests:.1%}"
+    assert probe_share in bots.locator("li", has_text="Probe").inner_text()
+    # Not final yet: the counted clicks that may still move, and when they settle.
+    finality = page.locator("#finality")
+    assert finality.get_attribute("data-final") == "no"
+    assert _metric(finality, "provisional") == str(len(CLICKERS) + len(REPEATERS))
+    assert "900 s settle window" in finality.inner_text()
+    assert " ".join(page.locator("#counted-clicks").inner_text().split()) == COUNTED_CLICKS
     assert page.locator("#bots table.barlist tr").count() >= 1  # reasons listed
     assert "iOS" in page.locator("#devices").inner_text()
     shot(page, "dashboard-report")

@@ -193,12 +193,18 @@ def test_campaign_loop_end_to_end(env: Env, server_factory: type, tmp_path: Path
     assert report["queued"] == 0
     link1_total = 100 + 30 + 50 + 5
     link2_total = 50 + 10
-    assert report["total_clicks"] == link1_total + link2_total == 245
+    # The headline leaves the opt-out link out; `all_links` has every link.
+    every = report["all_links"]
+    assert report["total_clicks"] == link1_total == 185
+    assert every["total_clicks"] == link1_total + link2_total == 245
     unique = 100 + 50 + 10 + 5
-    assert report["unique_clicks"] == unique == 165
+    assert every["unique_clicks"] == unique == 165
+    assert report["unique_clicks"] == 155
     assert report["requests"] == 245 + 20
-    assert report["ctr"] == pytest.approx(unique / 850)
-    assert report["repeat_click_rate"] == pytest.approx(245 / 165)
+    assert report["ctr"] == pytest.approx(155 / 850)
+    assert every["ctr"] == pytest.approx(unique / 850)
+    assert report["repeat_click_rate"] == pytest.approx(185 / 155)
+    assert every["repeat_click_rate"] == pytest.approx(245 / 165)
     l1, l2 = report["links"]
     assert (l1["role"], l1["total_clicks"], l1["unique_clicks"], l1["requests"]) == (
         "cta",
@@ -215,8 +221,8 @@ def test_campaign_loop_end_to_end(env: Env, server_factory: type, tmp_path: Path
     assert l1["ctr"] == pytest.approx(155 / 850)
 
     # Provisional verdicts: every request above looked like a person's tap.
-    assert report["raw_total_clicks"] == 245
-    assert report["raw_unique_clicks"] == 165
+    assert (every["raw_total_clicks"], report["raw_total_clicks"]) == (245, 185)
+    assert (every["raw_unique_clicks"], report["raw_unique_clicks"]) == (165, 155)
     assert report["by_verdict"] == {"human": 245, "probe": 20}
     assert report["preview_fetches"] == 0
 
@@ -229,7 +235,8 @@ def test_campaign_loop_end_to_end(env: Env, server_factory: type, tmp_path: Path
     )  # fmt: skip
     assert json.loads(done.stdout)["requests"] == 265
     after = json.loads(env.cli("report", "black-friday", "--json").stdout)
-    assert after["raw_total_clicks"] == 245  # raw signals and raw counts never change
+    assert after["all_links"]["raw_total_clicks"] == 245  # raw counts never change
     assert after["by_reason"].get("ALL_LINKS_2S", 0) >= 100
-    assert after["unique_clicks"] == 165 - 50
-    assert after["total_clicks"] == 245 - 100
+    assert (after["all_links"]["unique_clicks"], after["unique_clicks"]) == (165 - 50, 155 - 50)
+    assert (after["all_links"]["total_clicks"], after["total_clicks"]) == (245 - 100, 185 - 50)
+    assert after["provisional"]["final"]  # settle window 0: every verdict is final

@@ -99,7 +99,7 @@ def test_a_test_send_is_real_but_never_counted(store: SqlStore, tmp_path: Path) 
     assert (report.total_clicks, report.unique_clicks, report.requests) == (1, 1, 1)
     assert report.ctr == pytest.approx(1 / 3)
     full = ReportQueries(store.engine).full_report(cp, now_us=NOW_US, first_page=10)
-    assert (full.engagement.total_clicks, full.engagement.unique_clicks) == (1, 1)
+    assert (full.summary.total_clicks, full.summary.unique_clicks) == (1, 1)
     assert [r.phone for r in full.recipients.items] == ["+14155550002"]
     assert sum(c.recipients for c in full.countries) == 3
     compare = ReportQueries(store.engine).compare(ws.id, since_us=None, until_us=None)

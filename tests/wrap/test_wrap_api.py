@@ -40,7 +40,7 @@ def test_wrap_replaces_each_url_and_keeps_the_rest_byte_for_byte(api: Api) -> No
     assert out["campaign_slug"] == "orders" and out["campaign"].startswith("cmp_")
     assert out["message_id"].startswith("msg_") and out["status"] == "queued"
     links = out["links"]
-    assert [lk["index"] for lk in links] == [0, 1]
+    assert [lk["link"] for lk in links] == [1, 2]
     assert [lk["destination"] for lk in links] == [
         "https://shop.example.com/o/42?x=1",
         "https://help.example.com",
@@ -183,11 +183,9 @@ def test_batch_wraps_every_recipient_form_in_request_order(api: Api) -> None:
     assert items[3]["links"] == [] and items[3]["text"] == "four"
     created = ok(api.call("GET", "/v1/contacts/crm-9"))
     assert created["phone"] == "+14155550199" and created["first_name"] == "Ann"
-    # The campaign's link 1 is position 0 of each text; each token leads to its own URL.
+    # The campaign's link 1 is the first link of each text; each token leads to its own URL.
     campaign = ok(api.call("GET", "/v1/campaigns/orders"))
-    assert [(lk["index"], lk["url"]) for lk in campaign["links"]] == [
-        (0, "https://x.example.com/1")
-    ]
+    assert [(lk["link"], lk["url"]) for lk in campaign["links"]] == [(1, "https://x.example.com/1")]
     dests = [i["links"][0]["destination"] for i in items[:3]]
     assert dests == [f"https://x.example.com/{n}" for n in (1, 2, 3)]
 
@@ -291,11 +289,11 @@ def test_an_existing_campaign_gives_its_template_and_link_roles(api: Api) -> Non
         "https://shop.example.com/p/9", "https://x.example.com/o", "https://more.example.com",
     ]  # fmt: skip
     links = ok(api.call("GET", "/v1/campaigns/bf"))["links"]
-    assert [(lk["index"], lk["role"]) for lk in links] == [(0, "cta"), (1, "optout"), (2, "cta")]
+    assert [(lk["link"], lk["role"]) for lk in links] == [(1, "cta"), (2, "optout"), (3, "cta")]
     # A token at the opt-out position counts as an opt-out click in the full report.
     api.call("GET", f"/c/{own['links'][1]['token']}", key=None, headers=BROWSER)
     full = ok(api.call("GET", "/v1/campaigns/bf/report/full"))
-    assert full["optout"]["total_clicks"] == 1 and full["engagement"]["total_clicks"] == 0
+    assert full["optout"]["total_clicks"] == 1 and full["total_clicks"] == 0
 
 
 def test_a_campaign_clicktrail_sends_cannot_be_wrapped_into(api: Api, tmp_path: Any) -> None:

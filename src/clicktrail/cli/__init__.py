@@ -32,7 +32,7 @@ from clicktrail.cli.options import JsonOpt, WorkspaceOpt
 from clicktrail.config import load_settings, setting_help
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
-from clicktrail.domain.report import iso_us
+from clicktrail.domain.report import COUNTED_CLICKS, Provisional, iso_us
 from clicktrail.services import bots, campaigns, contacts, receipts, reports, workspaces
 from clicktrail.services.clock import now_us
 
@@ -556,16 +556,27 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
 
 
-@app.command()
+def _finality(p: Provisional) -> str:
+    if p.final:
+        return "numbers: final (every bot verdict has settled)"
+    return (
+        f"numbers: provisional: {p.counted_clicks} counted clicks ({p.requests} requests) may "
+        f"still be filtered as bots; final from {p.settles_at} ({p.settle_seconds} s settle "
+        "window)"
+    )
+
+
+@app.command(
+    help="Print a campaign's full report: delivery, clicks (bots filtered, raw beside), "
+    "timing, links, devices, countries, bots and the first recipients who clicked "
+    f"(docs/reports.md). {COUNTED_CLICKS} The report says whether these numbers are final.\n\n"
+    "--json prints what GET /v1/campaigns/CAMPAIGN/report/full returns."
+)
 def report(
     campaign: Annotated[str, typer.Argument(help="Campaign slug or id.")],
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a campaign's full report: delivery, clicks (bots filtered, raw beside), timing,
-    links, devices, countries, bots and the first recipients who clicked (docs/reports.md).
-
-    --json prints what GET /v1/campaigns/CAMPAIGN/report/full returns."""
     c = _container()
     full = reports.full_report(
         c.report_queries, _workspace(c, workspace), campaign, now_us=now_us()
@@ -573,26 +584,28 @@ def report(
     if as_json:
         _print_json(full.as_dict())
         return
-    r, e, o, tm = full.summary, full.engagement, full.optout, full.timing
+    r, tm = full.summary, full.timing
+    a, o, p = r.all_links, r.optout, r.provisional
     t = Table(title=f"{r.name} ({r.campaign})", show_header=False)
     median_s = "—" if tm.median_first_click_s is None else f"{tm.median_first_click_s:.0f} s"
     for label, value in [
         ("messages", r.messages), ("sent", r.sent), ("delivered", r.delivered),
         ("failed", r.failed), ("undelivered", r.undelivered), ("queued", r.queued),
-        ("clicks (bots filtered, opt-out links apart)", e.total_clicks),
-        ("unique clickers", e.unique_clicks),
-        ("CTR (unique / delivered)", _pct(e.ctr)),
-        ("repeat click rate (total / unique)", "—" if e.repeat_click_rate is None else f"{e.repeat_click_rate:.2f}"),
-        ("raw clicks / unique / CTR", f"{e.raw_total_clicks} / {e.raw_unique_clicks} / {_pct(e.raw_ctr)}"),
+        ("clicks (bots filtered, opt-out links apart)", r.total_clicks),
+        ("unique clickers", r.unique_clicks),
+        ("CTR (unique / delivered)", _pct(r.ctr)),
+        ("repeat click rate (total / unique)", "—" if r.repeat_click_rate is None else f"{r.repeat_click_rate:.2f}"),
+        ("raw clicks / unique / CTR", f"{r.raw_total_clicks} / {r.raw_unique_clicks} / {_pct(r.raw_ctr)}"),
         ("median time to first click", median_s),
         ("opt-out clicks / unique / rate", f"{o.total_clicks} / {o.unique_clicks} / {_pct(o.rate)}"),
-        ("all links: clicks / unique / CTR", f"{r.total_clicks} / {r.unique_clicks} / {_pct(r.ctr)}"),
+        ("all links: clicks / unique / CTR", f"{a.total_clicks} / {a.unique_clicks} / {_pct(a.ctr)}"),
         ("preview fetches", r.preview_fetches),
         ("requests incl. HEAD probes", r.requests),
-        ("bot share of raw clicks", _pct(full.bots.share)),
+        ("not counted as clicks (of requests)", f"{full.bots.not_counted} ({_pct(full.bots.share)})"),
     ]:  # fmt: skip
         t.add_row(label, str(value))
     out.print(t)
+    out.print(_finality(p))
     if r.by_verdict:
         out.print("requests by verdict: " + ", ".join(f"{k} {v}" for k, v in r.by_verdict.items()))
     if r.by_reason:
@@ -600,7 +613,7 @@ def report(
     lt = Table("link", "role", "url", "clicks", "unique", "CTR", "raw clicks")
     for lk in r.links:
         lt.add_row(
-            str(lk.index + 1), lk.role, lk.url, str(lk.total_clicks), str(lk.unique_clicks),
+            str(lk.link), lk.role, lk.url, str(lk.total_clicks), str(lk.unique_clicks),
             _pct(lk.ctr), str(lk.raw_total_clicks),
         )  # fmt: skip
     out.print(lt)

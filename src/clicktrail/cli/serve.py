@@ -14,13 +14,16 @@ drained. Short links are answered by `web.fastpath.RedirectProtocol` without an 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import multiprocessing
 import os
+import socket
 import ssl
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -35,7 +38,7 @@ from clicktrail.bootstrap import (
     tune_malloc,
 )
 from clicktrail.config import Settings
-from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.errors import Conflict, InvalidInput
 from clicktrail.services import demo
 from clicktrail.services.clock import now_us
 from clicktrail.web.fastpath import RedirectProtocol
@@ -45,12 +48,14 @@ def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
     """Check settings, migrate, optionally seed the demo, print where to go, and serve until
     Ctrl-C/SIGTERM, in `settings.workers` processes.
 
-    Raises `InvalidInput` (before anything starts) for a bad worker count or TLS setting.
+    Raises `InvalidInput` (before anything starts) for a bad worker count or TLS setting, and
+    `Conflict` when the port is taken (`check_port`).
     """
     tls = tls_files(settings)
     settings.jobs_cpu_set()  # a bad CPU list stops serve before anything starts
     if settings.workers < 1:
         raise InvalidInput(f"workers must be at least 1, got {settings.workers}", field="workers")
+    check_port(settings.host, settings.port)  # before the banner, its links and its key
     configure_logging(settings.log_level)
     tune_malloc()  # this process serves when workers == 1 (the others call create_app)
     container = Container(settings)
@@ -198,6 +203,64 @@ def tls_files(settings: Settings) -> tuple[str, str] | None:
     return cert, key
 
 
+def check_port(host: str, port: int) -> None:
+    """Check that the server can listen on `host`:`port`, before anything is printed.
+
+    Raises `Conflict` (field ``port``) when the port is taken or not allowed, naming a free
+    port and how to choose it; `InvalidInput` (field ``host``) when `host` is no address of
+    this machine.
+    """
+    try:
+        _bind_test(host, port)
+    except socket.gaierror as exc:
+        raise InvalidInput(f"host {host!r}: {exc.strerror}", field="host") from None
+    except OSError as exc:
+        raise _listen_error(host, port, exc) from None
+
+
+def _bind_test(host: str, port: int) -> None:
+    # Bind a socket to every address of `host` as uvicorn will (SO_REUSEADDR, so a port with
+    # connections in TIME_WAIT is free), then close it. Raises OSError.
+    for family, kind, proto, _name, address in socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> InvalidInput | Conflict:
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return InvalidInput(
+            f"host {host!r} is not an address of this machine: choose one with --host or "
+            "CLICKTRAIL_HOST (127.0.0.1 for this machine only, 0.0.0.0 for every interface)",
+            field="host",
+        )
+    why = (
+        "is already in use (another clicktrail, or another program, is listening there)"
+        if exc.errno == errno.EADDRINUSE
+        else f"cannot be used: {exc.strerror}"
+    )
+    free = next((p for p in range(port + 1, min(port + 50, 65536)) if _free(host, p)), None)
+    other = free or port + 1
+    return Conflict(
+        f"port {port} on {host} {why}. Stop that program, or pick another port"
+        + (f", e.g. {free} (free now)" if free else "")
+        + f": `clicktrail serve --port {other}`, or `CLICKTRAIL_PORT={other} make run`",
+        field="port",
+    )
+
+
+def _free(host: str, port: int) -> bool:
+    try:
+        _bind_test(host, port)
+    except OSError:
+        return False
+    return True
+
+
 def _print_banner(container: Container, info: demo.DemoInfo) -> None:
     s = container.settings
     scheme = "https" if s.tls_certfile else "http"
@@ -210,7 +273,7 @@ def _print_banner(container: Container, info: demo.DemoInfo) -> None:
         campaign = store.find_campaign(info.workspace.id, info.campaign_slug)
         if campaign is not None:
             lines += [
-                f"  database     {s.resolved_database_url}",
+                f"  database     {s.database_label}",
                 f"  outbox       {s.resolved_outbox_path}  (the demo's 'sent' messages)",
                 f"  health       {base}/healthz",
                 f"  API docs     {base}/docs",
@@ -219,17 +282,51 @@ def _print_banner(container: Container, info: demo.DemoInfo) -> None:
             ]
             for token, phone, dest in store.sample_links(campaign.id, 2):
                 lines.append(f"  {base}/c/{token}    ({phone} → {dest})")
-            key = container_key(container, info)
+            key, key_file, minted = demo_key(container, info)
             lines += [
+                "",
+                "Open one in a browser on this machine: that is a counted click. `curl -i` shows the",
+                "302 too, but curl is not a person: the report lists its request as filtered (bot),",
+                "not as a click.",
                 "",
                 "Then read the report:",
                 f"  .venv/bin/clicktrail report {info.campaign_slug} -w demo",
                 f"  curl -H 'Authorization: Bearer {key}' {base}/v1/campaigns/{info.campaign_slug}/report",
                 f"  or open {base}/dashboard and sign in with the API key {key}",
+                f"  ({'new key, kept' if minted else 'the same key as before, kept'} in {key_file}"
+                " for the next start)",
                 "",
                 "Press Ctrl-C to stop. Your own data: see README (workspace create, domain add, …).",
             ]
     print("\n".join(lines), flush=True)
+
+
+DEMO_KEY_FILE = "demo-api-key"
+
+
+def demo_key(container: Container, info: demo.DemoInfo) -> tuple[str, Path, bool]:
+    """Return (the demo workspace's API key, the file that keeps it, whether it is new).
+
+    The key in `<data_dir>/demo-api-key` (mode 0600) is reused while it is an active key of
+    the demo workspace; otherwise (first start, new database, key revoked) a new one is made
+    and written there.
+    """
+    path = Path(container.settings.data_dir) / DEMO_KEY_FILE
+    try:
+        saved: str | None = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        saved = None
+    key, minted = demo.demo_api_key(
+        container.store, info.workspace, saved, mint=lambda: container_key(container, info)
+    )
+    if minted:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(key + "\n")
+        os.replace(tmp, path)
+    return key, path, minted
 
 
 def container_key(container: Container, info: demo.DemoInfo) -> str:

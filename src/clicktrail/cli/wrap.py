@@ -37,7 +37,7 @@ def _line(result: WrapResult, where: str) -> dict[str, Any]:
         "segments": result.segments,
         "status": result.status,
         "links": [
-            {"index": lk.index, "token": lk.token, "short_url": lk.short_url,
+            {"link": lk.index + 1, "token": lk.token, "short_url": lk.short_url,
              "destination": lk.destination}
             for lk in result.links
         ],

@@ -71,6 +71,9 @@ class MissGuard:
         self._clients: dict[str, _Client] = {}
         self.misses = 0  # since start, every client
         self.refused = 0  # since start, every client
+        # Clients in an episode: only they can be refused (a budget below one starts an
+        # episode, and only a full budget ends it), so while none is, `allows` need not run.
+        self.open_episodes = 0
 
     def _refill(self, c: _Client, now: float) -> None:
         if now > c.at:
@@ -105,6 +108,7 @@ class MissGuard:
             return None
         if c.budget < 1.0:
             c.episode_start, c.misses, c.refused = now, 1, 0
+            self.open_episodes += 1
             return Episode(key, now, None, 1, 0)
         return None
 
@@ -118,6 +122,7 @@ class MissGuard:
             if c.budget >= self.burst:
                 done.append(Episode(key, c.episode_start, now, c.misses, c.refused))
                 c.episode_start, c.misses, c.refused = None, 0, 0
+                self.open_episodes -= 1
         return done
 
     def _forget(self, now: float) -> None:
@@ -128,3 +133,4 @@ class MissGuard:
                 del self._clients[key]
         if len(self._clients) >= self.max_clients:
             self._clients.clear()
+            self.open_episodes = 0

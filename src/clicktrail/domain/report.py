@@ -15,11 +15,21 @@ def ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
+# What the headline counts, in one sentence: README.md, docs/bots.md, docs/reports.md and the
+# help of `clicktrail report` say exactly this (tests/test_report_docs.py checks they do).
+COUNTED_CLICKS = (
+    "A counted click is a GET request on a campaign's link that is not an opt-out link whose "
+    "bot verdict, provisional or final, is human or suspect or not given yet; unique clicks "
+    "are the recipients with at least one counted click, and CTR is unique clicks divided by "
+    "delivered messages."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class LinkStats:
-    """Clicks on one link position of a campaign."""
+    """Clicks on one link of a campaign. `link` is its number, from 1, as in `--link-role`."""
 
-    index: int
+    link: int
     url: str
     role: str
     total_clicks: int
@@ -32,17 +42,72 @@ class LinkStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ClickFigures:
+    """Click figures over a set of links (see `COUNTED_CLICKS`): counted `total_clicks`,
+    `unique_clicks` (distinct recipients), `ctr` = unique / delivered, `repeat_click_rate` =
+    total / unique, and the same before bot filtering (`raw_*`: every GET)."""
+
+    total_clicks: int
+    unique_clicks: int
+    ctr: float | None
+    repeat_click_rate: float | None
+    raw_total_clicks: int
+    raw_unique_clicks: int
+    raw_ctr: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutStats:
+    """Clicks on opt-out links, kept apart from engagement. `rate` = unique / delivered."""
+
+    links: int
+    total_clicks: int
+    unique_clicks: int
+    rate: float | None
+    raw_total_clicks: int
+
+
+@dataclass(frozen=True, slots=True)
+class Provisional:
+    """Whether a report's numbers are final.
+
+    `requests` counts the campaign's requests whose bot verdict is still provisional (or not
+    given yet): the settle-window pass may still change them. `counted_clicks` is how many of
+    them the headline counts now. `settles_us` / `settles_at`: when the last of them is old
+    enough to be finalized (its arrival plus `settle_seconds`); the server's finalize pass gives
+    the final verdict within `bot_finalize_interval` seconds after. `final`: nothing pending.
+    """
+
+    final: bool
+    requests: int
+    counted_clicks: int
+    settle_seconds: int
+    settles_us: int | None
+    settles_at: str | None
+
+    @classmethod
+    def of(cls, requests: int, counted: int, last_us: int | None, settle_us: int) -> Provisional:
+        """Return the finality of `requests` provisional requests (`counted` of them counted
+        clicks), the newest at `last_us`, under a settle window of `settle_us`."""
+        settles = None if last_us is None or not requests else last_us + settle_us
+        return cls(
+            requests == 0, requests, counted, settle_us // 1_000_000, settles, iso_us(settles)
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignReport:
     """What a campaign reached: delivery, clicks and CTR, overall and per link.
 
     * `sent` counts messages handed to a provider (any status from `sent` on).
-    * `total_clicks` counts GET requests on the campaign's tokens judged human (or suspect,
-      or not yet classified); `raw_total_clicks` counts every GET. `requests` also counts HEAD
-      and other probes, which are recorded but never clicks.
-    * `unique_clicks` counts distinct recipients with at least one counted click.
-    * `ctr` = unique_clicks / delivered; None when nothing is delivered yet.
-    * `preview_fetches` counts link-preview fetches: a sign the message was displayed.
-    * `by_verdict` / `by_reason`: every request per bot verdict and per reason code.
+    * The headline click figures (`total_clicks`, `unique_clicks`, `ctr`, `repeat_click_rate`
+      and their `raw_*` twins) cover engagement links only: see `COUNTED_CLICKS`. `all_links`
+      gives the same figures over every link, opt-out links included; `optout` the opt-out
+      links alone.
+    * `requests` counts every request (HEAD and other probes included, never clicks);
+      `preview_fetches` link-preview fetches (a sign the message was displayed);
+      `by_verdict` / `by_reason`: every request per bot verdict and per reason code.
+    * `provisional`: how much may still change before the numbers are final.
     """
 
     campaign: str
@@ -55,16 +120,19 @@ class CampaignReport:
     undelivered: int
     total_clicks: int
     unique_clicks: int
-    requests: int
     ctr: float | None
     repeat_click_rate: float | None
+    raw_total_clicks: int
+    raw_unique_clicks: int
+    raw_ctr: float | None
+    requests: int
+    preview_fetches: int
+    by_verdict: dict[str, int]
+    by_reason: dict[str, int]
+    all_links: ClickFigures
+    optout: OptOutStats
+    provisional: Provisional
     links: list[LinkStats] = field(default_factory=list)
-    raw_total_clicks: int = 0
-    raw_unique_clicks: int = 0
-    raw_ctr: float | None = None
-    preview_fetches: int = 0
-    by_verdict: dict[str, int] = field(default_factory=dict)
-    by_reason: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the report as a JSON-ready mapping."""
@@ -96,34 +164,6 @@ def median(values: Sequence[float]) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
-class Engagement:
-    """Click figures over the links that are not opt-out links (role != "optout").
-
-    Counted clicks are GETs judged human, suspect or not yet classified; raw ones every GET.
-    `ctr` = unique counted clickers / delivered; `repeat_click_rate` = total / unique.
-    """
-
-    total_clicks: int
-    unique_clicks: int
-    ctr: float | None
-    repeat_click_rate: float | None
-    raw_total_clicks: int
-    raw_unique_clicks: int
-    raw_ctr: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class OptOutStats:
-    """Clicks on opt-out links, kept apart from engagement. `rate` = unique / delivered."""
-
-    links: int
-    total_clicks: int
-    unique_clicks: int
-    rate: float | None
-    raw_total_clicks: int
-
-
-@dataclass(frozen=True, slots=True)
 class TimingBucket:
     """Counted engagement clicks whose time since delivery falls in [start_s, end_s).
 
@@ -142,14 +182,17 @@ class ClickTiming:
 
     `buckets`: 60 per-minute buckets, then hourly ones up to the last click (at most a week,
     then one open bucket). `median_first_click_s`: median seconds from delivery to each
-    recipient's first counted click. Clicks before the receipt or on messages without one are
-    counted apart (`before_delivery`, `without_receipt`), never bucketed.
+    recipient's first counted click. Clicks before the receipt, on messages whose receipt
+    says they failed (`failed` or `undelivered`: no delivery time) and on messages without any
+    receipt are counted apart (`before_delivery`, `failed_receipt`, `without_receipt`), never
+    bucketed.
     """
 
     buckets: list[TimingBucket]
     median_first_click_s: float | None
     first_clicks: int
     before_delivery: int
+    failed_receipt: int
     without_receipt: int
 
 
@@ -215,9 +258,17 @@ class RecipientsPage:
 
 @dataclass(frozen=True, slots=True)
 class BotShare:
-    """How much of the raw GET traffic was not counted, per verdict and per reason."""
+    """Every request on the campaign's links (every link; GETs and HEAD or other probes alike)
+    and what bot filtering made of them. One denominator: every `share` here, per verdict and
+    per reason code, is a share of `requests` (a request may carry several reasons).
 
+    `raw_clicks` counts the GETs among them, `counted_clicks` those counted as clicks
+    (`all_links.total_clicks`), `not_counted` = requests - counted_clicks.
+    """
+
+    requests: int
     raw_clicks: int
+    counted_clicks: int
     not_counted: int
     share: float | None
     by_verdict: list[Share]
@@ -228,15 +279,12 @@ class BotShare:
 class FullReport:
     """Everything known about one campaign (see docs/reports.md).
 
-    `summary` is the classic report (its click counts cover every link, opt-out included);
-    `engagement` excludes opt-out links, which `optout` reports apart. Breakdowns by device,
-    OS, browser cover counted engagement clicks; `countries` covers every recipient;
-    `recipients` is the first page of `recipients_page`.
+    `summary` is the campaign report (headline over engagement links, `all_links` and
+    `optout` beside it). Breakdowns by device, OS, browser cover counted engagement clicks;
+    `countries` covers every recipient; `recipients` is the first page of `recipients_page`.
     """
 
     summary: CampaignReport
-    engagement: Engagement
-    optout: OptOutStats
     timing: ClickTiming
     devices: list[Share]
     oses: list[Share]
@@ -247,11 +295,9 @@ class FullReport:
     generated_us: int
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the classic report's keys plus the full sections, JSON-ready."""
+        """Return the campaign report's keys plus the full sections, JSON-ready."""
         d = self.summary.as_dict()
         d.update(
-            engagement=asdict(self.engagement),
-            optout=asdict(self.optout),
             timing=asdict(self.timing),
             devices=[asdict(s) for s in self.devices],
             oses=[asdict(s) for s in self.oses],
@@ -285,9 +331,10 @@ class CampaignComparison:
         return d
 
 
-def shares(counts: dict[str, int]) -> list[Share]:
-    """Return `counts` as shares of their sum, largest first (ties by name)."""
-    total = sum(counts.values())
+def shares(counts: dict[str, int], total: int | None = None) -> list[Share]:
+    """Return `counts` as shares of `total` (default: their sum), largest first (ties by
+    name)."""
+    total = sum(counts.values()) if total is None else total
     return [
         Share(name, n, ratio(n, total))
         for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))

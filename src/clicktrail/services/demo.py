@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clicktrail.domain.errors import Unauthorized
 from clicktrail.domain.models import ContactInput, Receipt, Workspace
 from clicktrail.services import campaigns, workspaces
 from clicktrail.services.ports import SmsProvider, Store
@@ -69,3 +70,18 @@ def seed_demo(
     receipts = [Receipt(mid, "delivered", clock()) for mid in sent]
     store.apply_receipts(ws.id, receipts, skip_unknown=False, source="demo", now_us=clock())
     return DemoInfo(ws, campaign.slug, True)
+
+
+def demo_api_key(
+    store: Store, workspace: Workspace, saved: str | None, *, mint: Callable[[], str]
+) -> tuple[str, bool]:
+    """Return (an API key of the demo `workspace`, whether it is new): `saved` while it is an
+    active key of that workspace, else the key `mint` creates (first start, a new database, a
+    revoked or expired key), so each start does not add one more key."""
+    if saved:
+        try:
+            if workspaces.authenticate(store, f"Bearer {saved}").id == workspace.id:
+                return saved, False
+        except Unauthorized:
+            pass
+    return mint(), True

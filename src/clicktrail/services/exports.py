@@ -51,7 +51,7 @@ class ClickEvent:
     campaign_id: str
     campaign_slug: str
     message_id: str
-    link_index: int
+    link: int  # the link's number, from 1 (as in --link-role and reports)
     link_url: str
     link_role: str
     destination: str
@@ -176,7 +176,7 @@ CLICK_COLUMNS: tuple[Column, ...] = (
     Column("campaign_id", "string", lambda e: e.campaign_id),
     Column("campaign_slug", "string", lambda e: e.campaign_slug),
     Column("message_id", "string", lambda e: e.message_id),
-    Column("link_index", "int32", lambda e: e.link_index),
+    Column("link", "int32", lambda e: e.link),
     Column("link_url", "string", lambda e: e.link_url),
     Column("link_role", "string", lambda e: e.link_role),
     Column("destination", "string", lambda e: e.destination),

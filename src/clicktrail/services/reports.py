@@ -1,5 +1,6 @@
-"""Campaign reports: the classic report, the full report, recipients who clicked, and the
-comparison of campaigns (semantics in docs/reports.md)."""
+"""Campaign reports: the campaign report, the full report, recipients who clicked, and the
+comparison of campaigns (semantics in docs/reports.md; what a counted click is:
+`domain.report.COUNTED_CLICKS`)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from clicktrail.domain.report import (
     RecipientsPage,
     decode_cursor,
 )
-from clicktrail.services.campaigns import get_campaign
-from clicktrail.services.ports import Store
 
 MAX_PAGE = 500
 FIRST_PAGE = 20
@@ -28,6 +27,8 @@ class ReportSource(Protocol):
 
     def list_campaigns(self, workspace_id: int) -> list[Campaign]: ...
 
+    def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
+
     def full_report(self, campaign: Campaign, *, now_us: int, first_page: int) -> FullReport: ...
 
     def recipients(
@@ -39,11 +40,6 @@ class ReportSource(Protocol):
     ) -> list[CampaignComparison]: ...
 
 
-def campaign_report(store: Store, workspace: Workspace, ref: str) -> CampaignReport:
-    """Return the report of campaign `ref`. Raises `NotFound` for an unknown campaign."""
-    return store.campaign_report(get_campaign(store, workspace, ref))
-
-
 def _campaign(queries: ReportSource, workspace: Workspace, ref: str) -> Campaign:
     campaign = queries.find_campaign(workspace.id, ref)
     if campaign is None:
@@ -53,6 +49,13 @@ def _campaign(queries: ReportSource, workspace: Workspace, ref: str) -> Campaign
             field="campaign",
         )
     return campaign
+
+
+def campaign_report(queries: ReportSource, workspace: Workspace, ref: str) -> CampaignReport:
+    """Return the report of campaign `ref` (slug or id): delivery, the headline click figures
+    over engagement links, all links and opt-out links beside them, per link, and what is
+    still provisional. Raises `NotFound` for a campaign unknown in `workspace`."""
+    return queries.campaign_report(_campaign(queries, workspace, ref))
 
 
 def full_report(

@@ -60,7 +60,7 @@ def click_events_query(
             cp.c.public_id.label("campaign_id"),
             cp.c.slug.label("campaign_slug"),
             m.c.public_id.label("message_id"),
-            lk.c.idx.label("link_index"),
+            (lk.c.idx + 1).label("link"),
             lk.c.url.label("link_url"),
             lk.c.role.label("link_role"),
             sa.func.coalesce(tk.c.destination, lk.c.url).label("destination"),
@@ -138,13 +138,13 @@ def messages_query(
 def click_event(r: Any) -> ClickEvent:
     """Return the `ClickEvent` of a row of `click_events_query`."""
     # Positional: a Row unpacks much faster than it answers 20 attribute look-ups.
-    (_id, click_id, at_us, campaign_id, campaign_slug, message_id, link_index, link_url,
+    (_id, click_id, at_us, campaign_id, campaign_slug, message_id, link, link_url,
      link_role, destination, external_id, phone, method, is_click, verdict, score, reasons,
      final, ip, user_agent) = r  # fmt: skip
     if isinstance(reasons, str):
         reasons = json.loads(reasons)
     return ClickEvent(
-        click_id, at_us, campaign_id, campaign_slug, message_id, link_index, link_url,
+        click_id, at_us, campaign_id, campaign_slug, message_id, link, link_url,
         link_role, destination, external_id, phone, method, bool(is_click), verdict, score,
         tuple(reasons or ()), bool(final), ip, user_agent,
     )  # fmt: skip

@@ -41,12 +41,13 @@ from clicktrail.domain.report import (
     BotShare,
     CampaignComparison,
     CampaignReport,
+    ClickFigures,
     ClickTiming,
     CountryStats,
-    Engagement,
     FullReport,
     LinkStats,
     OptOutStats,
+    Provisional,
     RecipientClicks,
     RecipientsPage,
     bucket_key,
@@ -56,6 +57,7 @@ from clicktrail.domain.report import (
     timing_buckets,
 )
 from clicktrail.domain.status import Status
+from clicktrail.services.bots import DEFAULT_SETTLE_US
 from clicktrail.storage import tables as t
 
 if TYPE_CHECKING:
@@ -102,11 +104,19 @@ def _no_ua(_ua: str | None) -> UaFacts:
 
 class ReportQueries:
     """The report SQL over one engine. `ua_facts` parses user agents (the composition root
-    passes the UA adapter; without it devices are "unknown")."""
+    passes the UA adapter; without it devices are "unknown"); `settle_us` is the bot settle
+    window (`bot_settle_seconds`), which says when provisional verdicts become final."""
 
-    def __init__(self, engine: sa.Engine, *, ua_facts: UaParser | None = None) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        ua_facts: UaParser | None = None,
+        settle_us: int = DEFAULT_SETTLE_US,
+    ) -> None:
         self.engine = engine
         self.ua_facts = ua_facts or _no_ua
+        self.settle_us = settle_us
 
     # -- campaigns (for the services' lookups) --------------------------------------------------
 
@@ -126,14 +136,31 @@ class ReportQueries:
     # -- the classic report ---------------------------------------------------------------------
 
     def campaign_report(self, campaign: Campaign) -> CampaignReport:
-        """Return delivery and click counts of `campaign`, overall and per link (every link,
-        opt-out included); click counts bot-filtered with the raw counts beside them."""
+        """Return delivery and click counts of `campaign`: the headline over engagement links,
+        all links and opt-out links beside it, per link, and how much is still provisional;
+        click counts bot-filtered with the raw counts beside them."""
         with self.engine.connect() as conn:
             by_status = self._status_counts(conn, campaign.id)
             per_link = self._link_counts(conn, campaign.id)
             uniq, _, _ = self._rollup_flags(conn, campaign)
             by_reason = self._reasons(conn, campaign.id)
-        return self._summary(campaign, by_status, per_link, uniq, by_reason)
+            provisional = self._provisional(conn, campaign)
+        return self._summary(campaign, by_status, per_link, uniq, by_reason, provisional)
+
+    def _provisional(self, conn: sa.Connection, campaign: Campaign) -> Provisional:
+        """The campaign's requests whose verdict is not final yet: how many, how many of them
+        are counted engagement clicks, and the newest one's time (few rows: the last settle
+        window's, found through ix_clicks_final_at_us)."""
+        eng_ids = [lk.id for lk in campaign.links if lk.role != OPTOUT]
+        counted = sa.case((self._eng(eng_ids), 1), else_=0)
+        q = sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.sum(counted), 0), sa.func.max(ck.c.at_us)
+        ).where(ck.c.final.is_(sa.false()), ck.c.campaign_id == campaign.id)
+        tests = self._test_message_ids(conn, campaign.id)
+        if tests:
+            q = q.where(ck.c.message_id.not_in(tests))
+        n, n_counted, last_us = conn.execute(q).one()
+        return Provisional.of(int(n), int(n_counted), last_us, self.settle_us)
 
     def _status_counts(self, conn: sa.Connection, campaign_id: int) -> dict[str, int]:
         counts = {
@@ -208,6 +235,7 @@ class ReportQueries:
         per_link: list[Any],
         uniq: dict[str, int],
         by_reason: dict[str, int],
+        provisional: Provisional,
     ) -> CampaignReport:
         delivered = by_status.get(Status.DELIVERED.value, 0)
         tot: Counter[str] = Counter()
@@ -224,12 +252,22 @@ class ReportQueries:
                 c["previews"] += n if r.verdict == "preview" else 0
         links = [
             LinkStats(
-                lk.index, lk.url, lk.role, link_tot[lk.id]["total"], uniq[f"c_{lk.id}"],
+                lk.index + 1, lk.url, lk.role, link_tot[lk.id]["total"], uniq[f"c_{lk.id}"],
                 link_tot[lk.id]["requests"], ratio(uniq[f"c_{lk.id}"], delivered),
                 link_tot[lk.id]["raw_total"], uniq[f"r_{lk.id}"], link_tot[lk.id]["previews"],
             )
             for lk in campaign.links
         ]  # fmt: skip
+        eng = [lk for lk in links if lk.role != OPTOUT]
+        opt = [lk for lk in links if lk.role == OPTOUT]
+        eng_total = sum(lk.total_clicks for lk in eng)
+        optout = OptOutStats(
+            links=len(opt),
+            total_clicks=sum(lk.total_clicks for lk in opt),
+            unique_clicks=uniq["c_opt"],
+            rate=ratio(uniq["c_opt"], delivered),
+            raw_total_clicks=sum(lk.raw_total_clicks for lk in opt),
+        )
         return CampaignReport(
             campaign=campaign.public_id,
             name=campaign.name,
@@ -239,18 +277,29 @@ class ReportQueries:
             delivered=delivered,
             failed=by_status.get(Status.FAILED.value, 0),
             undelivered=by_status.get(Status.UNDELIVERED.value, 0),
-            total_clicks=tot["total"],
-            unique_clicks=uniq["c_all"],
+            total_clicks=eng_total,
+            unique_clicks=uniq["c_eng"],
+            ctr=ratio(uniq["c_eng"], delivered),
+            repeat_click_rate=ratio(eng_total, uniq["c_eng"]),
+            raw_total_clicks=sum(lk.raw_total_clicks for lk in eng),
+            raw_unique_clicks=uniq["r_eng"],
+            raw_ctr=ratio(uniq["r_eng"], delivered),
             requests=tot["requests"],
-            ctr=ratio(uniq["c_all"], delivered),
-            repeat_click_rate=ratio(tot["total"], uniq["c_all"]),
-            links=links,
-            raw_total_clicks=tot["raw_total"],
-            raw_unique_clicks=uniq["r_all"],
-            raw_ctr=ratio(uniq["r_all"], delivered),
             preview_fetches=tot["previews"],
             by_verdict=dict(sorted(by_verdict.items())),
             by_reason=by_reason,
+            all_links=ClickFigures(
+                total_clicks=tot["total"],
+                unique_clicks=uniq["c_all"],
+                ctr=ratio(uniq["c_all"], delivered),
+                repeat_click_rate=ratio(tot["total"], uniq["c_all"]),
+                raw_total_clicks=tot["raw_total"],
+                raw_unique_clicks=uniq["r_all"],
+                raw_ctr=ratio(uniq["r_all"], delivered),
+            ),
+            optout=optout,
+            provisional=provisional,
+            links=links,
         )
 
     # -- the full report ------------------------------------------------------------------------
@@ -266,34 +315,17 @@ class ReportQueries:
             median_first_s = self._median_first(conn, campaign.id, sum(first_buckets.values()))
             all_buckets = self._click_buckets(conn, campaign.id)
             countries = self._countries(conn, campaign.id, by_status)
-        summary = self._summary(campaign, by_status, per_link, uniq, by_reason)
-        delivered = summary.delivered
-        eng_links = [lk for lk in summary.links if lk.role != OPTOUT]
-        opt_links = [lk for lk in summary.links if lk.role == OPTOUT]
-        eng_total = sum(lk.total_clicks for lk in eng_links)
-        engagement = Engagement(
-            total_clicks=eng_total,
-            unique_clicks=uniq["c_eng"],
-            ctr=ratio(uniq["c_eng"], delivered),
-            repeat_click_rate=ratio(eng_total, uniq["c_eng"]),
-            raw_total_clicks=sum(lk.raw_total_clicks for lk in eng_links),
-            raw_unique_clicks=uniq["r_eng"],
-            raw_ctr=ratio(uniq["r_eng"], delivered),
-        )
-        optout = OptOutStats(
-            links=len(opt_links),
-            total_clicks=sum(lk.total_clicks for lk in opt_links),
-            unique_clicks=uniq["c_opt"],
-            rate=ratio(uniq["c_opt"], delivered),
-            raw_total_clicks=sum(lk.raw_total_clicks for lk in opt_links),
-        )
+            provisional = self._provisional(conn, campaign)
+            failed_receipt = self._failed_receipt_clicks(conn, campaign.id)
+        summary = self._summary(campaign, by_status, per_link, uniq, by_reason, provisional)
         # Timing: first clicks and every click, both bucketed in the rollup.
         timing = ClickTiming(
             buckets=timing_buckets({k: n for k, n in all_buckets.items() if k >= 0}, first_buckets),
             median_first_click_s=_round(median_first_s),
             first_clicks=sum(first_buckets.values()),
             before_delivery=all_buckets.get(-1, 0),
-            without_receipt=all_buckets.get(-2, 0),
+            failed_receipt=failed_receipt,
+            without_receipt=all_buckets.get(-2, 0) - failed_receipt,
         )
         device: Counter[str] = Counter()
         os: Counter[str] = Counter()
@@ -313,20 +345,19 @@ class ReportQueries:
             CountryStats(c, 0, 0, n, None) for c, n in clickers.items() if c not in countries
         ]
         country_rows.sort(key=lambda r: (-r.recipients, -r.unique_clicks, r.country))
-        raw = summary.raw_total_clicks
-        not_counted = raw - summary.total_clicks
+        requests, counted = summary.requests, summary.all_links.total_clicks
         bots = BotShare(
-            raw_clicks=raw,
-            not_counted=not_counted,
-            share=ratio(not_counted, raw),
-            by_verdict=shares(summary.by_verdict),
-            by_reason=shares(by_reason),
+            requests=requests,
+            raw_clicks=summary.all_links.raw_total_clicks,
+            counted_clicks=counted,
+            not_counted=requests - counted,
+            share=ratio(requests - counted, requests),
+            by_verdict=shares(summary.by_verdict, requests),
+            by_reason=shares(by_reason, requests),
         )
         recipients = self.recipients(campaign, search=None, after=None, limit=first_page)
         return FullReport(
             summary=summary,
-            engagement=engagement,
-            optout=optout,
             timing=timing,
             devices=shares(dict(device)),
             oses=shares(dict(os)),
@@ -412,6 +443,23 @@ class ReportQueries:
             ).scalars()
         ]
         return float(vals[0]) if odd else (vals[0] + vals[1]) / 2
+
+    def _failed_receipt_clicks(self, conn: sa.Connection, campaign_id: int) -> int:
+        """Counted engagement clicks on messages whose receipt says they failed (no delivery
+        time: bucket -2 of the rollup, like messages without a receipt, told apart here by
+        the message's status)."""
+        mb = t.message_click_buckets
+        return int(
+            conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(mb.c.clicks), 0))
+                .select_from(mb.join(m, m.c.id == mb.c.message_id))
+                .where(
+                    mb.c.campaign_id == campaign_id,
+                    mb.c.bucket == -2,
+                    m.c.status.in_((Status.FAILED.value, Status.UNDELIVERED.value)),
+                )
+            ).scalar_one()
+        )
 
     def _click_buckets(self, conn: sa.Connection, campaign_id: int) -> dict[int, int]:
         """Counted engagement clicks per bucket key: minute i → i (0-59), hour h → 59 + h,

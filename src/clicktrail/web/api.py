@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import Workspace
-from clicktrail.services import receipts, reports
+from clicktrail.services import receipts
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import Store
 from clicktrail.services.workspaces import authenticate, is_tls_host_allowed
@@ -68,11 +68,6 @@ def build_api(store: Store, extra_routes: Sequence[BaseRoute] = ()) -> Starlette
             {"applied": outcome.applied, "unchanged": outcome.unchanged, "unknown": outcome.unknown}
         )
 
-    async def get_report(request: Request) -> Response:
-        ws = workspace(request)
-        report = reports.campaign_report(store, ws, request.path_params["campaign"])
-        return JSONResponse(report.as_dict())
-
     async def tls_allowed(request: Request) -> Response:
         # Asked by a TLS terminator (Caddy's on-demand TLS) before it gets a certificate for a
         # host: no API key, and the answer says yes or no and nothing else.
@@ -95,7 +90,6 @@ def build_api(store: Store, extra_routes: Sequence[BaseRoute] = ()) -> Starlette
         routes=[
             Route("/healthz", health, methods=["GET"]),
             Route("/v1/messages/status", post_status, methods=["POST"]),
-            Route("/v1/campaigns/{campaign}/report", get_report, methods=["GET"]),
             Route("/v1/tls/allowed", tls_allowed, methods=["GET"]),
             *extra_routes,
         ],

@@ -1,8 +1,9 @@
-"""Report routes of the JSON API (docs/reports.md): the full report, the recipients who
-clicked, and the comparison of campaigns. Thin handlers: parse, call one service, format.
+"""Report routes of the JSON API (docs/reports.md): the campaign report, the full report,
+the recipients who clicked, and the comparison of campaigns. Thin handlers: parse, call one
+service, format.
 
-The classic ``GET /v1/campaigns/{campaign}/report`` stays in `web.api`; the full report is
-``GET /v1/campaigns/{campaign}/report/full`` (the classic keys plus the full sections).
+``GET /v1/campaigns/{campaign}/report`` is the campaign report; the full report is
+``GET /v1/campaigns/{campaign}/report/full`` (the same keys plus the full sections).
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ def _time(raw: str | None, field: str) -> int | None:
 def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
     """Return the report routes; `store` authenticates API keys, `queries` answers."""
 
+    async def campaign_report(request: Request) -> Response:
+        ws = authenticate(store, request.headers.get("authorization"))
+        ref = request.path_params["campaign"]
+        report = await run_in_threadpool(lambda: reports.campaign_report(queries, ws, ref))
+        return JSONResponse(report.as_dict())
+
     async def full_report(request: Request) -> Response:
         ws = authenticate(store, request.headers.get("authorization"))
         ref = request.path_params["campaign"]
@@ -69,6 +76,7 @@ def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
         return JSONResponse({"items": [r.as_dict() for r in rows]})
 
     return [
+        Route("/v1/campaigns/{campaign}/report", campaign_report, methods=["GET"]),
         Route("/v1/campaigns/{campaign}/report/full", full_report, methods=["GET"]),
         Route("/v1/campaigns/{campaign}/recipients", recipients, methods=["GET"]),
         Route("/v1/reports/compare", compare, methods=["GET"]),

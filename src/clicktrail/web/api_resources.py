@@ -100,7 +100,7 @@ def campaign_out(v: CampaignView) -> s.CampaignOut:
     return s.CampaignOut(
         id=c.public_id, slug=c.slug, name=c.name, status=c.status, template=c.template,
         domain=v.domain, list=v.list_name,
-        links=[s.LinkOut(index=lk.index, url=lk.url, role=lk.role, utm=lk.utm) for lk in c.links],
+        links=[s.LinkOut(link=lk.index + 1, url=lk.url, role=lk.role, utm=lk.utm) for lk in c.links],
         options=s.CampaignOptionsOut(
             smart_encoding=o.smart_encoding, shift_table=o.shift_table,
             utm_enabled=o.utm_enabled, utm=o.utm, click_id_param=o.click_id_param,
@@ -126,7 +126,7 @@ def click_out(e: ClickEvent) -> s.ClickOut:
     """The wire shape of a request on a tracked link."""
     return s.ClickOut(
         id=e.click_id, at=_t(e.at_us), campaign=e.campaign_id, campaign_slug=e.campaign_slug,
-        message=e.message_id, link_index=e.link_index, link_url=e.link_url,
+        message=e.message_id, link=e.link, link_url=e.link_url,
         link_role=e.link_role, destination=e.destination, external_id=e.external_id,
         phone=e.phone, method=e.method, is_click=e.is_click, verdict=e.verdict, score=e.score,
         reasons=list(e.reasons), final=e.final, ip=e.ip, user_agent=e.user_agent,

@@ -71,7 +71,7 @@ def wrapped_out(r: WrapResult) -> dict[str, Any]:
         "created": r.created, "message_id": r.message_id, "text": r.text,
         "encoding": r.encoding, "segments": r.segments, "status": r.status,
         "links": [
-            {"index": lk.index, "token": lk.token, "short_url": lk.short_url,
+            {"link": lk.index + 1, "token": lk.token, "short_url": lk.short_url,
              "destination": lk.destination}
             for lk in r.links
         ],

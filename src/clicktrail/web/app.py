@@ -15,6 +15,7 @@ from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.network import Network
 from clicktrail.services.ports import Store, Target
 from clicktrail.web.api import build_api
+from clicktrail.web.home import home_route
 from clicktrail.web.redirect import LookupOffload, Message, Receive, RedirectApp, Scope, Send
 
 log = logging.getLogger("clicktrail.web")
@@ -94,6 +95,7 @@ class ClicktrailApp:
         self.clicks = clicks
         self.on_close = on_close
         self.offload = lookup_offload
+        extra_routes = [home_route(fallback_url_for), *extra_routes]
         self.redirect = RedirectApp(
             resolve,
             clicks.record,

@@ -509,7 +509,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "clicktrail API",
-            "version": "1",
+            "version": "2",  # docs/api.md says what changed
             "description": "SMS link tracking: workspaces, domains, contacts, campaigns, "
             "messages, clicks, reports and exports. Errors are RFC 9457 problem details with "
             "a stable `code` and the `field` at fault. Lists page by cursor: "

@@ -225,7 +225,8 @@ class RedirectApp:
             return hit
         if not is_well_formed(token):
             return None
-        if self.guard is not None and not self._allowed(client, headers):
+        guard = self.guard
+        if guard is not None and guard.open_episodes and not self._allowed(client, headers):
             return GUESSING
         if self.offload is not None:
             return NEEDS_AWAIT

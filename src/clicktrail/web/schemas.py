@@ -202,7 +202,7 @@ class ImportOut(_Response):
 class LinkOut(_Response):
     """One link position of a campaign's template."""
 
-    index: int = Field(description="Position in the template, from 0.")
+    link: int = Field(description="The link's number in the template, from 1 (as in link_role).")
     url: str
     role: str
     utm: dict[str, str]
@@ -300,7 +300,7 @@ class ClickOut(_Response):
     campaign: str
     campaign_slug: str
     message: str
-    link_index: int
+    link: int = Field(description="The link's number in the template, from 1 (as in link_role).")
     link_url: str
     link_role: str
     destination: str

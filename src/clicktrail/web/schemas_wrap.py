@@ -109,7 +109,7 @@ class WrapBatchIn(_Request):
 class WrappedLinkOut(_Response):
     """One tracked link of a wrapped message."""
 
-    index: int = Field(description="Position of the URL in the text, from 0.")
+    link: int = Field(description="The link's number in the text, from 1 (as in link_role).")
     token: str
     short_url: str
     destination: str = Field(description="Where the link leads (before UTM parameters).")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.report import (
+    COUNTED_CLICKS,
     CampaignComparison,
     FullReport,
     LinkStats,
@@ -117,6 +118,7 @@ class CampaignList:
     rows: list[CampaignRow]
     since: str
     until: str
+    definition: str = COUNTED_CLICKS
 
 
 def _day_us(text: str, field: str) -> int | None:
@@ -188,6 +190,7 @@ class ReportPage:
     devices: list[charts.Bar]
     oses: list[charts.Bar]
     browsers: list[charts.Bar]
+    definition: str = COUNTED_CLICKS  # what the headline counts, as every interface says it
 
 
 def _link_rows(links: list[LinkStats]) -> list[LinkRow]:
@@ -195,10 +198,14 @@ def _link_rows(links: list[LinkStats]) -> list[LinkRow]:
     return [LinkRow(lk, 100 * lk.unique_clicks / top if top else 0.0) for lk in links]
 
 
-def _share_bars(items: list[Share], tone: str, limit: int = 8) -> list[charts.Bar]:
+def _share_bars(
+    items: list[Share], tone: str, limit: int = 8, total: int | None = None
+) -> list[charts.Bar]:
+    """Bars of the first `limit` shares and "other"; `total` is the shares' denominator
+    (default: the sum of the counts)."""
     shown = items[:limit]
     rest = sum(s.count for s in items[limit:])
-    total = sum(s.count for s in items)
+    total = sum(s.count for s in items) if total is None else total
     rows = [(s.name or "unknown", s.count, tone) for s in shown]
     notes = [pct(s.share) for s in shown]
     if rest:
@@ -268,7 +275,7 @@ def report_page(queries: ReportSource, workspace: Workspace, ref: str) -> Report
         engagement_links=_link_rows([lk for lk in s.links if lk.role != "optout"]),
         optout_links=_link_rows([lk for lk in s.links if lk.role == "optout"]),
         verdicts=verdicts,
-        reasons=_share_bars(report.bots.by_reason, "bad", limit=10),
+        reasons=_share_bars(report.bots.by_reason, "bad", limit=10, total=report.bots.requests),
         devices=_share_bars(report.devices, "accent"),
         oses=_share_bars(report.oses, "accent"),
         browsers=_share_bars(report.browsers, "accent"),
@@ -352,7 +359,7 @@ class RequestRow:
     reasons: tuple[str, ...]
     ip: str | None
     user_agent: str | None
-    link_index: int | None
+    link: int | None  # the link's number, from 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,11 +394,11 @@ def requests_view(
     page = store.requests_page(after, per_page + 1, campaign.id, None)
     more = len(page) > per_page
     page = page[:per_page]
-    index_of = {lk.id: lk.index for lk in campaign.links}
+    number_of = {lk.id: lk.index + 1 for lk in campaign.links}
     rows = [
         RequestRow(
             r.at_us, r.method, r.verdict.verdict if r.verdict else "unclassified",
-            r.verdict.reasons if r.verdict else (), r.ip, r.user_agent, index_of.get(r.link_id),
+            r.verdict.reasons if r.verdict else (), r.ip, r.user_agent, number_of.get(r.link_id),
         )
         for _, r in page
     ]  # fmt: skip
