@@ -46,6 +46,9 @@ class _Root(TyperGroup):
         try:
             return super().invoke(ctx)
         except ClicktrailError as exc:
+            if exc.code == "not_found" and exc.field == "workspace":
+                # Run from another folder, a command may have opened another database: say which.
+                exc.message += f" (database: {load_settings().database_label})"
             fail(exc)
 
 
@@ -146,7 +149,7 @@ def db_migrate() -> None:
     """Create or upgrade the database schema (the server also does this at start)."""
     c = _container()
     c.engine  # noqa: B018 - building the engine migrates
-    out.print(f"database is up to date: {c.settings.resolved_database_url.split('@')[-1]}")
+    out.print(f"database is up to date: {c.settings.database_label}", markup=False)
 
 
 # -- workspaces, domains, keys ------------------------------------------------------------------
@@ -165,7 +168,12 @@ def workspace_create(
 @workspace_app.command("list")
 def workspace_list(as_json: JsonOpt = False) -> None:
     """List workspaces."""
-    items = _container().store.list_workspaces()
+    c = _container()
+    items = c.store.list_workspaces()
+    if not items and not as_json:
+        err.print(f"no workspace yet in {c.settings.database_label}: create one with "
+                  "`clicktrail workspace create NAME`", markup=False)  # fmt: skip
+        return
     if as_json:
         _print_json(
             [{"id": w.public_id, "slug": w.slug, "name": w.name, "demo": w.is_demo} for w in items]
