@@ -34,7 +34,7 @@ import uvicorn
 
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
-from clicktrail.services import workspaces
+from clicktrail.services import keys, workspaces
 
 
 def _free_port() -> int:
@@ -61,7 +61,7 @@ def run(url: str, items: int, repeats: int, tmp: Path) -> dict[str, list[float]]
     store = container.store
     ws = workspaces.create_workspace(store, "Bench", time.time_ns() // 1000)
     workspaces.add_domain(store, ws, "sms.example.com", time.time_ns() // 1000)
-    key = workspaces.create_api_key(store, ws, "bench", time.time_ns() // 1000)
+    key = keys.create_key(container.key_store, ws, "bench", time.time_ns() // 1000).secret
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(container.web_app(), host="127.0.0.1", port=port, log_level="warning")

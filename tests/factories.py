@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from clicktrail.domain.models import Campaign, Contact, ContactInput, Domain, Workspace
-from clicktrail.services import campaigns, workspaces
+from clicktrail.services import campaigns, keys, workspaces
 from clicktrail.services.campaigns import SendSummary
 from clicktrail.services.ports import SmsProvider
 from clicktrail.sms.outbox import OutboxProvider
+from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.sql_store import SqlStore
 
 NOW_US = 1_780_000_000_000_000  # a fixed "now" (2026-05-28) so stored times are predictable
@@ -45,7 +46,7 @@ def make_domain(
 
 def make_api_key(store: SqlStore, ws: Workspace, name: str = "test") -> str:
     """Create an API key for `ws` and return it."""
-    return workspaces.create_api_key(store, ws, name, NOW_US)
+    return keys.create_key(KeyQueries(store.engine), ws, name, NOW_US).secret
 
 
 def phone(i: int) -> str:

@@ -50,6 +50,7 @@ from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.database import create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.inbox import InboxWriter
+from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.listing import ListingQueries
 from clicktrail.storage.optouts import OptOutQueries
 from clicktrail.storage.providers import ProviderRepo
@@ -59,6 +60,7 @@ from clicktrail.storage.sql_store import SqlStore
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
     api_bots,
+    api_keys,
     api_networks,
     api_optouts,
     api_providers,
@@ -188,6 +190,11 @@ class Container:
     def wrap_queries(self) -> WrapQueries:
         """The wrap-only messages' lookups and writes."""
         return WrapQueries(self.engine)
+
+    @cached_property
+    def key_store(self) -> KeyQueries:
+        """A workspace's API keys (create, list, revoke, rotate)."""
+        return KeyQueries(self.engine)
 
     @cached_property
     def optout_queries(self) -> OptOutQueries:
@@ -366,6 +373,7 @@ class Container:
         routes += api_providers.routes(self.store, self.provider_repo, self.provider_kinds, self.secret_env)  # fmt: skip
         routes += api_networks.routes(self.store)
         routes += api_bots.routes(self.store, self.classifier)
+        routes += api_keys.routes(self.store, self.key_store)
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 

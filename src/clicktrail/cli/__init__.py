@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 from clicktrail.bootstrap import Container
 from clicktrail.cli import bots as bots_cli
 from clicktrail.cli import export as export_cli
+from clicktrail.cli import keys as keys_cli
 from clicktrail.cli import optouts as optouts_cli
 from clicktrail.cli import provider as provider_cli
 from clicktrail.cli import sending as sending_cli
@@ -61,7 +62,6 @@ app = typer.Typer(
 )
 workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
 domain_app = typer.Typer(help="Short domains for tracked links.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Recipients.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Campaigns: create, preview, send.", no_args_is_help=True)
 messages_app = typer.Typer(help="Messages and delivery receipts.", no_args_is_help=True)
@@ -69,7 +69,7 @@ db_app = typer.Typer(help="Database.", no_args_is_help=True)
 config_app = typer.Typer(help="Settings.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(domain_app, name="domain")
-app.add_typer(keys_app, name="keys")
+app.add_typer(keys_cli.app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(campaign_app, name="campaign")
 sending_cli.register(campaign_app)  # send, status, pause, resume, cancel…
@@ -221,18 +221,6 @@ def domain_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> Non
     for d in items:
         table.add_row(d.host, d.base_url + "XXXXXXXXX", d.fallback_url or "")
     out.print(table)
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
-    workspace: WorkspaceOpt = None,
-) -> None:
-    """Create an API key; it is printed once and stored only as a hash."""
-    c = _container()
-    key = workspaces.create_api_key(c.store, _workspace(c, workspace), name, now_us())
-    sys.stdout.write(key + "\n")
-    err.print("Store this key now: it is not shown again. Use it as 'Authorization: Bearer <key>'.")
 
 
 # -- contacts -----------------------------------------------------------------------------------

@@ -331,6 +331,6 @@ def demo_key(container: Container, info: demo.DemoInfo) -> tuple[str, Path, bool
 
 def container_key(container: Container, info: demo.DemoInfo) -> str:
     """Create a fresh API key for the demo workspace (keys are stored hashed, never re-shown)."""
-    from clicktrail.services.workspaces import create_api_key
+    from clicktrail.services.keys import create_key
 
-    return create_api_key(container.store, info.workspace, "demo (make run)", now_us())
+    return create_key(container.key_store, info.workspace, "demo (make run)", now_us()).secret

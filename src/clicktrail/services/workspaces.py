@@ -1,22 +1,21 @@
-"""Workspaces, short domains and API keys."""
+"""Workspaces and short domains. API keys are services/keys.py's (`authenticate` is imported
+from there by the API's handlers as `workspaces.authenticate`)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from urllib.parse import urlsplit
 
-from clicktrail.domain.errors import InvalidInput, NotFound, Unauthorized
+from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Domain, Workspace
 from clicktrail.domain.slugs import check_slug, slugify
+from clicktrail.services.keys import authenticate as authenticate
 from clicktrail.services.ports import Store
 
 _HOST = re.compile(
     r"(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\Z"
 )
-KEY_PREFIX = "ct_"
 # Must match web.redirect.RESERVED_PATHS: those paths never hold short links.
 RESERVED_PREFIXES = ("/v1/", "/healthz", "/openapi.json", "/docs", "/dashboard", "/static/")
 
@@ -142,28 +141,3 @@ def add_domain(
             )
     domain = Domain(0, workspace.id, name, scheme, path_prefix, port, fallback_url)
     return store.add_domain(domain, now_us)
-
-
-def hash_key(key: str) -> str:
-    """Return the stored form of an API key (SHA-256; keys are 190-bit random, so no salt)."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def create_api_key(store: Store, workspace: Workspace, name: str, now_us: int) -> str:
-    """Create an API key for the workspace and return it; only its hash is stored."""
-    key = KEY_PREFIX + secrets.token_urlsafe(24)
-    store.add_api_key(workspace.id, name or "default", key[:10], hash_key(key), now_us)
-    return key
-
-
-def authenticate(store: Store, authorization: str | None) -> Workspace:
-    """Return the workspace of a ``Bearer <key>`` header. Raises `Unauthorized` otherwise."""
-    if not authorization:
-        raise Unauthorized("missing Authorization header: send 'Authorization: Bearer <api key>'")
-    scheme, _, key = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise Unauthorized("Authorization must be 'Bearer <api key>'")
-    ws = store.workspace_for_key_hash(hash_key(key.strip()))
-    if ws is None:
-        raise Unauthorized("unknown or revoked API key")
-    return ws

@@ -335,8 +335,14 @@ class TokenResolver:
                 conn.invalidate()
 
     def close(self) -> None:
-        """Return the connection of the calling thread."""
+        """Close the connection of the calling thread."""
         conn = getattr(self._local, "conn", None)
         self._local.conn = self._local.raw = None
-        if conn is not None:
+        if conn is None:
+            return
+        if self.engine.dialect.name == "postgresql":
+            # Not back to the pool: in autocommit with a statement timeout, it would give the
+            # next `engine.begin()` "transactions" that a rollback cannot undo.
+            conn.invalidate()
+        else:
             conn.close()

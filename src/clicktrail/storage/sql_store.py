@@ -41,11 +41,13 @@ from clicktrail.services.ports import (
     StoredRequest,
     WorkspaceRange,
 )
+from clicktrail.storage import keys
 from clicktrail.storage import tables as t
 from clicktrail.storage.inbox import inbox_lines
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
 
 if TYPE_CHECKING:
+    from clicktrail.services.keys import ApiKey
     from clicktrail.storage.sending import SqlSendJobs
 
 _CHUNK = 1000
@@ -134,32 +136,13 @@ class SqlStore:
             ).first()
         return Workspace(r.id, r.public_id, r.slug, r.name, r.is_demo) if r else None
 
-    def add_api_key(
-        self, workspace_id: int, name: str, prefix: str, key_hash: str, now_us: int
-    ) -> None:
-        """Store the hash of a new API key."""
-        with self.engine.begin() as conn:
-            conn.execute(
-                t.api_keys.insert(),
-                {
-                    "workspace_id": workspace_id,
-                    "name": name,
-                    "prefix": prefix,
-                    "key_hash": key_hash,
-                    "created_us": now_us,
-                },
-            )
+    def api_key_for_hash(self, key_hash: str) -> tuple[Workspace, ApiKey] | None:
+        """Return the key with this hash and its workspace (storage/keys.py)."""
+        return keys.key_for_hash(self.engine, key_hash)
 
-    def workspace_for_key_hash(self, key_hash: str) -> Workspace | None:
-        """Return the workspace of the live API key with this hash."""
-        w, k = t.workspaces, t.api_keys
-        with self.engine.connect() as conn:
-            r = conn.execute(
-                sa.select(w)
-                .join(k, k.c.workspace_id == w.c.id)
-                .where(k.c.key_hash == key_hash, k.c.revoked_us.is_(None))
-            ).first()
-        return Workspace(r.id, r.public_id, r.slug, r.name, r.is_demo) if r else None
+    def record_key_use(self, key_id: int, now_us: int, stale_us: int) -> None:
+        """Set the key's last use to `now_us` when unset or not after `stale_us`."""
+        keys.record_use(self.engine, key_id, now_us, stale_us)
 
     # -- domains -------------------------------------------------------------------------------
 

@@ -40,6 +40,9 @@ workspaces = sa.Table(
     sa.Column("created_us", Micros, nullable=False),
 )
 
+# A key is found by its hash (unique index: one lookup per request) and named by `public_id`.
+# `scopes` NULL means full access; scopes are not enforced yet (migration 0014 made room).
+# `last_used_us` is written at most once a minute per key (services/keys.py).
 api_keys = sa.Table(
     "api_keys",
     metadata,
@@ -50,6 +53,10 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("created_us", Micros, nullable=False),
     sa.Column("revoked_us", Micros),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("expires_us", Micros),
+    sa.Column("last_used_us", Micros),
+    sa.Column("scopes", sa.Text),
 )
 
 domains = sa.Table(

@@ -51,6 +51,10 @@ MODELS += [s.NetworkRangeIn, s.NetworkRangesAdd, s.NetworkRangesAdded, s.Network
            s.NetworkListPage, s.NetworkRangeOut, s.NetworkRangePage]  # fmt: skip
 REQUESTS |= {s.NetworkRangeIn, s.NetworkRangesAdd}
 
+# API keys (web/api_keys.py).
+MODELS += [s.KeyCreate, s.KeyRotate, s.KeyOut, s.KeyCreated, s.KeyRotated, s.KeyPage]
+REQUESTS |= {s.KeyCreate, s.KeyRotate}
+
 # Sending jobs (web/api_sending.py).
 MODELS += [snd.SendIn, snd.TestSendIn, snd.ReleaseIn, snd.SendJobOut, snd.TestSendOut]
 REQUESTS |= {snd.SendIn, snd.TestSendIn, snd.ReleaseIn}
@@ -95,6 +99,7 @@ SINCE = query("since", "From this time on (inclusive): ISO 8601 (UTC without zon
               "seconds.", TIME)  # fmt: skip
 UNTIL = query("until", "Before this time (exclusive); same forms as `since`.", TIME)
 CAMPAIGN_FILTER = query("campaign", "Only this campaign (slug or id).")
+KEY_ID = path("key_id", "The key's id (`key_…`), as lists show it.")
 NETWORK_LIST = path("name", "The network list's name (lowercase letters, digits, `.`, `_`, `-`).")
 
 
@@ -177,6 +182,39 @@ OPERATIONS: tuple[Op, ...] = (
        params=(query("domain", "The host name.", required=True),), errors=(400, 404), auth=False),
     Op("get", "/v1/workspace", "The API key's workspace", "workspace",
        (200, "The workspace.", _json(ref(s.WorkspaceOut))), errors=(401,)),
+    Op("get", "/v1/keys", "List API keys", "keys",
+       (200, "A page of the workspace's keys, oldest first, revoked and expired ones too; "
+        "never a secret.", _json(ref(s.KeyPage))),
+       description="`last_used_at` is recorded at most once a minute per key. `scopes` is "
+       "null (full access) on every key: scopes are not enforced yet.",
+       params=(LIMIT, CURSOR)),
+    Op("post", "/v1/keys", "Create an API key", "keys",
+       (201, "The new key with its secret in `key`: shown this once, stored only as a hash.",
+        _json(ref(s.KeyCreated))),
+       description="Optionally expiring: `expires_at` (a time) or `expires_in` (a duration), "
+       "in the future; after it the key answers 401 like a revoked one.",
+       body=_body(s.KeyCreate), headers=_LOCATION),
+    Op("get", "/v1/keys/{key_id}", "Get an API key", "keys",
+       (200, "The key (never its secret).", _json(ref(s.KeyOut))),
+       params=(KEY_ID,), errors=(401, 404)),
+    Op("delete", "/v1/keys/{key_id}", "Revoke an API key", "keys",
+       (204, "Revoked at once (revoking a revoked key changes nothing): calls with it answer "
+        "401 and the dashboard sessions it opened end.", {}),
+       description="A key may revoke itself. The workspace's last active key is refused (409) "
+       "unless `force=true`: the workspace would have no key left for the API (the operator "
+       "can create one with `clicktrail keys create`).",
+       params=(KEY_ID, query("force", "Revoke even the workspace's last active key.",
+                             {"type": "boolean", "default": False})),
+       errors=(401, 404, 409, 422)),
+    Op("post", "/v1/keys/{key_id}/rotate", "Rotate an API key", "keys",
+       (201, "The new key (its secret shown this once) and the old key as it is now.",
+        _json(ref(s.KeyRotated))),
+       description="Creates a key with the same name and scopes and retires the old one: "
+       "revoked at once, or with `grace` still working until the grace period ends (it then "
+       "expires). The new key expires as asked, else after the old key's lifetime if it had "
+       "one. A revoked key cannot be rotated (409).",
+       params=(KEY_ID,), body={"required": False, "content": _json(ref(s.KeyRotate))},
+       errors=(401, 404, 409, 422), headers=_LOCATION),
     Op("get", "/v1/domains", "List short domains", "domains",
        (200, "A page of domains, by host.", _json(ref(s.DomainPage))), params=(LIMIT, CURSOR)),
     Op("post", "/v1/domains", "Register a short domain", "domains",
@@ -533,7 +571,7 @@ def document() -> dict[str, Any]:
 
 _ERRORS = {
     400: "A required query parameter is missing.",
-    401: "No key, a malformed header, or an unknown or revoked key.",
+    401: "No key, a malformed header, or an unknown, revoked or expired key.",
     403: "No configured provider signed the request.",
     404: "Not found in the key's workspace.",
     409: "Clashes with existing state.",

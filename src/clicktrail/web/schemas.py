@@ -496,3 +496,72 @@ class NetworkRangePage(_Page):
     """A page of a network list's ranges, by CIDR text."""
 
     items: list[NetworkRangeOut]
+
+
+# -- API keys (docs/api.md#api-keys) ------------------------------------------------------------
+
+Expiry = Annotated[
+    Text | int,
+    Field(description="ISO 8601 time (no zone: UTC) or Unix seconds; must be in the future.",
+          examples=["2027-03-01T00:00:00Z", 1803859200]),
+]  # fmt: skip
+Duration = Annotated[
+    Text | int,
+    Field(description="A duration: `90d`, `12h`, `30m`, `45s`, `2w`, or whole seconds.",
+          examples=["90d", 3600]),
+]  # fmt: skip
+
+
+class KeyCreate(_Request):
+    """A new API key of the workspace: a label and an optional expiry (one of two forms)."""
+
+    name: Annotated[Text, Field(max_length=200)] = Field(
+        default="default", description="What the key is for.", examples=["order mailer"]
+    )
+    expires_at: Expiry | None = None
+    expires_in: Duration | None = None
+
+
+class KeyRotate(_Request):
+    """How to rotate a key: a grace period for the old key, and the new key's expiry."""
+
+    grace: Duration | None = Field(
+        default=None,
+        description="How long the old key keeps working (at most 30 days); default: it is "
+        "revoked at once.",
+    )
+    expires_at: Expiry | None = None
+    expires_in: Duration | None = None
+
+
+class KeyOut(_Response):
+    """An API key as lists show it: never its secret nor its hash."""
+
+    id: str = Field(examples=["key_4CZtUbcQ9f1x"])
+    prefix: str = Field(description="The key's first 10 characters, to recognise it.")
+    name: str
+    state: Literal["active", "expired", "revoked"]
+    scopes: str | None = Field(description="null: full access (scopes are not enforced yet).")
+    created_at: Time
+    last_used_at: Time | None = Field(description="Recorded at most once a minute.")
+    expires_at: Time | None
+    revoked_at: Time | None
+
+
+class KeyCreated(KeyOut):
+    """A new API key, with its secret: shown this once, stored only as a hash."""
+
+    key: str = Field(description="The secret: send it as `Authorization: Bearer <key>`.")
+
+
+class KeyRotated(_Response):
+    """What rotating did: the new key (with its secret) and the old one as it is now."""
+
+    new: KeyCreated
+    old: KeyOut
+
+
+class KeyPage(_Page):
+    """A page of the workspace's API keys, oldest first (revoked and expired ones too)."""
+
+    items: list[KeyOut]

@@ -29,9 +29,9 @@ from starlette.staticfiles import StaticFiles
 from clicktrail import __version__
 from clicktrail.domain.errors import ClicktrailError, NotFound, Unauthorized
 from clicktrail.domain.models import Workspace
+from clicktrail.services.keys import authenticate, hash_key, workspace_for_hash
 from clicktrail.services.ports import Store
 from clicktrail.services.reports import ReportSource
-from clicktrail.services.workspaces import authenticate, hash_key
 from clicktrail.web.dashboard import views
 from clicktrail.web.dashboard.session import (
     LOGIN_COOKIE,
@@ -143,9 +143,9 @@ def routes(store: Store, queries: ReportSource, *, secret: bytes) -> list[BaseRo
         session = signer.load(request.cookies.get(SESSION_COOKIE))
         if session is None:
             return None
-        ws = store.workspace_for_key_hash(session.key_hash)
+        ws = workspace_for_hash(store, session.key_hash)
         if ws is None or ws.public_id != session.workspace:
-            return None  # the key was revoked (or the cookie names another workspace)
+            return None  # the key was revoked or expired (or the cookie names another workspace)
         return ws, session
 
     def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
