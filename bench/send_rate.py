@@ -96,8 +96,16 @@ def measure(
     from clicktrail.services.clock import now_us
     from clicktrail.services.sending import JobSpec
 
+    # The local aggregator listens on 127.0.0.1 over http: allowed, as an operator would.
     container = Container(
-        load_settings(env={"CLICKTRAIL_DATABASE_URL": db_url, "CLICKTRAIL_DATA_DIR": str(data)})
+        load_settings(
+            env={
+                "CLICKTRAIL_DATABASE_URL": db_url,
+                "CLICKTRAIL_DATA_DIR": str(data),
+                "CLICKTRAIL_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
+                "CLICKTRAIL_OUTBOUND_ALLOW_HTTP": "1",
+            }
+        )
     )
     store = container.store
     ws = workspaces.create_workspace(store, f"Bench {provider_kind}", now_us())

@@ -23,8 +23,10 @@ make the connection for us, out of reach of the check.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -175,15 +177,22 @@ class _PolicyBackend(httpcore.NetworkBackend):
         self.inner.sleep(seconds)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes about 45 ms; a sender builds a transport per batch, so the
+    # context (thread-safe once built) is made once per process.
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class _PolicyTransport(httpx.HTTPTransport):
     def __init__(self, policy: OutboundPolicy) -> None:
-        super().__init__(trust_env=False)
+        context = _tls_context()
+        super().__init__(verify=context, trust_env=False)
         self.policy = policy
         # httpx builds its connection pool without a way to pass a network backend: build the
         # same pool with ours (httpx's `_pool` is what `handle_request` sends through).
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=_PolicyBackend(policy),
+            ssl_context=context, network_backend=_PolicyBackend(policy)
         )
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
