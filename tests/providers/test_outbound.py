@@ -4,15 +4,20 @@ connection is checked after DNS, redirects included, and a refused one sends not
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import requests
 
+from clicktrail import outbound
 from clicktrail.domain.network import parse_networks
 from clicktrail.outbound import ForbiddenDestination, OutboundPolicy, policy_session
 
@@ -127,3 +132,42 @@ def test_the_allow_list_lets_requests_through(
     both = OutboundPolicy(parse_networks("127.0.0.0/8"), allow_http=True)
     assert get(both, outer.url + "/go") == 200
     assert inner.paths == ["/metadata"]
+
+
+# -- TLS: the connection goes to the checked address, the certificate is checked for the name --
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An https server on 127.0.0.1 whose certificate names only api.tenant.test."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=api.tenant.test", "-addext", "subjectAltName=DNS:api.tenant.test"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    plain = Recorder("127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    plain.server.socket = context.wrap_socket(plain.server.socket, server_side=True)
+    yield plain.url.rsplit(":", 1)[1], cert
+    plain.close()
+
+
+def test_tls_verifies_the_name_of_the_url_on_the_checked_address(
+    tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, cert = tls_server
+    trust = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(outbound, "_tls_context", lambda: trust)
+    policy = OutboundPolicy(
+        parse_networks("127.0.0.1/32"), resolver=lambda _host, _port: ["127.0.0.1"]
+    )
+    with httpx.Client(transport=policy.httpx_transport()) as c:
+        assert c.get(f"https://api.tenant.test:{port}/ok").status_code == 200
+        # Same address, another name: the certificate does not match it.
+        with pytest.raises(httpx.ConnectError, match="certificate"):
+            c.get(f"https://other.tenant.test:{port}/no")

@@ -25,6 +25,7 @@ import pytest
 
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
+from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Campaign, Workspace
 from factories import (
     NOW_US,
@@ -462,3 +463,32 @@ def test_the_operator_allow_list_lets_the_listener_through(
         out = local_world.test_send(f"ok{i}").json()
         assert out["status"] == "sent", out
     assert len(listener.seen) == 3
+
+
+# -- the operator's settings ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "prefix", ["", "CLICKTRAIL_", "CLICKTRAIL_D", "CLICKTRAIL_DATABASE_URL", "A-B"]
+)
+def test_a_prefix_that_would_expose_a_setting_is_refused(prefix: str) -> None:
+    settings = load_settings(env={"CLICKTRAIL_SECRET_ENV_PREFIX": prefix})
+    with pytest.raises(InvalidInput) as exc:
+        settings.checked_secret_env_prefix()
+    assert exc.value.field == "secret_env_prefix"
+
+
+def test_a_malformed_allow_list_stops_the_server(tmp_path: Path) -> None:
+    settings = load_settings(
+        env={
+            "CLICKTRAIL_DATA_DIR": str(tmp_path),
+            "CLICKTRAIL_OUTBOUND_ALLOW_NETWORKS": "10.0.0/8x",
+        }
+    )
+    container = Container(settings)
+    try:
+        with pytest.raises(InvalidInput) as exc:
+            container.web_app()
+        assert exc.value.field == "outbound_allow_networks"
+    finally:
+        container.dispose()
