@@ -171,3 +171,14 @@ def test_tls_verifies_the_name_of_the_url_on_the_checked_address(
         # Same address, another name: the certificate does not match it.
         with pytest.raises(httpx.ConnectError, match="certificate"):
             c.get(f"https://other.tenant.test:{port}/no")
+
+
+def test_tls_through_requests_keeps_the_name_too(tls_server: tuple[str, Path]) -> None:
+    port, cert = tls_server
+    policy = OutboundPolicy(
+        parse_networks("127.0.0.1/32"), resolver=lambda _host, _port: ["127.0.0.1"]
+    )
+    with policy_session(policy, requests.Session()) as s:
+        assert s.get(f"https://api.tenant.test:{port}/ok", verify=str(cert)).status_code == 200
+        with pytest.raises(requests.exceptions.SSLError):
+            s.get(f"https://other.tenant.test:{port}/no", verify=str(cert))
