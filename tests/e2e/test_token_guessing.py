@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_fastpath import _connect, _get, _read_responses, _setup
 
 from clicktrail.domain.tokens import new_token
 from conftest import Env, Server
-from test_fastpath import _connect, _get, _read_responses, _setup
 
 pytestmark = pytest.mark.e2e
 
