@@ -47,7 +47,7 @@ from clicktrail.sms.http import HttpKind
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.sms.twilio import TwilioKind
 from clicktrail.storage.clicklog import ClickLog
-from clicktrail.storage.database import create_engine, migrate
+from clicktrail.storage.database import check_ready, create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.keys import KeyQueries
@@ -359,6 +359,7 @@ class Container:
             after_drain=final_pass,
             on_start=lambda: resolver.start_prefetch(s.token_prefetch_interval),
             extra_routes=self.extra_routes(),
+            ready=lambda: check_ready(self.engine),
         )
 
     def extra_routes(self) -> list[BaseRoute]:

@@ -326,7 +326,12 @@ def test_cached_redirects_survive_a_postgres_outage_and_clicks_arrive_after(
     code, log = _stop(server)
     assert code in (0, -signal.SIGTERM), log
     assert "Traceback" not in log[log_mark:], log[log_mark:]
-    assert "writing clicks to the database failed; will retry" in log  # the outage was seen
+    # The outage was seen, and said once (by the server, and by the jobs process if it tried),
+    # without a traceback per failed request or retry.
+    said = re.findall(r"storage unavailable: .*", log)
+    assert len([x for x in said if not x.endswith("[clicktrail-jobs]")]) == 1, log[:3000]
+    assert len(said) <= 2, log[:3000]
+    assert "Traceback" not in log, log[:3000]
 
     stored = _stored_user_agents(direct)
     assert len(stored) == len(set(stored)), "a click was stored twice"
@@ -390,3 +395,95 @@ def test_cached_redirects_keep_working_while_postgres_stops_answering(
     assert uncached_result.startswith(("503", "404")), uncached_result
     assert health == "200", health
     assert not failed, f"{len(failed)} requests on cached tokens failed, e.g. {failed[0].result}"
+
+
+STORAGE_OUTAGE_S = 8.0  # long enough for hundreds of refused requests
+
+
+def _signed_in(http: httpx.Client, key: str) -> None:
+    """Sign `http` in to the dashboard with `key` (the login form's own token)."""
+    page = http.get("/dashboard/login")
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token, page.text
+    r = http.post("/dashboard/login", data={"key": key, "token": token.group(1), "next": ""})
+    assert r.status_code == 303, r.text
+
+
+def test_an_outage_is_503_with_retry_after_everywhere_logged_once_and_readyz_follows_it(
+    env: Env, proxy: TcpProxy, server_factory: type[Server], tmp_path: Path
+) -> None:
+    tokens = _setup(env, tmp_path)
+    key = env.cli("keys", "create").stdout.strip()
+    server = server_factory(_through(proxy, env), settings=NO_PREFETCH)
+    auth = {"Authorization": f"Bearer {key}"}
+    receipt = [{"message_id": "msg_nope", "status": "delivered", "at": "2026-01-01T00:00:00Z"}]
+    api = [
+        ("GET", "/v1/campaigns", None),
+        ("GET", "/v1/campaigns/o", None),
+        ("GET", "/v1/contacts", None),
+        ("GET", "/v1/workspace", None),
+        ("GET", "/v1/campaigns/o/report", None),
+        ("POST", "/v1/messages/status?skip_unknown=true", receipt),
+        ("POST", "/v1/domains", {"host": "other.example.com"}),
+    ]
+    with httpx.Client(base_url=server.base, timeout=10) as http:
+        _signed_in(http, key)
+        assert http.get("/readyz").json() == {"status": "ready"}
+        assert http.get("/dashboard/").status_code == 200
+        assert [http.request(m, p, json=b, headers=auth).status_code for m, p, b in api[:5]] == [
+            200
+        ] * 5
+        mark = server.log.stat().st_size
+
+        proxy.block()
+        t_block = time.monotonic()
+        answers: list[tuple[str, httpx.Response]] = []
+        while time.monotonic() < t_block + STORAGE_OUTAGE_S:
+            for method, path, body in api:
+                answers.append((path, http.request(method, path, json=body, headers=auth)))
+            answers.append(("dashboard", http.get("/dashboard/")))
+            answers.append(("link", _get(http, tokens[0], "outage")))  # not cached: 503
+        start = time.monotonic()
+        ready_during = http.get("/readyz")
+        ready_s = time.monotonic() - start
+        live_during = http.get("/healthz").status_code
+        proxy.unblock()
+        t_unblock = time.monotonic()
+        _eventually(lambda: http.get("/readyz").status_code == 200, 15, "/readyz 200 again")
+        back_s = time.monotonic() - t_unblock
+        assert http.get("/v1/campaigns", headers=auth).status_code == 200
+        assert http.get("/dashboard/").status_code == 200
+
+    wrong = [
+        f"{what}: {r.status_code} {r.headers.get('retry-after')} {r.text[:120]!r}"
+        for what, r in answers
+        if r.status_code != 503 or not r.headers.get("retry-after", "").isdigit()
+    ]
+    assert not wrong, f"{len(wrong)} of {len(answers)} answers were not 503: " + "; ".join(
+        wrong[:5]
+    )
+    problems = [r.json() for what, r in answers if what not in ("dashboard", "link")]
+    assert {p["code"] for p in problems} == {"storage_unavailable"}
+    assert not any("5432" in p["detail"] or str(proxy.port) in p["detail"] for p in problems)
+    assert ready_during.status_code == 503 and ready_during.headers["retry-after"].isdigit()
+    assert ready_during.json()["code"] == "storage_unavailable"
+    assert ready_s < 3.0, f"/readyz took {ready_s:.1f} s while the database was away"
+    assert live_during == 200  # liveness: the process is up
+    print(
+        f"\n{len(answers)} requests in {STORAGE_OUTAGE_S:.0f} s of outage, all 503; /readyz 503 "
+        f"in {ready_s * 1000:.0f} ms, 200 again {back_s:.1f} s after the database came back"
+    )
+
+    code, log = _stop(server)
+    assert code in (0, -signal.SIGTERM), log
+    outage_log = log[mark:]
+    assert "Traceback" not in outage_log, outage_log[:3000]
+    said = re.findall(r"storage unavailable: .*", outage_log)
+    assert len([x for x in said if not x.endswith("[clicktrail-jobs]")]) == 1, outage_log[:3000]
+    # The server's line (the jobs process's ends with its name).
+    back = re.findall(
+        r"storage back after \d+ s; ([\d,]+) operations refused[^[\n]*$", outage_log, re.M
+    )
+    assert len(back) == 1, outage_log[:3000]
+    assert int(back[0].replace(",", "")) >= len(answers) - 10, (back, len(answers))
+    assert len(outage_log.splitlines()) < 20, outage_log[:3000]

@@ -10,7 +10,9 @@ exit codes::
     │   └── (carries .problems: one Problem per bad field/line)
     ├── NotFound                    not_found          404, exit 3
     ├── Conflict                    conflict           409, exit 4
-    └── Unauthorized                unauthorized       401, exit 5
+    ├── Unauthorized                unauthorized       401, exit 5
+    ├── TooLarge                    too_large          413, exit 1
+    └── StorageUnavailable          storage_unavailable 503 + Retry-After, exit 1
 """
 
 from __future__ import annotations
@@ -69,3 +71,20 @@ class Unauthorized(ClicktrailError):
     """Missing, malformed or revoked credentials."""
 
     code = "unauthorized"
+
+
+class TooLarge(ClicktrailError):
+    """A request body (or upload) is over its limit; it was not read further."""
+
+    code = "too_large"
+
+    def __init__(self, message: str, limit: int, field: str | None = "body") -> None:
+        super().__init__(message, field=field)
+        self.limit = limit
+
+
+class StorageUnavailable(ClicktrailError):
+    """The database did not answer (stopped, unreachable, out of connections); nothing was
+    written by the failed operation and trying again later is the remedy."""
+
+    code = "storage_unavailable"

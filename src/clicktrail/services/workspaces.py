@@ -17,7 +17,15 @@ _HOST = re.compile(
     r"(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\Z"
 )
 # Must match web.redirect.RESERVED_PATHS: those paths never hold short links.
-RESERVED_PREFIXES = ("/v1/", "/healthz", "/openapi.json", "/docs", "/dashboard", "/static/")
+RESERVED_PREFIXES = (
+    "/v1/",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/dashboard",
+    "/static/",
+)
 
 
 def create_workspace(

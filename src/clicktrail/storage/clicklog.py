@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from clicktrail.domain.errors import StorageUnavailable
 from clicktrail.services.ports import ClickRecord
 
 log = logging.getLogger("clicktrail.clicks")
@@ -190,8 +191,11 @@ class ClickLog:
             self._wake.clear()
             try:
                 self._flush()
+            except StorageUnavailable:
+                # The database is away (storage logs the outage once): clicks stay in their
+                # segments and are retried.
+                self._stop.wait(1.0)
             except Exception:
-                # The database is away: clicks stay in their segments and are retried.
                 log.exception("writing clicks to the database failed; will retry")
                 self._stop.wait(1.0)
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from clicktrail.storage.database import raise_if_unavailable
+
 log = logging.getLogger("clicktrail.clicks")
 
 _SQLITE_INSERT = "INSERT INTO click_inbox (n, raw) VALUES (?, ?)"
@@ -60,8 +62,8 @@ class InboxWriter:
             return 0
 
         with self._lock:
-            conn = self._connection()
             try:
+                conn = self._connection()
                 cur = conn.cursor()
                 try:
                     cur.execute(
@@ -71,8 +73,9 @@ class InboxWriter:
                 finally:
                     cur.close()
                 conn.commit()
-            except Exception:
+            except Exception as exc:
                 self._discard()
+                raise_if_unavailable(self.engine, exc)
                 raise
         return len(lines)
 

@@ -18,8 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from clicktrail.domain.destinations import redirect_location
+from clicktrail.domain.errors import StorageUnavailable
 from clicktrail.domain.models import CampaignOptions
 from clicktrail.services.ports import Target
+from clicktrail.storage.database import UNAVAILABLE_MESSAGE, outages_of
 
 # A miss reads the token's own row only; what its link shares with every other token of the
 # link (URL, domain, campaign options) is read once per link (`_LINK_SQL`) and kept: the
@@ -54,10 +56,6 @@ log = logging.getLogger("clicktrail.redirect")
 
 LOOKUP_TIMEOUT_MS = 2000
 BACKOFF_S = 2.0
-
-
-class StorageUnavailable(Exception):
-    """Token storage did not answer (the redirect answers 503)."""
 
 
 def _json(value: Any) -> Any:
@@ -122,6 +120,7 @@ class TokenResolver:
     def mark_unavailable(self) -> None:
         """Fail uncached lookups fast for a while (a caller gave up waiting on one)."""
         self._down_until = time.monotonic() + BACKOFF_S
+        outages_of(self.engine).failed(f"token lookup took over {LOOKUP_TIMEOUT_MS} ms")
 
     def resolve(self, token: str) -> Target | None:
         """Return where `token` leads, or None if no such token is stored.
@@ -133,7 +132,8 @@ class TokenResolver:
         if hit is not None:
             return hit
         if time.monotonic() < self._down_until:
-            raise StorageUnavailable("token storage unreachable; retrying shortly")
+            outages_of(self.engine).failed("token storage unreachable")
+            raise StorageUnavailable(UNAVAILABLE_MESSAGE)
         try:
             try:
                 row = self._query(token)
@@ -147,10 +147,14 @@ class TokenResolver:
             link = self._links.get(link_id)
             if link is None:
                 link = self._link(link_id)
-        except Exception:
+        except Exception as exc:
             self._drop()
             self._down_until = time.monotonic() + BACKOFF_S
-            raise
+            if not isinstance(exc, self.engine.dialect.loaded_dbapi.Error):
+                raise
+            # The driver's error (refused, cut, statement timeout): the storage outage error.
+            outages_of(self.engine).failed(f"token lookup failed: {exc}".splitlines()[0])
+            raise StorageUnavailable(UNAVAILABLE_MESSAGE) from exc
         if link is None:  # the link went away between the two reads
             return None
         target = self._target(

@@ -2,44 +2,77 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from clicktrail.domain.errors import ClicktrailError, InvalidInput
+from clicktrail.domain.errors import ClicktrailError, InvalidInput, StorageUnavailable
 from clicktrail.domain.models import Workspace
 from clicktrail.services import receipts
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import Store
 from clicktrail.services.workspaces import authenticate, is_tls_host_allowed
-from clicktrail.web.errors import handle_clicktrail_error, handle_unexpected, problem
+from clicktrail.web.bodies import BodyCap, read_json
+from clicktrail.web.errors import handle_clicktrail_error, handle_unexpected, problem, problem_for
 
 MAX_BODY = 5 * 1024 * 1024
+READY_TIMEOUT_S = 2.0  # /readyz answers within this even when the database does not
 
 
 async def _json_body(request: Request) -> Any:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise InvalidInput(f"request body over {MAX_BODY} bytes", field="body")
+    body = await read_json(request, MAX_BODY)
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # orjson refuses what json would let through to storage and fail there: lone UTF-16
+        # surrogates ("\ud8e5") in strings.
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
 
 
-def build_api(store: Store, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+class Readiness:
+    """``/readyz``: can the server do its work now? Asks the database (`check`, which raises
+    `StorageUnavailable`) with a deadline; one check at a time (a probe arriving while a slow
+    one is still waiting gets the same answer: not ready)."""
+
+    def __init__(self, check: Callable[[], object], timeout: float = READY_TIMEOUT_S) -> None:
+        self.check = check
+        self.timeout = timeout
+        self._running: asyncio.Future[object] | None = None
+
+    async def answer(self, _request: Request) -> Response:
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(run_in_threadpool(self.check))
+            # A check finishing after its probe gave up: its outcome is read here, not lost.
+            self._running.add_done_callback(lambda f: f.cancelled() or f.exception())
+        try:
+            await asyncio.wait_for(asyncio.shield(self._running), self.timeout)
+        except Exception:  # StorageUnavailable, the deadline, or any other failure: not ready
+            return problem_for(StorageUnavailable("the database is not answering"))
+        return JSONResponse({"status": "ready"})
+
+
+def build_api(
+    store: Store,
+    extra_routes: Sequence[BaseRoute] = (),
+    ready: Callable[[], object] = lambda: None,
+) -> Starlette:
     """Return the API application bound to `store`, with the routes of other areas
-    (resources, reports, exports, dashboard) that the composition root hands in."""
+    (resources, reports, exports, dashboard) that the composition root hands in. `ready`
+    checks the database for ``/readyz`` (raises `StorageUnavailable` when it is down)."""
 
     def workspace(request: Request) -> Workspace:
         return authenticate(store, request.headers.get("authorization"))
 
     async def health(_request: Request) -> Response:
+        # Liveness: the process answers. Whether it can do its work is /readyz.
         return JSONResponse({"status": "ok"})
 
     async def post_status(request: Request) -> Response:
@@ -62,8 +95,9 @@ def build_api(store: Store, extra_routes: Sequence[BaseRoute] = ()) -> Starlette
         where = [f"/{i}" for i in range(len(items))]
         parsed = receipts.receipts_from_items(items, where, now)
         outcome = receipts.record_receipts(
-            store, ws, parsed, where=where, skip_unknown=skip, source="api", now_us=now
-        )
+            store, ws, parsed, where=where, skip_unknown=skip, source="api", now_us=now,
+            skip_option="?skip_unknown=true",
+        )  # fmt: skip
         return JSONResponse(
             {"applied": outcome.applied, "unchanged": outcome.unchanged, "unknown": outcome.unknown}
         )
@@ -87,8 +121,11 @@ def build_api(store: Store, extra_routes: Sequence[BaseRoute] = ()) -> Starlette
         return problem(405, "method_not_allowed", f"{request.method} is not allowed here")
 
     return Starlette(
+        # No body past the largest route limit, whatever the route (`web.bodies`).
+        middleware=[Middleware(BodyCap)],
         routes=[
             Route("/healthz", health, methods=["GET"]),
+            Route("/readyz", Readiness(ready).answer, methods=["GET"]),
             Route("/v1/messages/status", post_status, methods=["POST"]),
             Route("/v1/tls/allowed", tls_allowed, methods=["GET"]),
             *extra_routes,

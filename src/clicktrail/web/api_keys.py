@@ -20,6 +20,7 @@ from clicktrail.services.exports import iso_utc
 from clicktrail.services.keys import ApiKey, CreatedKey, KeyStore
 from clicktrail.services.ports import Store
 from clicktrail.web import schemas as s
+from clicktrail.web.bodies import read_json
 
 MAX_BODY = 4096
 
@@ -111,13 +112,8 @@ def routes(store: Store, key_store: KeyStore) -> list[BaseRoute]:
 
 
 async def _body(request: Request) -> bytes:
-    # Read no further than the limit: a key's body is a few hundred bytes.
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise InvalidInput(f"request body over {MAX_BODY} bytes", field="body")
-    return raw
+    # Read no further than the limit (413): a key's body is a few hundred bytes.
+    return await read_json(request, MAX_BODY)
 
 
 def _key_id(request: Request) -> str:

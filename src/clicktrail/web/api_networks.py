@@ -20,6 +20,7 @@ from clicktrail.services.exports import iso_utc
 from clicktrail.services.networks import RangeInput
 from clicktrail.services.ports import Store
 from clicktrail.web import schemas as s
+from clicktrail.web.bodies import read_json
 
 MAX_BODY = 2 * 1024 * 1024  # 10,000 ranges with owners
 
@@ -77,9 +78,7 @@ def routes(store: Store) -> list[BaseRoute]:
     async def add_ranges(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
         name = name_of(request)
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise InvalidInput(f"request body over {MAX_BODY} bytes", field="body")
+        raw = await read_json(request, MAX_BODY)
         b = s.parse_body(s.NetworkRangesAdd, raw)
         entries = [
             RangeInput(r.cidr, r.kind, r.owner, f"/ranges/{i}") for i, r in enumerate(b.ranges)

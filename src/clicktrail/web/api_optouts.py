@@ -38,18 +38,12 @@ from clicktrail.services.ports import Store
 from clicktrail.services.receipts import parse_time
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_wrap as w
+from clicktrail.web.bodies import read_body, read_json
 from clicktrail.web.errors import problem
 
 MAX_BODY = 1024 * 1024
 MAX_WEBHOOK = 64 * 1024
 TWIML = "text/xml"
-
-
-async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
-    body = await request.body()
-    if len(body) > limit:
-        raise InvalidInput(f"request body over {limit} bytes", field="body")
-    return body
 
 
 def _json(model: Any) -> Response:
@@ -125,7 +119,7 @@ def routes(
         )
 
     async def twilio_inbound(request: Request) -> Response:
-        raw = await _body(request, MAX_WEBHOOK)
+        raw = await read_body(request, MAX_WEBHOOK)
         try:
             # Twilio posts application/x-www-form-urlencoded, UTF-8.
             form = ImmutableMultiDict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
@@ -173,7 +167,7 @@ def routes(
 
     async def generic_inbound(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        body = s.parse_body(w.InboundIn, await _body(request))
+        body = s.parse_body(w.InboundIn, await read_json(request, MAX_BODY))
         now = now_us()
         received = parse_time(body.received_at, "received_at", now)
         outcome = await run_in_threadpool(
@@ -193,7 +187,7 @@ def routes(
 
     async def post_opt_outs(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        body = s.parse_body(w.OptOutBatchIn, await _body(request))
+        body = s.parse_body(w.OptOutBatchIn, await read_json(request, MAX_BODY))
         now = now_us()
         changes = []
         for i, x in enumerate(body.items):
@@ -255,7 +249,7 @@ def routes(
 
     async def put_replies(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        b = s.parse_body(w.KeywordRepliesIO, await _body(request))
+        b = s.parse_body(w.KeywordRepliesIO, await read_json(request, MAX_BODY))
         r = await run_in_threadpool(
             optouts.set_replies, opt, ws, KeywordReplies(b.help, b.opt_out, b.opt_in), now_us()
         )

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from clicktrail.domain.errors import InvalidInput, NotFound
+from clicktrail.domain.errors import NotFound
 from clicktrail.domain.models import Workspace
 from clicktrail.services import providers, workspaces
 from clicktrail.services.clock import now_us
@@ -33,6 +33,7 @@ from clicktrail.services.providers import (
     WebhookOutcome,
 )
 from clicktrail.web import schemas as s
+from clicktrail.web.bodies import read_json
 from clicktrail.web.errors import problem
 
 MAX_BODY = 64 * 1024
@@ -53,9 +54,9 @@ def provider_out(p: ProviderConfig) -> s.ProviderOut:
 
 
 async def _hook(request: Request) -> InboundWebhook:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise InvalidInput(f"request body over {MAX_BODY} bytes", field="body")
+    # Unauthenticated (the provider's signature is checked once it is read): 64 KiB at most,
+    # nested no deeper than JSON may be (an HTTP provider's receipts may be JSON).
+    body = await read_json(request, MAX_BODY)
     return InboundWebhook(
         url=str(request.url),
         query=request.url.query,
@@ -95,10 +96,7 @@ def routes(
 
     async def create_provider(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise InvalidInput(f"request body over {MAX_BODY} bytes", field="body")
-        b = s.parse_body(s.ProviderCreate, body)
+        b = s.parse_body(s.ProviderCreate, await read_json(request, MAX_BODY))
         p = await run_in_threadpool(
             lambda: providers.add_provider(
                 repo, kinds, ws, name=b.name, kind=b.kind, options=b.options, now_us=now_us()

@@ -27,10 +27,10 @@ from clicktrail.services.listing import CampaignView, ContactList, ContactView, 
 from clicktrail.services.ports import SmsProvider, Store
 from clicktrail.web import openapi
 from clicktrail.web import schemas as s
-from clicktrail.web.errors import problem
+from clicktrail.web.bodies import SERVER_MAX_BODY, read_json, stream_body
 
 MAX_BODY = 1024 * 1024  # JSON bodies
-MAX_IMPORT = 256 * 1024 * 1024  # CSV uploads; spooled to disk past 8 MiB
+MAX_IMPORT = SERVER_MAX_BODY  # CSV uploads (256 MiB); spooled to disk past 8 MiB
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
 
 
@@ -59,13 +59,6 @@ def _path(request: Request, name: str) -> str:
     if "\x00" in value:
         raise NotFound(f"{name} not found", field=name)
     return value
-
-
-async def _body(request: Request, limit: int = MAX_BODY) -> bytes:
-    body = await request.body()
-    if len(body) > limit:
-        raise InvalidInput(f"request body over {limit} bytes", field="body")
-    return body
 
 
 # -- shaping ------------------------------------------------------------------------------------
@@ -173,7 +166,7 @@ def routes(
 
     async def create_domain(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        body = s.parse_body(s.DomainCreate, await _body(request))
+        body = s.parse_body(s.DomainCreate, await read_json(request, MAX_BODY))
         d = await run_in_threadpool(
             lambda: workspaces.add_domain(
                 store,
@@ -222,13 +215,7 @@ def routes(
         if list_name is not None and len(list_name) > 200:
             raise InvalidInput("list name is over 200 characters", field="list")
         with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as fh:
-            size = 0
-            async for part in request.stream():
-                size += len(part)
-                if size > MAX_IMPORT:
-                    return problem(
-                        413, "too_large", f"CSV over {MAX_IMPORT} bytes: split it", field="body"
-                    )
+            async for part in stream_body(request, MAX_IMPORT):
                 fh.write(part)
             fh.seek(0)
 
@@ -265,7 +252,7 @@ def routes(
 
     async def create_campaign(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        b = s.parse_body(s.CampaignCreate, await _body(request))
+        b = s.parse_body(s.CampaignCreate, await read_json(request, MAX_BODY))
 
         def run() -> CampaignView:
             cp = campaigns.create_campaign(

@@ -28,6 +28,7 @@ from clicktrail.services import campaigns, workspaces
 from clicktrail.services.ports import Store
 from clicktrail.services.sending import DONE, RUNNING, JobSpec, Sending, SendStatus
 from clicktrail.web import schemas as s
+from clicktrail.web.bodies import read_json
 
 MAX_BODY = 64 * 1024
 MAX_WAIT = 60.0
@@ -131,13 +132,6 @@ def _out(st: SendStatus, status: int = 200) -> Response:
     return JSONResponse(job_out(st).model_dump(mode="json"), status_code=status)
 
 
-async def _body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise InvalidInput(f"request body over {MAX_BODY} bytes", field="body")
-    return body
-
-
 def _wait(request: Request) -> float:
     raw = request.query_params.get("wait")
     if raw is None:
@@ -164,7 +158,7 @@ def routes(store: Store, sending: Callable[[], Sending]) -> list[BaseRoute]:
     async def start(request: Request) -> Response:
         ws, cp = await run_in_threadpool(target, request)
         wait = _wait(request)
-        b = s.parse_body(SendIn, await _body(request))
+        b = s.parse_body(SendIn, await read_json(request, MAX_BODY))
         provider = b.provider or request.query_params.get("provider") or None
         spec = JobSpec(provider, b.rate, b.quiet_hours, b.max_attempts, b.max_age)
         svc = sending()
@@ -196,7 +190,7 @@ def routes(store: Store, sending: Callable[[], Sending]) -> list[BaseRoute]:
 
     async def release(request: Request) -> Response:
         _ws, cp = await run_in_threadpool(target, request)
-        b = s.parse_body(ReleaseIn, await _body(request))
+        b = s.parse_body(ReleaseIn, await read_json(request, MAX_BODY))
         svc = sending()
 
         def run() -> SendStatus:
@@ -209,7 +203,7 @@ def routes(store: Store, sending: Callable[[], Sending]) -> list[BaseRoute]:
 
     async def test_send(request: Request) -> Response:
         ws, cp = await run_in_threadpool(target, request)
-        b = s.parse_body(TestSendIn, await _body(request))
+        b = s.parse_body(TestSendIn, await read_json(request, MAX_BODY))
         svc = sending()
 
         def run() -> TestSendOut:

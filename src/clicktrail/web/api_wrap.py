@@ -23,17 +23,11 @@ from clicktrail.services.ports import Store
 from clicktrail.services.wrapping import CampaignSpec, WrapItem, WrapOutcome, WrapResult, WrapStore
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_wrap as w
+from clicktrail.web.bodies import read_json
 
 MAX_ONE = 1024 * 1024
 MAX_BATCH = 64 * 1024 * 1024  # 10,000 items of long texts
 IDEMPOTENCY_HEADER = "idempotency-key"
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    body = await request.body()
-    if len(body) > limit:
-        raise InvalidInput(f"request body over {limit} bytes: split the batch", field="body")
-    return body
 
 
 def _json(data: dict[str, Any]) -> Response:
@@ -112,7 +106,7 @@ def routes(store: Store, wraps: WrapStore, *, default_region: str | None) -> lis
 
     async def wrap_one(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        body = s.parse_body(w.WrapIn, await _body(request, MAX_ONE))
+        body = s.parse_body(w.WrapIn, await read_json(request, MAX_ONE))
         item = item_of(body)
         key = request.headers.get(IDEMPOTENCY_HEADER)
         if key is not None:
@@ -140,7 +134,7 @@ def routes(store: Store, wraps: WrapStore, *, default_region: str | None) -> lis
 
     async def wrap_batch(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        raw = await _body(request, MAX_BATCH)
+        raw = await read_json(request, MAX_BATCH)
         body = await run_in_threadpool(s.parse_body, w.WrapBatchIn, raw)
         items = [item_of(x, body.region) for x in body.items]
         where = [f"/items/{i}" for i in range(len(items))]

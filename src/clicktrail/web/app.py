@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from starlette.routing import BaseRoute
 
+from clicktrail.domain.errors import StorageUnavailable
 from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.network import Network
 from clicktrail.services.ports import Store, Target
@@ -63,6 +64,8 @@ class Periodic:
                 if now >= due[i]:
                     try:
                         job()
+                    except StorageUnavailable:
+                        pass  # storage logs the outage once; the job runs again at its turn
                     except Exception:
                         log.exception("background job %s failed", getattr(job, "__name__", job))
                     due[i] = time.monotonic() + interval
@@ -88,6 +91,7 @@ class ClicktrailApp:
         after_drain: Callable[[], object] | None = None,
         on_start: Callable[[], object] | None = None,
         miss_guard: MissGuard | None = None,
+        ready: Callable[[], object] = lambda: None,
     ) -> None:
         self.after_drain = after_drain
         self.on_start = on_start
@@ -99,7 +103,7 @@ class ClicktrailApp:
         self.redirect = RedirectApp(
             resolve,
             clicks.record,
-            build_api(store, extra_routes),
+            build_api(store, extra_routes, ready),
             cached=cached,
             fallback_url_for=fallback_url_for,
             trusted_proxies=trusted_proxies,

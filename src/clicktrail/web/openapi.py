@@ -172,9 +172,20 @@ _TWILIO_INBOUND = {
     "additionalProperties": {"type": "string"},
 }
 
+_READY = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"const": "ready"}},
+}
+
 OPERATIONS: tuple[Op, ...] = (
     Op("get", "/healthz", "Liveness", "server", (200, "The server is up.", _json(ref(s.Health))),
-       description="For load balancers; no key.", errors=(), auth=False),
+       description="Liveness for load balancers and supervisors: the process answers (it "
+       "does not ask the database; see `/readyz`). No key.", errors=(), auth=False),
+    Op("get", "/readyz", "Readiness", "server", (200, "The database answers.", _json(_READY)),
+       description="Can the server do its work now: asks the database, within 2 s. 503 "
+       "`storage_unavailable` (with `Retry-After`) while it does not answer. No key.",
+       errors=(), auth=False),
     Op("get", "/v1/tls/allowed", "May a certificate be issued for a host?", "server",
        (200, "HOST is a registered short domain.", _json(ref(s.TlsAllowed))),
        description="Asked by a TLS terminator (Caddy's on-demand TLS `ask`); no key. A "
@@ -524,11 +535,15 @@ def document() -> dict[str, Any]:
         responses: dict[str, Any] = {str(status): ok_response}
         for code, text, body in op.more:
             responses[str(code)] = {"description": text, "content": body}
-        for code in op.errors:
+        # Every body has a limit (413); everything but liveness needs the database (503).
+        errors = (*op.errors, *((413,) if op.body is not None else ()))
+        for code in (*errors, *((503,) if op.path != "/healthz" else ())):
             responses[str(code)] = {
                 "description": _ERRORS[code],
                 "content": {PROBLEM: {"schema": ref(s.ProblemDetails)}},
             }
+            if code == 503:
+                responses[str(code)]["headers"] = _RETRY_AFTER
         entry: dict[str, Any] = {
             "operationId": f"{op.method}_{op.path}".replace("/", "_").replace("{", "")
             .replace("}", "").replace(".", "_").strip("_"),
@@ -575,8 +590,16 @@ _ERRORS = {
     403: "No configured provider signed the request.",
     404: "Not found in the key's workspace.",
     409: "Clashes with existing state.",
-    413: "The upload is too large.",
+    413: "The body is over the route's limit (`too_large`, with the `limit` in bytes); it "
+    "was not read further.",
     422: "A parameter or the body is wrong; `field` (and `errors`) name it. Nothing was written.",
+    503: "The database is not answering (`storage_unavailable`); try again after `Retry-After`.",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer"},
+    },
 }
 
 

@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from clicktrail.domain.errors import StorageUnavailable
 from clicktrail.domain.guessing import MissGuard, client_key
 from clicktrail.domain.network import Network, client_ip
 from clicktrail.domain.tokens import is_well_formed
@@ -120,7 +121,7 @@ def _host(value: bytes) -> str:
 
 
 # Paths served by the API and pages; every other path is a short link (or a 404 page).
-RESERVED_PATHS = ("/v1/", "/healthz", "/openapi.json", "/docs", "/dashboard", "/static/")
+RESERVED_PATHS = ("/v1/", "/healthz", "/readyz", "/openapi.json", "/docs", "/dashboard", "/static/")
 
 
 class LookupOffload:
@@ -369,10 +370,12 @@ class RedirectApp:
                 target = await self.offload.resolve(path[path.rfind("/") + 1 :])
                 if target is None:
                     self.missed(scope.get("client"), scope["headers"])
-        except Exception:
+        except Exception as exc:
             # Storage unreachable and the token not cached: the link may well be valid, so
-            # no 404; ask the client to retry.
-            log.exception("token lookup failed")
+            # no 404; ask the client to retry. An outage is logged once per episode by
+            # storage (no traceback per request); anything else is a bug worth one.
+            if not isinstance(exc, StorageUnavailable | TimeoutError):
+                log.exception("token lookup failed")
             await send(_UNAVAILABLE_START)
             await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
             return

@@ -27,11 +27,18 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clicktrail import __version__
-from clicktrail.domain.errors import ClicktrailError, NotFound, Unauthorized
+from clicktrail.domain.errors import (
+    ClicktrailError,
+    NotFound,
+    StorageUnavailable,
+    TooLarge,
+    Unauthorized,
+)
 from clicktrail.domain.models import Workspace
 from clicktrail.services.keys import authenticate, hash_key, workspace_for_hash
 from clicktrail.services.ports import Store
 from clicktrail.services.reports import ReportSource
+from clicktrail.web.bodies import read_body
 from clicktrail.web.dashboard import views
 from clicktrail.web.dashboard.session import (
     LOGIN_COOKIE,
@@ -40,6 +47,7 @@ from clicktrail.web.dashboard.session import (
     Session,
     Signer,
 )
+from clicktrail.web.errors import RETRY_AFTER_S, TITLES, status_of
 from clicktrail.web.redirect import Message, Receive, Scope, Send
 
 PREFIX = "/dashboard"
@@ -108,13 +116,9 @@ def _local_next(value: str | None) -> str:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    """Return the fields of an urlencoded form body (first value of each); {} for a body over
-    `MAX_FORM` bytes (read no further) or one that is not a form."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            return {}
+    """Return the fields of an urlencoded form body (first value of each); {} for one that is
+    not a form. Raises `TooLarge` (413) for a body over `MAX_FORM` bytes, read no further."""
+    body = await read_body(request, MAX_FORM)
     try:
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
     except (UnicodeDecodeError, ValueError):
@@ -271,12 +275,19 @@ def routes(store: Store, queries: ReportSource, *, secret: bytes) -> list[BaseRo
 
     async def clicktrail_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ClicktrailError)
+        if isinstance(exc, StorageUnavailable):  # no session to look up: the database is away
+            response = render(
+                request, "error.html", 503, workspace=None, session=None,
+                title="Try again shortly", message=exc.message,
+            )  # fmt: skip
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         found = current(request)
-        status = 404 if isinstance(exc, NotFound) else 422
+        status = status_of(exc) if isinstance(exc, NotFound | TooLarge) else 422
         return render(
             request, "error.html", status, workspace=found[0] if found else None,
             session=found[1] if found else None,
-            title="Not found" if status == 404 else "Invalid request", message=exc.message,
+            title=TITLES.get(status, "Invalid request"), message=exc.message,
         )  # fmt: skip
 
     async def unexpected(request: Request, _exc: Exception) -> Response:
