@@ -203,6 +203,24 @@ def test_contacts_import_is_all_or_nothing_unless_skip_invalid(world: World) -> 
     problem(world.call("POST", "/v1/contacts/import?skip_invalid=maybe", content=bad), 422,
             "skip_invalid")  # fmt: skip
     problem(world.call("POST", "/v1/contacts/import", content=b"name\nx\n"), 422, "line 1")
+    # The API names its own parameters, never the CLI's flags.
+    assert "?skip_invalid=true" in body["detail"] and "--" not in body["detail"]
+
+
+def test_a_header_without_rows_is_refused_unless_allow_empty(world: World) -> None:
+    body = problem(world.call("POST", "/v1/contacts/import", content=b"phone,first_name\n"), 422)
+    assert "a header and no data rows" in body["detail"]
+    assert "?allow_empty=true" in body["detail"] and "--allow-empty" not in body["detail"]
+    r = ok(world.call("POST", "/v1/contacts/import?allow_empty=true", content=b"phone\n"))
+    assert (r["rows"], r["created"]) == (0, 0)
+
+
+def test_unknown_receipts_name_the_api_parameter(world: World) -> None:
+    body = problem(
+        world.call("POST", "/v1/messages/status", json=[{"message_id": "msg_x", "status": "sent"}]),
+        422,
+    )
+    assert "?skip_unknown=true" in body["detail"] and "--skip-unknown" not in body["detail"]
 
 
 # -- campaigns ----------------------------------------------------------------------------------

@@ -232,6 +232,70 @@ def test_receipts_naming_an_unknown_message_apply_nothing(cli: Cli) -> None:
     assert statuses(cli, ids) == ["delivered", "sent"]
 
 
+def test_cli_errors_name_cli_flags_not_api_parameters(cli: Cli) -> None:
+    sent(cli)
+    f = cli.write("r.jsonl", json.dumps({"message_id": "msg_ghost", "status": "sent"}) + "\n")
+    msg = assert_fails(cli, 2, "messages", "status", str(f))
+    assert "--skip-unknown" in msg and "skip_unknown" not in msg
+    bad = cli.write("c.csv", "phone\nnot-a-phone\n")
+    msg = assert_fails(cli, 2, "contacts", "import", str(bad))
+    assert "--skip-invalid" in msg and "skip_invalid" not in msg
+    latin = cli.write("l.csv", "phone,first_name\n+14155550100,Jos\xe9\n".encode("latin-1"))
+    msg = assert_fails(cli, 2, "contacts", "import", str(latin))
+    assert "--encoding latin-1" in msg and "?encoding" not in msg
+    local = cli.write("n.csv", "phone\n4155550100\n")
+    msg = assert_fails(cli, 2, "contacts", "import", str(local))
+    assert "default region" in msg and "--region" not in msg  # (the API has no flags)
+
+
+def test_a_header_only_csv_is_an_error_unless_allow_empty(cli: Cli) -> None:
+    f = cli.write("empty.csv", "phone,external_id,first_name\n\n")
+    msg = assert_fails(cli, 2, "contacts", "import", str(f))
+    assert "a header and no data rows" in msg and "--allow-empty" in msg
+    r = cli("contacts", "import", str(f), "--allow-empty")
+    assert r.returncode == 0, r.stderr
+    assert "imported 0 contacts from 0 rows" in r.stdout
+    assert "has a header and no data rows: nothing imported" in r.stderr
+
+
+def test_contacts_list_pages_like_the_api(cli: Cli) -> None:
+    f = cli.write("c.csv", "phone,external_id,city\n" + "".join(
+        f"{phone(i)},crm-{i},Paris\n" for i in (3, 1, 2)
+    ))  # fmt: skip
+    assert cli("contacts", "import", str(f), "--list", "vip").returncode == 0
+    first = cli("contacts", "list", "--limit", "2", "--json")
+    assert first.returncode == 0, first.stderr
+    page = json.loads(first.stdout)
+    assert [x["phone"] for x in page["items"]] == [phone(1), phone(2)]  # by phone
+    assert page["items"][0]["attributes"] == {"city": "Paris"}
+    assert page["items"][0]["created_at"].endswith("Z")
+    rest = json.loads(cli("contacts", "list", "--json", "--cursor", page["next_cursor"]).stdout)
+    assert ([x["phone"] for x in rest["items"]], rest["next_cursor"]) == ([phone(3)], None)
+    table = cli("contacts", "list", "--limit", "2", "--list", "vip")
+    assert table.returncode == 0, table.stderr
+    assert phone(1) in table.stdout and "crm-1" in table.stdout and phone(3) not in table.stdout
+    assert f"next page: --cursor {page['next_cursor']}" in table.stderr
+    assert "list 'nope' not found" in " ".join(
+        assert_fails(cli, 3, "contacts", "list", "--list", "nope").split()
+    )
+    assert "limit" in assert_fails(cli, 2, "contacts", "list", "--limit", "0")
+    assert "cursor" in assert_fails(cli, 2, "contacts", "list", "--cursor", "zzz")
+
+
+def test_a_template_with_a_lone_surrogate_is_refused_without_a_traceback(cli: Cli) -> None:
+    # A shell passes the bytes of a truncated emoji; Python sees surrogates (PEP 383).
+    msg = assert_fails(
+        cli,
+        2,
+        "campaign",
+        "create",
+        "Cut",
+        "--template",
+        "Hi \udced\udca0\udcbd https://x.example.com",
+    )
+    assert "template" in msg and "lone UTF-16 surrogate U+DCED at character 3" in msg
+
+
 def test_receipts_with_a_bad_json_line_name_it(cli: Cli) -> None:
     ids = sent(cli)
     f = cli.write(

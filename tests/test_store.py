@@ -166,7 +166,7 @@ def test_upsert_is_per_workspace(store: SqlStore) -> None:
 def test_duplicate_rows_of_one_file_are_merged_before_storing(store: SqlStore) -> None:
     import io
 
-    from clicktrail.services.contacts import import_contacts, parse_contacts_csv
+    from clicktrail.services.contacts import Spelling, import_contacts, parse_contacts_csv
 
     ws = make_workspace(store)
     data = (
@@ -175,10 +175,12 @@ def test_duplicate_rows_of_one_file_are_merged_before_storing(store: SqlStore) -
         f"{phone(2)},Bo,b2,\n"
         f"{phone(1)},,a1,Bergen\n"
     ).encode()
-    parsed = parse_contacts_csv(io.BytesIO(data), name="c.csv", region=None)
+    spelling = Spelling(skip_invalid="-s", encoding="-e", allow_empty="-a")
+    parsed = parse_contacts_csv(io.BytesIO(data), name="c.csv", region=None, spelling=spelling)
     result = import_contacts(
-        store, ws, parsed, name="c.csv", skip_invalid=False, list_name=None, now_us=NOW_US
-    )
+        store, ws, parsed, name="c.csv", skip_invalid=False, list_name=None, now_us=NOW_US,
+        spelling=spelling,
+    )  # fmt: skip
     assert (result.rows, result.created, result.updated, result.duplicates) == (3, 2, 0, 1)
     assert store.count_contacts(ws.id) == 2
     c = store.find_contact(ws.id, phone(1))

@@ -175,6 +175,11 @@ class Container:
         return SqlStore(self.engine)
 
     @cached_property
+    def listing_queries(self) -> ListingQueries:
+        """The paginated listings of the API (and of `contacts list`)."""
+        return ListingQueries(self.engine)
+
+    @cached_property
     def report_queries(self) -> ReportQueries:
         """The report queries, with the user-agent parser for device breakdowns."""
         return ReportQueries(

@@ -106,14 +106,31 @@ def test_batch_many_texts_from_stdin() -> None:
     assert json.loads(lines[-1])["parts"] == ["Message 1999 ’"]  # not cheaper: unchanged
 
 
-def test_batch_fails_fast_with_line_number() -> None:
-    payload = '{"text": "ok"}\n{"text": "ok too"}\n{"text": \n{"text": "never"}\n'
+def test_batch_answers_a_bad_line_with_an_error_and_goes_on() -> None:
+    payload = '{"text": "ok"}\n{"text": "ok too"}\n{"text": \n{"text": "after"}\n'
     result = invoke(["inspect", "--batch", "-"], input=payload)
     assert result.exit_code == 2
-    assert "line 3: invalid JSON" in result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) == 2  # the two good lines, complete; nothing for line 3 or after
-    assert all(json.loads(line)["parts"] for line in lines)
+    assert "1 line(s) answered with an error object; the first: line 3: invalid JSON" in (
+        result.stderr
+    )
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [a.get("parts") for a in answers] == [["ok"], ["ok too"], None, ["after"]]
+    assert answers[2] == {
+        "line": 3,
+        "error": {"code": "invalid_input", "message": "line 3: invalid JSON: Expecting value"},
+    }
+
+
+def test_batch_counts_a_lone_surrogate_as_one_ucs2_unit() -> None:
+    payload = '{"id": "cut", "text": "Hi \\ud83d"}\n{"text": "next"}\n'
+    result = invoke(["inspect", "--batch", "-"], input=payload)
+    assert result.exit_code == 0, result.output
+    cut, after = (json.loads(line) for line in result.stdout.splitlines())
+    assert (cut["id"], cut["encoding"], cut["units"], cut["parts"]) == (
+        "cut", "UCS-2", 4, ["Hi \ud83d"],
+    )  # fmt: skip
+    assert '"Hi \\ud83d"' in result.stdout  # escaped: the output stays UTF-8
+    assert after["parts"] == ["next"]
 
 
 def test_batch_missing_text() -> None:

@@ -34,9 +34,14 @@ from clicktrail.config import load_settings, setting_help
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
 from clicktrail.domain.report import COUNTED_CLICKS, Provisional, iso_us
-from clicktrail.services import bots, campaigns, contacts, receipts, reports, workspaces
+from clicktrail.services import bots, campaigns, contacts, listing, receipts, reports, workspaces
 from clicktrail.services.clock import now_us
+from clicktrail.services.exports import iso_utc
 
+# How the contact import's options are written here, for its error messages.
+IMPORT_SPELLING = contacts.Spelling(
+    skip_invalid="--skip-invalid", encoding="e.g. --encoding latin-1", allow_empty="--allow-empty"
+)
 EXIT_CODES = {"invalid_input": 2, "not_found": 3, "conflict": 4, "unauthorized": 5}
 
 
@@ -244,9 +249,16 @@ def contacts_import(
     list_name: Annotated[
         str | None, typer.Option("--list", help="Also add the contacts to this list.")
     ] = None,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Accept a file with a header and no data rows (imports nothing)."
+        ),
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Import recipients from CSV. All-or-nothing unless --skip-invalid."""
+    """Import recipients from CSV. All-or-nothing unless --skip-invalid; a file with a header
+    and no data rows is an error unless --allow-empty."""
     c = _container()
     ws = _workspace(c, workspace)
     if not file.is_file():
@@ -259,18 +271,20 @@ def contacts_import(
     ) as bar, file.open("rb") as fh:  # fmt: skip
         task = bar.add_task(file.name, total=size)
         parsed = contacts.parse_contacts_csv(
-            fh, name=str(file), region=region, encoding=encoding,
+            fh, name=str(file), region=region, encoding=encoding, spelling=IMPORT_SPELLING,
             progress=lambda n: bar.update(task, completed=n),
         )  # fmt: skip
     result = contacts.import_contacts(
         c.store, ws, parsed, name=str(file), skip_invalid=skip_invalid, list_name=list_name,
-        now_us=now_us(),
+        now_us=now_us(), spelling=IMPORT_SPELLING, allow_empty=allow_empty,
     )  # fmt: skip
     out.print(
         f"imported {result.created + result.updated} contacts from {result.rows} rows: "
         f"{result.created} new, {result.updated} updated, {result.duplicates} duplicate rows "
         f"merged, {len(result.rejected)} rejected"
     )
+    if not result.rows:
+        err.print(f"warning: {file} has a header and no data rows: nothing imported", markup=False)
     if result.rejected:
         path = rejects or file.with_name(file.name + ".rejected.csv")
         with path.open("w", newline="", encoding="utf-8") as fh:
@@ -279,6 +293,51 @@ def contacts_import(
             for r in result.rejected:
                 w.writerow([r.line, r.reason, *r.row.values()])
         err.print(f"rejected rows written to {path}")
+
+
+@contacts_app.command("list")
+def contacts_list(
+    list_name: Annotated[
+        str | None, typer.Option("--list", help="Only the contacts of this list.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help=f"Contacts per page (1-{listing.MAX_LIMIT}).")
+    ] = listing.DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, typer.Option(help="Resume after the page that printed this cursor.")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a workspace's contacts by phone, one page at a time (as GET /v1/contacts; --json
+    prints the same body). The next page's cursor is printed after the table."""
+    c = _container()
+    page = listing.list_contacts(
+        c.store, c.listing_queries, _workspace(c, workspace), listing.page_limit(str(limit)),
+        cursor, list_name=list_name,
+    )  # fmt: skip
+    if as_json:
+        _print_json({
+            "items": [
+                {
+                    "phone": x.phone, "external_id": x.external_id, "first_name": x.first_name,
+                    "attributes": x.attributes, "opted_out": x.opted_out,
+                    "created_at": iso_utc(x.created_us), "updated_at": iso_utc(x.updated_us),
+                }
+                for x in page.items
+            ],
+            "next_cursor": page.next_cursor,
+        })  # fmt: skip
+        return
+    t = Table("phone", "external id", "first name", "attributes", "opted out")
+    for x in page.items:
+        attrs = ", ".join(f"{k}={v}" for k, v in x.attributes.items())
+        t.add_row(
+            x.phone, x.external_id or "", x.first_name or "", attrs, "yes" if x.opted_out else ""
+        )
+    out.print(t, markup=False)
+    if page.next_cursor:
+        err.print(f"next page: --cursor {page.next_cursor}", markup=False)
 
 
 @contacts_app.command("count")
@@ -487,8 +546,9 @@ def messages_status(
     now = now_us()
     parsed, where = receipts.parse_receipts_file(data, str(file), now)
     outcome = receipts.record_receipts(
-        c.store, ws, parsed, where=where, skip_unknown=skip_unknown, source="file", now_us=now
-    )
+        c.store, ws, parsed, where=where, skip_unknown=skip_unknown, source="file", now_us=now,
+        skip_option="--skip-unknown",
+    )  # fmt: skip
     out.print(
         f"{len(parsed)} receipts: {outcome.applied} applied, {outcome.unchanged} unchanged "
         f"(late or repeated), {len(outcome.unknown)} unknown"
@@ -552,13 +612,13 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
 
 
-def _finality(p: Provisional) -> str:
+def _finality(p: Provisional, campaign: str) -> str:
     if p.final:
         return "numbers: final (every bot verdict has settled)"
     return (
         f"numbers: provisional: {p.counted_clicks} counted clicks ({p.requests} requests) may "
         f"still be filtered as bots; final from {p.settles_at} ({p.settle_seconds} s settle "
-        "window)"
+        f"window; `clicktrail bots finalize {campaign}` settles them now)"
     )
 
 
@@ -601,7 +661,7 @@ def report(
     ]:  # fmt: skip
         t.add_row(label, str(value))
     out.print(t)
-    out.print(_finality(p))
+    out.print(_finality(p, campaign), markup=False)
     if r.by_verdict:
         out.print("requests by verdict: " + ", ".join(f"{k} {v}" for k, v in r.by_verdict.items()))
     if r.by_reason:

@@ -6,18 +6,23 @@ stderr and exit status 2.
 
 `inspect -` reads the text from stdin, minus the one line break that ends the input.
 `inspect --batch FILE` reads JSON lines `{"text": "…"}` (FILE or `-` for stdin; an `"id"` is
-echoed back) and writes one JSON result per input line, in order; blank lines are skipped. It
-fails fast: at the first bad line (invalid JSON, not an object, `"text"` missing or not a
-string) it stops with the error `line N: <reason>`. Lines before it have been answered in full
-on stdout (each result is written in one piece); nothing is written for the bad line or after.
+echoed back) and writes one JSON line per input line, in order; blank lines are skipped. A batch
+never stops at a bad line: a line that is not valid UTF-8 or JSON, not an object, or whose
+`"text"` is missing or not a string is answered with `{"line": N, "error": {"code":
+"invalid_input", "message": "line N: <reason>"}}` (with its `"id"` when it has one), and the
+batch goes on; the exit status is then 2 and stderr says how many lines had errors. Each answer
+is written in one piece. A lone UTF-16 surrogate (`"\\ud83d"`, valid JSON: a truncated emoji)
+is counted as one UCS-2 unit, as the reference calculators do, and written back escaped, so
+every output line is valid UTF-8 and JSON.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from rich.console import Console
@@ -74,7 +79,11 @@ def inspect(
     assert text is not None
     if text == "-":
         # The newline that ends the input (`echo … |`) is not part of the message.
-        text = sys.stdin.read().removesuffix("\n").removesuffix("\r")
+        raw = sys.stdin.buffer.read()
+        try:
+            text = raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"stdin is not UTF-8 (byte {exc.start + 1})", field="text") from None
     result = smart_encode(text, shift_table=shift_table)
     if as_json:
         typer.echo(_dumps(_result_dict(result, applied=smart_encoding)))
@@ -83,40 +92,72 @@ def inspect(
 
 
 def _run_batch(source: str, *, smart: bool, shift_table: str | None) -> None:
-    """Answer every JSON line of `source`; stop at the first bad one (see module docstring)."""
-    stream: TextIO
+    """Answer every JSON line of `source`, bad ones with an error object (module docstring).
+
+    Raises `InvalidInput` for an unreadable source, and at the end when some line was bad.
+    """
+    stream: BinaryIO
     if source == "-":
-        stream = sys.stdin
+        stream = sys.stdin.buffer
     else:
         try:
-            stream = Path(source).open(encoding="utf-8")  # noqa: SIM115 - closed below
+            stream = Path(source).open("rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             raise InvalidInput(f"{source}: {exc.strerror}", field="batch") from None
     out = sys.stdout
+    bad: list[dict[str, Any]] = []
     try:
-        for number, line in enumerate(stream, start=1):
-            if not line.strip():
+        for number, raw in enumerate(stream, start=1):
+            if not raw.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _bad_line(number, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(record, dict):
-                raise _bad_line(number, "expected a JSON object")
-            value = record.get("text")
-            if not isinstance(value, str):
-                raise _bad_line(
-                    number, '"text" must be a string' if "text" in record else 'missing "text"'
-                )
-            answer = _result_dict(smart_encode(value, shift_table=shift_table), applied=smart)
-            if "id" in record:
-                answer = {"id": record["id"], **answer}
+                answer = _answer(raw, number, smart=smart, shift_table=shift_table)
+            except _BadLine as exc:
+                bad.append(exc.answer)
+                answer = exc.answer
             # One write per line: a line is either complete on stdout or absent.
             out.write(_dumps(answer) + "\n")
         out.flush()
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
+    if bad:
+        raise InvalidInput(
+            f"{len(bad)} line(s) answered with an error object; the first: "
+            f"{bad[0]['error']['message']}",
+            field=f"line {bad[0]['line']}",
+        )
+
+
+class _BadLine(Exception):
+    """A batch line that cannot be inspected; `answer` is its error object."""
+
+    def __init__(self, number: int, reason: str, record: Any = None) -> None:
+        super().__init__(reason)
+        error = {"code": "invalid_input", "message": f"line {number}: {reason}"}
+        self.answer: dict[str, Any] = {"line": number, "error": error}
+        if isinstance(record, dict) and "id" in record:
+            self.answer = {"id": record["id"], **self.answer}
+
+
+def _answer(raw: bytes, number: int, *, smart: bool, shift_table: str | None) -> dict[str, Any]:
+    """Return the inspection of one batch line. Raises `_BadLine` when it has none."""
+    try:
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadLine(number, f"not UTF-8 (byte {exc.start + 1})") from None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _BadLine(number, f"invalid JSON: {exc.msg}") from None
+    if not isinstance(record, dict):
+        raise _BadLine(number, "expected a JSON object")
+    value = record.get("text")
+    if not isinstance(value, str):
+        reason = '"text" must be a string' if "text" in record else 'missing "text"'
+        raise _BadLine(number, reason, record)
+    answer = _result_dict(smart_encode(value, shift_table=shift_table), applied=smart)
+    return {"id": record["id"], **answer} if "id" in record else answer
 
 
 def _result_dict(result: SmartEncoding, *, applied: bool) -> dict[str, Any]:
@@ -169,21 +210,30 @@ def _print_human(result: SmartEncoding, *, applied: bool) -> None:
         table.add_row("shift tables", f"locking: {info.locking_shift}, single: {info.single_shift}")
     console.print(table)
     for number, part in enumerate(info.parts, start=1):
-        console.print(f"part {number}: {escape(json.dumps(part, ensure_ascii=False))}")
+        console.print(
+            f"part {number}: {escape(_escape_surrogates(json.dumps(part, ensure_ascii=False)))}"
+        )
     if result.applied:
         verb = "applied" if applied else "would save"
         saved = result.before.segments - result.after.segments
         console.print(f"smart encoding {verb}: {saved} segment(s), {len(result.changes)} change(s)")
         for c in result.changes:
-            console.print(f"  {c.start}:{c.end} {escape(c.reason)}")
+            console.print(f"  {c.start}:{c.end} {escape(_escape_surrogates(c.reason))}")
     elif result.unencodable:
-        chars = " ".join(json.dumps(ch, ensure_ascii=False) for ch in result.unencodable)
+        chars = _escape_surrogates(
+            " ".join(json.dumps(ch, ensure_ascii=False) for ch in result.unencodable)
+        )
         console.print(f"UCS-2 because of: {escape(chars)}")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _dumps(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False)
+    """JSON with non-ASCII characters as they are, except lone surrogates, which only an
+    escape can carry (they cannot be written as UTF-8)."""
+    return _escape_surrogates(json.dumps(payload, ensure_ascii=False))
 
 
-def _bad_line(number: int, reason: str) -> InvalidInput:
-    return InvalidInput(f"line {number}: {reason}", field=f"line {number}")
+def _escape_surrogates(text: str) -> str:
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

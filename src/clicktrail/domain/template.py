@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from clicktrail.domain.errors import InvalidInput, Problem
+from clicktrail.domain.sms.errors import check_characters
 from clicktrail.domain.urls import find_urls
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -227,8 +228,10 @@ def _lex(source: str) -> list[_Token]:
 def parse_template(source: str) -> Template:
     """Parse `source` and find the links to wrap.
 
-    Raises `InvalidInput` naming the character position of a malformed placeholder.
+    Raises `InvalidInput` naming the character position of a malformed placeholder, or of a
+    lone UTF-16 surrogate (`LoneSurrogateError`: no database, provider or phone takes one).
     """
+    check_characters(source, "template")
     tokens = _lex(source)
     # URL detection runs on a mask of the source with the same length: placeholders become runs
     # of 'x' (so a URL may contain them), {notrack:…} blocks and brace escapes become spaces (so

@@ -1,4 +1,8 @@
-"""Importing recipients from CSV: validation, E.164 normalization, merging duplicates."""
+"""Importing recipients from CSV: validation, E.164 normalization, merging duplicates.
+
+Error messages name the caller's own options (`Spelling`: `--skip-invalid` on the command line,
+`skip_invalid=true` in the API), so each interface speaks its own language.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,16 @@ class ParsedCsv:
 
 
 @dataclass(frozen=True)
+class Spelling:
+    """How the calling interface writes the import's options, for its error messages (e.g.
+    `--skip-invalid` or `skip_invalid=true`)."""
+
+    skip_invalid: str
+    encoding: str
+    allow_empty: str
+
+
+@dataclass(frozen=True)
 class ImportResult:
     """What an import did."""
 
@@ -64,7 +78,7 @@ def normalize_phone(raw: str, region: str | None) -> str:
         if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE:
             raise ValueError(
                 f"{text!r} has no country code; write it as +<country><number> "
-                "or pass a default region (--region US)"
+                "or give a default region (e.g. US)"
             ) from None
         raise ValueError(f"{text!r} is not a phone number") from None
     if not phonenumbers.is_valid_number(num):
@@ -106,6 +120,7 @@ def parse_contacts_csv(
     *,
     name: str,
     region: str | None,
+    spelling: Spelling,
     encoding: str = "utf-8-sig",
     progress: Callable[[int], None] | None = None,
 ) -> ParsedCsv:
@@ -187,7 +202,7 @@ def parse_contacts_csv(
     except _UndecodableLine as exc:
         raise InvalidInput(
             f"{name} line {exc.line}: bytes that are not {encoding} text ({exc.reason}); save "
-            "the file as UTF-8 or pass --encoding (e.g. --encoding latin-1)",
+            f"the file as UTF-8 or give its encoding ({spelling.encoding})",
             field=f"line {exc.line}",
         ) from None
     except csv.Error as exc:
@@ -208,13 +223,22 @@ def import_contacts(
     skip_invalid: bool,
     list_name: str | None,
     now_us: int,
+    spelling: Spelling,
+    allow_empty: bool = False,
 ) -> ImportResult:
     """Store the parsed contacts.
 
     Without `skip_invalid`, any rejected row aborts the whole import: raises `InvalidInput`
     listing the bad lines, and nothing is written. With it, good rows are imported and the
-    rejected ones returned.
+    rejected ones returned. A file with a header and no data row raises `InvalidInput` unless
+    `allow_empty` (an export that came out empty is a mistake more often than a wish).
     """
+    if parsed.rows == 0 and not allow_empty:
+        raise InvalidInput(
+            f"{name}: a header and no data rows: no contact to import (pass "
+            f"{spelling.allow_empty} to accept an empty file)",
+            field=name,
+        )
     if parsed.rejected and not skip_invalid:
         problems = [Problem(f"line {r.line}", r.reason) for r in parsed.rejected]
         shown = "\n".join(
@@ -224,7 +248,7 @@ def import_contacts(
         tail = f"\n  … and {more} more" if more > 0 else ""
         raise InvalidInput(
             f"{name}: {len(parsed.rejected)} of {parsed.rows} rows are invalid; nothing was "
-            f"imported (use --skip-invalid to import the good rows):\n{shown}{tail}",
+            f"imported (use {spelling.skip_invalid} to import the good rows):\n{shown}{tail}",
             field=name,
             problems=problems,
         )

@@ -154,11 +154,13 @@ def record_receipts(
     skip_unknown: bool,
     source: str,
     now_us: int,
+    skip_option: str = "",
 ) -> ReceiptOutcome:
     """Apply receipts; a status only ever moves forward.
 
     `where[i]` names receipt i in errors. Raises `InvalidInput` listing every receipt whose
-    message id is unknown in this workspace, and writes nothing, unless `skip_unknown`.
+    message id is unknown in this workspace, and writes nothing, unless `skip_unknown`; the
+    message suggests `skip_option`, the caller's own spelling of that switch.
     """
     outcome = store.apply_receipts(
         workspace.id, receipts, skip_unknown=skip_unknown, source=source, now_us=now_us
@@ -171,9 +173,10 @@ def record_receipts(
             if r.message_id in unknown
         ]
         shown = ", ".join(repr(m) for m in outcome.unknown[:10])
+        hint = f" (skip them with {skip_option})" if skip_option else ""
         raise InvalidInput(
             f"{len(problems)} receipt(s) name unknown message ids ({shown}); nothing was "
-            "recorded (skip them with skip_unknown)",
+            f"recorded{hint}",
             field=problems[0].field,
             problems=problems,
         )

@@ -31,6 +31,11 @@ from clicktrail.web.bodies import SERVER_MAX_BODY, read_json, stream_body
 
 MAX_BODY = 1024 * 1024  # JSON bodies
 MAX_IMPORT = SERVER_MAX_BODY  # CSV uploads (256 MiB); spooled to disk past 8 MiB
+# How the import's options are written here, for its error messages.
+IMPORT_SPELLING = contacts.Spelling(
+    skip_invalid="?skip_invalid=true", encoding="e.g. ?encoding=latin-1",
+    allow_empty="?allow_empty=true",
+)  # fmt: skip
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
 
 
@@ -212,6 +217,7 @@ def routes(
         list_name = _query(request, "list") or None
         encoding = _query(request, "encoding") or "utf-8-sig"
         skip = _flag(request, "skip_invalid")
+        allow_empty = _flag(request, "allow_empty")
         if list_name is not None and len(list_name) > 200:
             raise InvalidInput("list name is over 200 characters", field="list")
         with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as fh:
@@ -221,11 +227,12 @@ def routes(
 
             def run() -> contacts.ImportResult:
                 parsed = contacts.parse_contacts_csv(
-                    cast(BinaryIO, fh), name="body", region=region, encoding=encoding
-                )
+                    cast(BinaryIO, fh), name="body", region=region, encoding=encoding,
+                    spelling=IMPORT_SPELLING,
+                )  # fmt: skip
                 return contacts.import_contacts(
                     store, ws, parsed, name="body", skip_invalid=skip, list_name=list_name,
-                    now_us=now_us(),
+                    now_us=now_us(), spelling=IMPORT_SPELLING, allow_empty=allow_empty,
                 )  # fmt: skip
 
             result = await run_in_threadpool(run)

@@ -242,10 +242,13 @@ OPERATIONS: tuple[Op, ...] = (
        (200, "What the import did.", _json(ref(s.ImportOut))),
        description="The body is a CSV file with a `phone` column and optional `external_id`, "
        "`first_name` and attribute columns (as `clicktrail contacts import`). All or nothing: "
-       "any bad row is a 422 naming each line, unless `skip_invalid=true`.",
+       "any bad row is a 422 naming each line, unless `skip_invalid=true`; a header without "
+       "data rows is a 422 unless `allow_empty=true`.",
        params=(
            query("region", "ISO country of numbers written without +country code."),
            query("skip_invalid", "Import the good rows and list the rejected ones.",
+                 {"type": "boolean", "default": False}),
+           query("allow_empty", "Accept a file with a header and no data rows (imports nothing).",
                  {"type": "boolean", "default": False}),
            query("list", "Also add the contacts to this list (created when new)."),
            query("encoding", "Text encoding of the file (default utf-8)."),

@@ -8,18 +8,27 @@ a JSON pointer (`problems_from`). Times are ISO 8601 UTC strings (`iso_utc`).
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from clicktrail.domain.errors import InvalidInput, Problem
+from clicktrail.domain.sms.errors import LoneSurrogateError, check_characters
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it here rather than fail in storage.
+    # PostgreSQL text cannot hold NUL, and no database a lone UTF-16 surrogate ("\ud83d" is
+    # valid JSON: a truncated emoji); refuse them here rather than fail in storage.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
-    return value
+    try:
+        return check_characters(value, "text")
+    except LoneSurrogateError as exc:
+        raise ValueError(
+            f"must not contain a lone UTF-16 surrogate (U+{exc.code_point:04X} at character "
+            f"{exc.position}; a truncated emoji?)"
+        ) from None
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
@@ -44,11 +53,39 @@ def parse_body(model: type[_RequestT], data: bytes) -> _RequestT:
         return model.model_validate_json(data or b"{}")
     except ValidationError as exc:
         problems = problems_from(exc)
+        if problems and problems[0].field == "body":
+            # pydantic's parser refuses a lone surrogate escape ("\ud83d", valid JSON): name it.
+            problems = _lone_surrogate(data) or problems
         raise InvalidInput(
             "invalid request body: " + "; ".join(f"{p.field}: {p.message}" for p in problems[:10]),
             field=problems[0].field if problems else "body",
             problems=problems,
         ) from None
+
+
+def _lone_surrogate(data: bytes) -> list[Problem]:
+    """The first string of JSON `data` (a key or a value, breadth first) holding a lone
+    surrogate, as a problem naming its JSON pointer; [] when there is none or no JSON."""
+    try:
+        todo: list[tuple[str, Any]] = [("", json.loads(data))]
+    except ValueError:
+        return []
+    while todo:
+        at, value = todo.pop(0)
+        texts: list[str] = []
+        if isinstance(value, str):
+            texts = [value]
+        elif isinstance(value, dict):
+            texts = list(value)
+            todo += [(f"{at}/{k}", v) for k, v in value.items()]
+        elif isinstance(value, list):
+            todo += [(f"{at}/{i}", v) for i, v in enumerate(value)]
+        for text in texts:
+            try:
+                _no_nul(text)
+            except ValueError as exc:
+                return [Problem(at or "body", str(exc))]
+    return []
 
 
 def problems_from(exc: ValidationError) -> list[Problem]:
