@@ -154,6 +154,11 @@ def test_domain_body_errors_name_the_field(world: World, body: Any, field: str) 
     problem(world.call("POST", "/v1/domains", json=body), 422, field)
 
 
+def test_domain_errors_speak_the_apis_language(world: World) -> None:
+    body = problem(world.call("POST", "/v1/domains", json={"host": "https://a.example.com/x"}), 422)
+    assert "give the host only" in body["detail"] and "--" not in body["detail"]
+
+
 def test_malformed_json_is_422_on_body(world: World) -> None:
     problem(world.call("POST", "/v1/domains", content=b"{nope"), 422, "body")
 

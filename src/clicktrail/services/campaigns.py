@@ -313,7 +313,7 @@ def preview_campaign(
     if smart.applied and not opts.smart_encoding:
         warnings.append(
             f"smart encoding would save {info.segments - smart.after.segments} segment(s) per "
-            "message: create the campaign with --smart-encoding"
+            "message: turn the campaign's smart encoding on"
         )
     if not template.links:
         warnings.append("the template has no link: nothing will be tracked")

@@ -700,7 +700,7 @@ class Sending:
         try:
             phone = normalize_phone(to, region)
         except ValueError as exc:
-            raise InvalidInput(f"--to: {exc}", field="to") from None
+            raise InvalidInput(f"recipient to test: {exc}", field="to") from None
         contact: Contact | None
         if contact_ref:
             contact = self.store.find_contact(workspace.id, contact_ref)
@@ -714,7 +714,7 @@ class Sending:
         if contact is None:
             raise NotFound(
                 "a test message is personalized for a contact: import contacts first "
-                "(or name one with --contact)",
+                "(or name the contact to personalize it for)",
                 field="contact",
             )
         template = parse_template(campaign.template)

@@ -78,7 +78,8 @@ def parse_host(value: str) -> tuple[str, int | None, str | None]:
             raise InvalidInput(f"domain {value!r}: scheme must be http or https", field="host")
         if parts.path not in ("", "/") or parts.query:
             raise InvalidInput(
-                f"domain {value!r}: give the host only; set the path with --prefix", field="host"
+                f"domain {value!r}: give the host only; the path is the domain's prefix",
+                field="host",
             )
         raw = parts.netloc
     host, _, port_text = raw.rpartition(":") if raw.count(":") == 1 else (raw, "", "")
