@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from clicktrail.domain.errors import StorageUnavailable
 from clicktrail.web.redirect import (
     GUESSING,
     NEEDS_AWAIT,
@@ -178,6 +179,8 @@ class RedirectProtocol(HttpToolsProtocol):
             path = urllib.parse.unquote(path)
         try:
             target = self.redirector.lookup(path, self.client, self.headers)
+        except StorageUnavailable:
+            target = _FAILED  # logged once per outage by storage, no traceback per request
         except Exception:
             log.exception("token lookup failed")
             target = _FAILED
