@@ -13,8 +13,8 @@ from typing import Any
 
 from clicktrail.domain.models import Campaign, Contact, ContactInput, Domain, Workspace
 from clicktrail.services import campaigns, keys, workspaces
-from clicktrail.services.campaigns import SendSummary
 from clicktrail.services.ports import SmsProvider
+from clicktrail.services.sending import SendSummary, send_campaign
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.sql_store import SqlStore
@@ -101,7 +101,7 @@ def send(
     batch_size: int = 1000,
 ) -> SendSummary:
     """Send `campaign` through the outbox at `outbox_path` (or `provider`)."""
-    return campaigns.send_campaign(
+    return send_campaign(
         store,
         ws,
         campaign,

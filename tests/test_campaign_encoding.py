@@ -11,6 +11,7 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import CampaignOptions, ContactInput, Workspace
 from clicktrail.domain.sms import analyze
 from clicktrail.services import campaigns
+from clicktrail.services.sending import send_campaign
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage.sql_store import SqlStore
 from factories import NOW_US, fixed_clock, make_domain, make_workspace
@@ -38,7 +39,7 @@ def _send(
         options=CampaignOptions(**opts),
     )  # fmt: skip
     outbox = tmp_path / f"{name}.jsonl"
-    campaigns.send_campaign(store, ws, cp, OutboxProvider(outbox), clock=fixed_clock())
+    send_campaign(store, ws, cp, OutboxProvider(outbox), clock=fixed_clock())
     return [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines()]
 
 

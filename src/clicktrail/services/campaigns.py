@@ -1,10 +1,10 @@
-"""Campaigns: create from a template, preview the wrapped text, send through a provider."""
+"""Campaigns: create from a template, preview the wrapped text (sending them: services/sending/)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from clicktrail.domain.destinations import redirect_location
 from clicktrail.domain.errors import InvalidInput, NotFound
@@ -21,17 +21,15 @@ from clicktrail.domain.slugs import check_slug, slugify
 from clicktrail.domain.sms import SmsInfo, analyze, smart_encode
 from clicktrail.domain.template import (
     STANDARD_FIELDS,
-    Template,
     check_fields,
     parse_template,
     render_with_spans,
 )
-from clicktrail.domain.tokens import new_token
-from clicktrail.services.ports import SmsProvider, Store
+from clicktrail.domain.wrapping import encode_message, wrap_for_contact
+from clicktrail.services.ports import Store
 
 ROLES = ("cta", "optout", "other")
 BATCH = 1000
-TOKEN_RETRIES = 5
 
 
 def create_campaign(
@@ -152,60 +150,6 @@ def get_campaign(store: Store, workspace: Workspace, ref: str) -> Campaign:
             field="campaign",
         )
     return campaign
-
-
-@dataclass(frozen=True)
-class WrappedMessage:
-    """A message rendered for one contact with fresh tokens."""
-
-    body: str
-    encoding: str
-    segments: int
-    tokens: tuple[tuple[str, int, str | None], ...]
-    destinations: tuple[str, ...]
-
-
-def wrap_for_contact(
-    template: Template,
-    campaign: Campaign,
-    domain: Domain,
-    contact: Contact,
-    token_factory: Callable[[], str] = new_token,
-) -> WrappedMessage:
-    """Render the template for `contact`, each link replaced by a fresh short URL."""
-    values = contact.field_values()
-    link_ids = {lk.index: lk.id for lk in campaign.links}
-    base = domain.base_url
-    tokens: list[tuple[str, int, str | None]] = []
-    urls: list[str] = []
-    dests: list[str] = []
-    for spec in template.links:
-        tok = token_factory()
-        dest = spec.destination(values) if spec.is_personalized else None
-        tokens.append((tok, link_ids[spec.index], dest))
-        urls.append(base + tok)
-        dests.append(dest if dest is not None else spec.raw)
-    body, info = encode_message(template, values, urls, campaign.options)
-    return WrappedMessage(body, info.encoding, info.segments, tuple(tokens), tuple(dests))
-
-
-def encode_message(
-    template: Template,
-    values: Mapping[str, str],
-    link_urls: Sequence[str],
-    options: CampaignOptions,
-) -> tuple[str, SmsInfo]:
-    """Render a message and encode it per the campaign's options; return (text, its cost).
-
-    With smart encoding, look-alike characters of the template's own text are replaced when
-    that saves segments; personalization values and links are never changed.
-    """
-    if not options.smart_encoding:
-        body = template.render(values, link_urls)
-        return body, analyze(body, shift_table=options.shift_table)
-    body, spans = render_with_spans(template, values, link_urls)
-    smart = smart_encode(body, protected=spans, shift_table=options.shift_table)
-    return smart.text, smart.after
 
 
 @dataclass(frozen=True)
@@ -347,51 +291,3 @@ def _shown_location(url: str, campaign: Campaign, link: LinkRow) -> str:
         url, opts.utm_params(campaign.slug, link.utm), opts.click_id_param
     )
     return head + "{click_id}" + tail if add else location
-
-
-@dataclass
-class SendSummary:
-    """What one run of a send did (the job's totals: `sending.Sending.status`).
-
-    `state`: the job's state when the run ended (done, held, paused, cancelled; running when
-    another process continues it).
-    """
-
-    campaign: str
-    created: int = 0
-    sent: int = 0
-    failed: int = 0
-    segments: int = 0
-    encodings: dict[str, int] = field(default_factory=dict)
-    state: str = "running"
-    deferred: int = 0
-    retried: int = 0
-    unknown: int = 0
-    skipped_opted_out: int = 0
-    skipped_invalid: int = 0
-
-
-def send_campaign(
-    store: Store,
-    workspace: Workspace,
-    campaign: Campaign,
-    provider: SmsProvider,
-    *,
-    clock: Callable[[], int],
-    progress: Callable[[str, int], None] | None = None,
-    batch_size: int | None = None,
-) -> SendSummary:
-    """Wrap the campaign for every opted-in contact of its audience and send it, in this
-    thread, as a sending job (services/sending.py; the job's rate is the provider's default).
-
-    Resumable: a run after a crash goes on where the last one stopped, and messages the dead
-    run had handed over are settled with the provider first, so nobody gets one twice. The
-    campaign becomes `sent` when no message is left to send. Raises `Conflict` if the campaign
-    has already been sent, was cancelled, is paused or is being sent by another process.
-    """
-    from clicktrail.services import sending
-
-    return sending.send_campaign(
-        store, store.send_jobs(), workspace, campaign, provider, clock=clock,
-        progress=progress, batch_size=batch_size,
-    )  # fmt: skip

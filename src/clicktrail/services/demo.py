@@ -9,6 +9,7 @@ from clicktrail.domain.errors import Unauthorized
 from clicktrail.domain.models import ContactInput, Receipt, Workspace
 from clicktrail.services import campaigns, workspaces
 from clicktrail.services.ports import SmsProvider, Store
+from clicktrail.services.sending import StoreWithJobs, send_campaign
 
 DEMO_SLUG = "demo"
 DEMO_NAMES = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Dennis", "Radia",
@@ -30,7 +31,7 @@ class DemoInfo:
 
 
 def seed_demo(
-    store: Store,
+    store: StoreWithJobs,
     provider: SmsProvider,
     *,
     host: str,
@@ -65,7 +66,7 @@ def seed_demo(
         template=DEMO_TEMPLATE,
         now_us=now,
     )
-    campaigns.send_campaign(store, ws, campaign, provider, clock=clock)
+    send_campaign(store, ws, campaign, provider, clock=clock)
     sent = store.queued_or_sent_ids(campaign.id, 16)
     receipts = [Receipt(mid, "delivered", clock()) for mid in sent]
     store.apply_receipts(ws.id, receipts, skip_unknown=False, source="demo", now_us=clock())

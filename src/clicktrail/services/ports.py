@@ -21,7 +21,6 @@ from clicktrail.domain.status import Status
 
 if TYPE_CHECKING:
     from clicktrail.services.keys import ApiKey
-    from clicktrail.services.sending import SendJobStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +253,6 @@ class Store(Protocol):
     def set_campaign_status(
         self, campaign_id: int, status: str, now_us: int | None = None
     ) -> None: ...
-    def send_jobs(self) -> SendJobStore: ...
     def insert_messages(self, batch: Sequence[NewMessage]) -> None: ...
     def apply_receipts(
         self,

@@ -48,6 +48,7 @@ from clicktrail.domain.template import LinkSlot, LinkSpec, Part, Template, parse
 from clicktrail.domain.template import Text as TextPart
 from clicktrail.domain.tokens import new_token
 from clicktrail.domain.urls import find_urls
+from clicktrail.domain.wrapping import encode_message
 from clicktrail.services import campaigns
 from clicktrail.services.contacts import normalize_phone
 from clicktrail.services.ports import Store
@@ -603,7 +604,7 @@ def _wrap(
             url = domain_base + tok
             urls.append(url)
             shown.append(WrappedLink(spec.index, tok, url, dest if dest is not None else known_url))
-        body, info = campaigns.encode_message(template, values, urls, cp.options)
+        body, info = encode_message(template, values, urls, cp.options)
         message = PendingMessage(
             new_public_id("msg"), x.contact.id if x.contact else None, phone, ref, digest,
             body, info.encoding, info.segments, tuple(tokens),
