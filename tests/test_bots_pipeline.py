@@ -19,7 +19,7 @@ from clicktrail.bootstrap import Container, SignalsClassifier
 from clicktrail.config import load_settings
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.models import Receipt
-from clicktrail.services import bots
+from clicktrail.services import bots, clicks
 from clicktrail.services.ports import ClickRecord
 from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.resolver import TokenResolver
@@ -92,7 +92,7 @@ def _rec(cid: str, target: Any, at_us: int, ua: str = IPHONE, ip: str = "172.56.
 
 def _writer(store: SqlStore) -> Any:
     """Store requests as the click log does, then give them verdicts as the server's job does."""
-    classify = bots.ClassifyNew(store, SignalsClassifier())
+    classify = clicks.ClassifyNew(store, SignalsClassifier())
 
     def write(records: list[ClickRecord]) -> None:
         store.insert_clicks(records)
@@ -234,7 +234,7 @@ def test_an_address_early_in_several_campaigns_gets_listed(
         ),
         listed_ttl=0,
     )
-    classify = bots.ClassifyNew(store, classifier)
+    classify = clicks.ClassifyNew(store, classifier)
     # Campaigns 0-2: the scanner fetches within half a second of delivery.
     store.insert_clicks(
         [_rec(f"early{n}", targets[n][0], DELIVERED + S // 2, ip=scanner_ip) for n in range(3)]
@@ -322,7 +322,7 @@ def test_online_verdicts_do_not_depend_on_when_finalization_ran(
     t0 = DELIVERED + 60 * S
     records = _stream(rng, people, t0)
     classifier = SignalsClassifier()
-    inbox, classify = InboxWriter(engine), bots.ClassifyNew(store, classifier)
+    inbox, classify = InboxWriter(engine), clicks.ClassifyNew(store, classifier)
     settle = rng.choice([120, 300, 900]) * S
     end = records[-1].at_us + settle + 3600 * S
     passes = [*sorted(rng.randrange(t0, records[-1].at_us + settle) for _ in range(12)), end]
@@ -367,7 +367,7 @@ def test_finalize_a_campaign_now_and_what_is_still_pending(
     inbox = InboxWriter(engine)
     inbox([orjson.dumps(_rec("c0", people[2][0], t0 + 50 * S), default=tuple)])
     inbox.close()
-    assert bots.finalize_campaign(store, SignalsClassifier(), cp.id, t0 + 60 * S) == 4
+    assert clicks.finalize_campaign(store, SignalsClassifier(), cp.id, t0 + 60 * S) == 4
     assert _verdicts(engine) == {
         "a0": ("scanner", True), "a1": ("scanner", True), "b0": ("probe", True),
         "c0": ("human", True),
@@ -442,7 +442,7 @@ def test_links_on_a_plain_http_domain_do_not_expect_secure_headers(
     container = Container(settings)
     try:
         store.insert_clicks(records)
-        bots.ClassifyNew(store, container.classifier)()
+        clicks.ClassifyNew(store, container.classifier)()
     finally:
         container.dispose()
     verdicts = _verdicts(engine)

@@ -8,6 +8,7 @@ import orjson
 import sqlalchemy as sa
 
 from clicktrail.domain.bots.model import Verdict
+from clicktrail.services.clicks import move_inbox
 from clicktrail.services.ports import StoredRequest
 from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.resolver import TokenResolver
@@ -51,9 +52,9 @@ def test_lines_survive_the_inbox_byte_for_byte_and_move_once(
         seen.append(req)
         return Verdict("human", 0, (), "test")
 
-    assert store.move_inbox(classify) == 4
+    assert move_inbox(store, classify) == 4
     assert store.inbox_size() == 0
-    assert store.move_inbox(classify) == 0
+    assert move_inbox(store, classify) == 0
     assert {r.user_agent for r in seen} == {HOSTILE_UA}
     assert all(r.headers == headers for r in seen)
     with engine.connect() as conn:
@@ -110,12 +111,12 @@ def test_a_write_is_one_row_and_batches_move_whole(
         ]  # fmt: skip
     assert store.inbox_size() == 1050
     # A pass takes whole rows up to the limit: 300 + 50 (700 more would pass 400).
-    assert store.move_inbox(_human, limit=400) == 350
+    assert move_inbox(store, _human, limit=400) == 350
     assert store.inbox_size() == 700
     # A row larger than the limit still moves (whole), never splits or sticks.
-    assert store.move_inbox(_human, limit=100) == 700
+    assert move_inbox(store, _human, limit=100) == 700
     assert store.inbox_size() == 0
-    assert store.move_inbox(_human, limit=100) == 0
+    assert move_inbox(store, _human, limit=100) == 0
     with engine.connect() as conn:
         ids = conn.execute(sa.text("SELECT click_id FROM clicks ORDER BY click_id")).scalars()
         assert list(ids) == [f"cid-{i:05d}" for i in range(1050)]
@@ -151,7 +152,7 @@ def test_migration_0013_keeps_waiting_clicks_both_ways(empty_url: str, tmp_path:
             raws = conn.execute(sa.text("SELECT raw FROM click_inbox")).scalars().all()
         assert sorted(orjson.loads(r)[0] for r in raws) == [f"cid-{i:05d}" for i in range(7)]
         migrate(engine)
-        assert store.move_inbox(_human) == 7
+        assert move_inbox(store, _human) == 7
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM clicks")).scalar() == 7
     finally:

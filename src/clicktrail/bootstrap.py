@@ -10,34 +10,26 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-import signal
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from starlette.routing import BaseRoute
 
 from clicktrail.config import Settings, load_settings
-from clicktrail.domain.bots.model import Verdict
-from clicktrail.domain.bots.rules import (
-    DEFAULT_RULES,
-    PLAIN_HTTP_RULES,
-    RuleSet,
-    classify_request,
-)
+from clicktrail.domain.bots.model import RequestFacts
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.models import Workspace
 from clicktrail.domain.network import parse_networks
+from clicktrail.jobs.scheduler import Job, Periodic
 from clicktrail.outbound import OutboundPolicy
 from clicktrail.services import bots, optouts
+from clicktrail.services.clicks import ClickPipeline
 from clicktrail.services.clock import now_us
-from clicktrail.services.ports import SmsProvider, StoredRequest
+from clicktrail.services.ports import SmsProvider
 from clicktrail.services.providers import ProviderKind, SecretEnvironment, build_sender
 from clicktrail.services.sending import SendDefaults, Sending
 from clicktrail.signals import facts_for, ip_facts
@@ -70,28 +62,21 @@ from clicktrail.web import (
     api_wrap,
     dashboard,
 )
-from clicktrail.web.app import ClicktrailApp, Periodic
+from clicktrail.web.app import ClicktrailApp
 from clicktrail.web.redirect import LookupOffload
 
 log = logging.getLogger("clicktrail")
 
 PROVIDERS = ("outbox",)
-WARM_UP_UA = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
-)
 
 
-class SignalsClassifier:
-    """Request-level bot classification: signals adapters + the pure rules.
+class SignalsClassifier(bots.Classifier):
+    """The request-level bot classifier (services/bots.py) over the signal adapters: user
+    agents (ua-parser, crawler lists) and addresses (IP datasets, `networks`, the installation's;
+    with `workspace_networks`, each request's own workspace's lists over them).
 
-    `listed` returns the entities (``ip:ADDRESS``) listed for showing up early in several
-    campaigns; it is asked again at most every `listed_ttl` seconds. With `workspace_networks`,
-    a request is judged with its own workspace's network lists over `networks` (the
-    installation's); without, with `networks` only. With `secure_of` (campaign id → whether its
-    short links are served over HTTPS, from the domain's scheme), a campaign on a plain-HTTP
-    domain is judged with `expect_secure_headers` off: browsers send Fetch Metadata and client
-    hints to HTTPS origins only.
+    `listed`, `listed_ttl` and `secure_of` are the classifier's (early sightings, plain-HTTP
+    domains); this class only picks the adapters.
     """
 
     def __init__(
@@ -103,51 +88,34 @@ class SignalsClassifier:
         secure_of: Callable[[int], bool | None] | None = None,
     ) -> None:
         self.networks = networks
-        self._secure_of = secure_of
-        self._plain_http: dict[int, bool] = {}  # campaign id → served over plain HTTP
         self.workspace_networks = workspace_networks
-        self.listed_ttl = listed_ttl
-        self._listed_source = listed
-        self._listed: set[str] = set()
-        self._listed_until = 0.0
-
-    def _listed_now(self) -> set[str]:
-        if self._listed_source is not None and time.monotonic() >= self._listed_until:
-            self._listed = self._listed_source()
-            self._listed_until = time.monotonic() + self.listed_ttl
-        return self._listed
+        super().__init__(
+            self._facts, self._ip_kind, listed=listed, listed_ttl=listed_ttl, secure_of=secure_of
+        )
 
     def _networks(self, campaign_id: int | None) -> NetworkList | None:
         if campaign_id is None or self.workspace_networks is None:
             return self.networks
         return self.workspace_networks.for_campaign(campaign_id)
 
-    def ip_kind(self, ip: str | None, campaign_id: int | None = None) -> str | None:
-        """Return the kind of network of `ip` from the signals' datasets and the network lists
-        of the workspace of `campaign_id`."""
-        return ip_facts(ip, self._networks(campaign_id)).kind
-
-    def classify(self, request: StoredRequest) -> Verdict:
-        """Return the verdict of one stored request from its own signals."""
-        facts = facts_for(
-            request.method, request.user_agent, request.headers, request.ip,
-            request.at_us, request.delivered_us, request.sent_us,
-            self._networks(request.campaign_id),
+    def _facts(
+        self,
+        method: str,
+        user_agent: str | None,
+        headers: Mapping[str, str],
+        ip: str | None,
+        at_us: int,
+        delivered_us: int | None,
+        sent_us: int | None,
+        campaign_id: int | None,
+    ) -> RequestFacts:
+        return facts_for(
+            method, user_agent, headers, ip, at_us, delivered_us, sent_us,
+            self._networks(campaign_id),
         )  # fmt: skip
-        if request.ip and f"ip:{request.ip}" in self._listed_now() and facts.net.listed is None:
-            facts = replace(facts, net=replace(facts.net, listed="early-sightings"))
-        return classify_request(facts, self.rules_for(request.campaign_id))
 
-    def rules_for(self, campaign_id: int) -> RuleSet:
-        """Return the rules a request of `campaign_id` is judged with: the defaults, with
-        `expect_secure_headers` off when its domain serves short links over plain HTTP (a
-        campaign's domain never changes, so the answer is kept)."""
-        if self._secure_of is None:
-            return DEFAULT_RULES
-        plain = self._plain_http.get(campaign_id)
-        if plain is None:
-            plain = self._plain_http[campaign_id] = self._secure_of(campaign_id) is False
-        return PLAIN_HTTP_RULES if plain else DEFAULT_RULES
+    def _ip_kind(self, ip: str | None, campaign_id: int | None) -> str | None:
+        return ip_facts(ip, self._networks(campaign_id)).kind
 
 
 @dataclass
@@ -300,22 +268,21 @@ class Container:
             secure_of=self.store.campaign_is_secure,
         )
 
-    def background_jobs(
-        self,
-    ) -> tuple[list[tuple[float, Callable[[], object]]], Callable[[], object]]:
+    def background_jobs(self) -> tuple[list[Job], Callable[[], object]]:
         """Return the periodic jobs (interval in seconds, job) and the final pass to run after
-        the click log drained: moving new clicks out of the inbox with provisional verdicts,
-        and finalizing verdicts after the settle window."""
-        # Batches of 2,000: on SQLite the move holds the write lock; shorter holds keep the
-        # servers' click writers (and their memory) from waiting long behind it.
-        classify_new = bots.ClassifyNew(self.store, self.classifier, batch=2000)
-        jobs: list[tuple[float, Callable[[], object]]] = [
-            (1.0, classify_new),
-            (self.settings.bot_finalize_interval, self._finalize_bots),
+        the click log drained: the click pipeline (services/clicks.py: new clicks out of the
+        inbox with provisional verdicts; final verdicts after the settle window) and, with
+        `send_in_server`, the sending worker."""
+        clicks = ClickPipeline(
+            self.store, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000
+        )
+        jobs: list[Job] = [
+            (1.0, clicks.process_new),
+            (self.settings.bot_finalize_interval, clicks.finalize),
         ]
         if self.settings.send_in_server:  # sending jobs: API-started, or whose sender died
             jobs.append((2.0, self.sending.worker.tick))
-        return jobs, classify_new
+        return jobs, clicks.process_new
 
     def web_app(
         self, *, dispose_on_close: bool = False, jobs_in_process: bool = True
@@ -324,11 +291,13 @@ class Container:
 
         With `dispose_on_close`, the app's shutdown also closes the engine's connections (for a
         process whose only job is serving this app). Without `jobs_in_process`, the background
-        jobs are left to a process of their own (`run_jobs`; `clicktrail serve` does that).
+        jobs are left to a process of their own (`clicktrail.jobs.process`; `clicktrail serve`
+        starts it).
         """
         s = self.settings
         resolver = TokenResolver(self.engine, s.token_cache_size)
         jobs, final_pass = self.background_jobs() if jobs_in_process else ([], None)
+        # In this process (`uvicorn --factory`, tests) the jobs run on a thread of the server.
         writer = InboxWriter(self.engine)
         clicks = ClickLog(
             s.resolved_spool_dir,
@@ -359,7 +328,7 @@ class Container:
             ),
             trusted_proxies=parse_networks(s.trusted_proxies),
             miss_guard=miss_guard(s),
-            jobs=jobs,
+            jobs=Periodic(jobs),
             # The last clicks written at shutdown get their provisional verdicts too.
             after_drain=final_pass,
             on_start=lambda: resolver.start_prefetch(s.token_prefetch_interval),
@@ -383,14 +352,6 @@ class Container:
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 
-    def _finalize_bots(self) -> None:
-        bots.finalize_settled(
-            self.store,
-            now_us(),
-            settle_us=self.settings.bot_settle_seconds * 1_000_000,
-            ip_kind=self.classifier.ip_kind,
-        )
-
     def dispose(self) -> None:
         """Stop sending jobs running here (they stay running for the next process) and close
         pooled connections."""
@@ -406,7 +367,8 @@ def create_app(
     """Return the ASGI app of one server process (an app factory: it opens its own pools).
 
     Without `settings`, they are loaded from the environment and the config file. Raises
-    `InvalidInput` for bad settings. `jobs_in_process=False` when `run_jobs` runs elsewhere.
+    `InvalidInput` for bad settings. `jobs_in_process=False` when the jobs process
+    (`clicktrail.jobs.process`) runs beside it.
     """
     settings = load_settings() if settings is None else settings
     configure_logging(settings.log_level)
@@ -414,53 +376,6 @@ def create_app(
     return Container(settings, run_migrations=run_migrations).web_app(
         dispose_on_close=True, jobs_in_process=jobs_in_process
     )
-
-
-def run_jobs(settings: Settings, parent_pid: int, ready: Any = None, niceness: int = 10) -> None:
-    """Run the background jobs until SIGTERM, then the final pass; the body of the jobs
-    process `clicktrail serve` starts beside its server(s).
-
-    At a lower CPU priority (`niceness`), so that on a busy core redirects come first and the
-    jobs catch up in quieter moments; on the CPUs of `jobs_cpus` when it is set (off the
-    redirect's cores, the only way to keep them from delaying redirects: ADR 0011). Exits at
-    once, without the final pass, if the parent dies (e.g. SIGKILL): the next start does that
-    work.
-    """
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the server; it stops us
-    signal.signal(signal.SIGTERM, lambda _sig, _frame: stop.set())
-    if ready is not None:  # the parent waits for this before it sends SIGTERM
-        ready.send(True)
-        ready.close()
-    cpus = settings.jobs_cpu_set()
-    if cpus is not None:  # before any thread starts: threads inherit it
-        os.sched_setaffinity(0, cpus)
-    if niceness:
-        # Niced, not SCHED_IDLE (tried, ADR 0010): an idle-class process gets almost no time
-        # on a saturated core, and this one holds database write locks and may run the
-        # sending worker. At nice 10 it keeps about a tenth of a contended core.
-        os.nice(niceness)
-    configure_logging(settings.log_level)
-    container = Container(settings, run_migrations=False)
-    jobs, final_pass = container.background_jobs()
-    # Load the user-agent rules and IP datasets now (about 2 s), not on the first click.
-    ua_facts(WARM_UP_UA)
-    container.classifier.ip_kind("192.0.2.1")
-    runner = Periodic(jobs)
-    runner.start()
-    try:
-        while not stop.wait(0.5):
-            if os.getppid() != parent_pid:
-                # At once: stopping the runner would wait for the pass running now, and a
-                # pass drains the whole inbox — minutes of work after a burst, for nobody.
-                # Its open transaction is rolled back; the next start does that work.
-                log.warning("the server process is gone; the jobs process stops")
-                os._exit(0)
-        runner.stop()
-        final_pass()
-    finally:
-        runner.stop()
-        container.dispose()
 
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters (malloc.h)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from test_network_verdicts import CHROME, CHROME_DESKTOP, DELIVERED, LISTED_IP, S, _rec, _world
 
 from clicktrail.bootstrap import SignalsClassifier
-from clicktrail.services import bots
+from clicktrail.services import clicks
 from clicktrail.storage import tables
 from clicktrail.storage.sql_store import SqlStore
 from factories import make_workspace
@@ -84,7 +84,7 @@ def test_explain_and_reclassify_use_the_workspace_lists(
     ws, cp, targets = _world(store, engine, tmp_path, "a.example.com")
     store.insert_clicks([_rec("c", targets[0], DELIVERED + 600 * S, LISTED_IP, CHROME_DESKTOP,
                               CHROME)])  # fmt: skip
-    bots.ClassifyNew(store, SignalsClassifier())()
+    clicks.ClassifyNew(store, SignalsClassifier())()
     assert store.campaign_report(cp).total_clicks == 1
     headers = [a for k, v in CHROME.items() if not k.startswith("_") for a in ("-H", f"{k}: {v}")]
     explain = ["bots", "explain", "--user-agent", CHROME_DESKTOP, "--ip", LISTED_IP, *headers]

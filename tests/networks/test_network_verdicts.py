@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from clicktrail.bootstrap import Container, SignalsClassifier
 from clicktrail.config import load_settings
 from clicktrail.domain.models import Receipt, Workspace
-from clicktrail.services import bots, networks
+from clicktrail.services import bots, clicks, networks
 from clicktrail.services.ports import ClickRecord
 from clicktrail.signals import (
     NetworkList,
@@ -130,7 +130,7 @@ def test_a_request_from_a_listed_hosting_range_is_not_a_click_in_that_workspace_
     ws_a, cp_a, a = _world(store, engine, tmp_path, "a.example.com")
     _, cp_b, b = _world(store, engine, tmp_path, "b.example.com")
     _add(store, ws_a, "own-cloud", "198.51.100.0/24", kind="hosting", owner="Acme DC")
-    classify = bots.ClassifyNew(store, classifier())
+    classify = clicks.ClassifyNew(store, classifier())
     at = DELIVERED + 600 * S
     store.insert_clicks([
         _rec("a-listed", a[0], at, LISTED_IP, CHROME_DESKTOP, CHROME),
@@ -154,7 +154,7 @@ def test_a_scanner_list_catches_a_perfect_mobile_browser(
 ) -> None:
     ws, _, targets = _world(store, engine, tmp_path, "a.example.com")
     _add(store, ws, "carrier-scanner", "198.51.100.0/25", kind="scanner")
-    classify = bots.ClassifyNew(store, classifier())
+    classify = clicks.ClassifyNew(store, classifier())
     store.insert_clicks([_rec("c", targets[0], DELIVERED + 600 * S, LISTED_IP)])
     classify()
     verdict, reasons = _verdicts(engine)["c"]
@@ -178,7 +178,7 @@ def test_a_workspace_mobile_list_keeps_carrier_nat_from_fanning_out(
     judge = classifier()
     _fanout(store, a, "a")
     _fanout(store, b, "b")
-    bots.ClassifyNew(store, judge)()
+    clicks.ClassifyNew(store, judge)()
     bots.finalize_settled(store, DELIVERED + 10_000 * S, settle_us=900 * S, ip_kind=judge.ip_kind)
     v = _verdicts(engine)
     # Workspace A's carrier address: six people behind one NAT stay people.
@@ -204,13 +204,13 @@ def test_reclassify_after_adding_a_list_changes_history_and_the_report(
     store: SqlStore, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
 ) -> None:
     ws, cp, targets = _world(store, engine, tmp_path, "a.example.com")
-    bots.ClassifyNew(store, classifier())()
+    clicks.ClassifyNew(store, classifier())()
     at = DELIVERED + 600 * S
     store.insert_clicks([
         _rec("scan", targets[0], at, LISTED_IP, CHROME_DESKTOP, CHROME),
         _rec("person", targets[1], at + 30 * S, OTHER_IP, CHROME_DESKTOP, CHROME),
     ])  # fmt: skip
-    bots.ClassifyNew(store, classifier())()
+    clicks.ClassifyNew(store, classifier())()
     assert store.campaign_report(cp).total_clicks == 2
     csv_file = tmp_path / "dc.csv"
     csv_file.write_text("cidr,owner,kind,source\n198.51.100.0/24,Acme DC,hosting,dc\n")
@@ -253,7 +253,7 @@ def test_workspace_lists_combine_with_the_installation_file(
         _rec("a-other-cloud", a[2], at, "203.0.113.5", CHROME_DESKTOP, CHROME),
         _rec("b-gw", b[0], at, LISTED_IP, CHROME_DESKTOP, CHROME),
     ])  # fmt: skip
-    bots.ClassifyNew(store, judge)()
+    clicks.ClassifyNew(store, judge)()
     v = _verdicts(engine)
     assert v["a-gw"][0] == "human"
     assert v["a-cloud"][0] == "scanner"
@@ -289,9 +289,9 @@ def test_the_classifier_reloads_a_changed_list_without_a_query_per_request(
     _add(store, ws, "own-cloud", "198.51.100.0/24")
     records = [_rec(f"c{i}", targets[i % 8], DELIVERED + (600 + i) * S, LISTED_IP,
                     CHROME_DESKTOP, CHROME) for i in range(200)]  # fmt: skip
-    bots.ClassifyNew(store, judge)()  # nothing yet: no look-up at all
+    clicks.ClassifyNew(store, judge)()  # nothing yet: no look-up at all
     store.insert_clicks(records)
-    assert bots.ClassifyNew(store, judge)() == 200
+    assert clicks.ClassifyNew(store, judge)() == 200
     assert calls == {"revisions": 1, "ranges": 1, "workspace": 1}
     assert {v for v, _ in _verdicts(engine).values()} == {"scanner"}
     # The list changes: after the next revision check the new list is used (and memoised

@@ -18,17 +18,15 @@ from typing import Annotated, Any
 
 import typer
 
+from clicktrail.bootstrap import SignalsClassifier
 from clicktrail.cli import networks as networks_cli
 from clicktrail.cli.options import JsonOpt, WorkspaceOpt
-from clicktrail.domain.bots.model import RequestFacts, Verdict
-from clicktrail.domain.bots.rules import DEFAULT_RULES, classify_request
+from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.signals import (
     NetworkList,
-    ip_facts,
     load_networks,
     parse_range_file,
-    ua_facts,
     workspace_network_list,
     write_ranges,
 )
@@ -51,21 +49,16 @@ def explain_request(
     ms_since_send: int | None = None,
     networks: NetworkList | None = None,
 ) -> Verdict:
-    """Return the request-level verdict of one described request."""
-    stored = {k.lower(): v for k, v in headers.items()}
-    if user_agent is None:
-        stored["_ua"] = "missing"
-    facts = RequestFacts(
-        method=method.upper(),
+    """Return the request-level verdict of one described request, from the classifier the
+    jobs process uses (`services.bots.Classifier`), with `networks` as the extra networks."""
+    return SignalsClassifier(networks).explain(
+        method=method,
         user_agent=user_agent,
-        headers=stored,
+        headers=headers,
         ip=ip,
-        ua=ua_facts(user_agent),
-        net=ip_facts(ip, networks),
         ms_since_delivery=ms_since_delivery,
         ms_since_send=ms_since_send,
     )
-    return classify_request(facts, DEFAULT_RULES)
 
 
 def verdict_json(verdict: Verdict) -> str:
@@ -267,14 +260,14 @@ def finalize(
     """
     from clicktrail.bootstrap import Container
     from clicktrail.config import load_settings
-    from clicktrail.services import bots, campaigns, workspaces
+    from clicktrail.services import campaigns, clicks, workspaces
     from clicktrail.services.clock import now_us
 
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.store, workspace)
         cp = campaigns.get_campaign(c.store, ws, campaign)
-        done = bots.finalize_campaign(c.store, c.classifier, cp.id, now_us())
+        done = clicks.finalize_campaign(c.store, c.classifier, cp.id, now_us())
     finally:
         c.dispose()
     if as_json:

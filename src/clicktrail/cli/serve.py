@@ -6,7 +6,7 @@ then supervises that many worker processes sharing the listening socket (uvicorn
 own app through `bootstrap.create_app` (its own pools, resolver cache and click log) and drains
 its clicks on SIGTERM, which the supervisor forwards to each of them when it gets one.
 
-Beside the server process(es), one jobs process (`bootstrap.run_jobs`, niced) classifies new
+Beside the server process(es), one jobs process (`clicktrail.jobs.process`, niced) classifies new
 clicks and finalizes verdicts; it is stopped last, after a final pass over what the servers
 drained. Short links are answered by `web.fastpath.RedirectProtocol` without an ASGI cycle.
 """
@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import logging
-import multiprocessing
 import os
 import socket
 import ssl
@@ -34,11 +32,11 @@ from clicktrail.bootstrap import (
     Container,
     configure_logging,
     create_app,
-    run_jobs,
     tune_malloc,
 )
 from clicktrail.config import Settings
 from clicktrail.domain.errors import Conflict, InvalidInput
+from clicktrail.jobs.process import JobsProcess
 from clicktrail.services import demo
 from clicktrail.services.clock import now_us
 from clicktrail.web.fastpath import RedirectProtocol
@@ -125,44 +123,6 @@ class _Server(uvicorn.Server):
                 yield
             finally:
                 self.before_exit()
-
-
-class JobsProcess:
-    """The background jobs' process (`bootstrap.run_jobs`), stopped after the server drained
-    so that its final pass sees every click."""
-
-    def __init__(self, settings: Settings) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.ready, child_end = ctx.Pipe(duplex=False)
-        self.process = ctx.Process(
-            target=run_jobs, args=(settings, os.getpid(), child_end),
-            name="clicktrail-jobs", daemon=False,
-        )  # fmt: skip
-        self.started = False
-
-    def start(self) -> None:
-        """Start the process."""
-        self.process.start()
-        self.started = True
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask the process to finish (final pass included) and wait up to `timeout` seconds;
-        then stop it (a backlog it leaves stays in the inbox for the next start)."""
-        if not self.started:
-            return
-        # Until it has its SIGTERM handler (a spawned interpreter takes a second or two to
-        # import), SIGTERM would kill it without the final pass.
-        if self.process.is_alive() and not self.ready.poll(timeout):
-            logging.getLogger("clicktrail").warning("the jobs process did not start in time")
-        self.process.terminate()  # SIGTERM: it finishes its pass, then the final one
-        self.process.join(timeout)
-        if self.process.is_alive():
-            logging.getLogger("clicktrail").warning(
-                "the jobs process is still working on a backlog; stopping it (the rest is "
-                "processed at the next start, or now with `clicktrail bots process`)"
-            )
-            self.process.kill()
-            self.process.join()
 
 
 def tls_files(settings: Settings) -> tuple[str, str] | None:

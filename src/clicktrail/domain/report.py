@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,17 @@ COUNTED_CLICKS = (
     "are the recipients with at least one counted click, and CTR is unique clicks divided by "
     "delivered messages."
 )
+
+# The verdicts behind that sentence: a request with one of these, or with no verdict yet,
+# counts. "suspect" counts: losing a person's tap is worse than counting a doubtful one
+# (docs/bots.md). Storage filters by it in SQL and in the click rollup; nothing else defines it.
+COUNTED_VERDICTS = ("human", "suspect")
+
+
+def is_counted(verdict: str | None, is_click: object) -> bool:
+    """Return whether a request counts as a click (`COUNTED_CLICKS`): a GET (`is_click`) whose
+    bot verdict is counted or not given yet."""
+    return bool(is_click) and (verdict is None or verdict in COUNTED_VERDICTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,3 +394,65 @@ def decode_cursor(cursor: str) -> int | None:
         return None
     tag, _, value = raw.partition(":")
     return int(value) if tag == "r1" and value.isdigit() and len(value) < 19 else None
+
+
+# -- the per-recipient click rollup: what one message's requests add up to ---------------------
+
+# Flags of a recipient's rollup row (`message_clicks.flags`): a counted click, any GET, a
+# counted engagement click, any engagement GET, a counted opt-out click.
+F_COUNTED, F_RAW, F_ENG, F_RAW_ENG, F_OPT = 1, 2, 4, 8, 16
+
+
+def delay_bucket(at_us: int, delivered_us: int | None) -> int:
+    """Return the timing bucket of a click at `at_us`: -2 without a delivery time, -1 before
+    delivery, else `bucket_key` of its delay since delivery."""
+    if delivered_us is None:
+        return -2
+    d = at_us - delivered_us
+    return -1 if d < 0 else bucket_key(d)
+
+
+@dataclass(slots=True)
+class MessageClicks:
+    """One recipient's requests summed up for the rollup (see `COUNTED_CLICKS`).
+
+    `flags`: the F_* flags; `clicks`: counted engagement clicks, the first and last at
+    `first_us` / `last_us`; `links`: link id → 1 when it has a counted click, 0 when only
+    uncounted GETs; `buckets`: timing bucket (`delay_bucket`) → counted engagement clicks.
+    """
+
+    flags: int
+    clicks: int
+    first_us: int | None
+    last_us: int | None
+    links: dict[int, int]
+    buckets: Counter[int]
+
+
+def message_clicks(
+    requests: Iterable[tuple[int, str | None, Any, int]],
+    optout_links: Collection[int],
+    delivered_us: int | None,
+) -> MessageClicks | None:
+    """Return what one message's `requests` (link id, verdict, is a GET, at_us) add up to, its
+    opt-out links apart from engagement; None when none of them is a GET."""
+    flags, n, first, last = 0, 0, None, None
+    links: dict[int, int] = {}
+    buckets: Counter[int] = Counter()
+    for lid, verdict, is_click, at_us in requests:
+        if not is_click:
+            continue
+        counted = is_counted(verdict, is_click)
+        eng = lid not in optout_links
+        links[lid] = links.get(lid, 0) | counted
+        flags |= F_RAW | (F_RAW_ENG if eng else 0)
+        if counted:
+            flags |= F_COUNTED | (F_ENG if eng else F_OPT)
+            if eng:
+                n += 1
+                first = at_us if first is None else min(first, at_us)
+                last = at_us if last is None else max(last, at_us)
+                buckets[delay_bucket(at_us, delivered_us)] += 1
+    if not flags:
+        return None
+    return MessageClicks(flags, n, first, last, links, buckets)

@@ -1,20 +1,29 @@
-"""Bot classification of stored requests: provisional within a second (`ClassifyNew`), final
-after the settle window, and re-classification of history when the rules change (docs/bots.md).
+"""Bot verdicts of stored requests: the request-level `Classifier`, final verdicts after the
+settle window, and re-classification of history when the rules change (docs/bots.md).
 
 Request-level signals (user agent, network, headers, timing) are judged when a request is
-stored. Behavioural rules need a window of neighbouring requests, so a request becomes final
-once `settle_us` has passed: then the windows around it have closed.
+stored (services/clicks.py gives every new click its provisional verdict). Behavioural rules
+need a window of neighbouring requests, so a request becomes final once `settle_us` has
+passed: then the windows around it have closed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from itertools import groupby
 from typing import Protocol
 
-from clicktrail.domain.bots.model import ClickFacts, Verdict
-from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet, apply_behaviour, request_level
+from clicktrail.domain.bots.model import ClickFacts, RequestFacts, Verdict
+from clicktrail.domain.bots.rules import (
+    DEFAULT_RULES,
+    PLAIN_HTTP_RULES,
+    RuleSet,
+    apply_behaviour,
+    classify_request,
+    request_level,
+)
 from clicktrail.services.ports import RequestClassifier, Selection, Store, StoredRequest
 
 DEFAULT_SETTLE_US = 15 * 60 * 1_000_000
@@ -31,40 +40,117 @@ def listed_entities(store: Store, now_us: int, *, days: int, min_campaigns: int)
 
 BATCH = 20_000
 
+# The facts of one request from its raw signals, with the network lists of its campaign's
+# workspace (None: no campaign): method, user agent, headers, ip, at_us, delivered_us, sent_us,
+# campaign id. Built by the composition root over the signal adapters (`signals.facts_for`).
+FactsOf = Callable[
+    [str, str | None, Mapping[str, str], str | None, int, int | None, int | None, int | None],
+    RequestFacts,
+]
+# (ip, campaign id or None) → kind of network, with the same network lists.
+IpKindOf = Callable[[str | None, int | None], str | None]
+# A phone's user agent and a documentation address: looking them up loads the user-agent rules
+# and the IP datasets (about 2 s), which a process does before its first click, not on it.
+WARM_UP_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
 
-class ClassifyNew:
-    """Gives provisional verdicts to new requests, oldest first.
 
-    The redirect's click writer only appends raw requests to the inbox (it stays fast and
-    never waits on classification or indexes); this runs every second in the server and moves
-    them to the clicks table with their verdicts, so a verdict follows within about a second
-    (longer while a burst saturates the process: it then catches up). Requests stored in
-    `clicks` without a verdict (by older versions, imports) get one too; it remembers how far
-    it got there, so each pass reads only new rows.
+class Classifier:
+    """Request-level bot classification: a request's facts (`facts_of`, from the signal
+    adapters), the early-sightings list over them, then the pure rules. The one classifier of
+    the jobs process (provisional verdicts), finalization (`ip_kind`), re-classification, the
+    API and `clicktrail bots explain`.
+
+    `listed` returns the entities (``ip:ADDRESS``) listed for showing up early in several
+    campaigns; it is asked again at most every `listed_ttl` seconds. With `secure_of` (campaign
+    id → whether its short links are served over HTTPS, from the domain's scheme), a campaign
+    on a plain-HTTP domain is judged with `expect_secure_headers` off: browsers send Fetch
+    Metadata and client hints to HTTPS origins only.
     """
 
-    def __init__(self, store: Store, classifier: RequestClassifier, batch: int = 5000) -> None:
-        self.store = store
-        self.classifier = classifier
-        self.batch = batch
-        self.after_id = 0
+    def __init__(
+        self,
+        facts_of: FactsOf,
+        ip_kind_of: IpKindOf,
+        *,
+        listed: Callable[[], set[str]] | None = None,
+        listed_ttl: float = 60.0,
+        secure_of: Callable[[int], bool | None] | None = None,
+    ) -> None:
+        self._facts_of = facts_of
+        self._ip_kind_of = ip_kind_of
+        self._secure_of = secure_of
+        self._plain_http: dict[int, bool] = {}  # campaign id → served over plain HTTP
+        self.listed_ttl = listed_ttl
+        self._listed_source = listed
+        self._listed: set[str] = set()
+        self._listed_until = 0.0
 
-    def __call__(self) -> int:
-        """Classify what is pending; return how many requests got a verdict."""
-        done = 0
-        while moved := self.store.move_inbox(self.classifier.classify, self.batch):
-            done += moved
-        while True:
-            page = self.store.requests_page(
-                self.after_id, self.batch, None, None, unclassified_only=True
-            )
-            if not page:
-                return done
-            self.store.save_verdicts(
-                [(req.click_id, self.classifier.classify(req), False) for _, req in page]
-            )
-            self.after_id = page[-1][0]
-            done += len(page)
+    def _listed_now(self) -> set[str]:
+        if self._listed_source is not None and time.monotonic() >= self._listed_until:
+            self._listed = self._listed_source()
+            self._listed_until = time.monotonic() + self.listed_ttl
+        return self._listed
+
+    def ip_kind(self, ip: str | None, campaign_id: int | None = None) -> str | None:
+        """Return the kind of network of `ip` from the signals' datasets and the network lists
+        of the workspace of `campaign_id`."""
+        return self._ip_kind_of(ip, campaign_id)
+
+    def facts(self, request: StoredRequest) -> RequestFacts:
+        """Return what the rules read of one stored request: its signals' facts, its address
+        marked as listed when it showed up early in several campaigns."""
+        facts = self._facts_of(
+            request.method, request.user_agent, request.headers, request.ip,
+            request.at_us, request.delivered_us, request.sent_us, request.campaign_id,
+        )  # fmt: skip
+        if request.ip and f"ip:{request.ip}" in self._listed_now() and facts.net.listed is None:
+            facts = replace(facts, net=replace(facts.net, listed="early-sightings"))
+        return facts
+
+    def classify(self, request: StoredRequest) -> Verdict:
+        """Return the verdict of one stored request from its own signals."""
+        return classify_request(self.facts(request), self.rules_for(request.campaign_id))
+
+    def explain(
+        self,
+        *,
+        method: str,
+        user_agent: str | None,
+        headers: Mapping[str, str],
+        ip: str | None,
+        ms_since_delivery: int | None,
+        ms_since_send: int | None = None,
+    ) -> Verdict:
+        """Return the request-level verdict of one described request (no campaign, default
+        rules): headers as a client sent them, a missing `user_agent` as a missing header."""
+        stored = {k.lower(): v for k, v in headers.items()}
+        if user_agent is None:
+            stored["_ua"] = "missing"  # as the redirect stores a missing header
+        # Times relative to the request at 0 µs: the facts' deltas come out as given.
+        facts = self._facts_of(
+            method.upper(), user_agent, stored, ip, 0,
+            None if ms_since_delivery is None else -ms_since_delivery * 1000,
+            None if ms_since_send is None else -ms_since_send * 1000, None,
+        )  # fmt: skip
+        return classify_request(facts, DEFAULT_RULES)
+
+    def rules_for(self, campaign_id: int) -> RuleSet:
+        """Return the rules a request of `campaign_id` is judged with: the defaults, with
+        `expect_secure_headers` off when its domain serves short links over plain HTTP (a
+        campaign's domain never changes, so the answer is kept)."""
+        if self._secure_of is None:
+            return DEFAULT_RULES
+        plain = self._plain_http.get(campaign_id)
+        if plain is None:
+            plain = self._plain_http[campaign_id] = self._secure_of(campaign_id) is False
+        return PLAIN_HTTP_RULES if plain else DEFAULT_RULES
+
+    def warm_up(self) -> None:
+        """Load the user-agent rules and the IP datasets now rather than on the first click."""
+        self._facts_of("GET", WARM_UP_UA, {}, "192.0.2.1", 0, None, None, None)
 
 
 # (ip, campaign id) → kind of network, with the network lists of the campaign's workspace.
@@ -99,6 +185,7 @@ def finalize_settled(
     rules: RuleSet = DEFAULT_RULES,
     limit: int = BATCH,
     ip_kind: IpKind = _no_kind,
+    campaign_id: int | None = None,
 ) -> FinalizeResult:
     """Give final verdicts to requests older than the settle window, behaviour included.
 
@@ -106,30 +193,10 @@ def finalize_settled(
     near a batch's edges are judged with all their neighbours. Batches follow (campaign,
     time, row id) to the last pending request. `ip_kind` tells shared addresses (carrier
     NAT, Private Relay, a workspace's "mobile" or "relay" list), which need more evidence
-    before a fan-out counts (pass the classifier's).
+    before a fan-out counts (pass the classifier's). With `campaign_id`, that campaign's
+    requests only.
     """
-    return _finalize(store, now_us - settle_us, rules, limit, ip_kind, None)
-
-
-def finalize_campaign(
-    store: Store,
-    classifier: RequestClassifier,
-    campaign_id: int,
-    now_us: int,
-    *,
-    rules: RuleSet = DEFAULT_RULES,
-) -> int:
-    """Give every stored request of campaign `campaign_id` its final verdict now, without
-    waiting for the settle window (`clicktrail bots finalize`); return how many were finalized.
-
-    Requests still in the click inbox get their provisional verdict first. Behaviour windows
-    see the requests stored so far: a request arriving later is judged with these as
-    neighbours (counted as their request-level verdicts), but cannot change them any more.
-    """
-    ClassifyNew(store, classifier)()
-    return _finalize(
-        store, now_us + 1, rules, BATCH, classifier.ip_kind, None, campaign_id
-    ).finalized
+    return _finalize(store, now_us - settle_us, rules, limit, ip_kind, None, campaign_id)
 
 
 class PendingQueries(Protocol):

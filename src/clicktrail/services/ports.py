@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from clicktrail.domain.bots.model import Verdict
+
+# ClickRecord lives in the domain with its field order (the click codec); re-exported here.
+from clicktrail.domain.clicks import ClickRecord as ClickRecord
+from clicktrail.domain.clicks import InboxBatch
 from clicktrail.domain.models import (
     Campaign,
     CampaignOptions,
@@ -78,26 +82,6 @@ class ReceiptOutcome:
     unchanged: int = 0
     unknown: list[str] = field(default_factory=list)
     rejected: bool = False
-
-
-class ClickRecord(NamedTuple):
-    """One request on a token, as the redirect saw it. `headers` are allow-listed, raw.
-
-    A named tuple: the redirect builds plain tuples in this field order (cheaper on the hot
-    path) and the click log and writers take either.
-    """
-
-    click_id: str
-    token: str
-    campaign_id: int
-    link_id: int
-    message_id: int
-    contact_id: int
-    at_us: int
-    method: str
-    ip: str | None
-    user_agent: str | None
-    headers: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +274,8 @@ class Store(Protocol):
         since_us: int | None,
         unclassified_only: bool = False,
     ) -> list[tuple[int, StoredRequest]]: ...
-    def move_inbox(self, classify: Callable[[StoredRequest], Verdict], limit: int = ...) -> int: ...
+    def take_inbox(self, limit: int) -> InboxBatch | None: ...
+    def put_inbox(self, batch: InboxBatch, verdicts: Sequence[Verdict]) -> int: ...
     def inbox_size(self) -> int: ...
     def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None: ...
     def link_count(self, campaign_id: int) -> int: ...

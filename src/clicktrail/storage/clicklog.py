@@ -26,12 +26,14 @@ from typing import Any
 
 import orjson
 
+from clicktrail.domain.clicks import ClickRecord, click_from_row
 from clicktrail.domain.errors import StorageUnavailable
-from clicktrail.services.ports import ClickRecord
 
 log = logging.getLogger("clicktrail.clicks")
 
-Row = Sequence[Any]  # a ClickRecord, or a plain tuple in its field order (the redirect's)
+# A ClickRecord, or a plain tuple in `domain.clicks.CLICK_FIELDS` order (the redirect's); a
+# spool line is its JSON array, read back with the codec there.
+Row = Sequence[Any]
 
 
 def _encode(rec: Row) -> bytes:
@@ -40,7 +42,7 @@ def _encode(rec: Row) -> bytes:
 
 
 def _decode(line: bytes) -> ClickRecord:
-    return ClickRecord(*orjson.loads(line))
+    return click_from_row(orjson.loads(line))
 
 
 class _Segment:

@@ -7,8 +7,8 @@ How it stays fast at 1,000,000 messages and 200,000 clicks (bench/report_bench.p
   and last, first click's delay since delivery and its timing bucket, country),
   `message_link_clicks` (per message and link) and `message_click_buckets` (counted
   engagement clicks per message and timing bucket). `refresh_click_rollup` recomputes the
-  rows of every message touched by `SqlStore.insert_clicks`, `save_verdicts` and
-  `apply_receipts`, in their transaction; `rebuild_click_rollup` redoes a campaign or all
+  rows of every message touched by `SqlStore.insert_clicks`, `save_verdicts`,
+  `apply_receipts` and `storage.inbox.put_batch`, in their transaction; `rebuild_click_rollup` redoes a campaign or all
   (migration backfill). Reports read it with index-only scans: no clicks-messages join and no
   per-recipient grouping at report time.
 * Per-link totals, verdicts and devices read the covering index `ix_clicks_report_ua`
@@ -38,6 +38,12 @@ import sqlalchemy as sa
 from clicktrail.domain.bots.model import UaFacts
 from clicktrail.domain.models import Campaign
 from clicktrail.domain.report import (
+    COUNTED_VERDICTS,
+    F_COUNTED,
+    F_ENG,
+    F_OPT,
+    F_RAW,
+    F_RAW_ENG,
     BotShare,
     CampaignComparison,
     CampaignReport,
@@ -50,8 +56,10 @@ from clicktrail.domain.report import (
     Provisional,
     RecipientClicks,
     RecipientsPage,
-    bucket_key,
+    delay_bucket,
     encode_cursor,
+    is_counted,
+    message_clicks,
     ratio,
     shares,
     timing_buckets,
@@ -63,7 +71,6 @@ from clicktrail.storage import tables as t
 if TYPE_CHECKING:
     from clicktrail.storage.sql_store import SqlStore
 
-COUNTED_VERDICTS = ("human", "suspect")
 SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
 OPTOUT = "optout"
 UNKNOWN_COUNTRY = "ZZ"
@@ -74,11 +81,6 @@ _T = TypeVar("_T")
 
 ck, m, ct = t.clicks, t.messages, t.contacts
 COUNTED = sa.and_(ck.c.is_click, sa.or_(ck.c.verdict.is_(None), ck.c.verdict.in_(COUNTED_VERDICTS)))
-# A campaign's test sends, found through the partial index `ix_messages_is_test` (declared
-# `WHERE is_test`). Written as that term: SQLAlchemy renders the Boolean column as `is_test = 1`
-# on SQLite, which the planner does not match with the index's term, so each lookup scanned
-# all the campaign's messages (3 of them per report: the full report 3.7x slower, issue 15).
-IS_TEST: sa.ColumnElement[Any] = sa.literal_column("messages.is_test")
 
 
 @lru_cache(maxsize=65536)
@@ -158,14 +160,9 @@ class ReportQueries:
         window's, found through ix_clicks_final_at_us)."""
         eng_ids = [lk.id for lk in campaign.links if lk.role != OPTOUT]
         counted = sa.case((self._eng(eng_ids), 1), else_=0)
-        pending: sa.ColumnElement[Any] = ck.c.final.is_(sa.false())
-        if conn.dialect.name == "sqlite":
-            # SQLite's statistics (no STAT4) cannot tell that few requests are pending: told
-            # nothing, it scans every request of the campaign (37 ms per 200,000; issue 15).
-            pending = sa.func.unlikely(pending)
         q = sa.select(
             sa.func.count(), sa.func.coalesce(sa.func.sum(counted), 0), sa.func.max(ck.c.at_us)
-        ).where(pending, ck.c.campaign_id == campaign.id)
+        ).where(ck.c.final.is_(sa.false()), ck.c.campaign_id == campaign.id)
         tests = self._test_message_ids(conn, campaign.id)
         if tests:
             q = q.where(ck.c.message_id.not_in(tests))
@@ -192,7 +189,7 @@ class ReportQueries:
             s: int(n)
             for s, n in conn.execute(
                 sa.select(m.c.status, sa.func.count())
-                .where(m.c.campaign_id == campaign_id, IS_TEST)
+                .where(m.c.campaign_id == campaign_id, m.c.is_test)
                 .group_by(m.c.status)
             )
         }
@@ -201,7 +198,9 @@ class ReportQueries:
         """Ids of the campaign's test sends, whose requests reports leave out (few: a
         partial index finds them)."""
         return list(
-            conn.execute(sa.select(m.c.id).where(m.c.campaign_id == campaign_id, IS_TEST)).scalars()
+            conn.execute(
+                sa.select(m.c.id).where(m.c.campaign_id == campaign_id, m.c.is_test)
+            ).scalars()
         )
 
     def _link_counts(self, conn: sa.Connection, campaign_id: int) -> list[Any]:
@@ -250,7 +249,7 @@ class ReportQueries:
         link_tot: dict[int, Counter[str]] = {lk.id: Counter() for lk in campaign.links}
         by_verdict: Counter[str] = Counter()
         for r in per_link:
-            counted = _is_counted(r.verdict, r.is_click)
+            counted = is_counted(r.verdict, r.is_click)
             n = int(r.n)
             by_verdict[r.verdict or "unclassified"] += n
             for c in (tot, link_tot.setdefault(r.link_id, Counter())):
@@ -339,7 +338,7 @@ class ReportQueries:
         os: Counter[str] = Counter()
         browser: Counter[str] = Counter()
         for r in per_link:
-            if r.link_id not in eng_ids or not _is_counted(r.verdict, r.is_click):
+            if r.link_id not in eng_ids or not is_counted(r.verdict, r.is_click):
                 continue
             f, n = self.ua_facts(r.user_agent), int(r.n)
             device[f.device or "unknown"] += n
@@ -651,25 +650,13 @@ class ReportQueries:
         return out
 
 
-def _is_counted(verdict: str | None, is_click: Any) -> bool:
-    return bool(is_click) and (verdict is None or verdict in COUNTED_VERDICTS)
-
-
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
-# -- the per-recipient click rollup (maintained by SqlStore; read by ReportQueries) ------------
+# -- the per-recipient click rollup (its arithmetic: domain.report.message_clicks) ------------
 
-F_COUNTED, F_RAW, F_ENG, F_RAW_ENG, F_OPT = 1, 2, 4, 8, 16
 _ROLLUP_LOCK = 0x6374  # first key of PostgreSQL advisory locks (campaign id is the second)
-
-
-def _bucket_of(at_us: int, delivered_us: int | None) -> int:
-    if delivered_us is None:
-        return -2
-    d = at_us - delivered_us
-    return -1 if d < 0 else bucket_key(d)
 
 
 def refresh_click_rollup(
@@ -752,11 +739,13 @@ def _refresh(
         by_campaign.setdefault(cp, []).append(mid)
         if is_test:
             tests.add(mid)
-    roles: dict[int, str] = {}
-    for lid, role in conn.execute(
-        sa.select(t.links.c.id, t.links.c.role).where(t.links.c.campaign_id.in_(by_campaign))
-    ):
-        roles[lid] = role
+    optout_links = set(
+        conn.execute(
+            sa.select(t.links.c.id).where(
+                t.links.c.campaign_id.in_(by_campaign), t.links.c.role == OPTOUT
+            )
+        ).scalars()
+    )
     per_msg: dict[int, list[tuple[Any, ...]]] = {}
     for cp, mids in by_campaign.items():
         # (campaign, message) first: read from the covering index ix_clicks_report alone.
@@ -775,34 +764,19 @@ def _refresh(
         if mid in tests:
             continue
         cp, phone, dlv = msgs[mid]
-        flags, n, first, last = 0, 0, None, None
-        links: dict[int, int] = {}
-        buckets: Counter[int] = Counter()
-        for lid, verdict, is_click, at_us in clicks:
-            if not is_click:
-                continue
-            counted = verdict is None or verdict in COUNTED_VERDICTS
-            eng = roles.get(lid) != OPTOUT
-            links[lid] = links.get(lid, 0) | counted
-            flags |= F_RAW | (F_RAW_ENG if eng else 0)
-            if counted:
-                flags |= F_COUNTED | (F_ENG if eng else F_OPT)
-                if eng:
-                    n += 1
-                    first = at_us if first is None else min(first, at_us)
-                    last = at_us if last is None else max(last, at_us)
-                    buckets[_bucket_of(at_us, dlv)] += 1
-        if not flags:
+        mc = message_clicks(clicks, optout_links, dlv)
+        if mc is None:
             continue
+        first = mc.first_us
         rows.append(
             (
-                cp, mid, country_of(phone), flags, n, first, last,
+                cp, mid, country_of(phone), mc.flags, mc.clicks, first, mc.last_us,
                 None if first is None or dlv is None else first - dlv,
-                None if first is None else _bucket_of(first, dlv),
+                None if first is None else delay_bucket(first, dlv),
             )
         )  # fmt: skip
-        link_rows += [(cp, mid, lid, int(cnt)) for lid, cnt in links.items()]
-        bucket_rows += [(cp, mid, b, k) for b, k in buckets.items()]
+        link_rows += [(cp, mid, lid, int(cnt)) for lid, cnt in mc.links.items()]
+        bucket_rows += [(cp, mid, b, k) for b, k in mc.buckets.items()]
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     for tb, batch in (
         (t.message_clicks, rows),

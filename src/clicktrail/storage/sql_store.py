@@ -7,7 +7,6 @@ docstring says otherwise.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clicktrail.domain.bots.model import Verdict
+from clicktrail.domain.clicks import InboxBatch
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import (
     Campaign,
@@ -28,7 +28,7 @@ from clicktrail.domain.models import (
     Receipt,
     Workspace,
 )
-from clicktrail.domain.report import CampaignReport
+from clicktrail.domain.report import COUNTED_VERDICTS, CampaignReport
 from clicktrail.domain.sms import analyze
 from clicktrail.domain.status import FINAL, RANK, Status
 from clicktrail.services.ports import (
@@ -41,9 +41,8 @@ from clicktrail.services.ports import (
     StoredRequest,
     WorkspaceRange,
 )
-from clicktrail.storage import keys
+from clicktrail.storage import inbox, keys
 from clicktrail.storage import tables as t
-from clicktrail.storage.inbox import inbox_lines
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
 
 if TYPE_CHECKING:
@@ -51,16 +50,7 @@ if TYPE_CHECKING:
     from clicktrail.storage.sending import SqlSendJobs
 
 _CHUNK = 1000
-# Verdicts that count as clicks in filtered reports; unclassified requests count too.
-# "suspect" counts: losing a person's tap is worse than counting a doubtful one (docs/bots.md).
-COUNTED_VERDICTS = ("human", "suspect")
 SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
-
-
-_CLICK_COLUMNS = (
-    "click_id", "token", "campaign_id", "link_id", "message_id", "contact_id", "at_us", "method",
-    "is_click", "ip", "user_agent", "headers", "verdict", "score", "reasons", "classifier_version",
-)  # fmt: skip
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -693,79 +683,18 @@ class SqlStore:
         if not recs:
             return 0
         with self.engine.begin() as conn:
-            return self._insert_clicks(conn, recs, verdicts)
-
-    def _insert_clicks(
-        self, conn: sa.Connection, recs: Sequence[ClickRecord], verdicts: Sequence[Verdict] | None
-    ) -> int:
-        # Through the driver with one fixed statement and JSON serialised once (orjson):
-        # SQLAlchemy's per-row parameter processing cost more than the insert itself.
-        vs: Sequence[Verdict | None] = verdicts or ()
-        rows = []
-        for r, v in itertools.zip_longest(recs, vs[: len(recs)]):
-            rows.append(
-                (
-                    r.click_id, r.token, r.campaign_id, r.link_id, r.message_id, r.contact_id,
-                    r.at_us, r.method, r.method == "GET", r.ip, r.user_agent,
-                    orjson.dumps(r.headers).decode(),
-                    None if v is None else v.verdict, None if v is None else v.score,
-                    None if v is None else orjson.dumps(list(v.reasons)).decode(),
-                    None if v is None else v.version,
-                )
-            )  # fmt: skip
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        conn.exec_driver_sql(
-            f"INSERT INTO clicks ({', '.join(_CLICK_COLUMNS)}) "
-            f"VALUES ({', '.join(mark for _ in _CLICK_COLUMNS)}) ON CONFLICT DO NOTHING",
-            rows,
-        )
-        refresh_click_rollup(conn, {r.message_id for r in recs})
-        return len(rows)
-
-    def move_inbox(self, classify: Callable[[StoredRequest], Verdict], limit: int = 5000) -> int:
-        """Move about `limit` requests from `click_inbox` to `clicks`, oldest first, each with
-        its provisional verdict; return how many were moved (0: the inbox is empty).
-
-        Inbox rows are the click log's batches and move whole, so a pass takes rows until
-        they hold `limit` requests (at least one row, however large). One transaction per
-        pass (clicks, rollup, inbox rows). Rows are deleted by their own ids, never by range:
-        on PostgreSQL a row with a lower id can commit later. A request moved twice (a
-        concurrent mover, a replayed spool) is stored once (unique click id).
-        """
-        ib = t.click_inbox
-        with self.engine.connect() as conn:
-            heads = conn.execute(sa.select(ib.c.seq, ib.c.n).order_by(ib.c.seq).limit(limit)).all()
-            seqs: list[int] = []
-            total = 0
-            for seq, n in heads:
-                if seqs and total + n > limit:
-                    break
-                seqs.append(seq)
-                total += n
-            found = [
-                raw
-                for chunk in _chunks(seqs)
-                for (raw,) in conn.execute(
-                    sa.select(ib.c.raw).where(ib.c.seq.in_(chunk)).order_by(ib.c.seq)
-                )
-            ]
-        if not found:
-            return 0
-        recs = [ClickRecord(*orjson.loads(line)) for raw in found for line in inbox_lines(raw)]
-        times = self.delivery_times(r.message_id for r in recs)
-        verdicts: list[Verdict] = []
-        for r in recs:
-            sent_us, delivered_us = times.get(r.message_id, (None, None))
-            req = StoredRequest(
-                r.click_id, r.campaign_id, r.message_id, r.contact_id, r.link_id, r.at_us,
-                r.method, r.ip, r.user_agent, r.headers, sent_us, delivered_us,
-            )  # fmt: skip
-            verdicts.append(classify(req))
-        with self.engine.begin() as conn:
-            self._insert_clicks(conn, recs, verdicts)
-            for chunk in _chunks(seqs):
-                conn.execute(ib.delete().where(ib.c.seq.in_(chunk)))
+            inbox.insert_clicks(conn, recs, verdicts)
+            refresh_click_rollup(conn, {r.message_id for r in recs})
         return len(recs)
+
+    def take_inbox(self, limit: int) -> InboxBatch | None:
+        """Return about `limit` clicks from the inbox, oldest first (`storage.inbox.take_batch`)."""
+        return inbox.take_batch(self.engine, limit)
+
+    def put_inbox(self, batch: InboxBatch, verdicts: Sequence[Verdict]) -> int:
+        """Store a taken batch with its verdicts and remove it from the inbox, in one
+        transaction; return how many clicks it held (`storage.inbox.put_batch`)."""
+        return inbox.put_batch(self.engine, batch, verdicts)
 
     def inbox_size(self) -> int:
         """Return how many requests wait in `click_inbox` for the classification job."""
@@ -780,16 +709,7 @@ class SqlStore:
         self, message_ids: Iterable[int]
     ) -> dict[int, tuple[int | None, int | None]]:
         """Return {message id: (sent_us, delivered_us)}."""
-        m = t.messages
-        ids = sorted(set(message_ids))
-        out: dict[int, tuple[int | None, int | None]] = {}
-        with self.engine.connect() as conn:
-            for chunk in _chunks(ids):
-                for r in conn.execute(
-                    sa.select(m.c.id, m.c.sent_us, m.c.delivered_us).where(m.c.id.in_(chunk))
-                ):
-                    out[r.id] = (r.sent_us, r.delivered_us)
-        return out
+        return inbox.delivery_times(self.engine, message_ids)
 
     def _requests(self, where: str, params: Sequence[Any], order: str) -> list[StoredRequest]:
         # Through the driver with JSON decoded by orjson: SQLAlchemy's per-row type processing
@@ -851,7 +771,7 @@ class SqlStore:
         c = t.clicks
         counted = sa.and_(
             c.c.method == "GET",
-            sa.or_(c.c.verdict.is_(None), c.c.verdict.in_(("human", "suspect"))),
+            sa.or_(c.c.verdict.is_(None), c.c.verdict.in_(COUNTED_VERDICTS)),
         )
         with self.engine.connect() as conn:
             n, k, newest = conn.execute(

@@ -241,7 +241,7 @@ click_inbox = sa.Table(
     metadata,
     sa.Column("seq", BigId, primary_key=True, autoincrement=True),
     # The click log's spool lines of one write, newline-separated: JSON arrays in
-    # `ClickRecord`'s field order (one row per batch, not per click: migration 0013).
+    # `domain.clicks.CLICK_FIELDS` order (one row per batch, not per click: migration 0013).
     sa.Column("raw", sa.Text, nullable=False),
     sa.Column("n", sa.Integer, nullable=False, server_default="1"),  # lines in `raw`
 )

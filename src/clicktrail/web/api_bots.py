@@ -2,7 +2,7 @@
 (``POST /v1/campaigns/{campaign}/bots/finalize``).
 
 A thin handler: authenticate, find the campaign in the API key's workspace (another
-workspace's campaign is not found), call `services.bots.finalize_campaign`, answer the count.
+workspace's campaign is not found), call `services.clicks.finalize_campaign`, answer the count.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from clicktrail.domain.errors import NotFound
-from clicktrail.services import bots, campaigns, workspaces
+from clicktrail.services import campaigns, clicks, workspaces
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import RequestClassifier, Store
 
@@ -27,7 +27,7 @@ def routes(store: Store, classifier: RequestClassifier) -> list[BaseRoute]:
         if "\x00" in ref:
             raise NotFound("campaign not found", field="campaign")
         cp = campaigns.get_campaign(store, ws, ref)
-        done = bots.finalize_campaign(store, classifier, cp.id, now_us())
+        done = clicks.finalize_campaign(store, classifier, cp.id, now_us())
         return JSONResponse({"campaign": cp.slug, "finalized": done})
 
     async def finalize_endpoint(request: Request) -> Response:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from starlette.routing import BaseRoute
 
-from clicktrail.domain.errors import StorageUnavailable
 from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.network import Network
 from clicktrail.services.ports import Store, Target
@@ -32,44 +29,19 @@ class ClickSink(Protocol):
     def close(self) -> None: ...
 
 
-class Periodic:
-    """Runs background jobs (e.g. finalizing bot verdicts) at their intervals on one thread.
+class JobRunner(Protocol):
+    """What runs the background jobs inside a server process (`jobs.scheduler.Periodic`)."""
 
-    A failing job is logged and tried again at its next turn.
-    """
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
-    def __init__(self, jobs: Sequence[tuple[float, Callable[[], object]]]) -> None:
-        self.jobs = list(jobs)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
+class _NoJobs:
     def start(self) -> None:
-        """Start the thread (no-op without jobs)."""
-        if self.jobs:
-            self._thread = threading.Thread(target=self._run, name="clicktrail-jobs", daemon=True)
-            self._thread.start()
+        pass
 
     def stop(self) -> None:
-        """Stop after the job running now, if any."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _run(self) -> None:
-        due = [time.monotonic() + interval for interval, _ in self.jobs]
-        while not self._stop.is_set():
-            now = time.monotonic()
-            for i, (interval, job) in enumerate(self.jobs):
-                if now >= due[i]:
-                    try:
-                        job()
-                    except StorageUnavailable:
-                        pass  # storage logs the outage once; the job runs again at its turn
-                    except Exception:
-                        log.exception("background job %s failed", getattr(job, "__name__", job))
-                    due[i] = time.monotonic() + interval
-            self._stop.wait(max(0.05, min(due) - time.monotonic()))
+        pass
 
 
 class ClicktrailApp:
@@ -86,7 +58,7 @@ class ClicktrailApp:
         fallback_url_for: Callable[[str], str | None] = lambda _host: None,
         trusted_proxies: Sequence[Network] = (),
         lookup_offload: LookupOffload | None = None,
-        jobs: Sequence[tuple[float, Callable[[], object]]] = (),
+        jobs: JobRunner | None = None,
         extra_routes: Sequence[BaseRoute] = (),
         after_drain: Callable[[], object] | None = None,
         on_start: Callable[[], object] | None = None,
@@ -95,7 +67,7 @@ class ClicktrailApp:
     ) -> None:
         self.after_drain = after_drain
         self.on_start = on_start
-        self.jobs = Periodic(jobs)
+        self.jobs = jobs if jobs is not None else _NoJobs()
         self.clicks = clicks
         self.on_close = on_close
         self.offload = lookup_offload
