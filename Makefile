@@ -24,7 +24,7 @@ endif
 # files: 10-20 s), and with PYTHONDONTWRITEBYTECODE set nothing would be kept between starts.
 PRECOMPILE := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -c 'import clicktrail.cli.serve'
 
-.PHONY: run test chromium check lint fmt typecheck layering docs bench clean help lock
+.PHONY: run test chromium check lint fmt typecheck layering docs bench bench-quick clean help lock
 
 help:
 	@echo "make run        start clicktrail on 127.0.0.1:8787 with a demo workspace (SQLite in ./var)"
@@ -34,6 +34,8 @@ help:
 	@echo "make docs       regenerate docs/cli.md from the CLI"
 	@echo "make lock       re-pin the dependencies in constraints.txt after editing pyproject.toml"
 	@echo "make screenshots  refresh docs/screenshots/ from the dashboard browser test"
+	@echo "make bench-quick  every measured path at a small size (~5 min), as ratios to in-run"
+	@echo "                 anchors, against bench/baseline.json; BASELINE=1 records it"
 
 $(BIN)/python:
 	@echo "==> Creating $(VENV) (first run only; later runs start at once)"
@@ -96,6 +98,11 @@ check: lint typecheck layering test
 
 screenshots: $(VENV)/.installed-dev
 	CLICKTRAIL_SCREENSHOTS=1 $(BIN)/pytest tests/e2e/test_dashboard.py -k sqlite
+
+# Quick benchmarks (bench/quick.py): exits non-zero naming each figure that slipped beyond the
+# noise it measured; `make bench-quick BASELINE=1` records bench/baseline.json instead.
+bench-quick: $(VENV)/.installed-dev
+	$(BIN)/python bench/quick.py $(if $(BASELINE),--record)
 
 docs: $(VENV)/.installed-dev
 	$(BIN)/python -m clicktrail.cli.reference > docs/cli.md

@@ -25,6 +25,12 @@ import sqlalchemy as sa
 
 def run(env: dict[str, str], *args: str) -> tuple[float, float]:
     """Run `clicktrail ARGS`; return (seconds, peak RSS in MiB) of that child."""
+    secs, rss, _ = run_child(env, *args)
+    return secs, rss
+
+
+def run_child(env: dict[str, str], *args: str) -> tuple[float, float, float]:
+    """Run `clicktrail ARGS`; return (seconds, peak RSS in MiB, CPU seconds) of that child."""
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "clicktrail", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -34,7 +40,27 @@ def run(env: dict[str, str], *args: str) -> tuple[float, float]:
         sys.exit(
             f"clicktrail {' '.join(args)} failed: {proc.stderr.read().decode() if proc.stderr else ''}"
         )
-    return elapsed, usage.ru_maxrss / 1024
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def steps(csv_path: Path) -> list[tuple[str, list[str]]]:
+    """The CLI steps of the benchmark: (label, argv); steps without a label are not shown."""
+    return [
+        ("setup (migrate, workspace, domain)", ["workspace", "create", "Bench"]),
+        ("", ["domain", "add", "sms.example.com"]),
+        ("import CSV", ["contacts", "import", str(csv_path)]),
+        ("create campaign", ["campaign", "create", "Bench", "--template",
+                             "Hi {first_name}, deals: https://shop.example.com/sale?c={city} "
+                             "Stop: https://shop.example.com/stop"]),
+        ("send (wrap + outbox)", ["campaign", "send", "bench"]),
+    ]  # fmt: skip
+
+
+def write_csv(csv_path: Path, recipients: int) -> None:
+    with csv_path.open("w") as f:
+        f.write("phone,external_id,first_name,city\n")
+        for i in range(recipients):
+            f.write(f"+1{201 + i // 10000 % 700}555{i % 10000:04d},c{i},Name{i},City{i % 50}\n")
 
 
 def main() -> None:
@@ -61,25 +87,13 @@ def main() -> None:
             db_url = f"sqlite:///{data / 'bench.db'}"
         env = {**os.environ, "CLICKTRAIL_DATABASE_URL": db_url, "CLICKTRAIL_DATA_DIR": str(data)}
         csv_path = data / "recipients.csv"
-        with csv_path.open("w") as f:
-            f.write("phone,external_id,first_name,city\n")
-            for i in range(args.recipients):
-                f.write(f"+1{201 + i // 10000 % 700}555{i % 10000:04d},c{i},Name{i},City{i % 50}\n")
+        write_csv(csv_path, args.recipients)
         try:
-            steps = [
-                ("setup (migrate, workspace, domain)", ["workspace", "create", "Bench"]),
-                ("", ["domain", "add", "sms.example.com"]),
-                ("import CSV", ["contacts", "import", str(csv_path)]),
-                ("create campaign", ["campaign", "create", "Bench", "--template",
-                                     "Hi {first_name}, deals: https://shop.example.com/sale?c={city} "
-                                     "Stop: https://shop.example.com/stop"]),
-                ("send (wrap + outbox)", ["campaign", "send", "bench"]),
-            ]  # fmt: skip
             print(f"# {args.recipients} recipients, {'PostgreSQL' if pg_name else 'SQLite'}, "
                   f"{platform.node()} {platform.processor() or platform.machine()}, "
                   f"{os.cpu_count()} cores, Python {platform.python_version()}")  # fmt: skip
             print("| step | seconds | peak RSS MiB |\n|---|---:|---:|")
-            for label, argv in steps:
+            for label, argv in steps(csv_path):
                 secs, rss = run(env, *argv)
                 if label:
                     print(f"| {label} | {secs:.2f} | {rss:.0f} |")

@@ -69,6 +69,22 @@ def measure(
     argv: list[str], env: dict[str, str], cwd: Path, tokens: list[bytes], n: int, warm: int
 ) -> float:
     """Return instructions per request of the server started by `argv` under callgrind."""
+    warm_tokens = tokens[n:] if len(tokens) > n + warm else tokens
+    return measure_samples(argv, env, cwd, warm_tokens, [tokens], n, warm)[0]
+
+
+def measure_samples(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    warm_tokens: list[bytes],
+    samples: list[list[bytes]],
+    n: int,
+    warm: int,
+) -> list[float]:
+    """Return instructions per request of the server started by `argv` under callgrind, once
+    per entry of `samples` (n requests over its tokens each; counters zeroed before each), in
+    one server process after a warm-up of `warm` requests over `warm_tokens`."""
     port = bench.free_port()
     out = cwd / f"callgrind.{port}"
     log = cwd / f"callgrind.{port}.log"
@@ -82,21 +98,27 @@ def measure(
         time.sleep(2)
         ctl = ["callgrind_control"]
         subprocess.run([*ctl, "-i", "on", str(proc.pid)], check=True, capture_output=True)
-        send_requests(port, tokens[n:] if len(tokens) > n + warm else tokens, warm)
-        time.sleep(0.5)
-        subprocess.run([*ctl, "-z", str(proc.pid)], check=True, capture_output=True)
-        done = send_requests(port, tokens, n)
-        time.sleep(0.5)  # the click writer's next batch
-        subprocess.run([*ctl, "-d", str(proc.pid)], check=True, capture_output=True)
+        send_requests(port, warm_tokens, warm)
+        done: list[int] = []
+        for tokens in samples:
+            time.sleep(0.5)
+            subprocess.run([*ctl, "-z", str(proc.pid)], check=True, capture_output=True)
+            done.append(send_requests(port, tokens, n))
+            time.sleep(0.5)  # the click writer's next batch
+            subprocess.run([*ctl, "-d", str(proc.pid)], check=True, capture_output=True)
     finally:
         proc.terminate()
         proc.wait(120)
-    dumps = sorted(cwd.glob(f"callgrind.{port}.*[0-9]"), key=os.path.getmtime)
-    text = dumps[0].read_text(errors="replace") if dumps else ""
-    m = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
-    if not m:
-        raise SystemExit(f"no callgrind dump for {argv}")
-    return int(m.group(1)) / done
+    dumps = sorted(cwd.glob(f"callgrind.{port}.*[0-9]"), key=lambda p: int(p.suffix[1:]))
+    out = []
+    for dump, count in zip(dumps, done, strict=False):
+        m = re.search(r"^(?:summary|totals):\s+(\d+)", dump.read_text(errors="replace"), re.M)
+        if not m:
+            raise SystemExit(f"no callgrind totals in {dump} for {argv}")
+        out.append(int(m.group(1)) / count)
+    if len(out) != len(samples):
+        raise SystemExit(f"{len(out)} callgrind dumps for {len(samples)} samples of {argv}")
+    return out
 
 
 def main() -> None:

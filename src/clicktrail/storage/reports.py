@@ -81,6 +81,11 @@ _T = TypeVar("_T")
 
 ck, m, ct = t.clicks, t.messages, t.contacts
 COUNTED = sa.and_(ck.c.is_click, sa.or_(ck.c.verdict.is_(None), ck.c.verdict.in_(COUNTED_VERDICTS)))
+# A campaign's test sends, found through the partial index `ix_messages_is_test` (declared
+# `WHERE is_test`). Written as that term: SQLAlchemy renders the Boolean column as `is_test = 1`
+# on SQLite, which the planner does not match with the index's term, so each lookup scanned
+# all the campaign's messages (3 of them per report: the full report 3.7x slower, issue 15).
+IS_TEST: sa.ColumnElement[Any] = sa.literal_column("messages.is_test")
 
 
 @lru_cache(maxsize=65536)
@@ -160,9 +165,14 @@ class ReportQueries:
         window's, found through ix_clicks_final_at_us)."""
         eng_ids = [lk.id for lk in campaign.links if lk.role != OPTOUT]
         counted = sa.case((self._eng(eng_ids), 1), else_=0)
+        pending: sa.ColumnElement[Any] = ck.c.final.is_(sa.false())
+        if conn.dialect.name == "sqlite":
+            # SQLite's statistics (no STAT4) cannot tell that few requests are pending: told
+            # nothing, it scans every request of the campaign (37 ms per 200,000; issue 15).
+            pending = sa.func.unlikely(pending)
         q = sa.select(
             sa.func.count(), sa.func.coalesce(sa.func.sum(counted), 0), sa.func.max(ck.c.at_us)
-        ).where(ck.c.final.is_(sa.false()), ck.c.campaign_id == campaign.id)
+        ).where(pending, ck.c.campaign_id == campaign.id)
         tests = self._test_message_ids(conn, campaign.id)
         if tests:
             q = q.where(ck.c.message_id.not_in(tests))
@@ -189,7 +199,7 @@ class ReportQueries:
             s: int(n)
             for s, n in conn.execute(
                 sa.select(m.c.status, sa.func.count())
-                .where(m.c.campaign_id == campaign_id, m.c.is_test)
+                .where(m.c.campaign_id == campaign_id, IS_TEST)
                 .group_by(m.c.status)
             )
         }
@@ -198,9 +208,7 @@ class ReportQueries:
         """Ids of the campaign's test sends, whose requests reports leave out (few: a
         partial index finds them)."""
         return list(
-            conn.execute(
-                sa.select(m.c.id).where(m.c.campaign_id == campaign_id, m.c.is_test)
-            ).scalars()
+            conn.execute(sa.select(m.c.id).where(m.c.campaign_id == campaign_id, IS_TEST)).scalars()
         )
 
     def _link_counts(self, conn: sa.Connection, campaign_id: int) -> list[Any]:
