@@ -205,7 +205,7 @@ class Container:
 
     @cached_property
     def sending(self) -> Sending:
-        """Sending jobs (services/sending.py): providers named ``outbox``, ``outbox:PATH`` or a
+        """Sending jobs (services/sending/): providers named ``outbox``, ``outbox:PATH`` or a
         workspace's configured provider."""
         s = self.settings
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clicktrail.domain.template import parse_template
-from clicktrail.services.wrapping import literal_template
+from clicktrail.domain.wrapping import literal_template
 
 PIECES = st.sampled_from(
     [

@@ -334,7 +334,8 @@ def _check_receipts(rec: dict[str, Any]) -> dict[str, Any]:
 class HttpProvider:
     """Sends each message as one HTTP request described by a provider config."""
 
-    # A generic API cannot be asked what it took (services/sending.py, the in-doubt rule).
+    # A generic API cannot be asked what it took (the in-doubt rule:
+    # services/sending/__init__.py).
     reconcile_complete = False
 
     def __init__(

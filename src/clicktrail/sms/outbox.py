@@ -21,7 +21,7 @@ class OutboxProvider:
     """Writes messages to a JSON-lines file instead of a carrier."""
 
     name = "outbox"
-    # Sending jobs (services/sending.py): `reconcile` reads this file, so it knows every message
+    # Sending jobs (services/sending/): `reconcile` reads this file, so it knows every message
     # the outbox took and a message in doubt can be written again safely; and no rate limit by
     # default: a file is not a carrier (the sender reading it keeps its own pace).
     reconcile_complete = True

@@ -153,7 +153,7 @@ class TwilioProvider:
     """Sends SMS through one Twilio account (see the module docstring for the rules)."""
 
     # `reconcile` asks Twilio, which lists every message it took: a sending job may resend
-    # what Twilio does not list (services/sending.py, the in-doubt rule).
+    # what Twilio does not list (the in-doubt rule: services/sending/__init__.py).
     reconcile_complete = True
     idempotent = False
 

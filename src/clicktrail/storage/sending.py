@@ -1,7 +1,7 @@
 """Sending jobs in SQL: the `send_jobs` row of a campaign and its messages' send state.
 
 Every method is one short transaction, so the send loop commits a message `sending` before the
-provider sees it and commits the answer right after (services/sending.py). One process holds a
+provider sees it and commits the answer right after (services/sending/loop.py). One process holds a
 job at a time (a lease with an expiry); a claim only takes messages while the job is
 `running`, inside the claiming statement, so a cancel that commits first always wins.
 """

@@ -1,242 +1,39 @@
-"""Wrap-only: clicktrail wraps the links of messages that your own sender sends.
-
-A sender gives a campaign, a recipient and (usually) the text; clicktrail replaces each URL of
-the text by a tracked short link of its own, stores the message and answers the wrapped text
-with its id, encoding and segments. The sender sends it, posts delivery receipts to
-``POST /v1/messages/status`` like any other, and the campaign's reports count it.
-
-Decisions (docs/providers.md, "Wrap-only API for external senders"):
-
-* **The campaign** is an existing one (slug or id) or one created on first use from a spec
-  (name, slug, domain, UTM and click-id options). A campaign used for wrapping becomes
-  *wrap-only* (status ``external``): clicktrail never sends it itself, and a campaign that
-  clicktrail is sending or has sent cannot be wrapped into.
-* **The text** is taken literally: braces are text, not placeholders, and every URL in it is
-  wrapped. An item without text gets the campaign's template, personalized for the contact.
-  Links are matched to the campaign's links by position: the first URL of the text is the
-  campaign's link 1 (keeping its role and UTM overrides) and is redirected to the URL as
-  written in this text; positions beyond the campaign's links add links (role ``cta``).
-* **The recipient** is a phone (E.164, or national with a region) or the external id of a
-  contact. A new phone becomes a contact (with the external id and first name given). An
-  opted-out contact gets no message: its item says ``opted_out`` and the sender must not send.
-* **Status**: a wrapped message is ``queued`` (provider ``external``) until a receipt moves it
-  (``sent``, ``delivered``, ``failed``, ``undelivered``); with `mark_sent` it starts ``sent``.
-  Reports count it like any message: sent once a receipt says so, CTR over delivered.
-* **Idempotency**: a message is keyed by (campaign, contact, `client_ref`); `client_ref` is
-  optional and '' when absent (then one message per contact per campaign). Wrapping the same
-  key again returns the stored message and tokens; the same key with another text is a
-  conflict (409).
-* **All or nothing**: every item is checked before anything is written; errors name the item
-  (``/items/3/to``) and the field.
-"""
+"""One wrap call, all or nothing (the rules: the package docstring): check every item, find
+its contact, find or create the campaign, wrap each message with fresh tokens and store them
+all in one transaction, drawing new tokens when one was taken meanwhile."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Protocol
 
 from clicktrail.domain.errors import Conflict, InvalidInput, NotFound, Problem
 from clicktrail.domain.ids import new_public_id
-from clicktrail.domain.models import Campaign, CampaignOptions, Contact, ContactInput, Workspace
+from clicktrail.domain.models import Campaign, Contact, ContactInput, Workspace
 from clicktrail.domain.slugs import check_slug, slugify
 from clicktrail.domain.status import Status
-from clicktrail.domain.template import LinkSlot, LinkSpec, Part, Template, parse_template
-from clicktrail.domain.template import Text as TextPart
+from clicktrail.domain.template import Template, parse_template
 from clicktrail.domain.tokens import new_token
-from clicktrail.domain.urls import find_urls
-from clicktrail.domain.wrapping import encode_message
+from clicktrail.domain.wrapping import encode_message, item_field, literal_template, text_digest
 from clicktrail.services import campaigns
 from clicktrail.services.contacts import normalize_phone
 from clicktrail.services.ports import Store
+from clicktrail.services.wrapping.records import (
+    EXTERNAL,
+    MAX_CLIENT_REF,
+    MAX_ITEMS,
+    WRAPPABLE,
+    CampaignSpec,
+    PendingMessage,
+    WrapItem,
+    WrapOutcome,
+    WrappedLink,
+    WrapResult,
+    WrapStore,
+)
 
-MAX_ITEMS = 10_000
-MAX_CLIENT_REF = 200
 SAVE_RETRIES = 5
-EXTERNAL = "external"  # the status of a wrap-only campaign, and its messages' provider
-WRAPPABLE = ("draft", EXTERNAL)
-
-
-# -- records ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WrapItem:
-    """One message to wrap: the recipient (`to` or `external_id`), the text (None: the
-    campaign's template) and the sender's key for the message."""
-
-    to: str | None = None
-    external_id: str | None = None
-    region: str | None = None
-    first_name: str | None = None
-    text: str | None = None
-    client_ref: str | None = None
-
-
-@dataclass(frozen=True)
-class CampaignSpec:
-    """A wrap-only campaign to use, created on first use (`name` makes the slug unless given).
-
-    Link numbers of `link_roles` and `link_utm` count from 0 over the links of `template`, or
-    of the first item's text when there is no template.
-    """
-
-    name: str
-    slug: str | None = None
-    domain: str | None = None
-    template: str | None = None
-    link_roles: Mapping[int, str] = field(default_factory=dict)
-    link_utm: Mapping[int, Mapping[str, str]] = field(default_factory=dict)
-    options: CampaignOptions = field(default_factory=CampaignOptions)
-
-
-@dataclass(frozen=True, slots=True)
-class WrappedLink:
-    """One link of a wrapped message: its position (from 0), token, short URL and where the
-    short URL leads (before UTM and click-id parameters)."""
-
-    index: int
-    token: str
-    short_url: str
-    destination: str
-
-
-@dataclass(frozen=True, slots=True)
-class WrapResult:
-    """What became of one item. With `opted_out`, no message exists and the message fields are
-    None. `created` is false when an earlier wrap of the same key made the message."""
-
-    index: int
-    to: str
-    external_id: str | None
-    opted_out: bool
-    created: bool = False
-    message_id: str | None = None
-    text: str | None = None
-    encoding: str | None = None
-    segments: int | None = None
-    status: str | None = None
-    links: tuple[WrappedLink, ...] = ()
-
-
-@dataclass
-class WrapOutcome:
-    """What a wrap call did, item by item, in request order."""
-
-    campaign: Campaign
-    items: list[WrapResult]
-    created: int = 0
-    existing: int = 0
-    opted_out: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class StoredWrap:
-    """A message already stored for a (contact, client_ref) key, with its tokens as
-    (token, link position, destination)."""
-
-    public_id: str
-    contact_id: int
-    client_ref: str
-    text_digest: str | None
-    body: str
-    encoding: str
-    segments: int
-    status: str
-    tokens: tuple[tuple[str, int, str], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PendingMessage:
-    """A wrapped message to store. `contact_id` None: the new contact with `phone`. Tokens are
-    (token, link position, destination or None when the link's URL is the destination)."""
-
-    public_id: str
-    contact_id: int | None
-    phone: str
-    client_ref: str
-    text_digest: str
-    body: str
-    encoding: str
-    segments: int
-    tokens: tuple[tuple[str, int, str | None], ...]
-
-
-class WrapStore(Protocol):
-    """Persistence of wrap-only messages (implemented by `storage.wrapping.WrapQueries`)."""
-
-    def contacts_by_phone(self, workspace_id: int, phones: Sequence[str]) -> dict[str, Contact]:
-        """Return the workspace's contacts with these phones, by phone."""
-        ...
-
-    def contacts_by_external_id(
-        self, workspace_id: int, external_ids: Sequence[str]
-    ) -> dict[str, list[Contact]]:
-        """Return the workspace's contacts with these external ids (several may share one)."""
-        ...
-
-    def wrapped_messages(
-        self, campaign_id: int, keys: Sequence[tuple[int, str]]
-    ) -> dict[tuple[int, str], StoredWrap]:
-        """Return the campaign's messages with these (contact id, client_ref) keys."""
-        ...
-
-    def save_wrapped(
-        self,
-        *,
-        workspace_id: int,
-        campaign_id: int,
-        new_contacts: Sequence[ContactInput],
-        new_links: Mapping[int, str],
-        messages: Sequence[PendingMessage],
-        status: Status,
-        provider: str,
-        now_us: int,
-    ) -> bool:
-        """Store new contacts, links (position → URL) and messages with their tokens in one
-        transaction, and make the campaign wrap-only.
-
-        Returns False (nothing written) when the campaign is no longer a draft or wrap-only.
-        Raises `Conflict` when a token, message key, contact or link was taken meanwhile.
-        """
-        ...
-
-
-# -- wrapping -----------------------------------------------------------------------------------
-
-
-def literal_template(text: str) -> Template:
-    """Return `text` as a template with no placeholder: braces are text, URLs are links.
-
-    The same links as `parse_template` finds in the text with its braces escaped (braces are
-    never part of a URL there either), without its per-character lexer: a 10,000-message
-    batch of distinct texts spends a third of the time here otherwise.
-    """
-    parts: list[Part] = []
-    links: list[LinkSpec] = []
-    pos = 0
-    for span in find_urls(text.replace("{", " ").replace("}", " ")):
-        if span.start > pos:
-            parts.append(TextPart(text[pos : span.start]))
-        raw = text[span.start : span.end]
-        links.append(LinkSpec(len(links), raw, (TextPart(raw),)))
-        parts.append(LinkSlot(len(links) - 1))
-        pos = span.end
-    if pos < len(text):
-        parts.append(TextPart(text[pos:]))
-    return Template(text.replace("{", "{{").replace("}", "}}"), tuple(parts), tuple(links))
-
-
-def _digest(kind: str, text: str) -> str:
-    return hashlib.sha256(f"{kind}\x00{text}".encode()).hexdigest()[:32]
-
-
-def _at(loc: str, name: str) -> str:
-    """Name field `name` of the item at `loc`: ``/items/3/to``, ``/to`` (loc ''), ``line 4: to``."""
-    return f"{loc}/{name}" if not loc or loc.startswith("/") else f"{loc}: {name}"
 
 
 @dataclass
@@ -337,22 +134,24 @@ def _check_items(
             try:
                 x.phone = _normalize(item.to, item.region or default_region)
             except ValueError as exc:
-                problems.append((index, Problem(_at(loc, "to"), str(exc))))
+                problems.append((index, Problem(item_field(loc, "to"), str(exc))))
                 x.unknown = True
         elif not (item.external_id or "").strip():
             problems.append(
                 (
                     index,
-                    Problem(_at(loc, "to"), "give the recipient's phone (to) or an external_id"),
+                    Problem(
+                        item_field(loc, "to"), "give the recipient's phone (to) or an external_id"
+                    ),
                 )
             )
             x.unknown = True
         if item.text is not None and not item.text.strip():
-            problems.append((index, Problem(_at(loc, "text"), "text is empty (leave it out to "
-                                            "use the campaign's template)")))  # fmt: skip
+            empty = "text is empty (leave it out to use the campaign's template)"
+            problems.append((index, Problem(item_field(loc, "text"), empty)))
         if item.client_ref is not None and len(item.client_ref) > MAX_CLIENT_REF:
             problems.append(
-                (index, Problem(_at(loc, "client_ref"), f"over {MAX_CLIENT_REF} characters"))
+                (index, Problem(item_field(loc, "client_ref"), f"over {MAX_CLIENT_REF} characters"))
             )
         out.append(x)
     return out, problems
@@ -397,7 +196,7 @@ def _resolve_contacts(
             if not found
             else f"{len(found)} contacts have the external id {ext!r}; give `to` instead"
         )
-        problems.append((x.index, Problem(_at(x.loc, "external_id"), message)))
+        problems.append((x.index, Problem(item_field(x.loc, "external_id"), message)))
     return problems
 
 
@@ -530,15 +329,15 @@ def _wrap(
             outcome.opted_out += 1
             continue
         if item.text is not None:
-            digest = _digest("text", item.text)
+            digest = text_digest("text", item.text)
         else:
-            digest = _digest("template", cp.template)
+            digest = text_digest("template", cp.template)
         twin = in_call.get((phone, ref))
         if twin is not None:
             if twin[0] != digest:
                 problems.append(
                     Problem(
-                        _at(x.loc, "client_ref"),
+                        item_field(x.loc, "client_ref"),
                         f"same recipient and client_ref {ref!r} as item {twin[1].index} "
                         "with another text",
                     )
@@ -552,7 +351,7 @@ def _wrap(
             if old.text_digest is not None and old.text_digest != digest:
                 conflicts.append(
                     Problem(
-                        _at(x.loc, "client_ref"),
+                        item_field(x.loc, "client_ref"),
                         f"client_ref {ref!r} was wrapped for this recipient with another text "
                         f"(message {old.public_id})",
                     )
@@ -630,60 +429,3 @@ def _wrap(
 
 def _replace_index(result: WrapResult, index: int) -> WrapResult:
     return replace(result, index=index)
-
-
-# -- JSON lines (the CLI) -----------------------------------------------------------------------
-
-_ITEM_FIELDS = ("to", "external_id", "region", "first_name", "text", "client_ref")
-
-
-def items_from_lines(data: bytes, name: str) -> tuple[list[WrapItem], list[str]]:
-    """Read wrap items from JSON lines: one object per line with the fields of `WrapItem`
-    (``to``, ``external_id``, ``region``, ``first_name``, ``text``, ``client_ref``).
-
-    Returns the items and where each came from (``line N``); blank lines are skipped. Raises
-    `InvalidInput` naming every bad line (not JSON, not an object, an unknown field, a value
-    that is not a string).
-    """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InvalidInput(f"{name} line {line}: not UTF-8 text", field=f"line {line}") from None
-    items: list[WrapItem] = []
-    where: list[str] = []
-    problems: list[Problem] = []
-    for no, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        loc = f"line {no}"
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(loc, f"not valid JSON ({exc.msg} at column {exc.colno})"))
-            continue
-        if not isinstance(obj, dict):
-            problems.append(Problem(loc, "expected a JSON object with to and text"))
-            continue
-        unknown = sorted(set(obj) - set(_ITEM_FIELDS))
-        if unknown:
-            problems.append(
-                Problem(_at(loc, unknown[0]), f"unknown field; fields: {', '.join(_ITEM_FIELDS)}")
-            )
-            continue
-        bad = [k for k, v in obj.items() if v is not None and not isinstance(v, str)]
-        if bad:
-            problems.append(Problem(_at(loc, bad[0]), "must be a string"))
-            continue
-        items.append(WrapItem(**{k: obj.get(k) for k in _ITEM_FIELDS}))
-        where.append(loc)
-    if problems:
-        detail = "\n".join(f"  {p.field}: {p.message}" for p in problems[:20])
-        raise InvalidInput(
-            f"{name}: {len(problems)} bad line(s), nothing was wrapped:\n{detail}",
-            field=problems[0].field,
-            problems=problems,
-        )
-    if not items:
-        raise InvalidInput(f"{name} holds no item to wrap", field=name)
-    return items, where
