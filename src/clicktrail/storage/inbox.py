@@ -29,10 +29,11 @@ from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.clicks import ClickRecord, InboxBatch, click_from_row
 from clicktrail.storage.database import raise_if_unavailable
 from clicktrail.storage.reports import refresh_click_rollup
+from clicktrail.storage.sql import chunks, placeholder
 
 log = logging.getLogger("clicktrail.clicks")
 
-# `{p}` is the driver's placeholder, `{ps}` as many as an IN list needs (chunks of `_CHUNK`).
+# `{p}` is the driver's placeholder, `{ps}` as many as an IN list needs (chunks of `sql.CHUNK`).
 _INSERT_BATCH = "INSERT INTO click_inbox (n, raw) VALUES ({p}, {p})"
 _SQLITE_INSERT = _INSERT_BATCH.format(p="?")
 _PG_INSERT = _INSERT_BATCH.format(p="%s")
@@ -51,7 +52,6 @@ _INSERT_CLICKS_SQL = (
     f"INSERT INTO clicks ({', '.join(CLICK_COLUMNS)}) "
     f"VALUES ({', '.join('{p}' for _ in CLICK_COLUMNS)}) ON CONFLICT DO NOTHING"
 )
-_CHUNK = 1000
 
 
 def _lines(lines: Sequence[bytes]) -> Iterator[bytes]:
@@ -128,17 +128,8 @@ class InboxWriter:
 # -- the classification job's side ------------------------------------------------------------
 
 
-def _mark(conn: sa.Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
-
-
-def _chunks(items: Sequence[int]) -> Iterator[Sequence[int]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
-
-
 def _in_list(sql: str, conn: sa.Connection, chunk: Sequence[int]) -> str:
-    return sql.format(ps=", ".join(_mark(conn) for _ in chunk))
+    return sql.format(ps=", ".join(placeholder(conn) for _ in chunk))
 
 
 def take_batch(engine: sa.Engine, limit: int) -> InboxBatch | None:
@@ -149,7 +140,7 @@ def take_batch(engine: sa.Engine, limit: int) -> InboxBatch | None:
     they hold `limit` clicks (at least one row, however large).
     """
     with engine.connect() as conn:
-        heads = conn.exec_driver_sql(_HEADS_SQL.format(p=_mark(conn)), (limit,)).all()
+        heads = conn.exec_driver_sql(_HEADS_SQL.format(p=placeholder(conn)), (limit,)).all()
         rows: list[int] = []
         total = 0
         for seq, n in heads:
@@ -159,7 +150,7 @@ def take_batch(engine: sa.Engine, limit: int) -> InboxBatch | None:
             total += n
         found = [
             raw
-            for chunk in _chunks(rows)
+            for chunk in chunks(rows)
             for (raw,) in conn.exec_driver_sql(_in_list(_LINES_SQL, conn, chunk), tuple(chunk))
         ]
     if not found:
@@ -175,7 +166,7 @@ def delivery_times(
     ids = sorted(set(message_ids))
     out: dict[int, tuple[int | None, int | None]] = {}
     with engine.connect() as conn:
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for mid, sent_us, delivered_us in conn.exec_driver_sql(
                 _in_list(_DELIVERY_SQL, conn, chunk), tuple(chunk)
             ):
@@ -191,7 +182,7 @@ def put_batch(engine: sa.Engine, batch: InboxBatch, verdicts: Sequence[Verdict])
     with engine.begin() as conn:
         insert_clicks(conn, batch.records, verdicts)
         refresh_click_rollup(conn, {r.message_id for r in batch.records})
-        for chunk in _chunks(batch.rows):
+        for chunk in chunks(batch.rows):
             conn.exec_driver_sql(_in_list(_DELETE_SQL, conn, chunk), tuple(chunk))
     return len(batch.records)
 
@@ -217,5 +208,5 @@ def insert_clicks(
                 None if v is None else v.version,
             )
         )  # fmt: skip
-    conn.exec_driver_sql(_INSERT_CLICKS_SQL.format(p=_mark(conn)), rows)
+    conn.exec_driver_sql(_INSERT_CLICKS_SQL.format(p=placeholder(conn)), rows)
     return len(rows)

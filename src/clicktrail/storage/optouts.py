@@ -6,21 +6,14 @@ Implements `services.optouts.OptOutStore` on `contacts.opted_out_us`, `opt_out_e
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from clicktrail.services.optouts import KeywordReplies, OptChange, OptOutEvent, OptResult
 from clicktrail.storage import tables as t
-
-_CHUNK = 1000
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+from clicktrail.storage.sql import chunks, insert_ignore, upsert
 
 
 class OptOutQueries:
@@ -44,7 +37,7 @@ class OptOutQueries:
             phones = sorted({x.phone for x in changes})
             # [contact id, opted_out_us, time of the latest event or None]
             state: dict[str, list[Any]] = {}
-            for chunk in _chunks(phones):
+            for chunk in chunks(phones):
                 for r in conn.execute(
                     sa.select(c.c.id, c.c.phone, c.c.opted_out_us)
                     .where(c.c.workspace_id == workspace_id, c.c.phone.in_(chunk))
@@ -57,16 +50,15 @@ class OptOutQueries:
             )
             if created:
                 # Insert-or-ignore: a STOP from the same new phone may be creating it right now.
-                dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
                 conn.execute(
-                    dialect.insert(c).on_conflict_do_nothing(),
+                    insert_ignore(conn, c),
                     [
                         {"workspace_id": workspace_id, "phone": p, "attributes": {},
                          "created_us": now_us, "updated_us": now_us}
                         for p in created
                     ],
                 )  # fmt: skip
-                for chunk in _chunks(created):
+                for chunk in chunks(created):
                     for r in conn.execute(
                         sa.select(c.c.id, c.c.phone, c.c.opted_out_us)
                         .where(c.c.workspace_id == workspace_id, c.c.phone.in_(chunk))
@@ -74,7 +66,7 @@ class OptOutQueries:
                     ):
                         state[r.phone] = [r.id, r.opted_out_us, None]
             by_id = {v[0]: v for v in state.values()}
-            for chunk in _chunks(sorted(by_id)):
+            for chunk in chunks(sorted(by_id)):
                 for cid, latest in conn.execute(
                     sa.select(ev.c.contact_id, sa.func.max(ev.c.at_us))
                     .where(ev.c.contact_id.in_(chunk))
@@ -166,7 +158,7 @@ class OptOutQueries:
             "opt_in": replies.opt_in,
             "updated_us": now_us,
         }
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(kr).values(workspace_id=workspace_id, **values)
         with self.engine.begin() as conn:
-            conn.execute(stmt.on_conflict_do_update(index_elements=["workspace_id"], set_=values))
+            conn.execute(
+                upsert(conn, kr, {"workspace_id": workspace_id, **values}, ["workspace_id"], values)
+            )

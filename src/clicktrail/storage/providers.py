@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from clicktrail.domain.errors import Conflict
 from clicktrail.services.providers import MessageRef, ProviderConfig
 from clicktrail.storage import tables as t
-
-_CHUNK = 1000
+from clicktrail.storage.sql import chunks
 
 
 class ProviderRepo:
@@ -183,11 +182,11 @@ class ProviderRepo:
         m = t.messages
         found: set[str] = set()
         with self.engine.connect() as conn:
-            for i in range(0, len(refs), _CHUNK):
+            for chunk in chunks(refs):
                 found.update(
                     conn.execute(
                         sa.select(m.c.provider_message_id).where(
-                            m.c.provider_message_id.in_(list(refs[i : i + _CHUNK]))
+                            m.c.provider_message_id.in_(list(chunk))
                         )
                     ).scalars()
                 )

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 import sqlalchemy as sa
@@ -67,6 +67,7 @@ from clicktrail.domain.report import (
 from clicktrail.domain.status import Status
 from clicktrail.services.bots import DEFAULT_SETTLE_US
 from clicktrail.storage import tables as t
+from clicktrail.storage.sql import chunks
 
 if TYPE_CHECKING:
     from clicktrail.storage.sql_store import SqlStore
@@ -77,7 +78,6 @@ UNKNOWN_COUNTRY = "ZZ"
 PHONE_KEY = 8  # "+" and 7 digits: enough to tell every shared calling code's regions apart
 
 UaParser = Callable[[str | None], UaFacts]
-_T = TypeVar("_T")
 
 ck, m, ct = t.clicks, t.messages, t.contacts
 COUNTED = sa.and_(ck.c.is_click, sa.or_(ck.c.verdict.is_(None), ck.c.verdict.in_(COUNTED_VERDICTS)))
@@ -683,7 +683,7 @@ def refresh_click_rollup(
     last writer sees every committed click."""
     ids = set(message_ids)
     cids = list(click_ids)
-    for cchunk in _chunks(sorted(set(cids))):
+    for cchunk in chunks(sorted(set(cids))):
         ids.update(
             conn.execute(sa.select(ck.c.message_id).where(ck.c.click_id.in_(cchunk))).scalars()
         )
@@ -692,7 +692,7 @@ def refresh_click_rollup(
     ordered = sorted(ids)
     if conn.dialect.name == "postgresql":
         campaigns: set[int] = set()
-        for chunk in _chunks(ordered):
+        for chunk in chunks(ordered):
             campaigns.update(
                 conn.execute(
                     sa.select(m.c.campaign_id).where(m.c.id.in_(chunk)).distinct()
@@ -702,7 +702,7 @@ def refresh_click_rollup(
             conn.execute(
                 sa.select(sa.func.pg_advisory_xact_lock(_ROLLUP_LOCK, cid % 2_147_483_648))
             )
-    for chunk in _chunks(ordered):
+    for chunk in chunks(ordered):
         _refresh(conn, chunk)
 
 
@@ -719,13 +719,8 @@ def rebuild_click_rollup(conn: sa.Connection, campaign_id: int | None = None) ->
     ids = list(conn.execute(q).scalars())
     # Migration 0006 rebuilds before migration 0009 added test sends (`messages.is_test`).
     tests = "is_test" in {c["name"] for c in sa.inspect(conn).get_columns("messages")}
-    for chunk in _chunks(ids, 5000):
+    for chunk in chunks(ids, 5000):
         _refresh(conn, chunk, fresh=True, test_sends=tests)
-
-
-def _chunks(items: Sequence[_T], size: int = 1000) -> Iterator[Sequence[_T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _refresh(

@@ -29,6 +29,7 @@ from clicktrail.services.sending import (
     SendJob,
 )
 from clicktrail.storage import tables as t
+from clicktrail.storage.sql import insert_ignore
 
 if TYPE_CHECKING:
     from clicktrail.storage.sql_store import SqlStore
@@ -73,7 +74,7 @@ class SqlSendJobs:
             "created_us": job.created_us, "updated_us": job.updated_us,
         }  # fmt: skip
         with self.engine.begin() as conn:
-            conn.execute(self.store._insert_ignore(j), row)
+            conn.execute(insert_ignore(conn, j), row)
         found = self.get(job.campaign_id)
         assert found is not None
         return found

@@ -1,19 +1,18 @@
-"""The SQL store: every query clicktrail runs, named after what it answers.
+"""The SQL store: the queries not yet moved to an area module, named after what they answer.
 
-One class serves SQLite and PostgreSQL through SQLAlchemy Core; the few dialect differences
-(upserts) are handled in `_insert_ignore`. Each public method is one transaction unless its
-docstring says otherwise.
+One class serves SQLite and PostgreSQL through SQLAlchemy Core; the dialect helpers (chunks,
+insert-or-ignore, upserts, COPY) live in `storage/sql.py`. Each public method is one
+transaction unless its docstring says otherwise.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.clicks import InboxBatch
@@ -44,18 +43,13 @@ from clicktrail.services.ports import (
 from clicktrail.storage import inbox, keys
 from clicktrail.storage import tables as t
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
+from clicktrail.storage.sql import bulk_insert, chunks, insert_ignore, upsert
 
 if TYPE_CHECKING:
     from clicktrail.services.keys import ApiKey
     from clicktrail.storage.sending import SqlSendJobs
 
-_CHUNK = 1000
 SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 class SqlStore:
@@ -64,29 +58,6 @@ class SqlStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-
-    def _insert_ignore(self, table: sa.Table) -> Any:
-        ins = postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
-        return ins.on_conflict_do_nothing()
-
-    def _bulk_insert(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
-    ) -> None:
-        """Insert many rows fast: COPY on PostgreSQL, executemany on SQLite."""
-        if self.dialect != "postgresql":
-            conn.execute(table.insert(), rows)
-            return
-        cols = list(rows[0])
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cur,
-            cur.copy(
-                f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"  # names from our own tables
-            ) as copy,
-        ):
-            for row in rows:
-                copy.write_row([row[c] for c in cols])
 
     # -- workspaces and keys -------------------------------------------------------------------
 
@@ -199,7 +170,7 @@ class SqlStore:
             list_id = (
                 self._ensure_list(conn, workspace_id, list_name, now_us) if list_name else None
             )
-            for chunk in _chunks(contacts):
+            for chunk in chunks(contacts):
                 phones = [x.phone for x in chunk]
                 existing = {
                     r.phone: r
@@ -261,7 +232,7 @@ class SqlStore:
                         )
                     ).scalars()
                     conn.execute(
-                        self._insert_ignore(t.list_members),
+                        insert_ignore(self.engine, t.list_members),
                         [{"list_id": list_id, "contact_id": i} for i in ids],
                     )
         return created, updated
@@ -402,7 +373,7 @@ class SqlStore:
                 raise Conflict(f"campaign {slug!r} already exists", field="name")
             cid = conn.execute(
                 # Insert-or-ignore: another call may take the slug after the check above.
-                self._insert_ignore(cp).returning(cp.c.id),
+                insert_ignore(self.engine, cp).returning(cp.c.id),
                 {
                     "public_id": public_id,
                     "workspace_id": workspace_id,
@@ -502,7 +473,7 @@ class SqlStore:
                     also(conn)
                 if not batch:
                     return
-                self._bulk_insert(
+                bulk_insert(
                     conn,
                     m,
                     [
@@ -545,7 +516,7 @@ class SqlStore:
                     for tok, link_id, dest in x.tokens
                 ]
                 if token_rows:
-                    self._bulk_insert(conn, t.tokens, token_rows)
+                    bulk_insert(conn, t.tokens, token_rows)
         except sa.exc.IntegrityError as exc:
             raise Conflict("token or message collision; retry with new tokens") from exc
 
@@ -582,7 +553,7 @@ class SqlStore:
         with self.engine.begin() as conn:
             state: dict[str, list[Any]] = {}
             ids = sorted({r.message_id for r in receipts})
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 for row in conn.execute(
                     sa.select(m.c.id, m.c.public_id, m.c.status, m.c.sent_us)
                     .join(cp, cp.c.id == m.c.campaign_id)
@@ -818,7 +789,7 @@ class SqlStore:
         if sightings:
             with self.engine.begin() as conn:
                 conn.execute(
-                    self._insert_ignore(t.early_sightings),
+                    insert_ignore(self.engine, t.early_sightings),
                     [{"entity": e, "campaign_id": c, "at_us": at} for e, c, at in sightings],
                 )
 
@@ -961,7 +932,7 @@ class SqlStore:
                     for cidr, kind, owner in ranges
                     if cidr in existing and existing[cidr] != (kind, owner)
                 ]
-                for chunk in _chunks(new):
+                for chunk in chunks(new):
                     conn.execute(n.insert(), list(chunk))
                 if changed:
                     conn.execute(
@@ -982,13 +953,13 @@ class SqlStore:
 
     def _bump_network_revision(self, conn: sa.Connection, workspace_id: int, now_us: int) -> None:
         r = t.network_list_revisions
-        ins = postgresql.insert(r) if self.dialect == "postgresql" else sqlite.insert(r)
         conn.execute(
-            ins.values(
-                workspace_id=workspace_id, revision=1, updated_us=now_us
-            ).on_conflict_do_update(
-                index_elements=[r.c.workspace_id],
-                set_={"revision": r.c.revision + 1, "updated_us": now_us},
+            upsert(
+                conn,
+                r,
+                {"workspace_id": workspace_id, "revision": 1, "updated_us": now_us},
+                [r.c.workspace_id],
+                {"revision": r.c.revision + 1, "updated_us": now_us},
             )
         )
 

@@ -9,7 +9,7 @@ retry.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,14 +19,7 @@ from clicktrail.domain.models import Contact, ContactInput
 from clicktrail.domain.status import Status
 from clicktrail.services.wrapping import WRAPPABLE, PendingMessage, StoredWrap
 from clicktrail.storage import tables as t
-from clicktrail.storage.sql_store import SqlStore
-
-_CHUNK = 1000
-
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+from clicktrail.storage.sql import chunks, driver_insert, is_postgres
 
 
 def _contact(r: Any) -> Contact:
@@ -41,33 +34,14 @@ class WrapQueries:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        self._copy = SqlStore(engine)._bulk_insert  # COPY on PostgreSQL
         self._driver_integrity_error: type[Exception] = engine.dialect.loaded_dbapi.IntegrityError
-
-    def _bulk_insert(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
-    ) -> None:
-        """Insert many rows of plain values: COPY on PostgreSQL; on SQLite the driver's
-        executemany with tuples, which skips SQLAlchemy's per-row parameter processing (half
-        the write time of a 10,000-message batch)."""
-        if self.engine.dialect.name == "postgresql":
-            self._copy(conn, table, rows)
-            return
-        cols = list(rows[0])
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(cols)}) "  # names from our own tables
-            f"VALUES ({', '.join('?' * len(cols))})"
-        )
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        raw.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
 
     def contacts_by_phone(self, workspace_id: int, phones: Sequence[str]) -> dict[str, Contact]:
         """Return the workspace's contacts with these phones, by phone."""
         c = t.contacts
         out: dict[str, Contact] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(phones):
+            for chunk in chunks(phones):
                 for r in conn.execute(
                     sa.select(c).where(c.c.workspace_id == workspace_id, c.c.phone.in_(chunk))
                 ):
@@ -81,7 +55,7 @@ class WrapQueries:
         c = t.contacts
         out: dict[str, list[Contact]] = {}
         with self.engine.connect() as conn:
-            for chunk in _chunks(external_ids):
+            for chunk in chunks(external_ids):
                 for r in conn.execute(
                     sa.select(c)
                     .where(c.c.workspace_id == workspace_id, c.c.external_id.in_(chunk))
@@ -98,7 +72,7 @@ class WrapQueries:
         m, tk, lk = t.messages, t.tokens, t.links
         tokens: dict[int, list[tuple[str, int, str]]] = {}
         with self.engine.connect() as conn:
-            if self.engine.dialect.name == "postgresql":
+            if is_postgres(self.engine):
                 # A row-value IN list of thousands of pairs is planned as a scan of the
                 # campaign's messages; a join on unnest() probes the unique key per pair.
                 rows: Iterable[Any] = conn.execute(
@@ -115,7 +89,7 @@ class WrapQueries:
             else:
                 rows = [
                     r
-                    for chunk in _chunks(keys)
+                    for chunk in chunks(keys)
                     for r in conn.execute(
                         sa.select(
                             m.c.id,
@@ -134,7 +108,7 @@ class WrapQueries:
                     )
                 ]
             found = {r.id: r for r in rows}
-            for chunk in _chunks(sorted(found)):
+            for chunk in chunks(sorted(found)):
                 for mid, token, idx, dest in conn.execute(
                     sa.select(
                         tk.c.message_id, tk.c.token, lk.c.idx,
@@ -197,7 +171,7 @@ class WrapQueries:
                         ],
                     )  # fmt: skip
                 contact_ids: dict[str, int] = {}
-                for chunk in _chunks([x.phone for x in new_contacts]):
+                for chunk in chunks([x.phone for x in new_contacts]):
                     contact_ids.update(
                         conn.execute(
                             sa.select(c.c.phone, c.c.id).where(
@@ -222,7 +196,7 @@ class WrapQueries:
                     ).all()
                 )
                 sent = now_us if status == Status.SENT else None
-                self._bulk_insert(
+                driver_insert(
                     conn,
                     m,
                     [
@@ -249,7 +223,7 @@ class WrapQueries:
                 )
                 # COPY has no RETURNING: read the new ids back by public id.
                 ids: dict[str, int] = {}
-                for chunk in _chunks([x.public_id for x in messages]):
+                for chunk in chunks([x.public_id for x in messages]):
                     ids.update(
                         conn.execute(
                             sa.select(m.c.public_id, m.c.id).where(m.c.public_id.in_(chunk))
@@ -270,7 +244,7 @@ class WrapQueries:
                     for tok, idx, dest in x.tokens
                 ]
                 if token_rows:
-                    self._bulk_insert(conn, t.tokens, token_rows)
+                    driver_insert(conn, t.tokens, token_rows)
         except (sa.exc.IntegrityError, self._driver_integrity_error) as exc:
             # The driver's own error too: COPY and the raw executemany bypass SQLAlchemy.
             raise Conflict("a token, contact, link or message key was taken; retry") from exc
