@@ -17,7 +17,7 @@ from typing import Any
 
 from clicktrail.bootstrap import Container, configure_logging
 from clicktrail.config import Settings
-from clicktrail.jobs.scheduler import Periodic
+from clicktrail.services.scheduler import Periodic
 
 log = logging.getLogger("clicktrail")
 

@@ -30,7 +30,7 @@ class ClickSink(Protocol):
 
 
 class JobRunner(Protocol):
-    """What runs the background jobs inside a server process (`jobs.scheduler.Periodic`)."""
+    """What runs the background jobs inside a server process (`services.scheduler.Periodic`)."""
 
     def start(self) -> None: ...
     def stop(self) -> None: ...

@@ -1,4 +1,10 @@
-"""The jobs' scheduler: background jobs at their intervals on one thread."""
+"""The jobs' scheduler: background jobs at their intervals on one thread.
+
+Used by the jobs process (`clicktrail.jobs.process`) and by a server process that runs its jobs
+itself (`bootstrap.create_app`: `uvicorn --factory`, tests). It lives here, below both, so that
+the composition root needs nothing from the `jobs` entry point (the layers contract in
+pyproject.toml).
+"""
 
 from __future__ import annotations
 
