@@ -67,7 +67,7 @@ def networks_add(
     try:
         ws = workspaces.resolve_workspace(c.store, workspace)
         done = networks.add_ranges(
-            c.store, ws, list_name, sources, read_file=range_file_entries, now_us=now_us(),
+            c.network_lists, ws, list_name, sources, read_file=range_file_entries, now_us=now_us(),
             kind=kind, owner=owner,
         )  # fmt: skip
     finally:
@@ -100,9 +100,9 @@ def networks_list(
     try:
         ws = workspaces.resolve_workspace(c.store, workspace)
         if list_name is None:
-            lists = networks.list_networks(c.store, ws).items
+            lists = networks.list_networks(c.network_lists, ws).items
         else:
-            ranges = networks.list_ranges(c.store, ws, list_name).items
+            ranges = networks.list_ranges(c.network_lists, ws, list_name).items
     finally:
         c.dispose()
     if list_name is None:
@@ -139,10 +139,10 @@ def networks_remove(
     try:
         ws = workspaces.resolve_workspace(c.store, workspace)
         if cidr is None:
-            gone = networks.remove_list(c.store, ws, list_name, now_us=now_us())
+            gone = networks.remove_list(c.network_lists, ws, list_name, now_us=now_us())
             message = f"removed network list {list_name} ({gone} ranges)"
         else:
-            normal = networks.remove_range(c.store, ws, list_name, cidr, now_us=now_us())
+            normal = networks.remove_range(c.network_lists, ws, list_name, cidr, now_us=now_us())
             message = f"removed {normal} from network list {list_name}"
     finally:
         c.dispose()

@@ -17,13 +17,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from clicktrail.domain.bots.model import RANGE_KINDS
 from clicktrail.domain.errors import InvalidInput, NotFound, Problem
 from clicktrail.domain.models import Workspace
 from clicktrail.domain.network import normalize_cidr
 from clicktrail.services.listing import Page, decode_cursor, encode_cursor
-from clicktrail.services.ports import NetworkListSummary, Store, WorkspaceRange
 
 LIST_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MAX_OWNER = 200
@@ -36,6 +36,74 @@ _KINDS_TEXT = ", ".join(sorted(RANGE_KINDS))
 # Reads one downloaded range file: (cidr, kind, owner) per range, `kind` and `owner` (when not
 # None) overriding what the file implies. Raises `InvalidInput` naming the file and line.
 RangeFileReader = Callable[[Path, str | None, str | None], Sequence[tuple[str, str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceRange:
+    """One range of a workspace's network list: `cidr` normalized, `kind` one of
+    `RANGE_KINDS`, `owner` possibly empty."""
+
+    list_name: str
+    cidr: str
+    kind: str
+    owner: str
+    created_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkListSummary:
+    """A workspace's named network list: how many ranges, of which kinds, added when."""
+
+    name: str
+    ranges: int
+    kinds: tuple[str, ...]
+    created_us: int  # its first range
+    added_us: int  # its newest range
+
+
+class NetworkListStore(Protocol):
+    """Workspaces' network lists as this service needs them (`storage.networks`)."""
+
+    def add_network_ranges(
+        self,
+        workspace_id: int,
+        list_name: str,
+        ranges: Sequence[tuple[str, str, str]],
+        now_us: int,
+    ) -> tuple[int, int]:
+        """Add (cidr, kind, owner) ranges to a list, a known range taking the new kind and
+        owner, all or nothing; return (added, updated). Raises `Conflict` on a racing writer."""
+        ...
+
+    def network_lists(
+        self, workspace_id: int, after: str | None = None, limit: int | None = None
+    ) -> list[NetworkListSummary]:
+        """Return the workspace's lists by name, those after `after`, up to `limit`."""
+        ...
+
+    def network_ranges_page(
+        self, workspace_id: int, list_name: str, after: str | None, limit: int
+    ) -> list[WorkspaceRange]:
+        """Return up to `limit` ranges of a list by CIDR text, those after `after`."""
+        ...
+
+    def workspace_network_ranges(self, workspace_id: int) -> list[WorkspaceRange]:
+        """Return every range of every list of the workspace, by list name and CIDR."""
+        ...
+
+    def remove_network_list(self, workspace_id: int, list_name: str, now_us: int) -> int:
+        """Delete a list; return how many ranges it had."""
+        ...
+
+    def remove_network_range(
+        self, workspace_id: int, list_name: str, cidr: str, now_us: int
+    ) -> bool:
+        """Delete one range of a list; return whether it was there."""
+        ...
+
+    def network_list_revisions(self) -> dict[int, int]:
+        """Return each workspace's lists revision (up with every change)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +160,7 @@ def _field(where: str, name: str) -> str:
 
 
 def add_range_entries(
-    store: Store,
+    store: NetworkListStore,
     ws: Workspace,
     list_name: str,
     entries: Sequence[RangeInput],
@@ -146,7 +214,7 @@ def add_range_entries(
 
 
 def add_ranges(
-    store: Store,
+    store: NetworkListStore,
     ws: Workspace,
     list_name: str,
     sources: Sequence[str],
@@ -181,7 +249,7 @@ def add_ranges(
 
 
 def list_networks(
-    store: Store, ws: Workspace, limit: int | None = None, cursor: str | None = None
+    store: NetworkListStore, ws: Workspace, limit: int | None = None, cursor: str | None = None
 ) -> Page[NetworkListSummary]:
     """Return the workspace's network lists by name (a page of `limit`, or all)."""
     after = decode_cursor("networks", cursor)
@@ -193,7 +261,11 @@ def list_networks(
 
 
 def list_ranges(
-    store: Store, ws: Workspace, list_name: str, limit: int | None = None, cursor: str | None = None
+    store: NetworkListStore,
+    ws: Workspace,
+    list_name: str,
+    limit: int | None = None,
+    cursor: str | None = None,
 ) -> Page[WorkspaceRange]:
     """Return the ranges of the workspace's list `list_name` by CIDR text (a page of `limit`,
     or all). Raises `NotFound` for a list the workspace does not have."""
@@ -208,14 +280,14 @@ def list_ranges(
     return Page(items, encode_cursor(f"ranges:{list_name}", items[-1].cidr))
 
 
-def _require_list(store: Store, ws: Workspace, list_name: str) -> None:
+def _require_list(store: NetworkListStore, ws: Workspace, list_name: str) -> None:
     if not LIST_NAME.fullmatch(list_name) or not store.network_ranges_page(
         ws.id, list_name, None, 1
     ):
         raise NotFound(f"network list {list_name!r} not found in this workspace", field="list")
 
 
-def remove_list(store: Store, ws: Workspace, list_name: str, *, now_us: int) -> int:
+def remove_list(store: NetworkListStore, ws: Workspace, list_name: str, *, now_us: int) -> int:
     """Delete the workspace's network list `list_name`; return how many ranges it had.
     Raises `NotFound` when the workspace has no such list."""
     gone = (
@@ -226,7 +298,9 @@ def remove_list(store: Store, ws: Workspace, list_name: str, *, now_us: int) -> 
     return gone
 
 
-def remove_range(store: Store, ws: Workspace, list_name: str, cidr: str, *, now_us: int) -> str:
+def remove_range(
+    store: NetworkListStore, ws: Workspace, list_name: str, cidr: str, *, now_us: int
+) -> str:
     """Delete one range from the workspace's list `list_name`; return it, normalized.
 
     Raises `InvalidInput` (field ``cidr``) for a malformed range, `NotFound` when the list does
@@ -241,6 +315,6 @@ def remove_range(store: Store, ws: Workspace, list_name: str, cidr: str, *, now_
     return normal
 
 
-def workspace_ranges(store: Store, ws: Workspace) -> list[WorkspaceRange]:
+def workspace_ranges(store: NetworkListStore, ws: Workspace) -> list[WorkspaceRange]:
     """Return every range of every list of the workspace, by list name and CIDR."""
     return store.workspace_network_ranges(ws.id)

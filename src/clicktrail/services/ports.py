@@ -126,29 +126,6 @@ class Selection:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class WorkspaceRange:
-    """One range of a workspace's network list: `cidr` normalized, `kind` one of
-    `RANGE_KINDS`, `owner` possibly empty."""
-
-    list_name: str
-    cidr: str
-    kind: str
-    owner: str
-    created_us: int
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkListSummary:
-    """A workspace's named network list: how many ranges, of which kinds, added when."""
-
-    name: str
-    ranges: int
-    kinds: tuple[str, ...]
-    created_us: int  # its first range
-    added_us: int  # its newest range
-
-
 class RequestClassifier(Protocol):
     """Request-level bot classification (implemented over `clicktrail.signals`).
 
@@ -284,25 +261,6 @@ class Store(Protocol):
     def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
     def is_registered_host(self, host: str) -> bool: ...
     def campaign_workspace(self, campaign_id: int) -> int | None: ...
-    def add_network_ranges(
-        self,
-        workspace_id: int,
-        list_name: str,
-        ranges: Sequence[tuple[str, str, str]],
-        now_us: int,
-    ) -> tuple[int, int]: ...
-    def network_lists(
-        self, workspace_id: int, after: str | None = None, limit: int | None = None
-    ) -> list[NetworkListSummary]: ...
-    def network_ranges_page(
-        self, workspace_id: int, list_name: str, after: str | None, limit: int
-    ) -> list[WorkspaceRange]: ...
-    def workspace_network_ranges(self, workspace_id: int) -> list[WorkspaceRange]: ...
-    def remove_network_list(self, workspace_id: int, list_name: str, now_us: int) -> int: ...
-    def remove_network_range(
-        self, workspace_id: int, list_name: str, cidr: str, now_us: int
-    ) -> bool: ...
-    def network_list_revisions(self) -> dict[int, int]: ...
 
 
 class Target(NamedTuple):

@@ -32,18 +32,17 @@ from clicktrail.domain.sms import analyze
 from clicktrail.domain.status import FINAL, RANK, Status
 from clicktrail.services.ports import (
     ClickRecord,
-    NetworkListSummary,
     NewMessage,
     OutgoingSms,
     ReceiptOutcome,
     Selection,
     StoredRequest,
-    WorkspaceRange,
 )
 from clicktrail.storage import inbox, keys
 from clicktrail.storage import tables as t
+from clicktrail.storage.networks import NetworkListQueries
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
-from clicktrail.storage.sql import bulk_insert, chunks, insert_ignore, upsert
+from clicktrail.storage.sql import bulk_insert, chunks, insert_ignore
 
 if TYPE_CHECKING:
     from clicktrail.services.keys import ApiKey
@@ -52,8 +51,11 @@ if TYPE_CHECKING:
 SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
 
 
-class SqlStore:
-    """clicktrail's storage on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+class SqlStore(NetworkListQueries):
+    """clicktrail's storage on one SQLAlchemy engine (SQLite or PostgreSQL).
+
+    The areas already moved to their own module are inherited from it, so callers not yet on
+    the area's small port keep working: network lists (`storage/networks.py`)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -878,7 +880,7 @@ class SqlStore:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(d.c.id).where(d.c.host == host)).first() is not None
 
-    # -- network lists (bot filtering) ---------------------------------------------------------
+    # -- campaigns (what the classifier asks) ------------------------------------------------
 
     def campaign_is_secure(self, campaign_id: int) -> bool | None:
         """Return whether campaign `campaign_id`'s short links are served over HTTPS (its
@@ -901,164 +903,6 @@ class SqlStore:
                 sa.select(c.c.workspace_id).where(c.c.id == campaign_id)
             ).scalar_one_or_none()
         return None if found is None else int(found)
-
-    def add_network_ranges(
-        self,
-        workspace_id: int,
-        list_name: str,
-        ranges: Sequence[tuple[str, str, str]],
-        now_us: int,
-    ) -> tuple[int, int]:
-        """Add `ranges` ((cidr, kind, owner); cidrs normalized and distinct) to the workspace's
-        list `list_name`, in one transaction; a range already in the list takes the new kind and
-        owner. Return (added, updated). Raises `Conflict` if another writer added the same
-        range at the same moment (nothing is written; try again)."""
-        n = t.network_ranges
-        mine = (n.c.workspace_id == workspace_id) & (n.c.list_name == list_name)
-        try:
-            with self.engine.begin() as conn:
-                existing = {
-                    r.cidr: (r.kind, r.owner)
-                    for r in conn.execute(sa.select(n.c.cidr, n.c.kind, n.c.owner).where(mine))
-                }
-                new = [
-                    {"workspace_id": workspace_id, "list_name": list_name, "cidr": cidr,
-                     "kind": kind, "owner": owner, "created_us": now_us}
-                    for cidr, kind, owner in ranges
-                    if cidr not in existing
-                ]  # fmt: skip
-                changed = [
-                    {"b_cidr": cidr, "b_kind": kind, "b_owner": owner}
-                    for cidr, kind, owner in ranges
-                    if cidr in existing and existing[cidr] != (kind, owner)
-                ]
-                for chunk in chunks(new):
-                    conn.execute(n.insert(), list(chunk))
-                if changed:
-                    conn.execute(
-                        n.update()
-                        .where(mine & (n.c.cidr == sa.bindparam("b_cidr")))
-                        .values(kind=sa.bindparam("b_kind"), owner=sa.bindparam("b_owner")),
-                        changed,
-                    )
-                if new or changed:
-                    self._bump_network_revision(conn, workspace_id, now_us)
-        except sa.exc.IntegrityError:
-            raise Conflict(
-                f"network list {list_name!r} was changed by someone else at the same time; "
-                "nothing was added, try again",
-                field="list",
-            ) from None
-        return len(new), len(changed)
-
-    def _bump_network_revision(self, conn: sa.Connection, workspace_id: int, now_us: int) -> None:
-        r = t.network_list_revisions
-        conn.execute(
-            upsert(
-                conn,
-                r,
-                {"workspace_id": workspace_id, "revision": 1, "updated_us": now_us},
-                [r.c.workspace_id],
-                {"revision": r.c.revision + 1, "updated_us": now_us},
-            )
-        )
-
-    def network_lists(
-        self, workspace_id: int, after: str | None = None, limit: int | None = None
-    ) -> list[NetworkListSummary]:
-        """Return the workspace's network lists by name (those after `after`, up to `limit`),
-        each with its number of ranges, their kinds and when ranges were first and last added."""
-        n = t.network_ranges
-        where = n.c.workspace_id == workspace_id
-        if after is not None:
-            where &= n.c.list_name > after
-        q = (
-            sa.select(n.c.list_name, sa.func.count(), sa.func.min(n.c.created_us),
-                      sa.func.max(n.c.created_us))
-            .where(where).group_by(n.c.list_name).order_by(n.c.list_name)
-        )  # fmt: skip
-        if limit is not None:
-            q = q.limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-            kinds: dict[str, set[str]] = {}
-            if rows:
-                names = [r[0] for r in rows]
-                for name, kind in conn.execute(
-                    sa.select(n.c.list_name, n.c.kind)
-                    .where((n.c.workspace_id == workspace_id) & n.c.list_name.in_(names))
-                    .distinct()
-                ):
-                    kinds.setdefault(name, set()).add(kind)
-        return [
-            NetworkListSummary(name, int(count), tuple(sorted(kinds.get(name, ()))), first, last)
-            for name, count, first, last in rows
-        ]
-
-    def network_ranges_page(
-        self, workspace_id: int, list_name: str, after: str | None, limit: int
-    ) -> list[WorkspaceRange]:
-        """Return up to `limit` ranges of the workspace's list `list_name` by CIDR text, those
-        after `after` (None: from the first)."""
-        n = t.network_ranges
-        where = (n.c.workspace_id == workspace_id) & (n.c.list_name == list_name)
-        if after is not None:
-            where &= n.c.cidr > after
-        return self._network_ranges(where, limit)
-
-    def workspace_network_ranges(self, workspace_id: int) -> list[WorkspaceRange]:
-        """Return every range of every network list of the workspace, by list name and CIDR."""
-        return self._network_ranges(t.network_ranges.c.workspace_id == workspace_id, None)
-
-    def _network_ranges(self, where: Any, limit: int | None) -> list[WorkspaceRange]:
-        n = t.network_ranges
-        q = (
-            sa.select(n.c.list_name, n.c.cidr, n.c.kind, n.c.owner, n.c.created_us)
-            .where(where)
-            .order_by(n.c.list_name, n.c.cidr)
-        )
-        if limit is not None:
-            q = q.limit(limit)
-        with self.engine.connect() as conn:
-            return [WorkspaceRange(*r) for r in conn.execute(q)]
-
-    def remove_network_list(self, workspace_id: int, list_name: str, now_us: int) -> int:
-        """Delete the workspace's network list `list_name`; return how many ranges it had."""
-        n = t.network_ranges
-        with self.engine.begin() as conn:
-            gone = conn.execute(
-                n.delete().where((n.c.workspace_id == workspace_id) & (n.c.list_name == list_name))
-            ).rowcount
-            if gone:
-                self._bump_network_revision(conn, workspace_id, now_us)
-        return int(gone)
-
-    def remove_network_range(
-        self, workspace_id: int, list_name: str, cidr: str, now_us: int
-    ) -> bool:
-        """Delete one range (normalized `cidr`) from the workspace's list `list_name`; return
-        whether it was there."""
-        n = t.network_ranges
-        with self.engine.begin() as conn:
-            gone = conn.execute(
-                n.delete().where(
-                    (n.c.workspace_id == workspace_id)
-                    & (n.c.list_name == list_name)
-                    & (n.c.cidr == cidr)
-                )
-            ).rowcount
-            if gone:
-                self._bump_network_revision(conn, workspace_id, now_us)
-        return bool(gone)
-
-    def network_list_revisions(self) -> dict[int, int]:
-        """Return the revision of every workspace's network lists (it goes up with each change;
-        a workspace that never had lists is absent)."""
-        r = t.network_list_revisions
-        with self.engine.connect() as conn:
-            return {
-                int(w): int(v) for w, v in conn.execute(sa.select(r.c.workspace_id, r.c.revision))
-            }
 
 
 def _domain(r: Any) -> Domain:

@@ -17,7 +17,7 @@ from clicktrail.domain.models import Workspace
 from clicktrail.services import listing, networks, workspaces
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import iso_utc
-from clicktrail.services.networks import RangeInput
+from clicktrail.services.networks import NetworkListStore, RangeInput
 from clicktrail.services.ports import Store
 from clicktrail.web import schemas as s
 from clicktrail.web.bodies import read_json
@@ -38,8 +38,8 @@ def _query(request: Request, name: str) -> str | None:
     return value
 
 
-def routes(store: Store) -> list[BaseRoute]:
-    """Return the network-list routes over `store`."""
+def routes(store: Store, lists: NetworkListStore) -> list[BaseRoute]:
+    """Return the network-list routes over `lists` (API keys checked through `store`)."""
 
     def workspace(request: Request) -> Workspace:
         return workspaces.authenticate(store, request.headers.get("authorization"))
@@ -55,7 +55,7 @@ def routes(store: Store) -> list[BaseRoute]:
 
     def list_networks(request: Request) -> Response:
         ws = workspace(request)
-        page = networks.list_networks(store, ws, *limit_cursor(request))
+        page = networks.list_networks(lists, ws, *limit_cursor(request))
         items = [
             s.NetworkListOut(name=x.name, ranges=x.ranges, kinds=list(x.kinds),
                              created_at=_t(x.created_us), added_at=_t(x.added_us))
@@ -67,7 +67,7 @@ def routes(store: Store) -> list[BaseRoute]:
     def list_ranges(request: Request) -> Response:
         ws = workspace(request)
         limit, cursor = limit_cursor(request)
-        page = networks.list_ranges(store, ws, name_of(request), limit, cursor)
+        page = networks.list_ranges(lists, ws, name_of(request), limit, cursor)
         items = [
             s.NetworkRangeOut(cidr=r.cidr, kind=r.kind, owner=r.owner, created_at=_t(r.created_us))
             for r in page.items
@@ -85,7 +85,7 @@ def routes(store: Store) -> list[BaseRoute]:
         ]
         done = await run_in_threadpool(
             lambda: networks.add_range_entries(
-                store, ws, name, entries, now_us=now_us(), kind=b.kind, owner=b.owner
+                lists, ws, name, entries, now_us=now_us(), kind=b.kind, owner=b.owner
             )
         )
         out = s.NetworkRangesAdded(
@@ -95,7 +95,7 @@ def routes(store: Store) -> list[BaseRoute]:
 
     def remove_list(request: Request) -> Response:
         ws = workspace(request)
-        networks.remove_list(store, ws, name_of(request), now_us=now_us())
+        networks.remove_list(lists, ws, name_of(request), now_us=now_us())
         return Response(status_code=204)
 
     def remove_range(request: Request) -> Response:
@@ -103,7 +103,7 @@ def routes(store: Store) -> list[BaseRoute]:
         cidr = _query(request, "cidr")
         if not cidr:
             raise InvalidInput("cidr is required: the range to remove", field="cidr")
-        networks.remove_range(store, ws, name_of(request), cidr, now_us=now_us())
+        networks.remove_range(lists, ws, name_of(request), cidr, now_us=now_us())
         return Response(status_code=204)
 
     return [
