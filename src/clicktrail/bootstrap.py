@@ -44,6 +44,7 @@ from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.listing import ListingQueries
+from clicktrail.storage.networks import NetworkListQueries
 from clicktrail.storage.optouts import OptOutQueries
 from clicktrail.storage.providers import ProviderRepo
 from clicktrail.storage.reports import ReportQueries
@@ -141,6 +142,11 @@ class Container:
     def store(self) -> SqlStore:
         """The SQL store."""
         return SqlStore(self.engine)
+
+    @cached_property
+    def network_lists(self) -> NetworkListQueries:
+        """Workspaces' network lists for bot filtering (storage/networks.py)."""
+        return NetworkListQueries(self.engine)
 
     @cached_property
     def listing_queries(self) -> ListingQueries:
@@ -258,10 +264,10 @@ class Container:
             ),
             workspace_networks=WorkspaceNetworks(
                 configured,
-                revisions=self.store.network_list_revisions,
+                revisions=self.network_lists.network_list_revisions,
                 ranges_of=lambda ws: [
                     (r.cidr, r.owner, r.kind, r.list_name)
-                    for r in self.store.workspace_network_ranges(ws)
+                    for r in self.network_lists.workspace_network_ranges(ws)
                 ],
                 workspace_of=self.store.campaign_workspace,
             ),
@@ -346,7 +352,7 @@ class Container:
         routes += api_optouts.routes(self.store, self.optout_queries, twilio_signers=lambda: optouts.twilio_signers(self.store, self.provider_repo, self.secret_env), default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_sending.routes(self.store, lambda: self.sending)
         routes += api_providers.routes(self.store, self.provider_repo, self.provider_kinds, self.secret_env)  # fmt: skip
-        routes += api_networks.routes(self.store)
+        routes += api_networks.routes(self.store, self.network_lists)
         routes += api_bots.routes(self.store, self.classifier)
         routes += api_keys.routes(self.store, self.key_store)
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
