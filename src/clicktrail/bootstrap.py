@@ -44,6 +44,7 @@ from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.listing import ListingQueries
+from clicktrail.storage.messages import MessageQueries
 from clicktrail.storage.networks import NetworkListQueries
 from clicktrail.storage.optouts import OptOutQueries
 from clicktrail.storage.providers import ProviderRepo
@@ -142,6 +143,11 @@ class Container:
     def store(self) -> SqlStore:
         """The SQL store."""
         return SqlStore(self.engine)
+
+    @cached_property
+    def messages(self) -> MessageQueries:
+        """Messages: storing them with their tokens, receipts, lookups (storage/messages.py)."""
+        return MessageQueries(self.engine)
 
     @cached_property
     def network_lists(self) -> NetworkListQueries:

@@ -546,7 +546,7 @@ def messages_status(
     now = now_us()
     parsed, where = receipts.parse_receipts_file(data, str(file), now)
     outcome = receipts.record_receipts(
-        c.store, ws, parsed, where=where, skip_unknown=skip_unknown, source="file", now_us=now,
+        c.messages, ws, parsed, where=where, skip_unknown=skip_unknown, source="file", now_us=now,
         skip_option="--skip-unknown",
     )  # fmt: skip
     out.print(

@@ -240,7 +240,7 @@ def _print_banner(container: Container, info: demo.DemoInfo) -> None:
                 "",
                 "Try a tracked link (each recipient has their own; it 302s to the real URL):",
             ]
-            for token, phone, dest in store.sample_links(campaign.id, 2):
+            for token, phone, dest in container.messages.sample_links(campaign.id, 2):
                 lines.append(f"  {base}/c/{token}    ({phone} → {dest})")
             key, key_file, minted = demo_key(container, info)
             lines += [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from clicktrail.domain.bots.model import Verdict
@@ -25,6 +25,7 @@ from clicktrail.domain.status import Status
 
 if TYPE_CHECKING:
     from clicktrail.services.keys import ApiKey
+    from clicktrail.services.receipts import ReceiptOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +70,6 @@ class SendResult:
     # With status `queued`: the provider refused for now (429, 5xx, timeout); try again after
     # this many seconds at the earliest (None: the sender's own backoff decides).
     retry_after: float | None = None
-
-
-@dataclass
-class ReceiptOutcome:
-    """What a batch of receipts did: applied, left unchanged (stale/repeated), unknown ids.
-
-    `rejected` is set when unknown ids stopped the whole batch (nothing was written).
-    """
-
-    applied: int = 0
-    unchanged: int = 0
-    unknown: list[str] = field(default_factory=list)
-    rejected: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +180,6 @@ class Store(Protocol):
     def audience(
         self, workspace_id: int, list_id: int | None, after_id: int, limit: int
     ) -> list[Contact]: ...
-    def last_wrapped_contact(self, campaign_id: int) -> int: ...
     def find_contact(self, workspace_id: int, phone_or_external_id: str) -> Contact | None: ...
     def longest_values(self, workspace_id: int, list_id: int | None) -> list[dict[str, str]]: ...
     def create_campaign(

@@ -35,7 +35,8 @@ from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Receipt, Workspace
 from clicktrail.domain.status import RECEIPT_STATUSES, Status
 from clicktrail.services import receipts
-from clicktrail.services.ports import ReceiptOutcome, SmsProvider, Store
+from clicktrail.services.ports import SmsProvider, Store
+from clicktrail.services.receipts import ReceiptOutcome
 
 log = logging.getLogger("clicktrail.providers")
 

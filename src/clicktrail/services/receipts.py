@@ -6,15 +6,45 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from clicktrail.domain.errors import InvalidInput, Problem
 from clicktrail.domain.models import Receipt, Workspace
 from clicktrail.domain.status import RECEIPT_STATUSES, parse_status
-from clicktrail.services.ports import ReceiptOutcome, Store
 
 MAX_BATCH = 10_000
+
+
+@dataclass
+class ReceiptOutcome:
+    """What a batch of receipts did: applied, left unchanged (stale/repeated), unknown ids.
+
+    `rejected` is set when unknown ids stopped the whole batch (nothing was written).
+    """
+
+    applied: int = 0
+    unchanged: int = 0
+    unknown: list[str] = field(default_factory=list)
+    rejected: bool = False
+
+
+class ReceiptStore(Protocol):
+    """Messages as receipts need them (`storage.messages`)."""
+
+    def apply_receipts(
+        self,
+        workspace_id: int,
+        receipts: Sequence[Receipt],
+        *,
+        skip_unknown: bool,
+        source: str,
+        now_us: int,
+    ) -> ReceiptOutcome:
+        """Move the workspace's messages forward by their receipts, all in one transaction;
+        with unknown ids and not `skip_unknown`, write nothing and set `rejected`."""
+        ...
 
 
 def parse_time(value: Any, field: str, default_us: int) -> int:
@@ -146,7 +176,7 @@ def parse_receipts_file(data: bytes, name: str, now_us: int) -> tuple[list[Recei
 
 
 def record_receipts(
-    store: Store,
+    store: ReceiptStore,
     workspace: Workspace,
     receipts: Sequence[Receipt],
     *,

@@ -8,7 +8,7 @@ transaction unless its docstring says otherwise.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,38 +24,33 @@ from clicktrail.domain.models import (
     ContactInput,
     Domain,
     LinkRow,
-    Receipt,
     Workspace,
 )
 from clicktrail.domain.report import COUNTED_VERDICTS, CampaignReport
 from clicktrail.domain.sms import analyze
-from clicktrail.domain.status import FINAL, RANK, Status
 from clicktrail.services.ports import (
     ClickRecord,
-    NewMessage,
-    OutgoingSms,
-    ReceiptOutcome,
     Selection,
     StoredRequest,
 )
 from clicktrail.storage import inbox, keys
 from clicktrail.storage import tables as t
+from clicktrail.storage.messages import MessageQueries
 from clicktrail.storage.networks import NetworkListQueries
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
-from clicktrail.storage.sql import bulk_insert, chunks, insert_ignore
+from clicktrail.storage.sql import chunks, insert_ignore
 
 if TYPE_CHECKING:
     from clicktrail.services.keys import ApiKey
     from clicktrail.storage.sending import SqlSendJobs
 
-SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
 
-
-class SqlStore(NetworkListQueries):
+class SqlStore(MessageQueries, NetworkListQueries):
     """clicktrail's storage on one SQLAlchemy engine (SQLite or PostgreSQL).
 
     The areas already moved to their own module are inherited from it, so callers not yet on
-    the area's small port keep working: network lists (`storage/networks.py`)."""
+    the area's small port keep working: messages (`storage/messages.py`), network lists
+    (`storage/networks.py`)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -457,191 +452,6 @@ class SqlStore(NetworkListQueries):
         from clicktrail.storage.sending import SqlSendJobs
 
         return SqlSendJobs(self)
-
-    # -- messages ------------------------------------------------------------------------------
-
-    def insert_messages(
-        self, batch: Sequence[NewMessage], also: Callable[[sa.Connection], None] | None = None
-    ) -> None:
-        """Store queued messages and their tokens in one transaction (with `also`, which gets the
-        connection: the sending job records how far wrapping got in the same commit).
-
-        Raises `Conflict` when a token collides (the caller draws new tokens and retries).
-        """
-        m = t.messages
-        try:
-            with self.engine.begin() as conn:
-                if also is not None:
-                    also(conn)
-                if not batch:
-                    return
-                bulk_insert(
-                    conn,
-                    m,
-                    [
-                        {
-                            "public_id": x.public_id,
-                            "campaign_id": x.campaign_id,
-                            "contact_id": x.contact_id,
-                            "to_phone": x.to_phone,
-                            "body": x.body,
-                            "encoding": x.encoding,
-                            "segments": x.segments,
-                            "status": Status.QUEUED.value,
-                            "queued_us": x.queued_us,
-                            "status_us": x.queued_us,
-                        }
-                        for x in batch
-                    ],
-                )
-                # Read the new ids back by public id: COPY has no RETURNING, and this is
-                # cheaper than RETURNING through executemany. (Not by (campaign, contact): a
-                # contact may also have test sends of the campaign.)
-                by_pid = dict(
-                    conn.execute(
-                        sa.select(m.c.public_id, m.c.id).where(
-                            m.c.public_id.in_([x.public_id for x in batch])
-                        )
-                    ).all()
-                )
-                ids = [by_pid[x.public_id] for x in batch]
-                token_rows = [
-                    {
-                        "token": tok,
-                        "message_id": mid,
-                        "link_id": link_id,
-                        "campaign_id": x.campaign_id,
-                        "contact_id": x.contact_id,
-                        "destination": dest,
-                    }
-                    for mid, x in zip(ids, batch, strict=True)
-                    for tok, link_id, dest in x.tokens
-                ]
-                if token_rows:
-                    bulk_insert(conn, t.tokens, token_rows)
-        except sa.exc.IntegrityError as exc:
-            raise Conflict("token or message collision; retry with new tokens") from exc
-
-    def last_wrapped_contact(self, campaign_id: int) -> int:
-        """Return the highest contact id that has a message in the campaign (0 if none)."""
-        m = t.messages
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                sa.select(sa.func.max(m.c.contact_id)).where(m.c.campaign_id == campaign_id)
-            ).scalar()
-        return int(found or 0)
-
-    @staticmethod
-    def _outgoing(rows: Iterable[Any]) -> list[OutgoingSms]:
-        return [OutgoingSms(r.public_id, r.to_phone, r.body, r.encoding, r.segments) for r in rows]
-
-    def apply_receipts(
-        self,
-        workspace_id: int,
-        receipts: Sequence[Receipt],
-        *,
-        skip_unknown: bool,
-        source: str,
-        now_us: int,
-    ) -> ReceiptOutcome:
-        """Move messages forward by their receipts, in one transaction.
-
-        A receipt that does not advance a message (late, repeated, out of order) changes nothing
-        but is logged. Unknown message ids (including other workspaces' messages) are returned in
-        `unknown`; unless `skip_unknown`, nothing is then written and `rejected` is set.
-        """
-        m, cp = t.messages, t.campaigns
-        outcome = ReceiptOutcome()
-        with self.engine.begin() as conn:
-            state: dict[str, list[Any]] = {}
-            ids = sorted({r.message_id for r in receipts})
-            for chunk in chunks(ids):
-                for row in conn.execute(
-                    sa.select(m.c.id, m.c.public_id, m.c.status, m.c.sent_us)
-                    .join(cp, cp.c.id == m.c.campaign_id)
-                    .where(cp.c.workspace_id == workspace_id, m.c.public_id.in_(chunk))
-                ):
-                    state[row.public_id] = [row.id, Status(row.status), row.sent_us, False]
-            outcome.unknown = [r.message_id for r in receipts if r.message_id not in state]
-            if outcome.unknown and not skip_unknown:
-                outcome.rejected = True
-                return outcome
-            events: list[dict[str, Any]] = []
-            changes: dict[int, dict[str, Any]] = {}
-            for r in receipts:
-                st = state.get(r.message_id)
-                if st is None:
-                    continue
-                mid, current, sent_us = st[0], st[1], st[2]
-                new = Status(r.status)
-                applied = RANK[new] > RANK[current]
-                change = changes.setdefault(mid, {})
-                if new == Status.SENT and sent_us is None:
-                    # A late 'sent' still tells when the message left, without moving it back.
-                    change["sent_us"] = r.at_us
-                    st[2] = r.at_us
-                if applied:
-                    st[1] = new
-                    change["status"] = new.value
-                    change["status_us"] = r.at_us
-                    if new == Status.DELIVERED:
-                        change["delivered_us"] = r.at_us
-                    elif new in FINAL:
-                        change["failed_us"] = r.at_us
-                    outcome.applied += 1
-                else:
-                    outcome.unchanged += 1
-                events.append(
-                    {
-                        "message_id": mid,
-                        "status": new.value,
-                        "at_us": r.at_us,
-                        "source": source,
-                        "applied": applied,
-                        "recorded_us": now_us,
-                    }
-                )
-            for mid, change in changes.items():
-                if change:
-                    conn.execute(m.update().where(m.c.id == mid).values(change))
-            if events:
-                conn.execute(t.message_events.insert(), events)
-            refresh_click_rollup(conn, [i for i, c in changes.items() if "delivered_us" in c])
-        return outcome
-
-    def queued_or_sent_ids(self, campaign_id: int, limit: int) -> list[str]:
-        """Return public ids of up to `limit` of the campaign's messages, oldest first."""
-        m = t.messages
-        with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    sa.select(m.c.public_id)
-                    .where(m.c.campaign_id == campaign_id)
-                    .order_by(m.c.id)
-                    .limit(limit)
-                ).scalars()
-            )
-
-    def sample_links(self, campaign_id: int, limit: int) -> list[tuple[str, str, str]]:
-        """Return (token, recipient phone, destination) of up to `limit` of the campaign's links."""
-        tk, m, lk = t.tokens, t.messages, t.links
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(tk.c.token, m.c.to_phone, sa.func.coalesce(tk.c.destination, lk.c.url))
-                .join(m, m.c.id == tk.c.message_id)
-                .join(lk, lk.c.id == tk.c.link_id)
-                .where(tk.c.campaign_id == campaign_id)
-                .order_by(m.c.id, lk.c.idx)
-                .limit(limit)
-            ).all()
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def message_status(self, public_id: str) -> dict[str, Any] | None:
-        """Return a message's status and times, or None."""
-        m = t.messages
-        with self.engine.connect() as conn:
-            r = conn.execute(sa.select(m).where(m.c.public_id == public_id)).first()
-        return dict(r._mapping) if r else None
 
     # -- clicks --------------------------------------------------------------------------------
 
