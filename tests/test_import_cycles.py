@@ -25,11 +25,7 @@ PACKAGE = "clicktrail"
 
 # Imports that still close a circle, each with what removes it. Keep this empty: an entry fails
 # `test_pending_imports_still_exist` once its import is gone, so that it is deleted here too.
-PENDING = {
-    # `ReportQueries._store()` borrows `SqlStore` for campaign lookups (sql_store -> reports ->
-    # sql_store, and through inbox): goes with the split of sql_store.py (issue 15).
-    ("clicktrail.storage.reports", "clicktrail.storage.sql_store"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 @cache

@@ -38,6 +38,7 @@ from clicktrail.signals.ua import ua_facts
 from clicktrail.sms.http import HttpKind
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.sms.twilio import TwilioKind
+from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.database import check_ready, create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
@@ -143,6 +144,11 @@ class Container:
     def store(self) -> SqlStore:
         """The SQL store."""
         return SqlStore(self.engine)
+
+    @cached_property
+    def campaigns(self) -> CampaignQueries:
+        """Campaigns and their links (storage/campaigns.py)."""
+        return CampaignQueries(self.engine)
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -275,9 +281,9 @@ class Container:
                     (r.cidr, r.owner, r.kind, r.list_name)
                     for r in self.network_lists.workspace_network_ranges(ws)
                 ],
-                workspace_of=self.store.campaign_workspace,
+                workspace_of=self.campaigns.campaign_workspace,
             ),
-            secure_of=self.store.campaign_is_secure,
+            secure_of=self.campaigns.campaign_is_secure,
         )
 
     def background_jobs(self) -> tuple[list[Job], Callable[[], object]]:

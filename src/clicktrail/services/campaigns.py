@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from clicktrail.domain.destinations import redirect_location
 from clicktrail.domain.errors import InvalidInput, NotFound
@@ -30,6 +31,40 @@ from clicktrail.services.ports import Store
 
 ROLES = ("cta", "optout", "other")
 BATCH = 1000
+
+
+class CampaignStore(Protocol):
+    """Campaigns and their links as services need them (`storage.campaigns`)."""
+
+    def create_campaign(
+        self,
+        *,
+        public_id: str,
+        workspace_id: int,
+        slug: str,
+        name: str,
+        template: str,
+        domain_id: int,
+        list_id: int | None,
+        links: Sequence[tuple[int, str, str, dict[str, str]]],
+        now_us: int,
+        options: CampaignOptions | None = None,
+    ) -> Campaign:
+        """Store a draft campaign and its links (index, URL, role, UTM overrides); raises
+        `Conflict` if the workspace has a campaign with this slug."""
+        ...
+
+    def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None:
+        """Return the workspace's campaign whose slug or public id is `ref`."""
+        ...
+
+    def list_campaigns(self, workspace_id: int) -> list[Campaign]:
+        """Return the workspace's campaigns, newest first."""
+        ...
+
+    def set_campaign_status(self, campaign_id: int, status: str, now_us: int | None = None) -> None:
+        """Set the campaign's status (and its sent time when given)."""
+        ...
 
 
 def create_campaign(
@@ -140,7 +175,7 @@ def _pick_domain(store: Store, workspace: Workspace, host: str | None) -> Domain
     return domains[0]
 
 
-def get_campaign(store: Store, workspace: Workspace, ref: str) -> Campaign:
+def get_campaign(store: CampaignStore, workspace: Workspace, ref: str) -> Campaign:
     """Return the campaign named `ref` (slug or id). Raises `NotFound` naming it."""
     campaign = store.find_campaign(workspace.id, ref)
     if campaign is None:

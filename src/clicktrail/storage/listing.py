@@ -7,10 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from clicktrail.domain.models import Campaign, CampaignOptions, Domain, LinkRow
+from clicktrail.domain.models import Domain, LinkRow
 from clicktrail.services.exports import ClickEvent, MessageRecord
 from clicktrail.services.listing import CampaignView, ContactList, ContactView
 from clicktrail.storage import tables as t
+from clicktrail.storage.campaigns import campaign_from_row, link_from_row
 from clicktrail.storage.exports import (
     click_event,
     click_events_query,
@@ -106,24 +107,10 @@ class ListingQueries:
             for x in conn.execute(
                 sa.select(lk).where(lk.c.campaign_id.in_([r.id for r in rows])).order_by(lk.c.idx)
             ):
-                links.setdefault(x.campaign_id, []).append(
-                    LinkRow(x.id, x.idx, x.url, x.role, dict((x.options or {}).get("utm") or {}))
-                )
+                links.setdefault(x.campaign_id, []).append(link_from_row(x))
         return [
             CampaignView(
-                Campaign(
-                    r.id,
-                    r.public_id,
-                    r.workspace_id,
-                    r.slug,
-                    r.name,
-                    r.template,
-                    r.domain_id,
-                    r.list_id,
-                    r.status,
-                    tuple(links.get(r.id, ())),
-                    CampaignOptions.from_dict(r.options),
-                ),
+                campaign_from_row(r, links.get(r.id, ())),
                 r.host,
                 r.list_name,
                 r.created_us,

@@ -30,7 +30,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import phonenumbers
 import sqlalchemy as sa
@@ -67,10 +67,8 @@ from clicktrail.domain.report import (
 from clicktrail.domain.status import Status
 from clicktrail.services.bots import DEFAULT_SETTLE_US
 from clicktrail.storage import tables as t
+from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.sql import chunks
-
-if TYPE_CHECKING:
-    from clicktrail.storage.sql_store import SqlStore
 
 SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
 OPTOUT = "optout"
@@ -132,18 +130,13 @@ class ReportQueries:
 
     # -- campaigns (for the services' lookups) --------------------------------------------------
 
-    def _store(self) -> SqlStore:
-        from clicktrail.storage.sql_store import SqlStore
-
-        return SqlStore(self.engine)
-
     def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None:
         """Return the campaign `ref` (slug or public id) of the workspace, or None."""
-        return self._store().find_campaign(workspace_id, ref)
+        return CampaignQueries(self.engine).find_campaign(workspace_id, ref)
 
     def list_campaigns(self, workspace_id: int) -> list[Campaign]:
         """Return the workspace's campaigns."""
-        return self._store().list_campaigns(workspace_id)
+        return CampaignQueries(self.engine).list_campaigns(workspace_id)
 
     # -- the classic report ---------------------------------------------------------------------
 

@@ -19,11 +19,9 @@ from clicktrail.domain.clicks import InboxBatch
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import (
     Campaign,
-    CampaignOptions,
     Contact,
     ContactInput,
     Domain,
-    LinkRow,
     Workspace,
 )
 from clicktrail.domain.report import COUNTED_VERDICTS, CampaignReport
@@ -35,6 +33,7 @@ from clicktrail.services.ports import (
 )
 from clicktrail.storage import inbox, keys
 from clicktrail.storage import tables as t
+from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.messages import MessageQueries
 from clicktrail.storage.networks import NetworkListQueries
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
@@ -45,11 +44,11 @@ if TYPE_CHECKING:
     from clicktrail.storage.sending import SqlSendJobs
 
 
-class SqlStore(MessageQueries, NetworkListQueries):
+class SqlStore(CampaignQueries, MessageQueries, NetworkListQueries):
     """clicktrail's storage on one SQLAlchemy engine (SQLite or PostgreSQL).
 
     The areas already moved to their own module are inherited from it, so callers not yet on
-    the area's small port keep working: messages (`storage/messages.py`), network lists
+    the area's small port keep working: campaigns (`storage/campaigns.py`), messages (`storage/messages.py`), network lists
     (`storage/networks.py`)."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -342,110 +341,7 @@ class SqlStore(MessageQueries, NetworkListQueries):
             ).first()
         return _contact(r) if r else None
 
-    # -- campaigns -----------------------------------------------------------------------------
-
-    def create_campaign(
-        self,
-        *,
-        public_id: str,
-        workspace_id: int,
-        slug: str,
-        name: str,
-        template: str,
-        domain_id: int,
-        list_id: int | None,
-        links: Sequence[tuple[int, str, str, dict[str, str]]],
-        now_us: int,
-        options: CampaignOptions | None = None,
-    ) -> Campaign:
-        """Store a draft campaign and its links (index, URL, role, UTM overrides).
-
-        Raises `Conflict` if the slug is taken.
-        """
-        cp = t.campaigns
-        with self.engine.begin() as conn:
-            if conn.execute(
-                sa.select(cp.c.id).where(cp.c.workspace_id == workspace_id, cp.c.slug == slug)
-            ).first():
-                raise Conflict(f"campaign {slug!r} already exists", field="name")
-            cid = conn.execute(
-                # Insert-or-ignore: another call may take the slug after the check above.
-                insert_ignore(self.engine, cp).returning(cp.c.id),
-                {
-                    "public_id": public_id,
-                    "workspace_id": workspace_id,
-                    "slug": slug,
-                    "name": name,
-                    "template": template,
-                    "domain_id": domain_id,
-                    "list_id": list_id,
-                    "status": "draft",
-                    "created_us": now_us,
-                    "options": (options or CampaignOptions()).as_dict(),
-                },
-            ).scalar()
-            if cid is None:
-                raise Conflict(f"campaign {slug!r} already exists", field="name")
-            if links:
-                conn.execute(
-                    t.links.insert(),
-                    [
-                        {"campaign_id": cid, "idx": i, "url": u, "role": r, "options": {"utm": utm}}
-                        for i, u, r, utm in links
-                    ],
-                )
-            return self._campaign(conn, cid)
-
-    def _campaign(self, conn: sa.Connection, campaign_id: int) -> Campaign:
-        r = conn.execute(sa.select(t.campaigns).where(t.campaigns.c.id == campaign_id)).one()
-        lk = conn.execute(
-            sa.select(t.links).where(t.links.c.campaign_id == campaign_id).order_by(t.links.c.idx)
-        ).all()
-        return Campaign(
-            r.id,
-            r.public_id,
-            r.workspace_id,
-            r.slug,
-            r.name,
-            r.template,
-            r.domain_id,
-            r.list_id,
-            r.status,
-            tuple(
-                LinkRow(x.id, x.idx, x.url, x.role, dict((x.options or {}).get("utm") or {}))
-                for x in lk
-            ),
-            CampaignOptions.from_dict(r.options),
-        )
-
-    def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None:
-        """Return the workspace's campaign whose slug or public id is `ref`."""
-        cp = t.campaigns
-        with self.engine.connect() as conn:
-            cid = conn.execute(
-                sa.select(cp.c.id).where(
-                    cp.c.workspace_id == workspace_id,
-                    sa.or_(cp.c.slug == ref, cp.c.public_id == ref),
-                )
-            ).scalar()
-            return None if cid is None else self._campaign(conn, cid)
-
-    def list_campaigns(self, workspace_id: int) -> list[Campaign]:
-        """Return the workspace's campaigns, newest first."""
-        cp = t.campaigns
-        with self.engine.connect() as conn:
-            ids = conn.execute(
-                sa.select(cp.c.id).where(cp.c.workspace_id == workspace_id).order_by(cp.c.id.desc())
-            ).scalars()
-            return [self._campaign(conn, i) for i in list(ids)]
-
-    def set_campaign_status(self, campaign_id: int, status: str, now_us: int | None = None) -> None:
-        """Set the campaign's status (and its sent time when given)."""
-        values: dict[str, Any] = {"status": status}
-        if now_us is not None:
-            values["sent_us"] = now_us
-        with self.engine.begin() as conn:
-            conn.execute(t.campaigns.update().where(t.campaigns.c.id == campaign_id).values(values))
+    # -- sending jobs --------------------------------------------------------------------------
 
     def send_jobs(self) -> SqlSendJobs:
         """The storage of sending jobs on this store's engine (storage/sending.py)."""
@@ -618,15 +514,6 @@ class SqlStore(MessageQueries, NetworkListQueries):
                 ).scalars()
             )
 
-    def link_count(self, campaign_id: int) -> int:
-        """Return how many links the campaign's template has."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count()).where(t.links.c.campaign_id == campaign_id)
-                ).scalar_one()
-            )
-
     def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None:
         """Store (click id, verdict, final) for each request (the last one of a click id given
         twice), and refresh the click rollup of their messages, in one transaction."""
@@ -689,30 +576,6 @@ class SqlStore(MessageQueries, NetworkListQueries):
         d = t.domains
         with self.engine.connect() as conn:
             return conn.execute(sa.select(d.c.id).where(d.c.host == host)).first() is not None
-
-    # -- campaigns (what the classifier asks) ------------------------------------------------
-
-    def campaign_is_secure(self, campaign_id: int) -> bool | None:
-        """Return whether campaign `campaign_id`'s short links are served over HTTPS (its
-        domain's scheme); None: no such campaign."""
-        c, d = t.campaigns, t.domains
-        with self.engine.connect() as conn:
-            scheme = conn.execute(
-                sa.select(d.c.scheme)
-                .select_from(c.join(d, d.c.id == c.c.domain_id))
-                .where(c.c.id == campaign_id)
-            ).scalar_one_or_none()
-        return None if scheme is None else scheme == "https"
-
-    def campaign_workspace(self, campaign_id: int) -> int | None:
-        """Return the id of the workspace that campaign `campaign_id` belongs to (None: no such
-        campaign)."""
-        c = t.campaigns
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                sa.select(c.c.workspace_id).where(c.c.id == campaign_id)
-            ).scalar_one_or_none()
-        return None if found is None else int(found)
 
 
 def _domain(r: Any) -> Domain:
