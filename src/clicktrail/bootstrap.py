@@ -40,6 +40,7 @@ from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.sms.twilio import TwilioKind
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicklog import ClickLog
+from clicktrail.storage.contacts import ContactQueries
 from clicktrail.storage.database import check_ready, create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.inbox import InboxWriter
@@ -149,6 +150,11 @@ class Container:
     def campaigns(self) -> CampaignQueries:
         """Campaigns and their links (storage/campaigns.py)."""
         return CampaignQueries(self.engine)
+
+    @cached_property
+    def contacts(self) -> ContactQueries:
+        """Contacts and contact lists (storage/contacts.py)."""
+        return ContactQueries(self.engine)
 
     @cached_property
     def messages(self) -> MessageQueries:

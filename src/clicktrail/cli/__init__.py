@@ -275,7 +275,7 @@ def contacts_import(
             progress=lambda n: bar.update(task, completed=n),
         )  # fmt: skip
     result = contacts.import_contacts(
-        c.store, ws, parsed, name=str(file), skip_invalid=skip_invalid, list_name=list_name,
+        c.contacts, ws, parsed, name=str(file), skip_invalid=skip_invalid, list_name=list_name,
         now_us=now_us(), spelling=IMPORT_SPELLING, allow_empty=allow_empty,
     )  # fmt: skip
     out.print(

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import codecs
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import phonenumbers
 
 from clicktrail.domain.errors import InvalidInput, Problem
-from clicktrail.domain.models import ContactInput, Workspace
-from clicktrail.services.ports import Store
+from clicktrail.domain.models import Contact, ContactInput, Workspace
 
 STANDARD_COLUMNS = ("phone", "external_id", "first_name")
 MAX_PROBLEMS_SHOWN = 20
@@ -61,6 +60,47 @@ class ImportResult:
     updated: int
     duplicates: int
     rejected: list[Rejected]
+
+
+class ContactStore(Protocol):
+    """Contacts and their lists as services need them (`storage.contacts`)."""
+
+    def upsert_contacts(
+        self,
+        workspace_id: int,
+        contacts: Sequence[ContactInput],
+        list_name: str | None,
+        now_us: int,
+    ) -> tuple[int, int]:
+        """Insert new contacts and merge known ones (same phone) in one transaction, joining
+        them to the list `list_name` when given; return (created, updated)."""
+        ...
+
+    def find_list(self, workspace_id: int, name: str) -> int | None:
+        """Return the id of the workspace's contact list called `name`."""
+        ...
+
+    def count_contacts(self, workspace_id: int) -> int:
+        """Return how many contacts the workspace has."""
+        ...
+
+    def attribute_names(self, workspace_id: int) -> set[str]:
+        """Return every attribute name any of the workspace's contacts has."""
+        ...
+
+    def audience(
+        self, workspace_id: int, list_id: int | None, after_id: int, limit: int
+    ) -> list[Contact]:
+        """Return up to `limit` opted-in contacts of the audience with id > `after_id`, by id."""
+        ...
+
+    def longest_values(self, workspace_id: int, list_id: int | None) -> list[dict[str, str]]:
+        """Return the audience's worst-case field value sets (GSM-7, then UCS-2 if any)."""
+        ...
+
+    def find_contact(self, workspace_id: int, phone_or_external_id: str) -> Contact | None:
+        """Return the workspace's contact with this phone (E.164) or external id."""
+        ...
 
 
 def normalize_phone(raw: str, region: str | None) -> str:
@@ -215,7 +255,7 @@ def parse_contacts_csv(
 
 
 def import_contacts(
-    store: Store,
+    store: ContactStore,
     workspace: Workspace,
     parsed: ParsedCsv,
     *,

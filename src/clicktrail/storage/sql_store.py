@@ -7,7 +7,6 @@ transaction unless its docstring says otherwise.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,13 +18,10 @@ from clicktrail.domain.clicks import InboxBatch
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import (
     Campaign,
-    Contact,
-    ContactInput,
     Domain,
     Workspace,
 )
 from clicktrail.domain.report import COUNTED_VERDICTS, CampaignReport
-from clicktrail.domain.sms import analyze
 from clicktrail.services.ports import (
     ClickRecord,
     Selection,
@@ -34,21 +30,23 @@ from clicktrail.services.ports import (
 from clicktrail.storage import inbox, keys
 from clicktrail.storage import tables as t
 from clicktrail.storage.campaigns import CampaignQueries
+from clicktrail.storage.contacts import ContactQueries
 from clicktrail.storage.messages import MessageQueries
 from clicktrail.storage.networks import NetworkListQueries
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
-from clicktrail.storage.sql import chunks, insert_ignore
+from clicktrail.storage.sql import insert_ignore
 
 if TYPE_CHECKING:
     from clicktrail.services.keys import ApiKey
     from clicktrail.storage.sending import SqlSendJobs
 
 
-class SqlStore(CampaignQueries, MessageQueries, NetworkListQueries):
+class SqlStore(CampaignQueries, ContactQueries, MessageQueries, NetworkListQueries):
     """clicktrail's storage on one SQLAlchemy engine (SQLite or PostgreSQL).
 
     The areas already moved to their own module are inherited from it, so callers not yet on
-    the area's small port keep working: campaigns (`storage/campaigns.py`), messages (`storage/messages.py`), network lists
+    the area's small port keep working: campaigns (`storage/campaigns.py`), contacts
+    (`storage/contacts.py`), messages (`storage/messages.py`), network lists
     (`storage/networks.py`)."""
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -145,201 +143,6 @@ class SqlStore(CampaignQueries, MessageQueries, NetworkListQueries):
         with self.engine.connect() as conn:
             r = conn.execute(sa.select(t.domains).where(t.domains.c.id == domain_id)).one()
         return _domain(r)
-
-    # -- contacts ------------------------------------------------------------------------------
-
-    def upsert_contacts(
-        self,
-        workspace_id: int,
-        contacts: Sequence[ContactInput],
-        list_name: str | None,
-        now_us: int,
-    ) -> tuple[int, int]:
-        """Insert new contacts and merge known ones (same phone), all in one transaction.
-
-        Known contacts keep values the import leaves empty; attributes are merged. Returns
-        (created, updated). With `list_name`, every imported contact joins that list.
-        """
-        c = t.contacts
-        created = updated = 0
-        with self.engine.begin() as conn:
-            list_id = (
-                self._ensure_list(conn, workspace_id, list_name, now_us) if list_name else None
-            )
-            for chunk in chunks(contacts):
-                phones = [x.phone for x in chunk]
-                existing = {
-                    r.phone: r
-                    for r in conn.execute(
-                        sa.select(
-                            c.c.id, c.c.phone, c.c.external_id, c.c.first_name, c.c.attributes
-                        ).where(c.c.workspace_id == workspace_id, c.c.phone.in_(phones))
-                    )
-                }
-                inserts: list[dict[str, Any]] = []
-                updates: list[dict[str, Any]] = []
-                for x in chunk:
-                    old = existing.get(x.phone)
-                    if old is None:
-                        inserts.append(
-                            {
-                                "workspace_id": workspace_id,
-                                "phone": x.phone,
-                                "external_id": x.external_id,
-                                "first_name": x.first_name,
-                                "attributes": x.attributes,
-                                "created_us": now_us,
-                                "updated_us": now_us,
-                            }
-                        )
-                    else:
-                        merged = ContactInput(
-                            old.phone, old.external_id, old.first_name, dict(old.attributes or {})
-                        ).merged_with(x)
-                        updates.append(
-                            {
-                                "b_id": old.id,
-                                "external_id": merged.external_id,
-                                "first_name": merged.first_name,
-                                "attributes": merged.attributes,
-                                "updated_us": now_us,
-                            }
-                        )
-                if inserts:
-                    conn.execute(c.insert(), inserts)
-                    created += len(inserts)
-                if updates:
-                    conn.execute(
-                        c.update()
-                        .where(c.c.id == sa.bindparam("b_id"))
-                        .values(
-                            external_id=sa.bindparam("external_id"),
-                            first_name=sa.bindparam("first_name"),
-                            attributes=sa.bindparam("attributes"),
-                            updated_us=sa.bindparam("updated_us"),
-                        ),
-                        updates,
-                    )
-                    updated += len(updates)
-                if list_id is not None:
-                    ids = conn.execute(
-                        sa.select(c.c.id).where(
-                            c.c.workspace_id == workspace_id, c.c.phone.in_(phones)
-                        )
-                    ).scalars()
-                    conn.execute(
-                        insert_ignore(self.engine, t.list_members),
-                        [{"list_id": list_id, "contact_id": i} for i in ids],
-                    )
-        return created, updated
-
-    def _ensure_list(self, conn: sa.Connection, workspace_id: int, name: str, now_us: int) -> int:
-        lst = t.contact_lists
-        found = conn.execute(
-            sa.select(lst.c.id).where(lst.c.workspace_id == workspace_id, lst.c.name == name)
-        ).scalar()
-        if found is not None:
-            return int(found)
-        return int(
-            conn.execute(
-                lst.insert().returning(lst.c.id),
-                {"workspace_id": workspace_id, "name": name, "created_us": now_us},
-            ).scalar_one()
-        )
-
-    def find_list(self, workspace_id: int, name: str) -> int | None:
-        """Return the id of the workspace's contact list called `name`."""
-        lst = t.contact_lists
-        with self.engine.connect() as conn:
-            found = conn.execute(
-                sa.select(lst.c.id).where(lst.c.workspace_id == workspace_id, lst.c.name == name)
-            ).scalar()
-        return None if found is None else int(found)
-
-    def count_contacts(self, workspace_id: int) -> int:
-        """Return how many contacts the workspace has."""
-        with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count()).where(t.contacts.c.workspace_id == workspace_id)
-                ).scalar_one()
-            )
-
-    def attribute_names(self, workspace_id: int) -> set[str]:
-        """Return every attribute name any of the workspace's contacts has."""
-        names: set[str] = set()
-        c = t.contacts
-        with self.engine.connect() as conn:
-            # Attribute sets repeat from one import to the next: look at distinct JSON texts.
-            for (attrs,) in conn.execute(
-                sa.select(sa.cast(c.c.attributes, sa.Text))
-                .where(c.c.workspace_id == workspace_id)
-                .distinct()
-            ):
-                names.update(json.loads(attrs))
-        return names
-
-    def audience(
-        self, workspace_id: int, list_id: int | None, after_id: int, limit: int
-    ) -> list[Contact]:
-        """Return up to `limit` opted-in contacts of the audience with id > `after_id`, by id."""
-        c = t.contacts
-        q = sa.select(c).where(
-            c.c.workspace_id == workspace_id, c.c.opted_out_us.is_(None), c.c.id > after_id
-        )
-        if list_id is not None:
-            q = q.join(t.list_members, t.list_members.c.contact_id == c.c.id).where(
-                t.list_members.c.list_id == list_id
-            )
-        with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(c.c.id).limit(limit)).all()
-        return [_contact(r) for r in rows]
-
-    def longest_values(self, workspace_id: int, list_id: int | None) -> list[dict[str, str]]:
-        """Return candidate worst-case field values of the audience, as value sets.
-
-        The first set has each field's longest value in GSM-7 septets; the second, each
-        field's longest value that forces UCS-2 (in UTF-16 units), where there is one. A
-        message is at its costliest with one of them. Scans the audience in pages (this serves
-        previews, not sends). Empty when the audience is.
-        """
-        longest: dict[str, tuple[int, str]] = {}
-        ucs2: dict[str, tuple[int, str]] = {}
-        after = 0
-        while True:
-            page = self.audience(workspace_id, list_id, after, 5000)
-            if not page:
-                break
-            after = page[-1].id
-            for contact in page:
-                for name, value in contact.field_values().items():
-                    info = analyze(value)
-                    best = ucs2 if info.encoding != "GSM-7" else longest
-                    if name not in best or info.units > best[name][0]:
-                        best[name] = (info.units, value)
-        if not longest and not ucs2:
-            return []
-        first = {k: v for k, (_, v) in longest.items()}
-        for k, (_, v) in ucs2.items():
-            first.setdefault(k, v)
-        second = {**first, **{k: v for k, (_, v) in ucs2.items()}}
-        return [first, second] if ucs2 else [first]
-
-    def find_contact(self, workspace_id: int, phone_or_external_id: str) -> Contact | None:
-        """Return the contact with this phone (E.164) or external id."""
-        c = t.contacts
-        with self.engine.connect() as conn:
-            r = conn.execute(
-                sa.select(c)
-                .where(
-                    c.c.workspace_id == workspace_id,
-                    sa.or_(
-                        c.c.phone == phone_or_external_id, c.c.external_id == phone_or_external_id
-                    ),
-                )
-                .limit(1)
-            ).first()
-        return _contact(r) if r else None
 
     # -- sending jobs --------------------------------------------------------------------------
 
@@ -596,15 +399,3 @@ def _stored_request(r: Any) -> StoredRequest:
         click_id, campaign_id, message_id, contact_id, link_id, at_us, method, ip, user_agent,
         dict(orjson.loads(headers) or {}), sent_us, delivered_us, stored, row_id, bool(final),
     )  # fmt: skip
-
-
-def _contact(r: Any) -> Contact:
-    return Contact(
-        r.id,
-        r.workspace_id,
-        r.phone,
-        r.external_id,
-        r.first_name,
-        dict(r.attributes or {}),
-        r.opted_out_us is not None,
-    )

@@ -19,14 +19,8 @@ from clicktrail.domain.models import Contact, ContactInput
 from clicktrail.domain.status import Status
 from clicktrail.services.wrapping import WRAPPABLE, PendingMessage, StoredWrap
 from clicktrail.storage import tables as t
+from clicktrail.storage.contacts import contact_from_row
 from clicktrail.storage.sql import chunks, driver_insert, is_postgres
-
-
-def _contact(r: Any) -> Contact:
-    return Contact(
-        r.id, r.workspace_id, r.phone, r.external_id, r.first_name, dict(r.attributes or {}),
-        r.opted_out_us is not None,
-    )  # fmt: skip
 
 
 class WrapQueries:
@@ -45,7 +39,7 @@ class WrapQueries:
                 for r in conn.execute(
                     sa.select(c).where(c.c.workspace_id == workspace_id, c.c.phone.in_(chunk))
                 ):
-                    out[r.phone] = _contact(r)
+                    out[r.phone] = contact_from_row(r)
         return out
 
     def contacts_by_external_id(
@@ -61,7 +55,7 @@ class WrapQueries:
                     .where(c.c.workspace_id == workspace_id, c.c.external_id.in_(chunk))
                     .order_by(c.c.id)
                 ):
-                    out.setdefault(r.external_id, []).append(_contact(r))
+                    out.setdefault(r.external_id, []).append(contact_from_row(r))
         return out
 
     def wrapped_messages(
