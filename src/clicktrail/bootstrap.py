@@ -53,6 +53,7 @@ from clicktrail.storage.providers import ProviderRepo
 from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
+from clicktrail.storage.workspaces import WorkspaceQueries
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
     api_bots,
@@ -165,6 +166,11 @@ class Container:
     def network_lists(self) -> NetworkListQueries:
         """Workspaces' network lists for bot filtering (storage/networks.py)."""
         return NetworkListQueries(self.engine)
+
+    @cached_property
+    def workspaces(self) -> WorkspaceQueries:
+        """Workspaces and their short domains (storage/workspaces.py)."""
+        return WorkspaceQueries(self.engine)
 
     @cached_property
     def listing_queries(self) -> ListingQueries:

@@ -97,7 +97,7 @@ def _container() -> Container:
 
 
 def _workspace(c: Container, ref: str | None) -> Workspace:
-    return workspaces.resolve_workspace(c.store, ref)
+    return workspaces.resolve_workspace(c.workspaces, ref)
 
 
 def _print_json(data: Any) -> None:
@@ -166,7 +166,7 @@ def workspace_create(
     slug: Annotated[str | None, typer.Option(help="Short name used on the command line.")] = None,
 ) -> None:
     """Create a workspace."""
-    ws = workspaces.create_workspace(_container().store, name, now_us(), slug=slug)
+    ws = workspaces.create_workspace(_container().workspaces, name, now_us(), slug=slug)
     out.print(f"created workspace [bold]{ws.slug}[/] ({ws.public_id})")
 
 
@@ -203,7 +203,7 @@ def domain_add(
     """Register a short domain for a workspace's links."""
     c = _container()
     d = workspaces.add_domain(
-        c.store, _workspace(c, workspace), host, now_us(),
+        c.workspaces, _workspace(c, workspace), host, now_us(),
         path_prefix=prefix, scheme=scheme, fallback_url=fallback_url,
     )  # fmt: skip
     out.print(f"added domain {d.host}: links look like {d.base_url}XXXXXXXXX")

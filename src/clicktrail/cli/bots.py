@@ -214,7 +214,7 @@ def _workspace_networks(ref: str, given: NetworkList | None) -> NetworkList | No
 
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, ref)
+        ws = workspaces.resolve_workspace(c.workspaces, ref)
         base = given if given is not None else c.classifier.networks
         rows = networks.workspace_ranges(c.store, ws)
     finally:
@@ -265,7 +265,7 @@ def finalize(
 
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         cp = campaigns.get_campaign(c.store, ws, campaign)
         done = clicks.finalize_campaign(c.store, c.classifier, cp.id, now_us())
     finally:

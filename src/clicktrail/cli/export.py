@@ -79,7 +79,7 @@ def _export(
 ) -> None:
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         plan = exports.plan_export(
             c.store, c.export_queries, ws, what, format=format, campaign=campaign, since=since,
             until=until, phone=phone, salt=salt,

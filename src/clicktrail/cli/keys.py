@@ -88,7 +88,7 @@ def keys_create(
     expires = keys.expiry_us(now, expires_at=expires_at, expires_in=expires_in)
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         created = keys.create_key(c.key_store, ws, name, now, expires_us=expires)
     finally:
         c.dispose()
@@ -100,7 +100,7 @@ def keys_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List a workspace's API keys (never their secrets), revoked and expired ones too."""
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         items = keys.list_keys(c.key_store, ws).items
     finally:
         c.dispose()
@@ -123,7 +123,7 @@ def keys_revoke(key: KeyArg, workspace: WorkspaceOpt = None) -> None:
     opened end. The operator may revoke a workspace's last key."""
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         done = keys.revoke_key(c.key_store, ws, key, now_us(), keep_one_active=False)
     finally:
         c.dispose()
@@ -154,7 +154,7 @@ def keys_rotate(
     expires = keys.expiry_us(now, expires_at=expires_at, expires_in=expires_in)
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         done = keys.rotate_key(c.key_store, ws, key, now, grace_us=grace_us, expires_us=expires)
     finally:
         c.dispose()

@@ -65,7 +65,7 @@ def networks_add(
     """Add ranges to a workspace's network list (created when new); all or nothing."""
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         done = networks.add_ranges(
             c.network_lists, ws, list_name, sources, read_file=range_file_entries, now_us=now_us(),
             kind=kind, owner=owner,
@@ -98,7 +98,7 @@ def networks_list(
     """List a workspace's network lists, or the ranges of one (--list)."""
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         if list_name is None:
             lists = networks.list_networks(c.network_lists, ws).items
         else:
@@ -137,7 +137,7 @@ def networks_remove(
     """Remove a workspace's network list, or one range of it."""
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         if cidr is None:
             gone = networks.remove_list(c.network_lists, ws, list_name, now_us=now_us())
             message = f"removed network list {list_name} ({gone} ranges)"

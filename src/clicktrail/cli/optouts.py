@@ -43,7 +43,7 @@ NoteOpt = Annotated[str | None, typer.Option(help="Why (kept in the history).")]
 
 def _session(workspace: str | None) -> tuple[Container, Workspace]:
     c = Container(load_settings())
-    return c, workspaces.resolve_workspace(c.store, workspace)
+    return c, workspaces.resolve_workspace(c.workspaces, workspace)
 
 
 def _print_results(results: list[OptResult]) -> None:

@@ -147,7 +147,7 @@ def provider_add(
         options["secret_params"] = [*options.get("secret_params", []), *secret_param]
     c = Container(load_settings())
     try:
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         # The operator's CLI, on the host: the one place secrets may be ${NAME} references.
         p = providers.add_provider(
             c.provider_repo, c.provider_kinds, ws, name=name, kind=kind, options=options,
@@ -169,7 +169,9 @@ def provider_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> N
     """List a workspace's providers (secrets masked)."""
     c = Container(load_settings())
     try:
-        items = c.provider_repo.list_providers(workspaces.resolve_workspace(c.store, workspace).id)
+        items = c.provider_repo.list_providers(
+            workspaces.resolve_workspace(c.workspaces, workspace).id
+        )
     finally:
         c.dispose()
     if as_json:
@@ -194,7 +196,7 @@ def provider_show(
     c = Container(load_settings())
     try:
         p = providers.get_provider(
-            c.provider_repo, workspaces.resolve_workspace(c.store, workspace), name
+            c.provider_repo, workspaces.resolve_workspace(c.workspaces, workspace), name
         )
     finally:
         c.dispose()
@@ -210,7 +212,7 @@ def provider_remove(
     c = Container(load_settings())
     try:
         providers.remove_provider(
-            c.provider_repo, workspaces.resolve_workspace(c.store, workspace), name
+            c.provider_repo, workspaces.resolve_workspace(c.workspaces, workspace), name
         )
     finally:
         c.dispose()

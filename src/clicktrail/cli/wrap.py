@@ -100,7 +100,7 @@ def wrap(
             except OSError as exc:
                 raise InvalidInput(f"{file}: {exc.strerror}", field="file") from None
         items, where = wrapping.items_from_lines(data, str(file))
-        ws = workspaces.resolve_workspace(c.store, workspace)
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
         target: str | CampaignSpec = (
             CampaignSpec(name=create, slug=campaign, domain=domain) if create else campaign
         )

@@ -33,7 +33,6 @@ from clicktrail.domain.models import Workspace
 from clicktrail.services.clock import now_us as clock
 from clicktrail.services.exports import MAX_TIME_US
 from clicktrail.services.listing import Page, decode_cursor, encode_cursor
-from clicktrail.services.ports import Store
 from clicktrail.services.receipts import parse_time
 
 KEY_PREFIX = "ct_"
@@ -100,6 +99,20 @@ class Rotation:
 
     new: CreatedKey
     old: ApiKey
+
+
+class KeyAuthStore(Protocol):
+    """What authenticating a key needs (`storage.keys.KeyQueries`): the key with a hash,
+    revoked and expired ones too, with its workspace in one indexed query; its last use set
+    when unset or <= `stale_us`."""
+
+    def api_key_for_hash(self, key_hash: str) -> tuple[Workspace, ApiKey] | None:
+        """Return the key with this hash and its workspace (None: no such key)."""
+        ...
+
+    def record_key_use(self, key_id: int, now_us: int, stale_us: int) -> None:
+        """Set the key's last use to `now_us` when unset or not after `stale_us`."""
+        ...
 
 
 class KeyStore(Protocol):
@@ -301,7 +314,9 @@ def rotate_key(
     return Rotation(CreatedKey(secret, done[0]), done[1])
 
 
-def authenticate(store: Store, authorization: str | None, now_us: int | None = None) -> Workspace:
+def authenticate(
+    store: KeyAuthStore, authorization: str | None, now_us: int | None = None
+) -> Workspace:
     """Return the workspace of a ``Bearer <key>`` header whose key is active, noting its use.
 
     Raises `Unauthorized` for no header, a malformed one, or an unknown, revoked or expired key.
@@ -317,7 +332,9 @@ def authenticate(store: Store, authorization: str | None, now_us: int | None = N
     return ws
 
 
-def workspace_for_hash(store: Store, key_hash: str, now_us: int | None = None) -> Workspace | None:
+def workspace_for_hash(
+    store: KeyAuthStore, key_hash: str, now_us: int | None = None
+) -> Workspace | None:
     """Return the workspace of the active key with this hash (None: unknown, revoked or
     expired), noting its use: one indexed read, and a write at most once a minute per key."""
     found = store.api_key_for_hash(key_hash)

@@ -4,6 +4,7 @@ from there by the API's handlers as `workspaces.authenticate`)."""
 from __future__ import annotations
 
 import re
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from clicktrail.domain.errors import InvalidInput, NotFound
@@ -11,7 +12,6 @@ from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Domain, Workspace
 from clicktrail.domain.slugs import check_slug, slugify
 from clicktrail.services.keys import authenticate as authenticate
-from clicktrail.services.ports import Store
 
 _HOST = re.compile(
     r"(?=.{1,253}\Z)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\Z"
@@ -28,8 +28,42 @@ RESERVED_PREFIXES = (
 )
 
 
+class WorkspaceStore(Protocol):
+    """Workspaces and their short domains as services need them (`storage.workspaces`)."""
+
+    def create_workspace(
+        self, public_id: str, slug: str, name: str, is_demo: bool, now_us: int
+    ) -> Workspace:
+        """Store a new workspace. Raises `Conflict` if the slug is taken."""
+        ...
+
+    def list_workspaces(self) -> list[Workspace]:
+        """Return every workspace, oldest first."""
+        ...
+
+    def find_workspace(self, ref: str) -> Workspace | None:
+        """Return the workspace whose slug or public id is `ref`."""
+        ...
+
+    def add_domain(self, domain: Domain, now_us: int) -> Domain:
+        """Store a short domain. Raises `Conflict` if another domain has this host."""
+        ...
+
+    def list_domains(self, workspace_id: int) -> list[Domain]:
+        """Return the workspace's domains, oldest first."""
+        ...
+
+    def get_domain(self, domain_id: int) -> Domain:
+        """Return the domain with this id."""
+        ...
+
+    def is_registered_host(self, host: str) -> bool:
+        """Return whether `host` (lowercased, IDNA-encoded, no port) is a registered domain."""
+        ...
+
+
 def create_workspace(
-    store: Store, name: str, now_us: int, slug: str | None = None, is_demo: bool = False
+    store: WorkspaceStore, name: str, now_us: int, slug: str | None = None, is_demo: bool = False
 ) -> Workspace:
     """Create a workspace. Raises `InvalidInput` for a bad name/slug, `Conflict` if taken."""
     if not name.strip():
@@ -38,7 +72,7 @@ def create_workspace(
     return store.create_workspace(new_public_id("ws", 12), slug, name.strip(), is_demo, now_us)
 
 
-def resolve_workspace(store: Store, ref: str | None) -> Workspace:
+def resolve_workspace(store: WorkspaceStore, ref: str | None) -> Workspace:
     """Return the workspace named by `ref` (slug or id); without `ref`, the only one there is.
 
     Raises `NotFound` when it does not exist or when `ref` is needed to choose.
@@ -98,7 +132,7 @@ def parse_host(value: str) -> tuple[str, int | None, str | None]:
     return host, port, scheme
 
 
-def is_tls_host_allowed(store: Store, server_name: str) -> bool:
+def is_tls_host_allowed(store: WorkspaceStore, server_name: str) -> bool:
     """Return whether a certificate may be issued for `server_name`: a registered short domain.
 
     This answers a TLS terminator's question (Caddy's on-demand TLS ``ask``), so case, a
@@ -112,7 +146,7 @@ def is_tls_host_allowed(store: Store, server_name: str) -> bool:
 
 
 def add_domain(
-    store: Store,
+    store: WorkspaceStore,
     workspace: Workspace,
     host: str,
     now_us: int,

@@ -108,6 +108,14 @@ class KeyQueries:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
+    def api_key_for_hash(self, key_hash: str) -> tuple[Workspace, ApiKey] | None:
+        """Return the key with this hash and its workspace (None: no such key)."""
+        return key_for_hash(self.engine, key_hash)
+
+    def record_key_use(self, key_id: int, now_us: int, stale_us: int) -> None:
+        """Set the key's last use to `now_us` when unset or not after `stale_us`."""
+        record_use(self.engine, key_id, now_us, stale_us)
+
     def add_key(self, key: NewKey) -> ApiKey:
         """Store `key` and return its record."""
         with self.engine.begin() as conn:

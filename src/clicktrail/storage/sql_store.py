@@ -15,134 +15,43 @@ import sqlalchemy as sa
 
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.clicks import InboxBatch
-from clicktrail.domain.errors import Conflict
-from clicktrail.domain.models import (
-    Campaign,
-    Domain,
-    Workspace,
-)
+from clicktrail.domain.models import Campaign
 from clicktrail.domain.report import COUNTED_VERDICTS, CampaignReport
-from clicktrail.services.ports import (
-    ClickRecord,
-    Selection,
-    StoredRequest,
-)
-from clicktrail.storage import inbox, keys
+from clicktrail.services.ports import ClickRecord, Selection, StoredRequest
+from clicktrail.storage import inbox
 from clicktrail.storage import tables as t
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.contacts import ContactQueries
+from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.messages import MessageQueries
 from clicktrail.storage.networks import NetworkListQueries
 from clicktrail.storage.reports import ReportQueries, refresh_click_rollup
 from clicktrail.storage.sql import insert_ignore
+from clicktrail.storage.workspaces import WorkspaceQueries
 
 if TYPE_CHECKING:
-    from clicktrail.services.keys import ApiKey
     from clicktrail.storage.sending import SqlSendJobs
 
 
-class SqlStore(CampaignQueries, ContactQueries, MessageQueries, NetworkListQueries):
+class SqlStore(
+    CampaignQueries,
+    ContactQueries,
+    KeyQueries,
+    MessageQueries,
+    NetworkListQueries,
+    WorkspaceQueries,
+):
     """clicktrail's storage on one SQLAlchemy engine (SQLite or PostgreSQL).
 
     The areas already moved to their own module are inherited from it, so callers not yet on
     the area's small port keep working: campaigns (`storage/campaigns.py`), contacts
     (`storage/contacts.py`), messages (`storage/messages.py`), network lists
-    (`storage/networks.py`)."""
+    (`storage/networks.py`), workspaces and domains (`storage/workspaces.py`), API keys
+    (`storage/keys.py`)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-
-    # -- workspaces and keys -------------------------------------------------------------------
-
-    def create_workspace(
-        self, public_id: str, slug: str, name: str, is_demo: bool, now_us: int
-    ) -> Workspace:
-        """Store a new workspace. Raises `Conflict` if the slug is taken."""
-        with self.engine.begin() as conn:
-            if conn.execute(
-                sa.select(t.workspaces.c.id).where(t.workspaces.c.slug == slug)
-            ).first():
-                raise Conflict(f"workspace {slug!r} already exists", field="slug")
-            wid = conn.execute(
-                t.workspaces.insert().returning(t.workspaces.c.id),
-                {
-                    "public_id": public_id,
-                    "slug": slug,
-                    "name": name,
-                    "is_demo": is_demo,
-                    "created_us": now_us,
-                },
-            ).scalar_one()
-        return Workspace(wid, public_id, slug, name, is_demo)
-
-    def list_workspaces(self) -> list[Workspace]:
-        """Return every workspace, oldest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(t.workspaces).order_by(t.workspaces.c.id)).all()
-        return [Workspace(r.id, r.public_id, r.slug, r.name, r.is_demo) for r in rows]
-
-    def find_workspace(self, ref: str) -> Workspace | None:
-        """Return the workspace whose slug or public id is `ref`."""
-        w = t.workspaces
-        with self.engine.connect() as conn:
-            r = conn.execute(
-                sa.select(w).where(sa.or_(w.c.slug == ref, w.c.public_id == ref))
-            ).first()
-        return Workspace(r.id, r.public_id, r.slug, r.name, r.is_demo) if r else None
-
-    def api_key_for_hash(self, key_hash: str) -> tuple[Workspace, ApiKey] | None:
-        """Return the key with this hash and its workspace (storage/keys.py)."""
-        return keys.key_for_hash(self.engine, key_hash)
-
-    def record_key_use(self, key_id: int, now_us: int, stale_us: int) -> None:
-        """Set the key's last use to `now_us` when unset or not after `stale_us`."""
-        keys.record_use(self.engine, key_id, now_us, stale_us)
-
-    # -- domains -------------------------------------------------------------------------------
-
-    def add_domain(self, domain: Domain, now_us: int) -> Domain:
-        """Store a short domain. Raises `Conflict` if another domain has this host."""
-        d = t.domains
-        with self.engine.begin() as conn:
-            if conn.execute(sa.select(d.c.id).where(d.c.host == domain.host)).first():
-                raise Conflict(f"domain {domain.host!r} is already registered", field="host")
-            did = conn.execute(
-                d.insert().returning(d.c.id),
-                {
-                    "workspace_id": domain.workspace_id,
-                    "host": domain.host,
-                    "scheme": domain.scheme,
-                    "port": domain.port,
-                    "path_prefix": domain.path_prefix,
-                    "fallback_url": domain.fallback_url,
-                    "created_us": now_us,
-                },
-            ).scalar_one()
-        return Domain(
-            did,
-            domain.workspace_id,
-            domain.host,
-            domain.scheme,
-            domain.path_prefix,
-            domain.port,
-            domain.fallback_url,
-        )
-
-    def list_domains(self, workspace_id: int) -> list[Domain]:
-        """Return the workspace's domains, oldest first."""
-        d = t.domains
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(d).where(d.c.workspace_id == workspace_id).order_by(d.c.id)
-            ).all()
-        return [_domain(r) for r in rows]
-
-    def get_domain(self, domain_id: int) -> Domain:
-        """Return the domain with this id."""
-        with self.engine.connect() as conn:
-            r = conn.execute(sa.select(t.domains).where(t.domains.c.id == domain_id)).one()
-        return _domain(r)
 
     # -- sending jobs --------------------------------------------------------------------------
 
@@ -373,16 +282,6 @@ class SqlStore(CampaignQueries, ContactQueries, MessageQueries, NetworkListQueri
         The SQL lives in `storage.reports.ReportQueries`.
         """
         return ReportQueries(self.engine).campaign_report(campaign)
-
-    def is_registered_host(self, host: str) -> bool:
-        """Return whether `host` (lowercased, IDNA-encoded, no port) is a registered domain."""
-        d = t.domains
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(d.c.id).where(d.c.host == host)).first() is not None
-
-
-def _domain(r: Any) -> Domain:
-    return Domain(r.id, r.workspace_id, r.host, r.scheme, r.path_prefix, r.port, r.fallback_url)
 
 
 def _stored_request(r: Any) -> StoredRequest:
