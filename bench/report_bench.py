@@ -45,7 +45,7 @@ from clicktrail.domain.models import Workspace
 from clicktrail.services import reports
 from clicktrail.services.ports import ClickRecord
 from clicktrail.signals import ua_facts
-from clicktrail.storage import sql_store
+from clicktrail.storage import clicks as click_storage
 from clicktrail.storage.database import create_engine, migrate
 from clicktrail.storage.reports import ReportQueries, rebuild_click_rollup
 from clicktrail.storage.sql_store import SqlStore
@@ -286,7 +286,7 @@ def insert_rates(store: SqlStore, args: argparse.Namespace) -> dict[str, float]:
     replaced by a no-op), alternated over `--insert-rounds` rounds; medians."""
     rng = random.Random(7)
     verdict = Verdict("human", 0, (), "b1")
-    hooks = sql_store.__dict__  # the store calls the rollup maintenance by this name
+    hooks = click_storage.__dict__  # insert_clicks calls the rollup maintenance by this name
     maintain = hooks["refresh_click_rollup"]
     rates: dict[str, list[float]] = {"with_rollup": [], "without_rollup": []}
     n = 0

@@ -40,6 +40,7 @@ from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.sms.twilio import TwilioKind
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicklog import ClickLog
+from clicktrail.storage.clicks import ClickQueries
 from clicktrail.storage.contacts import ContactQueries
 from clicktrail.storage.database import check_ready, create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
@@ -151,6 +152,11 @@ class Container:
     def campaigns(self) -> CampaignQueries:
         """Campaigns and their links (storage/campaigns.py)."""
         return CampaignQueries(self.engine)
+
+    @cached_property
+    def clicks(self) -> ClickQueries:
+        """Stored clicks, their verdicts and the inbox (storage/clicks.py)."""
+        return ClickQueries(self.engine)
 
     @cached_property
     def contacts(self) -> ContactQueries:
@@ -284,7 +290,7 @@ class Container:
         return SignalsClassifier(
             configured,
             listed=lambda: bots.listed_entities(
-                self.store, now_us(), days=s.bot_early_days, min_campaigns=s.bot_early_campaigns
+                self.clicks, now_us(), days=s.bot_early_days, min_campaigns=s.bot_early_campaigns
             ),
             workspace_networks=WorkspaceNetworks(
                 configured,
@@ -304,7 +310,7 @@ class Container:
         inbox with provisional verdicts; final verdicts after the settle window) and, with
         `send_in_server`, the sending worker."""
         clicks = ClickPipeline(
-            self.store, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000
+            self.clicks, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000
         )
         jobs: list[Job] = [
             (1.0, clicks.process_new),

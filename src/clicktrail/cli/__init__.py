@@ -578,7 +578,7 @@ def bots_reclassify(
                   transient=True) as bar:  # fmt: skip
         task = bar.add_task("requests", total=None)
         result = bots.reclassify(
-            c.store, c.classifier, now_us(), campaign_id=campaign_id, since_us=since_us,
+            c.clicks, c.classifier, now_us(), campaign_id=campaign_id, since_us=since_us,
             settle_us=c.settings.bot_settle_seconds * 1_000_000,
             progress=lambda n: bar.advance(task, n),
         )  # fmt: skip

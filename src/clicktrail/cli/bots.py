@@ -267,7 +267,7 @@ def finalize(
     try:
         ws = workspaces.resolve_workspace(c.workspaces, workspace)
         cp = campaigns.get_campaign(c.store, ws, campaign)
-        done = clicks.finalize_campaign(c.store, c.classifier, cp.id, now_us())
+        done = clicks.finalize_campaign(c.clicks, c.classifier, cp.id, now_us())
     finally:
         c.dispose()
     if as_json:

@@ -10,7 +10,7 @@ passed: then the windows around it have closed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 from typing import Protocol
@@ -24,7 +24,7 @@ from clicktrail.domain.bots.rules import (
     classify_request,
     request_level,
 )
-from clicktrail.services.ports import RequestClassifier, Selection, Store, StoredRequest
+from clicktrail.services.ports import RequestClassifier, Selection, StoredRequest
 
 DEFAULT_SETTLE_US = 15 * 60 * 1_000_000
 # Requests too early to be a person's tap; an address showing them in several campaigns gets
@@ -32,7 +32,53 @@ DEFAULT_SETTLE_US = 15 * 60 * 1_000_000
 EARLY_REASONS = frozenset({"DT_BEFORE_DELIVERY", "DT_DELIVERY_LT_2S"})
 
 
-def listed_entities(store: Store, now_us: int, *, days: int, min_campaigns: int) -> set[str]:
+class ClickStore(Protocol):
+    """Stored requests and their verdicts as classification needs them (`storage.clicks`)."""
+
+    def requests_to_finalize(
+        self,
+        before_us: int,
+        limit: int,
+        after: tuple[int, int, int] | None = None,
+        also: Selection | None = None,
+    ) -> list[tuple[int, int, int]]:
+        """Return the keys (campaign id, at_us, row id) of up to `limit` requests before
+        `before_us` not final yet (or selected by `also`), in that order, after `after`."""
+        ...
+
+    def requests_between(self, campaign_id: int, from_us: int, to_us: int) -> list[StoredRequest]:
+        """Return the campaign's requests with from_us <= at_us <= to_us, in time order."""
+        ...
+
+    def requests_page(
+        self,
+        after_id: int,
+        limit: int,
+        campaign_id: int | None,
+        since_us: int | None,
+        unclassified_only: bool = False,
+    ) -> list[tuple[int, StoredRequest]]:
+        """Return (row id, request) of up to `limit` requests with id > `after_id`, by id."""
+        ...
+
+    def link_count(self, campaign_id: int) -> int:
+        """Return how many links the campaign's template has."""
+        ...
+
+    def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None:
+        """Store (click id, verdict, final) per request and refresh their messages' rollup."""
+        ...
+
+    def record_early_sightings(self, sightings: Sequence[tuple[str, int, int]]) -> None:
+        """Store (entity, campaign id, time) sightings; one per entity and campaign is kept."""
+        ...
+
+    def listed_early_entities(self, since_us: int, min_campaigns: int) -> set[str]:
+        """Return entities seen early in at least `min_campaigns` campaigns since `since_us`."""
+        ...
+
+
+def listed_entities(store: ClickStore, now_us: int, *, days: int, min_campaigns: int) -> set[str]:
     """Return the entities (``ip:ADDRESS``) seen early in `min_campaigns` campaigns within the
     last `days` days: their requests count as scanner traffic until they stop showing up."""
     return store.listed_early_entities(now_us - days * 86_400_000_000, min_campaigns)
@@ -178,7 +224,7 @@ class FinalizeResult:
 
 
 def finalize_settled(
-    store: Store,
+    store: ClickStore,
     now_us: int,
     *,
     settle_us: int = DEFAULT_SETTLE_US,
@@ -253,7 +299,7 @@ class _Rerun:
 
 
 def _finalize(
-    store: Store,
+    store: ClickStore,
     before_us: int,
     rules: RuleSet,
     limit: int,
@@ -358,7 +404,7 @@ class ReclassifyResult:
 
 
 def reclassify(
-    store: Store,
+    store: ClickStore,
     classifier: RequestClassifier,
     now_us: int,
     *,

@@ -25,13 +25,14 @@ from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.bots.rules import DEFAULT_RULES, RuleSet
 from clicktrail.domain.clicks import InboxBatch
 from clicktrail.services import bots
+from clicktrail.services.bots import ClickStore
 from clicktrail.services.clock import now_us
-from clicktrail.services.ports import RequestClassifier, Store, StoredRequest
+from clicktrail.services.ports import RequestClassifier, StoredRequest
 
 
 class InboxQueries(Protocol):
-    """What moving clicks out of the inbox needs of storage (storage/inbox.py, through the SQL
-    store)."""
+    """What moving clicks out of the inbox needs of storage (`storage.clicks`, over
+    storage/inbox.py)."""
 
     def take_inbox(self, limit: int) -> InboxBatch | None:
         """Return about `limit` clicks from the inbox, oldest first (None: empty); whole rows,
@@ -48,6 +49,11 @@ class InboxQueries(Protocol):
     ) -> dict[int, tuple[int | None, int | None]]:
         """Return {message id: (sent_us, delivered_us)}."""
         ...
+
+
+class ClickPipelineStore(InboxQueries, ClickStore, Protocol):
+    """What the click pipeline needs of storage: the inbox and the stored requests
+    (`storage.clicks.ClickQueries`)."""
 
 
 def move_inbox(
@@ -86,7 +92,9 @@ class ClassifyNew:
     far it got there, so each pass reads only new rows.
     """
 
-    def __init__(self, store: Store, classifier: RequestClassifier, batch: int = 5000) -> None:
+    def __init__(
+        self, store: ClickPipelineStore, classifier: RequestClassifier, batch: int = 5000
+    ) -> None:
         self.store = store
         self.classifier = classifier
         self.batch = batch
@@ -111,7 +119,7 @@ class ClassifyNew:
 
 
 def finalize_campaign(
-    store: Store,
+    store: ClickPipelineStore,
     classifier: RequestClassifier,
     campaign_id: int,
     now_us: int,
@@ -141,7 +149,7 @@ class ClickPipeline:
     servers' click writers (and their memory) from waiting long behind it.
     """
 
-    store: Store
+    store: ClickPipelineStore
     classifier: RequestClassifier
     settle_us: int = bots.DEFAULT_SETTLE_US
     batch: int = 2000

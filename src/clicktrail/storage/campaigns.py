@@ -35,7 +35,6 @@ CAMPAIGN_BY_REF = sa.select(_cp.c.id).where(
 WORKSPACE_CAMPAIGNS = (
     sa.select(_cp.c.id).where(_cp.c.workspace_id == sa.bindparam("ws")).order_by(_cp.c.id.desc())
 )
-LINK_COUNT = sa.select(sa.func.count()).where(_lk.c.campaign_id == sa.bindparam("campaign"))
 # The scheme of the domain a campaign's links are served on.
 CAMPAIGN_SCHEME = (
     sa.select(_d.c.scheme)
@@ -139,11 +138,6 @@ class CampaignQueries:
             values["sent_us"] = now_us
         with self.engine.begin() as conn:
             conn.execute(_cp.update().where(_cp.c.id == campaign_id).values(values))
-
-    def link_count(self, campaign_id: int) -> int:
-        """Return how many links the campaign's template has."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(LINK_COUNT, {"campaign": campaign_id}).scalar_one())
 
     def campaign_is_secure(self, campaign_id: int) -> bool | None:
         """Return whether campaign `campaign_id`'s short links are served over HTTPS (its
