@@ -415,15 +415,16 @@ def test_finalize_over_the_api_is_scoped_to_the_key_s_workspace(api: Api, tmp_pa
 def test_links_on_a_plain_http_domain_do_not_expect_secure_headers(
     store: SqlStore, engine: sa.Engine, tmp_path: Path, database_url: str
 ) -> None:
-    """Browsers send Fetch Metadata and client hints to HTTPS origins only: a domain served
-    over plain HTTP turns `expect_secure_headers` off for its campaigns' requests."""
+    """Browsers send Fetch Metadata and client hints to secure origins only: a domain served
+    over plain HTTP turns `expect_secure_headers` off for its campaigns' requests, unless its
+    host is a loopback one (http://127.0.0.1 is a secure context: Chromium sends them)."""
     ws = make_workspace(store)
     make_contacts(store, ws, 1)
     targets = {}
-    for scheme in ("http", "https"):
-        make_domain(store, ws, f"{scheme}.example.com", scheme=scheme)
-        cp = make_campaign(store, ws, "Hi https://shop.example.com/a",
-                           domain_host=f"{scheme}.example.com")  # fmt: skip
+    for scheme, host in (("http", "http.example.com"), ("https", "https.example.com"),
+                         ("loopback", "127.0.0.1")):  # fmt: skip
+        make_domain(store, ws, host, scheme="https" if scheme == "https" else "http")
+        cp = make_campaign(store, ws, "Hi https://shop.example.com/a", domain_host=host)
         send(store, ws, cp, tmp_path / f"{scheme}.jsonl")
         resolver = TokenResolver(engine)
         try:
@@ -448,3 +449,4 @@ def test_links_on_a_plain_http_domain_do_not_expect_secure_headers(
     verdicts = _verdicts(engine)
     assert verdicts["http"] == ("human", False)
     assert verdicts["https"][0] != "human"
+    assert verdicts["loopback"][0] != "human"

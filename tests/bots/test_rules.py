@@ -18,6 +18,7 @@ from clicktrail.domain.bots.rules import (
     RuleSet,
     apply_behaviour,
     classify_request,
+    sends_secure_headers,
 )
 from clicktrail.signals import facts_for
 
@@ -611,3 +612,23 @@ def test_classify_request_is_fast_with_cached_facts() -> None:
         classify_request(f)
     rate = len(facts) / (time.perf_counter() - start)
     assert rate > 50_000, f"{rate:,.0f} requests/s"
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "sends"),
+    [
+        ("https", "sms.example.com", True),
+        ("http", "sms.example.com", False),
+        ("http", "127.0.0.1", True),
+        ("http", "127.8.9.10", True),
+        ("http", "[::1]", True),
+        ("http", "localhost", True),
+        ("http", "go.localhost", True),
+        ("http", "127.0.0.1.example.com", False),
+        ("http", "localhost.example.com", False),
+    ],
+)
+def test_secure_headers_go_to_potentially_trustworthy_origins(
+    scheme: str, host: str, sends: bool
+) -> None:
+    assert sends_secure_headers(scheme, host) is sends

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from clicktrail.domain.bots.rules import sends_secure_headers
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import Campaign, CampaignOptions, LinkRow
 from clicktrail.storage import tables as t
@@ -35,9 +36,9 @@ CAMPAIGN_BY_REF = sa.select(_cp.c.id).where(
 WORKSPACE_CAMPAIGNS = (
     sa.select(_cp.c.id).where(_cp.c.workspace_id == sa.bindparam("ws")).order_by(_cp.c.id.desc())
 )
-# The scheme of the domain a campaign's links are served on.
-CAMPAIGN_SCHEME = (
-    sa.select(_d.c.scheme)
+# The scheme and host of the domain a campaign's links are served on.
+CAMPAIGN_ORIGIN = (
+    sa.select(_d.c.scheme, _d.c.host)
     .select_from(_cp.join(_d, _d.c.id == _cp.c.domain_id))
     .where(_cp.c.id == sa.bindparam("campaign"))
 )
@@ -140,11 +141,12 @@ class CampaignQueries:
             conn.execute(_cp.update().where(_cp.c.id == campaign_id).values(values))
 
     def campaign_is_secure(self, campaign_id: int) -> bool | None:
-        """Return whether campaign `campaign_id`'s short links are served over HTTPS (its
-        domain's scheme); None: no such campaign."""
+        """Return whether campaign `campaign_id`'s short links are on a secure origin, to
+        which browsers send Fetch Metadata and client hints: HTTPS, or a loopback host
+        (`sends_secure_headers`); None: no such campaign."""
         with self.engine.connect() as conn:
-            scheme = conn.execute(CAMPAIGN_SCHEME, {"campaign": campaign_id}).scalar_one_or_none()
-        return None if scheme is None else scheme == "https"
+            row = conn.execute(CAMPAIGN_ORIGIN, {"campaign": campaign_id}).first()
+        return None if row is None else sends_secure_headers(row.scheme, row.host)
 
     def campaign_workspace(self, campaign_id: int) -> int | None:
         """Return the id of the workspace that campaign `campaign_id` belongs to (None: no such

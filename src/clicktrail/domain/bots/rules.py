@@ -26,6 +26,7 @@ applied to them, only network and timing.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -133,8 +134,28 @@ class RuleSet:
 
 DEFAULT_RULES = RuleSet()
 # Short links served over plain HTTP: browsers send Fetch Metadata and client hints to secure
-# origins only (a domain whose scheme is "http" is judged with these).
+# origins only (a domain whose scheme is "http" is judged with these, unless its host is a
+# loopback one: see `sends_secure_headers`).
 PLAIN_HTTP_RULES = RuleSet(expect_secure_headers=False)
+
+_LOOPBACK_V4 = re.compile(r"127(?:\.\d{1,3}){3}")
+
+
+def sends_secure_headers(scheme: str, host: str) -> bool:
+    """Return whether browsers send Fetch Metadata and client hints to short links of
+    `scheme`://`host`: to potentially trustworthy origins only (W3C Secure Contexts §3.2):
+    ``https``, and ``http`` on ``localhost`` (and its subdomains), ``127.0.0.0/8`` or ``::1``.
+    """
+    if scheme == "https":
+        return True
+    name = host.lower().rstrip(".").strip("[]")
+    return (
+        name == "localhost"
+        or name.endswith(".localhost")
+        or name == "::1"
+        or _LOOPBACK_V4.fullmatch(name) is not None
+    )
+
 
 _PROBE = Verdict("probe", 100, ("METHOD_PROBE",))
 _UA_MISSING = Verdict("automation", 90, ("UA_MISSING",))
