@@ -27,7 +27,7 @@ from clicktrail.domain.template import (
     render_with_spans,
 )
 from clicktrail.domain.wrapping import encode_message, wrap_for_contact
-from clicktrail.services.ports import Store
+from clicktrail.services.contacts import ContactStore
 
 ROLES = ("cta", "optout", "other")
 BATCH = 1000
@@ -67,8 +67,23 @@ class CampaignStore(Protocol):
         ...
 
 
+class CampaignSetupStore(CampaignStore, ContactStore, Protocol):
+    """What creating, previewing and wrapping a campaign needs: campaigns, the workspace's
+    contacts (attribute names, lists, the audience) and its short domains (the part of
+    `services.workspaces.WorkspaceStore` it reads: that module imports API keys, which import
+    this one)."""
+
+    def list_domains(self, workspace_id: int) -> list[Domain]:
+        """Return the workspace's domains, oldest first."""
+        ...
+
+    def get_domain(self, domain_id: int) -> Domain:
+        """Return the domain with this id."""
+        ...
+
+
 def create_campaign(
-    store: Store,
+    store: CampaignSetupStore,
     workspace: Workspace,
     *,
     name: str,
@@ -158,7 +173,7 @@ def _check_params(params: Mapping[str, str], field: str) -> None:
             )
 
 
-def _pick_domain(store: Store, workspace: Workspace, host: str | None) -> Domain:
+def _pick_domain(store: CampaignSetupStore, workspace: Workspace, host: str | None) -> Domain:
     domains = store.list_domains(workspace.id)
     if host is not None:
         for d in domains:
@@ -224,7 +239,10 @@ class Preview:
 
 
 def preview_campaign(
-    store: Store, workspace: Workspace, campaign: Campaign, contact_ref: str | None = None
+    store: CampaignSetupStore,
+    workspace: Workspace,
+    campaign: Campaign,
+    contact_ref: str | None = None,
 ) -> Preview:
     """Render the campaign for one contact (the given one, else the first of the audience),
     with its cost before and after tracking and the worst case over the audience.

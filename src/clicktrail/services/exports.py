@@ -24,8 +24,8 @@ from typing import Any, Protocol
 
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Workspace
-from clicktrail.services.campaigns import get_campaign
-from clicktrail.services.ports import Store
+from clicktrail.services.campaigns import CampaignStore, get_campaign
+from clicktrail.services.clock import MAX_TIME_US
 from clicktrail.services.receipts import parse_time
 
 FORMATS = ("csv", "jsonl", "parquet")
@@ -133,10 +133,6 @@ def _iso_seconds(seconds: int) -> str:
 def hash_phone(phone: str, salt: str) -> str:
     """Return the salted hash of a phone: HMAC-SHA256 keyed by `salt`, hex."""
     return hmac.new(salt.encode(), phone.encode(), hashlib.sha256).hexdigest()
-
-
-# Times a query may name: from the epoch to the end of year 9999 (µs).
-MAX_TIME_US = 253_402_300_800_000_000
 
 
 def time_param(value: str | None, field: str) -> int | None:
@@ -270,7 +266,7 @@ def _check(
 
 
 def plan_export(
-    store: Store,
+    store: CampaignStore,
     source: ExportSource,
     workspace: Workspace,
     what: str,

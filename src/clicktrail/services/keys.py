@@ -30,8 +30,8 @@ from typing import Any, Literal, Protocol
 from clicktrail.domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Workspace
+from clicktrail.services.clock import MAX_TIME_US
 from clicktrail.services.clock import now_us as clock
-from clicktrail.services.exports import MAX_TIME_US
 from clicktrail.services.listing import Page, decode_cursor, encode_cursor
 from clicktrail.services.receipts import parse_time
 

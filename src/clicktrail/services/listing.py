@@ -15,15 +15,19 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from clicktrail.domain.bots.model import VERDICTS
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import Campaign, Domain, Workspace
 from clicktrail.domain.status import Status, parse_status
-from clicktrail.services.campaigns import get_campaign
+from clicktrail.services.campaigns import CampaignStore, get_campaign
+from clicktrail.services.contacts import ContactStore
 from clicktrail.services.exports import ClickEvent, MessageRecord, time_param
-from clicktrail.services.ports import Store
+
+if TYPE_CHECKING:
+    # Annotations only: services.workspaces imports API keys, which import this module.
+    from clicktrail.services.workspaces import WorkspaceStore
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -157,7 +161,7 @@ def list_domains(listing: Listing, ws: Workspace, limit: int, cursor: str | None
     return _page("domains", listing.domains_page(ws.id, after, limit + 1), limit, lambda d: d.host)
 
 
-def get_domain(store: Store, ws: Workspace, host: str) -> Domain:
+def get_domain(store: WorkspaceStore, ws: Workspace, host: str) -> Domain:
     """Return the workspace's domain `host`. Raises `NotFound`."""
     name = host.strip().rstrip(".").lower()
     for d in store.list_domains(ws.id):
@@ -175,7 +179,7 @@ def list_contact_lists(
 
 
 def list_contacts(
-    store: Store,
+    store: ContactStore,
     listing: Listing,
     ws: Workspace,
     limit: int,
@@ -210,13 +214,13 @@ def list_campaigns(
     return _page("campaigns", rows, limit, lambda v: v.campaign.public_id)
 
 
-def campaign_view(store: Store, listing: Listing, ws: Workspace, ref: str) -> CampaignView:
+def campaign_view(store: CampaignStore, listing: Listing, ws: Workspace, ref: str) -> CampaignView:
     """Return campaign `ref` (slug or id). Raises `NotFound`."""
     return listing.campaign_view(get_campaign(store, ws, ref).id)
 
 
 def list_messages(
-    store: Store,
+    store: CampaignStore,
     listing: Listing,
     ws: Workspace,
     limit: int,
@@ -248,7 +252,7 @@ def get_message(listing: Listing, ws: Workspace, message_id: str) -> MessageReco
 
 
 def list_clicks(
-    store: Store,
+    store: CampaignStore,
     listing: Listing,
     ws: Workspace,
     limit: int,

@@ -23,9 +23,9 @@ from typing import Protocol
 from clicktrail.domain.errors import InvalidInput, NotFound, Problem
 from clicktrail.domain.models import Workspace
 from clicktrail.domain.optout import Keyword, KeywordAction, describe_source, parse_keyword
-from clicktrail.services.contacts import normalize_phone
-from clicktrail.services.ports import Store
+from clicktrail.services.contacts import ContactStore, normalize_phone
 from clicktrail.services.providers import ProviderStore, resolve_secrets
+from clicktrail.services.workspaces import WorkspaceStore
 
 log = logging.getLogger("clicktrail.optouts")
 
@@ -198,7 +198,7 @@ class ManualChange:
 
 
 def set_opt_outs(
-    store: Store,
+    store: ContactStore,
     optouts: OptOutStore,
     workspace: Workspace,
     changes: Sequence[ManualChange],
@@ -275,7 +275,9 @@ def _at(loc: str, name: str) -> str:
     return f"{loc}/{name}" if loc.startswith("/") else f"{loc}: {name}"
 
 
-def _phone_of(store: Store, workspace: Workspace, ref: str, region: str | None) -> str | None:
+def _phone_of(
+    store: ContactStore, workspace: Workspace, ref: str, region: str | None
+) -> str | None:
     """Return the E.164 phone `ref` names: a number, or a contact's external id."""
     if not ref:
         return None
@@ -298,7 +300,7 @@ class History:
 
 
 def contact_history(
-    store: Store, optouts: OptOutStore, workspace: Workspace, contact_ref: str
+    store: ContactStore, optouts: OptOutStore, workspace: Workspace, contact_ref: str
 ) -> History:
     """Return the contact's opt-out state and history (at most `MAX_HISTORY` events, newest
     first). `contact_ref` is a phone (E.164) or an external id. Raises `NotFound`."""
@@ -395,7 +397,7 @@ class TwilioSigner:
 
 
 def twilio_signers(
-    store: Store, providers: ProviderStore, env: Mapping[str, str]
+    store: WorkspaceStore, providers: ProviderStore, env: Mapping[str, str]
 ) -> list[TwilioSigner]:
     """Return the Twilio provider accounts of every workspace with their auth tokens
     (``${ENV}`` references resolved from `env`); an account whose token cannot be resolved is

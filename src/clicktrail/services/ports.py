@@ -152,7 +152,13 @@ class SmsProvider(Protocol):
 
 
 class Store(Protocol):
-    """Persistence as services see it (implemented by `storage.sql_store.SqlStore`)."""
+    """Every area's persistence at once, while it lasts (implemented by
+    `storage.sql_store.SqlStore`, the union of the area repositories).
+
+    Services take their area's small port (`services.workspaces.WorkspaceStore`,
+    `contacts.ContactStore`, `campaigns.CampaignStore`, `receipts.ReceiptStore`,
+    `bots.ClickStore`, `networks.NetworkListStore`, `keys.KeyAuthStore`…); this one remains for
+    the holders not moved yet: the web routes, the sending service and the demo."""
 
     def create_workspace(
         self, public_id: str, slug: str, name: str, is_demo: bool, now_us: int

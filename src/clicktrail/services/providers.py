@@ -35,8 +35,9 @@ from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Receipt, Workspace
 from clicktrail.domain.status import RECEIPT_STATUSES, Status
 from clicktrail.services import receipts
-from clicktrail.services.ports import SmsProvider, Store
-from clicktrail.services.receipts import ReceiptOutcome
+from clicktrail.services.ports import SmsProvider
+from clicktrail.services.receipts import ReceiptOutcome, ReceiptStore
+from clicktrail.services.workspaces import WorkspaceStore
 
 log = logging.getLogger("clicktrail.providers")
 
@@ -467,8 +468,12 @@ class WebhookOutcome:
         }
 
 
+class WebhookStore(WorkspaceStore, ReceiptStore, Protocol):
+    """What applying a provider's receipts needs: its workspace, and receipts applied there."""
+
+
 def record_webhook(
-    store: Store,
+    store: WebhookStore,
     providers: ProviderStore,
     kind: ProviderKind,
     hook: InboundWebhook,
@@ -523,7 +528,7 @@ def record_webhook(
 
 
 def _apply(
-    store: Store,
+    store: WebhookStore,
     providers: ProviderStore,
     config: ProviderConfig,
     item: ProviderReceipt,

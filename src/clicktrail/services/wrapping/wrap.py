@@ -17,8 +17,8 @@ from clicktrail.domain.template import Template, parse_template
 from clicktrail.domain.tokens import new_token
 from clicktrail.domain.wrapping import encode_message, item_field, literal_template, text_digest
 from clicktrail.services import campaigns
+from clicktrail.services.campaigns import CampaignSetupStore
 from clicktrail.services.contacts import normalize_phone
-from clicktrail.services.ports import Store
 from clicktrail.services.wrapping.records import (
     EXTERNAL,
     MAX_CLIENT_REF,
@@ -49,7 +49,7 @@ class _Item:
 
 
 def wrap_messages(
-    store: Store,
+    store: CampaignSetupStore,
     wraps: WrapStore,
     workspace: Workspace,
     *,
@@ -201,7 +201,7 @@ def _resolve_contacts(
 
 
 def _campaign_for(
-    store: Store,
+    store: CampaignSetupStore,
     workspace: Workspace,
     ref: str | CampaignSpec,
     first_text: str | None,
@@ -229,7 +229,7 @@ def _not_wrappable(cp: Campaign, field: str = "campaign") -> Conflict:
 
 
 def _campaign_from_spec(
-    store: Store,
+    store: CampaignSetupStore,
     workspace: Workspace,
     spec: CampaignSpec,
     first_text: str | None,
@@ -275,7 +275,7 @@ def _campaign_from_spec(
         return found
 
 
-def _check_same(store: Store, cp: Campaign, spec: CampaignSpec, field: str) -> None:
+def _check_same(store: CampaignSetupStore, cp: Campaign, spec: CampaignSpec, field: str) -> None:
     """Raise `Conflict` when `spec` asks for other options than campaign `cp` has."""
     differs = []
     if spec.options != cp.options:
@@ -293,7 +293,7 @@ def _check_same(store: Store, cp: Campaign, spec: CampaignSpec, field: str) -> N
 
 
 def _wrap(
-    store: Store,
+    store: CampaignSetupStore,
     wraps: WrapStore,
     workspace: Workspace,
     cp: Campaign,
