@@ -75,25 +75,14 @@ class MessageQueries:
                     also(conn)
                 if not batch:
                     return
-                bulk_insert(conn, _m, [_message_row(x) for x in batch])
+                bulk_insert(conn, _m, [message_row(x) for x in batch])
                 by_pid = dict(
                     conn.execute(IDS_BY_PUBLIC_ID, {"pids": [x.public_id for x in batch]}).all()
                 )
                 ids = [by_pid[x.public_id] for x in batch]
-                token_rows = [
-                    {
-                        "token": tok,
-                        "message_id": mid,
-                        "link_id": link_id,
-                        "campaign_id": x.campaign_id,
-                        "contact_id": x.contact_id,
-                        "destination": dest,
-                    }
-                    for mid, x in zip(ids, batch, strict=True)
-                    for tok, link_id, dest in x.tokens
-                ]
-                if token_rows:
-                    bulk_insert(conn, _tk, token_rows)
+                tokens = [r for mid, x in zip(ids, batch, strict=True) for r in token_rows(mid, x)]
+                if tokens:
+                    bulk_insert(conn, _tk, tokens)
         except sa.exc.IntegrityError as exc:
             raise Conflict("token or message collision; retry with new tokens") from exc
 
@@ -186,7 +175,8 @@ class MessageQueries:
         return dict(r._mapping) if r else None
 
 
-def _message_row(x: NewMessage) -> dict[str, Any]:
+def message_row(x: NewMessage) -> dict[str, Any]:
+    """Return the `messages` row of a new message, queued."""
     return {
         "public_id": x.public_id,
         "campaign_id": x.campaign_id,
@@ -199,3 +189,18 @@ def _message_row(x: NewMessage) -> dict[str, Any]:
         "queued_us": x.queued_us,
         "status_us": x.queued_us,
     }
+
+
+def token_rows(message_id: int, x: NewMessage) -> list[dict[str, Any]]:
+    """Return the `tokens` rows of new message `x`, stored as `message_id`."""
+    return [
+        {
+            "token": tok,
+            "message_id": message_id,
+            "link_id": link_id,
+            "campaign_id": x.campaign_id,
+            "contact_id": x.contact_id,
+            "destination": dest,
+        }
+        for tok, link_id, dest in x.tokens
+    ]

@@ -29,6 +29,7 @@ from clicktrail.services.sending import (
     SendJob,
 )
 from clicktrail.storage import tables as t
+from clicktrail.storage.messages import message_row, token_rows
 from clicktrail.storage.sql import insert_ignore
 
 if TYPE_CHECKING:
@@ -549,30 +550,13 @@ class SqlSendJobs:
                 mid = conn.execute(
                     m.insert().returning(m.c.id),
                     {
-                        "public_id": x.public_id, "campaign_id": x.campaign_id,
-                        "contact_id": x.contact_id, "to_phone": x.to_phone, "body": x.body,
-                        "encoding": x.encoding, "segments": x.segments,
-                        "status": Status.QUEUED.value, "queued_us": x.queued_us,
-                        "status_us": x.queued_us, "is_test": True,
+                        **message_row(x), "is_test": True,
                         # Wrap-only key (migration 0010): apart from the contact's real message.
                         "client_ref": "test:" + x.public_id,
                     },
                 ).scalar_one()  # fmt: skip
                 if x.tokens:
-                    conn.execute(
-                        t.tokens.insert(),
-                        [
-                            {
-                                "token": tok,
-                                "message_id": mid,
-                                "link_id": link_id,
-                                "campaign_id": x.campaign_id,
-                                "contact_id": x.contact_id,
-                                "destination": dest,
-                            }
-                            for tok, link_id, dest in x.tokens
-                        ],
-                    )
+                    conn.execute(t.tokens.insert(), token_rows(mid, x))
         except sa.exc.IntegrityError as exc:
             raise Conflict("token collision; retry with new tokens") from exc
         return int(mid)
