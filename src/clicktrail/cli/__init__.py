@@ -174,7 +174,7 @@ def workspace_create(
 def workspace_list(as_json: JsonOpt = False) -> None:
     """List workspaces."""
     c = _container()
-    items = c.store.list_workspaces()
+    items = c.workspaces.list_workspaces()
     if not items and not as_json:
         err.print(f"no workspace yet in {c.settings.database_label}: create one with "
                   "`clicktrail workspace create NAME`", markup=False)  # fmt: skip
@@ -213,7 +213,7 @@ def domain_add(
 def domain_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List a workspace's domains."""
     c = _container()
-    items = c.store.list_domains(_workspace(c, workspace).id)
+    items = c.workspaces.list_domains(_workspace(c, workspace).id)
     if as_json:
         _print_json(
             [
@@ -313,7 +313,7 @@ def contacts_list(
     prints the same body). The next page's cursor is printed after the table."""
     c = _container()
     page = listing.list_contacts(
-        c.store, c.listing_queries, _workspace(c, workspace), listing.page_limit(str(limit)),
+        c.contacts, c.listing_queries, _workspace(c, workspace), listing.page_limit(str(limit)),
         cursor, list_name=list_name,
     )  # fmt: skip
     if as_json:
@@ -344,7 +344,7 @@ def contacts_list(
 def contacts_count(workspace: WorkspaceOpt = None) -> None:
     """Print how many contacts a workspace has."""
     c = _container()
-    out.print(str(c.store.count_contacts(_workspace(c, workspace).id)))
+    out.print(str(c.contacts.count_contacts(_workspace(c, workspace).id)))
 
 
 # -- campaigns ----------------------------------------------------------------------------------
@@ -467,7 +467,7 @@ def campaign_create(
 def campaign_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List campaigns, newest first."""
     c = _container()
-    items = c.store.list_campaigns(_workspace(c, workspace).id)
+    items = c.campaigns.list_campaigns(_workspace(c, workspace).id)
     if as_json:
         _print_json(
             [{"id": x.public_id, "slug": x.slug, "name": x.name, "status": x.status} for x in items]
@@ -490,7 +490,7 @@ def campaign_preview(
     c = _container()
     ws = _workspace(c, workspace)
     p = campaigns.preview_campaign(
-        c.store, ws, campaigns.get_campaign(c.store, ws, campaign), contact
+        c.store, ws, campaigns.get_campaign(c.campaigns, ws, campaign), contact
     )
     if as_json:
         _print_json(dataclasses.asdict(p))
@@ -572,7 +572,7 @@ def bots_reclassify(
     c = _container()
     campaign_id = None
     if campaign is not None:
-        campaign_id = campaigns.get_campaign(c.store, _workspace(c, workspace), campaign).id
+        campaign_id = campaigns.get_campaign(c.campaigns, _workspace(c, workspace), campaign).id
     since_us = receipts.parse_time(since, "since", 0) if since else None
     with Progress(TextColumn("reclassified"), TextColumn("{task.completed}"), console=err,
                   transient=True) as bar:  # fmt: skip
@@ -597,7 +597,7 @@ def bots_process(as_json: JsonOpt = False) -> None:
     (the server's jobs process does this every second; use it after a server was stopped in
     the middle of a backlog, or in scripts that need every click in the reports at once)."""
     c = _container()
-    waiting = c.store.inbox_size()
+    waiting = c.clicks.inbox_size()
     started = time.perf_counter()
     _, final_pass = c.background_jobs()
     done = final_pass()

@@ -216,7 +216,7 @@ def _workspace_networks(ref: str, given: NetworkList | None) -> NetworkList | No
     try:
         ws = workspaces.resolve_workspace(c.workspaces, ref)
         base = given if given is not None else c.classifier.networks
-        rows = networks.workspace_ranges(c.store, ws)
+        rows = networks.workspace_ranges(c.network_lists, ws)
     finally:
         c.dispose()
     return workspace_network_list([(r.cidr, r.owner, r.kind, r.list_name) for r in rows], base)
@@ -266,7 +266,7 @@ def finalize(
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.workspaces, workspace)
-        cp = campaigns.get_campaign(c.store, ws, campaign)
+        cp = campaigns.get_campaign(c.campaigns, ws, campaign)
         done = clicks.finalize_campaign(c.clicks, c.classifier, cp.id, now_us())
     finally:
         c.dispose()

@@ -81,7 +81,7 @@ def _export(
     try:
         ws = workspaces.resolve_workspace(c.workspaces, workspace)
         plan = exports.plan_export(
-            c.store, c.export_queries, ws, what, format=format, campaign=campaign, since=since,
+            c.campaigns, c.export_queries, ws, what, format=format, campaign=campaign, since=since,
             until=until, phone=phone, salt=salt,
         )  # fmt: skip
         _write(plan, output)

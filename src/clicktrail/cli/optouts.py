@@ -61,7 +61,7 @@ def _change(
     c, ws = _session(workspace)
     try:
         results = optouts.set_opt_outs(
-            c.store, c.optout_queries, ws,
+            c.contacts, c.optout_queries, ws,
             [ManualChange(x, opted_out, None, note) for x in contacts],
             where=[f"argument {i + 1}" for i in range(len(contacts))], source="cli",
             now_us=now_us(), region=region or c.settings.default_region or None,
@@ -133,7 +133,7 @@ def opt_out_history(
     """Show a contact's opt-out state and every opt-out and opt-in, newest first."""
     c, ws = _session(workspace)
     try:
-        history = optouts.contact_history(c.store, c.optout_queries, ws, contact)
+        history = optouts.contact_history(c.contacts, c.optout_queries, ws, contact)
     finally:
         c.dispose()
     rows: list[dict[str, Any]] = [

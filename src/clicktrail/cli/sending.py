@@ -57,7 +57,7 @@ def _print_json(data: Any) -> None:
 def _open(workspace: str | None, campaign: str) -> tuple[Container, Workspace, Campaign]:
     c = Container(load_settings())
     ws = workspaces.resolve_workspace(c.workspaces, workspace)
-    return c, ws, campaigns.get_campaign(c.store, ws, campaign)
+    return c, ws, campaigns.get_campaign(c.campaigns, ws, campaign)
 
 
 def _provider_name(provider: str | None, outbox: Path | None) -> str | None:

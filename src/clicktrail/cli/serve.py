@@ -225,12 +225,11 @@ def _print_banner(container: Container, info: demo.DemoInfo) -> None:
     s = container.settings
     scheme = "https" if s.tls_certfile else "http"
     base = f"{scheme}://{s.host}:{s.port}"
-    store = container.store
     lines = ["", "clicktrail is starting with a DEMO workspace (sample data, fictional numbers)."]
     if not info.workspace.is_demo:
         lines.append(f"The database already has workspaces; showing {info.workspace.slug!r}.")
     else:
-        campaign = store.find_campaign(info.workspace.id, info.campaign_slug)
+        campaign = container.campaigns.find_campaign(info.workspace.id, info.campaign_slug)
         if campaign is not None:
             lines += [
                 f"  database     {s.database_label}",
