@@ -23,30 +23,10 @@ import pytest
 
 PACKAGE = "clicktrail"
 
-# Imports that still close a circle, each with what removes it. Keep this empty: an entry fails
-# `test_pending_imports_still_exist` once its import is gone, so that it is deleted here too.
-PENDING: set[tuple[str, str]] = set()
-
-
-@cache
-def _full_graph() -> grimp.ImportGraph:
-    return grimp.build_graph(PACKAGE, exclude_type_checking_imports=True)
-
 
 @cache
 def _graph() -> grimp.ImportGraph:
-    graph = grimp.build_graph(PACKAGE, exclude_type_checking_imports=True)
-    for importer, imported in PENDING:
-        if graph.direct_import_exists(importer=importer, imported=imported):
-            graph.remove_import(importer=importer, imported=imported)
-    return graph
-
-
-@pytest.mark.parametrize(("importer", "imported"), sorted(PENDING))
-def test_pending_imports_still_exist(importer: str, imported: str) -> None:
-    assert _full_graph().direct_import_exists(importer=importer, imported=imported), (
-        f"{importer} no longer imports {imported}: delete the entry from PENDING"
-    )
+    return grimp.build_graph(PACKAGE, exclude_type_checking_imports=True)
 
 
 def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
