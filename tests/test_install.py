@@ -59,10 +59,15 @@ def test_make_run_installs_once_and_again_only_when_the_pins_change(tmp_path: Pa
         os.utime(tmp_path / name, (past, past))
     (tmp_path / ".venv" / ".installed").touch()
 
+    # Run as a top-level make, even when the suite itself runs under `make test` (a nested
+    # make prints "Entering directory" lines and inherits the parent's flags).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+
     def planned() -> str:
         return subprocess.run(
-            ["make", "-n", "run"], cwd=tmp_path, capture_output=True, text=True, check=True
-        ).stdout
+            ["make", "--no-print-directory", "-n", "run"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
 
     assert planned().strip().splitlines() == [".venv/bin/clicktrail serve --demo"]
     (tmp_path / "constraints.txt").touch()  # `make lock` changed a pin
