@@ -26,13 +26,13 @@ applied to them, only network and timing.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from clicktrail.domain.bots.model import ClickFacts, RequestFacts, Verdict
 from clicktrail.domain.bots.previewers import DEFAULT_PREVIEWERS, Previewers
+from clicktrail.domain.network import literal_address
 
 NOT_HUMAN = frozenset({"preview", "scanner", "automation", "probe"})
 
@@ -138,23 +138,16 @@ DEFAULT_RULES = RuleSet()
 # loopback one: see `sends_secure_headers`).
 PLAIN_HTTP_RULES = RuleSet(expect_secure_headers=False)
 
-_LOOPBACK_V4 = re.compile(r"127(?:\.\d{1,3}){3}")
-
 
 def sends_secure_headers(scheme: str, host: str) -> bool:
     """Return whether browsers send Fetch Metadata and client hints to short links of
     `scheme`://`host`: to potentially trustworthy origins only (W3C Secure Contexts §3.2):
-    ``https``, and ``http`` on ``localhost`` (and its subdomains), ``127.0.0.0/8`` or ``::1``.
-    """
+    ``https``, and ``http`` on a loopback host (``localhost`` and its subdomains,
+    ``127.0.0.0/8``, ``::1``, in any spelling `literal_address` reads)."""
     if scheme == "https":
         return True
-    name = host.lower().rstrip(".").strip("[]")
-    return (
-        name == "localhost"
-        or name.endswith(".localhost")
-        or name == "::1"
-        or _LOOPBACK_V4.fullmatch(name) is not None
-    )
+    address = literal_address(host)
+    return address is not None and address.is_loopback
 
 
 _PROBE = Verdict("probe", 100, ("METHOD_PROBE",))
