@@ -72,3 +72,22 @@ def in_process(
             await task
 
     return asyncio.run(main())
+
+
+Request = tuple[str, str, str | None, dict[str, Any]]
+
+
+def requests_in_process(container: Container, host: str, requests: list[Request]) -> list[Any]:
+    """Send `requests` — (method, path, API key or None, httpx keyword arguments) — in turn
+    through a fresh app of `container` (see `in_process`); return the responses."""
+
+    async def use(c: httpx.AsyncClient) -> list[httpx.Response]:
+        out = []
+        for method, path, key, kw in requests:
+            headers = dict(kw.pop("headers", {}))
+            if key is not None:
+                headers["Authorization"] = f"Bearer {key}"
+            out.append(await c.request(method, path, headers=headers, **kw))
+        return out
+
+    return in_process(container, host, use)

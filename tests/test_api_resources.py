@@ -25,7 +25,7 @@ from factories import (
     send,
     tokens_of,
 )
-from served import in_process
+from served import requests_in_process
 
 HOST = "sms.example.com"
 
@@ -45,16 +45,8 @@ class World:
         return r
 
     def calls(self, requests: list[tuple[str, str, str | None, dict[str, Any]]]) -> list[Any]:
-        async def use(c: httpx.AsyncClient) -> list[httpx.Response]:
-            out = []
-            for method, path, key, kw in requests:
-                headers = dict(kw.pop("headers", {}))
-                if key is not None:
-                    headers["Authorization"] = f"Bearer {key or self.key}"
-                out.append(await c.request(method, path, headers=headers, **kw))
-            return out
-
-        return in_process(self.container, HOST, use)
+        ours = [(m, p, self.key if key == "" else key, kw) for m, p, key, kw in requests]
+        return requests_in_process(self.container, HOST, ours)
 
 
 @pytest.fixture

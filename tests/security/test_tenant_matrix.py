@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from starlette.routing import Mount, Route
 
@@ -30,7 +29,7 @@ from factories import (
     send,
     tokens_of,
 )
-from served import in_process
+from served import requests_in_process
 
 HOST = "sms.example.com"
 CAMPAIGN_NAME = "Tenant A secret campaign"
@@ -77,16 +76,7 @@ class Tenants:
     ids: dict[str, str]  # what fills the path parameters: A's identifiers
 
     def calls(self, requests: list[tuple[str, str, str | None, dict[str, Any]]]) -> list[Any]:
-        async def use(c: httpx.AsyncClient) -> list[httpx.Response]:
-            out = []
-            for method, path, key, kw in requests:
-                headers = dict(kw.pop("headers", {}))
-                if key is not None:
-                    headers["Authorization"] = f"Bearer {key}"
-                out.append(await c.request(method, path, headers=headers, **kw))
-            return out
-
-        return in_process(self.container, HOST, use)
+        return requests_in_process(self.container, HOST, requests)
 
 
 @pytest.fixture
