@@ -42,6 +42,7 @@ from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.clicks import ClickQueries
 from clicktrail.storage.contacts import ContactQueries
+from clicktrail.storage.conversions import ConversionQueries
 from clicktrail.storage.database import check_ready, create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.inbox import InboxWriter
@@ -58,6 +59,7 @@ from clicktrail.storage.workspaces import WorkspaceQueries
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
     api_bots,
+    api_conversions,
     api_keys,
     api_networks,
     api_optouts,
@@ -162,6 +164,11 @@ class Container:
     def contacts(self) -> ContactQueries:
         """Contacts and contact lists (storage/contacts.py)."""
         return ContactQueries(self.engine)
+
+    @cached_property
+    def conversions(self) -> ConversionQueries:
+        """Conversions, events' duplicate modes, the rejected log (storage/conversions.py)."""
+        return ConversionQueries(self.engine)
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -385,6 +392,7 @@ class Container:
         routes += api_networks.routes(self.store, self.network_lists)
         routes += api_bots.routes(self.store, self.classifier)
         routes += api_keys.routes(self.store, self.key_store)
+        routes += api_conversions.routes(self.key_store, self.conversions, self.campaigns, default_region=self.settings.default_region or None)  # fmt: skip
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.routing import Mount, Route
@@ -63,6 +64,8 @@ PUBLIC = {
     ("POST", "/v1/webhooks/http/{provider_name}/status"),
 }
 DASHBOARD = "/dashboard"
+A_ORDER = "a-order-7731"
+A_NOTE = "a's private note"
 
 
 @dataclass
@@ -114,6 +117,16 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
     )  # fmt: skip
     for r in setup[1:]:
         assert r.status_code < 300, r.text
+    (click_id,) = parse_qs(urlsplit(setup[0].headers["location"]).query)["ct_cid"]
+    conversion, mode = t.calls(
+        [
+            ("POST", "/v1/conversions", t.a_key, {"json": {"click_id": click_id, "txn": A_ORDER,
+             "value": "19.99", "currency": "EUR", "metadata": {"note": A_NOTE}}}),
+            ("PUT", "/v1/conversions/events/purchase", t.a_key,
+             {"json": {"duplicate_mode": "replace"}}),
+        ]
+    )  # fmt: skip
+    assert conversion.status_code == 201 and mode.status_code == 200, conversion.text
     (keys,) = t.calls([("GET", "/v1/keys", t.a_key, {})])
     (a_key_id,) = [k["id"] for k in keys.json()["items"]]
     t.ids = {
@@ -123,6 +136,8 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
         "host": HOST,
         "name": "a-office",
         "key_id": a_key_id,
+        "click_id": click_id,
+        "conversion": conversion.json()["conversion"]["id"],
     }
     yield t
     container.dispose()
@@ -203,11 +218,20 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/keys/{key_id}"): {},
     ("POST", "/v1/keys/{key_id}/rotate"): {"json": {}},
     ("DELETE", "/v1/keys/{key_id}"): {"params": {"force": "true"}},
+    ("POST", "/v1/conversions"): {"json": {"click_id": "{click_id}", "txn": A_ORDER}},
+    ("GET", "/v1/conversions"): {"params": {"campaign": "{campaign}"}},
+    ("GET", "/v1/conversions/{conversion}"): {},
+    ("GET", "/v1/conversions/events"): {},
+    ("PUT", "/v1/conversions/events/{event}"): {
+        "ids": {"event": "purchase"},
+        "json": {"duplicate_mode": "count"},
+    },
+    ("GET", "/v1/conversions/rejected"): {},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
 A_MARKERS = (
-    CAMPAIGN_NAME, '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
+    CAMPAIGN_NAME, A_ORDER, A_NOTE, "19.99", '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
     "192.0.2.0/24", "tenant-a-auth-token", "a1a1a1a1", "+14155550199",
 )  # fmt: skip
 
@@ -280,7 +304,8 @@ def _snapshot(t: Tenants) -> list[Any]:
         f"/v1/campaigns/{t.ids['campaign']}/report", f"/v1/campaigns/{t.ids['campaign']}/send",
         "/v1/messages", f"/v1/messages/{t.ids['message']}", "/v1/clicks", "/v1/providers",
         "/v1/providers/a-twilio", "/v1/networks", "/v1/networks/a-office/ranges",
-        "/v1/opt-outs/replies", "/v1/keys",
+        "/v1/opt-outs/replies", "/v1/keys", "/v1/conversions", "/v1/conversions/events",
+        f"/v1/conversions/{t.ids['conversion']}", "/v1/conversions/rejected",
     ]  # fmt: skip
     answers = t.calls([("GET", p, t.a_key, {}) for p in paths])
     for p, r in zip(paths, answers, strict=True):

@@ -42,7 +42,14 @@ from clicktrail.services.exports import iso_utc
 IMPORT_SPELLING = contacts.Spelling(
     skip_invalid="--skip-invalid", encoding="e.g. --encoding latin-1", allow_empty="--allow-empty"
 )
-EXIT_CODES = {"invalid_input": 2, "not_found": 3, "conflict": 4, "unauthorized": 5}
+EXIT_CODES = {
+    "invalid_input": 2,
+    "unknown_click": 2,
+    "unknown_contact": 2,
+    "not_found": 3,
+    "conflict": 4,
+    "unauthorized": 5,
+}
 
 
 class _Root(TyperGroup):

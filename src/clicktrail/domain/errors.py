@@ -7,7 +7,9 @@ exit codes::
 
     ClicktrailError                 code
     ├── InvalidInput                invalid_input      400/422, exit 2
-    │   └── (carries .problems: one Problem per bad field/line)
+    │   ├── (carries .problems: one Problem per bad field/line)
+    │   ├── UnknownClick            unknown_click      422, exit 2 (a conversion's click id)
+    │   └── UnknownContact          unknown_contact    422, exit 2 (a conversion's contact)
     ├── NotFound                    not_found          404, exit 3
     ├── Conflict                    conflict           409, exit 4
     ├── Unauthorized                unauthorized       401, exit 5
@@ -53,6 +55,19 @@ class InvalidInput(ClicktrailError):
     """The input is malformed or violates a rule; nothing was written."""
 
     code = "invalid_input"
+
+
+class UnknownClick(InvalidInput):
+    """A conversion names a click id that is not one of the workspace's clicks (unknown and
+    another workspace's are not told apart)."""
+
+    code = "unknown_click"
+
+
+class UnknownContact(InvalidInput):
+    """A conversion names a contact (external id or phone) the workspace does not have."""
+
+    code = "unknown_contact"
 
 
 class NotFound(ClicktrailError):

@@ -433,3 +433,89 @@ send_jobs = sa.Table(
     sa.Column("finished_us", Micros),
     sa.Index(None, "state"),
 )
+
+# Conversions (migration 0015, storage/conversions.py, docs/conversions.md): an outcome tied to
+# a click (`click_id`: the public click id the redirect put in the destination URL, the key of
+# `clicks.click_id`, which may still be in the inbox when the conversion arrives) or to a
+# contact, with what the click resolved to. `value_micros`: millionths of `currency`'s unit
+# (ISO 4217; both NULL without a value). `dedup_key` (domain/conversions.py) is unique per
+# workspace forever: a retried postback, beacon or API call never counts twice.
+conversions = sa.Table(
+    "conversions",
+    metadata,
+    _id(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("value_micros", sa.BigInteger),
+    sa.Column("currency", sa.String(3)),
+    sa.Column("occurred_us", Micros, nullable=False),
+    sa.Column("received_us", Micros, nullable=False),
+    sa.Column("click_id", sa.String(32)),
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id")),
+    sa.Column("message_id", BigId),
+    sa.Column("campaign_id", BigId),
+    sa.Column("link_id", BigId),
+    sa.Column("txn", sa.String(128)),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("dedup_key", sa.String(255), nullable=False),
+    sa.Column("meta", sa.JSON(none_as_null=True)),
+    sa.Column("updated_us", Micros),  # when mode `replace` last changed the value
+    sa.UniqueConstraint("workspace_id", "dedup_key"),
+    sa.Index(None, "workspace_id", "id"),
+    sa.Index(None, "campaign_id", "occurred_us"),
+    sa.Index(None, "contact_id", "occurred_us"),
+    sa.Index(None, "click_id"),
+)
+
+# What a second conversion of an event does in a workspace (`duplicate_mode`: ignore, count,
+# replace); an event without a row is `ignore`.
+conversion_events = sa.Table(
+    "conversion_events",
+    metadata,
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("event", sa.String(64), primary_key=True),
+    sa.Column("duplicate_mode", sa.String(16), nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+)
+
+# Conversions refused from postbacks, pixels and beacons (their callers are networks and
+# browsers an operator cannot ask): why (`reason`: an outcome or error code, `field`,
+# `detail`), the request's query string with secrets masked, and the client address. Bounded:
+# each workspace keeps its newest rows (storage/conversions.py `REJECTED_KEPT`); refusals that
+# name no workspace (an unknown secret or key) have `workspace_id` NULL and are read by the
+# operator's CLI only.
+rejected_conversions = sa.Table(
+    "rejected_conversions",
+    metadata,
+    _id(),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id")),
+    sa.Column("at_us", Micros, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("field", sa.String(64)),
+    sa.Column("detail", sa.String(500), nullable=False),
+    sa.Column("query", sa.String(2048), nullable=False),
+    sa.Column("ip", sa.String(45)),
+    sa.Index(None, "workspace_id", "id"),
+)
+
+# Credentials of the conversion endpoints that are not API keys: postback secrets (`kind`
+# ``postback``, for affiliate networks' server-to-server calls) and publishable keys
+# (``publishable``, browser-safe: the snippet and the pixel). Found by `lookup` (the part after
+# the kind's prefix, unique), checked by comparing SHA-256 hashes in constant time.
+conversion_keys = sa.Table(
+    "conversion_keys",
+    metadata,
+    _id(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("lookup", sa.String(16), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    # The currency of a value sent without one (affiliate networks that pay in one currency).
+    sa.Column("default_currency", sa.String(3)),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("revoked_us", Micros),
+)

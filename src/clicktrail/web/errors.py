@@ -11,6 +11,8 @@ from clicktrail.domain.errors import ClicktrailError, TooLarge
 
 STATUS = {
     "invalid_input": 422,
+    "unknown_click": 422,
+    "unknown_contact": 422,
     "not_found": 404,
     "conflict": 409,
     "unauthorized": 401,

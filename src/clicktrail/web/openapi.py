@@ -26,6 +26,7 @@ from clicktrail.services.exports import FORMATS, PHONE_MODES
 from clicktrail.services.listing import MAX_LIMIT
 from clicktrail.web import api_sending as snd
 from clicktrail.web import schemas as s
+from clicktrail.web import schemas_conversions as c
 from clicktrail.web import schemas_wrap as w
 
 PROBLEM = "application/problem+json"
@@ -54,6 +55,12 @@ REQUESTS |= {s.NetworkRangeIn, s.NetworkRangesAdd}
 # API keys (web/api_keys.py).
 MODELS += [s.KeyCreate, s.KeyRotate, s.KeyOut, s.KeyCreated, s.KeyRotated, s.KeyPage]
 REQUESTS |= {s.KeyCreate, s.KeyRotate}
+
+# Conversions (web/api_conversions.py).
+MODELS += [c.ConversionIn, c.ContactRefIn, c.ConversionBatchIn, c.ConversionOut,
+           c.ConversionResult, c.ConversionRecorded, c.ConversionBatchOut, c.ConversionPage,
+           c.EventModeIn, c.EventModeOut, c.EventModeList, c.RejectedOut, c.RejectedPage]  # fmt: skip
+REQUESTS |= {c.ConversionIn, c.ContactRefIn, c.ConversionBatchIn, c.EventModeIn}
 
 # Sending jobs (web/api_sending.py).
 MODELS += [snd.SendIn, snd.TestSendIn, snd.ReleaseIn, snd.SendJobOut, snd.TestSendOut]
@@ -177,6 +184,51 @@ _READY = {
     "required": ["status"],
     "properties": {"status": {"const": "ready"}},
 }
+
+CONVERSION_OPERATIONS = (
+    Op("post", "/v1/conversions", "Record conversions", "conversions",
+       (200, "A duplicate or replaced conversion (single), or one result per conversion "
+        "(batch).", _json({"anyOf": [ref(c.ConversionRecorded), ref(c.ConversionBatchOut)]})),
+       description="One conversion object, or `{\"conversions\": [...]}` (up to 1,000). Each "
+       "is unique on (event, txn) with a txn, else (event, click id) or (event, contact), "
+       "forever; the event's duplicate mode says what a second one does (docs/conversions.md). "
+       "A batch answers each item (`accepted`, `replaced`, `duplicate`, `unknown_click`, "
+       "`unknown_contact`, `invalid` with `field`); a single conversion that cannot be stored "
+       "is a 422 whose `code` is `invalid_input`, `unknown_click` or `unknown_contact`. "
+       "Another workspace's click id is `unknown_click`, like one that does not exist.",
+       body={"required": True, "content": _json(
+           {"anyOf": [ref(c.ConversionIn), ref(c.ConversionBatchIn)]})},
+       more=((201, "Stored (single).", _json(ref(c.ConversionRecorded))),),
+       headers=_LOCATION),
+    Op("get", "/v1/conversions", "List conversions", "conversions",
+       (200, "A page of conversions, in the order they were stored.",
+        _json(ref(c.ConversionPage))),
+       params=(LIMIT, CURSOR, query("event", "Only this event."), CAMPAIGN_FILTER,
+               query("source", "Only from this source.",
+                     {"type": "string", "enum": ["api", "postback", "pixel", "beacon",
+                                                 "import"]}),
+               query("since", "Occurred from this time on (inclusive).", TIME),
+               query("until", "Occurred before this time.", TIME)),
+       errors=(401, 404, 422)),
+    Op("get", "/v1/conversions/events", "Events' duplicate modes", "conversions",
+       (200, "Events with a mode set; others are `ignore`.", _json(ref(c.EventModeList))),
+       errors=(401,)),
+    Op("put", "/v1/conversions/events/{event}", "Set an event's duplicate mode", "conversions",
+       (200, "The mode now; it applies to conversions arriving from now on.",
+        _json(ref(c.EventModeOut))),
+       description="`ignore` (default): a duplicate changes nothing. `count`: without a txn "
+       "every conversion counts (with a txn it is still one). `replace`: a duplicate's value "
+       "and currency replace the stored ones.",
+       params=(path("event", "The event name."),), body=_body(c.EventModeIn)),
+    Op("get", "/v1/conversions/rejected", "Rejected postbacks, pixels and beacons",
+       "conversions",
+       (200, "A page of the rejected log, newest first (bounded: the newest 10,000).",
+        _json(ref(c.RejectedPage))),
+       params=(LIMIT, CURSOR), errors=(401, 422)),
+    Op("get", "/v1/conversions/{conversion}", "Get a conversion", "conversions",
+       (200, "The conversion.", _json(ref(c.ConversionOut))),
+       params=(path("conversion", "The conversion's id (`cnv_…`)."),), errors=(401, 404)),
+)  # fmt: skip
 
 OPERATIONS: tuple[Op, ...] = (
     Op("get", "/healthz", "Liveness", "server", (200, "The server is up.", _json(ref(s.Health))),
@@ -493,6 +545,7 @@ OPERATIONS: tuple[Op, ...] = (
            "application/json": {"schema": _LOOSE},
            "application/x-www-form-urlencoded": {"schema": _LOOSE}}},
        errors=(403, 422), auth=False),
+    *CONVERSION_OPERATIONS,
 )  # fmt: skip
 
 _RECEIPT = {

@@ -1,0 +1,187 @@
+"""Conversions over HTTP with an API key (``/v1/conversions``): record one or a batch, list,
+get one; events' duplicate modes; the rejected log of postbacks, pixels and beacons.
+
+Thin handlers: parse the request, call `services.conversions`, shape the answer. Every call is
+scoped to the API key's workspace: another workspace's click ids answer `unknown_click` like ids
+that do not exist, its conversions 404. The batch answer is written with orjson directly (the
+ingest path: bench/conversion_ingest.py); its shape is `schemas_conversions.ConversionBatchOut`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from clicktrail.domain import conversions as rules
+from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.models import Workspace
+from clicktrail.services import campaigns, conversions, keys, listing
+from clicktrail.services.campaigns import CampaignStore
+from clicktrail.services.clock import now_us
+from clicktrail.services.conversions import Conversion, ConversionFilter, ConversionStore, Rejection
+from clicktrail.services.exports import iso_utc
+from clicktrail.services.keys import KeyAuthStore
+from clicktrail.services.receipts import parse_time
+from clicktrail.web import schemas_conversions as sc
+from clicktrail.web.bodies import read_json
+from clicktrail.web.schemas import parse_body
+
+# A batch of 1,000 conversions with metadata; a single conversion is far smaller.
+MAX_BODY = 8 * 1024 * 1024
+MAX_MODE_BODY = 1024
+
+
+def conversion_out(c: Conversion) -> dict[str, Any]:
+    """Return the wire shape of a conversion (`ConversionOut`)."""
+    return {
+        "id": c.public_id, "event": c.event, "value": c.value, "value_micros": c.value_micros,
+        "currency": c.currency, "occurred_at": iso_utc(c.occurred_us),
+        "received_at": iso_utc(c.received_us), "click_id": c.click_id,
+        "contact": c.contact_external_id or c.contact_phone, "campaign": c.campaign,
+        "message": c.message, "link": c.link, "txn": c.txn, "source": c.source,
+        "metadata": c.metadata, "updated_at": iso_utc(c.updated_us),
+    }  # fmt: skip
+
+
+def rejection_out(r: Rejection) -> dict[str, Any]:
+    """Return the wire shape of a rejected-log row (`RejectedOut`)."""
+    return {"at": iso_utc(r.at_us), "source": r.source, "reason": r.reason, "field": r.field,
+            "detail": r.detail, "query": r.query, "ip": r.ip}  # fmt: skip
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), status, headers, media_type="application/json")
+
+
+def _query(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and ("\x00" in value or len(value) > 200):
+        raise InvalidInput(f"{name} must be at most 200 characters, without NUL", field=name)
+    return value or None
+
+
+def routes(
+    auth: KeyAuthStore,
+    store: ConversionStore,
+    campaign_store: CampaignStore,
+    *,
+    default_region: str | None = None,
+) -> list[BaseRoute]:
+    """Return the conversion routes over `store` (API keys checked through `auth`; campaign
+    filters resolved through `campaign_store`)."""
+
+    def workspace(request: Request) -> Workspace:
+        return keys.authenticate(auth, request.headers.get("authorization"))
+
+    def record(ws: Workspace, body: Any) -> Response:
+        now = now_us()
+        if isinstance(body, dict) and "conversions" in body:
+            items = body["conversions"]
+            if len(body) != 1:
+                extra = sorted(k for k in body if k != "conversions")[0]
+                raise InvalidInput(f"{extra}: unknown field beside conversions", field=extra)
+            if not isinstance(items, list) or not items:
+                raise InvalidInput(
+                    "conversions must be a non-empty array of conversion objects",
+                    field="conversions",
+                )
+            where = [f"/conversions/{i}/" for i in range(len(items))]
+            results = conversions.record_conversions(
+                store, ws, items, source="api", now_us=now, where=where, region=default_region
+            )
+            counts = Counter(r.outcome for r in results)
+            out = [
+                {"outcome": r.outcome, "id": r.id} if r.field is None
+                else {"outcome": r.outcome, "id": r.id, "field": r.field, "detail": r.detail}
+                for r in results
+            ]  # fmt: skip
+            return _json({"results": out, "counts": dict(counts)})
+        if not isinstance(body, dict):
+            raise InvalidInput(
+                "body must be a conversion object, or an object with a 'conversions' array",
+                field="body",
+            )
+        outcome, conv = conversions.record_one(
+            store, ws, body, source="api", now_us=now, region=default_region
+        )
+        assert conv is not None
+        data = {"outcome": outcome.outcome, "conversion": conversion_out(conv)}
+        if outcome.outcome == "accepted":
+            return _json(data, 201, {"Location": f"/v1/conversions/{conv.public_id}"})
+        return _json(data)
+
+    async def post_conversions(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        raw = await read_json(request, MAX_BODY)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
+        return await run_in_threadpool(record, ws, body)
+
+    def list_conversions(request: Request) -> Response:
+        ws = workspace(request)
+        limit = listing.page_limit(_query(request, "limit"))
+        campaign = _query(request, "campaign")
+        event = _query(request, "event")
+        source = _query(request, "source")
+        if source is not None and source not in rules.SOURCES:
+            raise InvalidInput(f"source must be one of {', '.join(rules.SOURCES)}", field="source")
+        since, until = _query(request, "since"), _query(request, "until")
+        where = ConversionFilter(
+            event=None if event is None else rules.event_name(event),
+            campaign_id=None if campaign is None
+            else campaigns.get_campaign(campaign_store, ws, campaign).id,
+            source=source,
+            since_us=None if since is None else parse_time(since, "since", 0),
+            until_us=None if until is None else parse_time(until, "until", 0),
+        )  # fmt: skip
+        page = conversions.list_conversions(store, ws, where, limit, _query(request, "cursor"))
+        return _json(
+            {"items": [conversion_out(c) for c in page.items], "next_cursor": page.next_cursor}
+        )
+
+    def get_conversion(request: Request) -> Response:
+        ws = workspace(request)
+        found = conversions.get_conversion(store, ws, str(request.path_params["conversion"]))
+        return _json(conversion_out(found))
+
+    def list_modes(request: Request) -> Response:
+        ws = workspace(request)
+        items = [
+            {"event": e, "duplicate_mode": m, "updated_at": iso_utc(u)}
+            for e, m, u in conversions.event_modes(store, ws)
+        ]
+        return _json({"items": items})
+
+    async def set_mode(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        b = parse_body(sc.EventModeIn, await read_json(request, MAX_MODE_BODY))
+        event, now = str(request.path_params["event"]), now_us()
+        name, mode = await run_in_threadpool(
+            lambda: conversions.set_event_mode(store, ws, event, b.duplicate_mode, now_us=now)
+        )
+        return _json({"event": name, "duplicate_mode": mode, "updated_at": iso_utc(now)})
+
+    def list_rejected(request: Request) -> Response:
+        ws = workspace(request)
+        limit = listing.page_limit(_query(request, "limit"))
+        page = conversions.rejected(store, ws, limit, _query(request, "cursor"))
+        return _json(
+            {"items": [rejection_out(r) for r in page.items], "next_cursor": page.next_cursor}
+        )
+
+    return [
+        Route("/v1/conversions", post_conversions, methods=["POST"]),
+        Route("/v1/conversions", list_conversions, methods=["GET"]),
+        Route("/v1/conversions/events", list_modes, methods=["GET"]),
+        Route("/v1/conversions/events/{event}", set_mode, methods=["PUT"]),
+        Route("/v1/conversions/rejected", list_rejected, methods=["GET"]),
+        Route("/v1/conversions/{conversion}", get_conversion, methods=["GET"]),
+    ]
