@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import ClicktrailError, InvalidInput, StorageUnavailable
 from clicktrail.domain.models import Workspace
@@ -20,11 +20,36 @@ from clicktrail.services import receipts
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import Store
 from clicktrail.services.workspaces import authenticate, is_tls_host_allowed
+from clicktrail.web import openapi
+from clicktrail.web import schemas as s
 from clicktrail.web.bodies import BodyCap, read_json
 from clicktrail.web.errors import handle_clicktrail_error, handle_unexpected, problem, problem_for
+from clicktrail.web.routing import ApiRoute, Body, Op, Reply, flag, query
 
 MAX_BODY = 5 * 1024 * 1024
 READY_TIMEOUT_S = 2.0  # /readyz answers within this even when the database does not
+
+# The receipts body, parsed by hand (`receipts.receipts_from_items` names each item's fault).
+_RECEIPT = {
+    "type": "object",
+    "required": ["message_id", "status"],
+    "properties": {
+        "message_id": {"type": "string", "description": "`msg_…`"},
+        "status": {"type": "string", "enum": ["sent", "delivered", "failed", "undelivered"]},
+        "at": {
+            "description": "ISO 8601 (no zone: UTC) or Unix seconds; default now.",
+            "anyOf": [{"type": "string"}, {"type": "number"}],
+        },
+    },
+}
+_RECEIPTS = {"type": "array", "minItems": 1, "maxItems": receipts.MAX_BATCH, "items": _RECEIPT}
+RECEIPT_BATCH = {
+    "description": "Delivery receipts: an array, or an object with a `receipts` array.",
+    "anyOf": [
+        _RECEIPTS,
+        {"type": "object", "required": ["receipts"], "properties": {"receipts": _RECEIPTS}},
+    ],
+}
 
 
 async def _json_body(request: Request) -> Any:
@@ -56,7 +81,7 @@ class Readiness:
             await asyncio.wait_for(asyncio.shield(self._running), self.timeout)
         except Exception:  # StorageUnavailable, the deadline, or any other failure: not ready
             return problem_for(StorageUnavailable("the database is not answering"))
-        return JSONResponse({"status": "ready"})
+        return JSONResponse(s.Ready(status="ready").model_dump(mode="json"))
 
 
 def build_api(
@@ -73,7 +98,7 @@ def build_api(
 
     async def health(_request: Request) -> Response:
         # Liveness: the process answers. Whether it can do its work is /readyz.
-        return JSONResponse({"status": "ok"})
+        return JSONResponse(s.Health(status="ok").model_dump(mode="json"))
 
     async def post_status(request: Request) -> Response:
         ws = workspace(request)
@@ -98,9 +123,10 @@ def build_api(
             store, ws, parsed, where=where, skip_unknown=skip, source="api", now_us=now,
             skip_option="?skip_unknown=true",
         )  # fmt: skip
-        return JSONResponse(
-            {"applied": outcome.applied, "unchanged": outcome.unchanged, "unknown": outcome.unknown}
+        out = s.ReceiptsOut(
+            applied=outcome.applied, unchanged=outcome.unchanged, unknown=outcome.unknown
         )
+        return JSONResponse(out.model_dump(mode="json"))
 
     async def tls_allowed(request: Request) -> Response:
         # Asked by a TLS terminator (Caddy's on-demand TLS) before it gets a certificate for a
@@ -111,7 +137,7 @@ def build_api(
                 400, "invalid_input", "query parameter 'domain' is required", field="domain"
             )
         if is_tls_host_allowed(store, name):
-            return JSONResponse({"allowed": True})
+            return JSONResponse(s.TlsAllowed(allowed=True).model_dump(mode="json"))
         return problem(404, "not_found", "not a registered short domain")
 
     async def not_found(request: Request, _exc: Exception) -> Response:
@@ -120,16 +146,40 @@ def build_api(
     async def method_not_allowed(request: Request, _exc: Exception) -> Response:
         return problem(405, "method_not_allowed", f"{request.method} is not allowed here")
 
+    routes: list[BaseRoute] = [
+        ApiRoute("/healthz", health, "GET", Op(
+            "Liveness", "server", Reply(200, "The server is up.", s.Health),
+            description="Liveness for load balancers and supervisors: the process answers (it "
+            "does not ask the database; see `/readyz`). No key.",
+            errors=(), auth=False, database=False)),
+        ApiRoute("/readyz", Readiness(ready).answer, "GET", Op(
+            "Readiness", "server", Reply(200, "The database answers.", s.Ready),
+            description="Can the server do its work now: asks the database, within 2 s. 503 "
+            "`storage_unavailable` (with `Retry-After`) while it does not answer. No key.",
+            errors=(), auth=False)),
+        ApiRoute("/v1/messages/status", post_status, "POST", Op(
+            "Record delivery receipts", "messages", Reply(200, "What the batch did.", s.ReceiptsOut),
+            description="Up to 10,000 receipts; a status only moves forward. A batch naming an "
+            "unknown message id is rejected whole (422, one entry per item in `errors`) unless "
+            "`skip_unknown=true`.",
+            params=(flag("skip_unknown", "Apply the known ids and list the unknown ones."),),
+            body=Body({"application/json": RECEIPT_BATCH}))),
+        ApiRoute("/v1/tls/allowed", tls_allowed, "GET", Op(
+            "May a certificate be issued for a host?", "server",
+            Reply(200, "HOST is a registered short domain.", s.TlsAllowed),
+            description="Asked by a TLS terminator (Caddy's on-demand TLS `ask`); no key. A "
+            "malformed or unknown host is 404.",
+            params=(query("domain", "The host name.", required=True),), errors=(400, 404),
+            auth=False)),
+        *extra_routes,
+    ]  # fmt: skip
+    routes += openapi.routes(lambda: routes)
+    # An API path without its operation is refused here, before the server starts (ADR 0014).
+    openapi.check_documented(routes)
     return Starlette(
         # No body past the largest route limit, whatever the route (`web.bodies`).
         middleware=[Middleware(BodyCap)],
-        routes=[
-            Route("/healthz", health, methods=["GET"]),
-            Route("/readyz", Readiness(ready).answer, methods=["GET"]),
-            Route("/v1/messages/status", post_status, methods=["POST"]),
-            Route("/v1/tls/allowed", tls_allowed, methods=["GET"]),
-            *extra_routes,
-        ],
+        routes=routes,
         exception_handlers={
             ClicktrailError: handle_clicktrail_error,
             404: not_found,

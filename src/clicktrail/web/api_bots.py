@@ -10,12 +10,14 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import NotFound
 from clicktrail.services import campaigns, clicks, workspaces
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import RequestClassifier, Store
+from clicktrail.web import schemas as s
+from clicktrail.web.routing import CAMPAIGN, ApiRoute, Op, Reply
 
 
 def routes(store: Store, classifier: RequestClassifier) -> list[BaseRoute]:
@@ -28,11 +30,18 @@ def routes(store: Store, classifier: RequestClassifier) -> list[BaseRoute]:
             raise NotFound("campaign not found", field="campaign")
         cp = campaigns.get_campaign(store, ws, ref)
         done = clicks.finalize_campaign(store, classifier, cp.id, now_us())
-        return JSONResponse({"campaign": cp.slug, "finalized": done})
+        return JSONResponse(s.FinalizedOut(campaign=cp.slug, finalized=done).model_dump())
 
     async def finalize_endpoint(request: Request) -> Response:
         return await run_in_threadpool(finalize, request)
 
     return [
-        Route("/v1/campaigns/{campaign}/bots/finalize", finalize_endpoint, methods=["POST"]),
-    ]
+        ApiRoute("/v1/campaigns/{campaign}/bots/finalize", finalize_endpoint, "POST", Op(
+            "Finalize bot verdicts now", "bots",
+            Reply(200, "How many requests got their final verdict.", s.FinalizedOut),
+            description="Gives every stored request of the campaign its final bot verdict now "
+            "(behaviour windows included) instead of after the settle window "
+            "(`bot_settle_seconds`). Later requests are judged with these as neighbours but "
+            "cannot change them.",
+            params=(CAMPAIGN,), errors=(401, 404))),
+    ]  # fmt: skip

@@ -16,7 +16,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from clicktrail.domain import conversions as rules
 from clicktrail.domain.errors import InvalidInput
@@ -30,6 +30,20 @@ from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.receipts import parse_time
 from clicktrail.web import schemas_conversions as sc
 from clicktrail.web.bodies import read_json
+from clicktrail.web.routing import (
+    CAMPAIGN_FILTER,
+    CURSOR,
+    LIMIT,
+    LOCATION,
+    TIME,
+    AnyOf,
+    ApiRoute,
+    Op,
+    Reply,
+    json_body,
+    path,
+    query,
+)
 from clicktrail.web.schemas import parse_body
 
 # A batch of 1,000 conversions with metadata; a single conversion is far smaller.
@@ -178,10 +192,48 @@ def routes(
         )
 
     return [
-        Route("/v1/conversions", post_conversions, methods=["POST"]),
-        Route("/v1/conversions", list_conversions, methods=["GET"]),
-        Route("/v1/conversions/events", list_modes, methods=["GET"]),
-        Route("/v1/conversions/events/{event}", set_mode, methods=["PUT"]),
-        Route("/v1/conversions/rejected", list_rejected, methods=["GET"]),
-        Route("/v1/conversions/{conversion}", get_conversion, methods=["GET"]),
-    ]
+        ApiRoute("/v1/conversions", post_conversions, "POST", Op(
+            "Record conversions", "conversions",
+            Reply(200, "A duplicate or replaced conversion (single), or one result per "
+                  "conversion (batch).", AnyOf(sc.ConversionRecorded, sc.ConversionBatchOut)),
+            description="One conversion object, or `{\"conversions\": [...]}` (up to 1,000). "
+            "Each is unique on (event, txn) with a txn, else (event, click id) or (event, "
+            "contact), forever; the event's duplicate mode says what a second one does "
+            "(docs/conversions.md). A batch answers each item (`accepted`, `replaced`, "
+            "`duplicate`, `unknown_click`, `unknown_contact`, `invalid` with `field`); a single "
+            "conversion that cannot be stored is a 422 whose `code` is `invalid_input`, "
+            "`unknown_click` or `unknown_contact`. Another workspace's click id is "
+            "`unknown_click`, like one that does not exist.",
+            body=json_body(AnyOf(sc.ConversionIn, sc.ConversionBatchIn)),
+            more=(Reply(201, "Stored (single).", sc.ConversionRecorded, LOCATION),))),
+        ApiRoute("/v1/conversions", list_conversions, "GET", Op(
+            "List conversions", "conversions",
+            Reply(200, "A page of conversions, in the order they were stored.",
+                  sc.ConversionPage),
+            params=(LIMIT, CURSOR, query("event", "Only this event."), CAMPAIGN_FILTER,
+                    query("source", "Only from this source.",
+                          {"type": "string", "enum": list(rules.SOURCES)}),
+                    query("since", "Occurred from this time on (inclusive).", TIME),
+                    query("until", "Occurred before this time.", TIME)),
+            errors=(401, 404, 422))),
+        ApiRoute("/v1/conversions/events", list_modes, "GET", Op(
+            "Events' duplicate modes", "conversions",
+            Reply(200, "Events with a mode set; others are `ignore`.", sc.EventModeList),
+            errors=(401,))),
+        ApiRoute("/v1/conversions/events/{event}", set_mode, "PUT", Op(
+            "Set an event's duplicate mode", "conversions",
+            Reply(200, "The mode now; it applies to conversions arriving from now on.",
+                  sc.EventModeOut),
+            description="`ignore` (default): a duplicate changes nothing. `count`: without a "
+            "txn every conversion counts (with a txn it is still one). `replace`: a duplicate's "
+            "value and currency replace the stored ones.",
+            params=(path("event", "The event name."),), body=sc.EventModeIn)),
+        ApiRoute("/v1/conversions/rejected", list_rejected, "GET", Op(
+            "Rejected postbacks, pixels and beacons", "conversions",
+            Reply(200, "A page of the rejected log, newest first (bounded: the newest 10,000).",
+                  sc.RejectedPage),
+            params=(LIMIT, CURSOR), errors=(401, 422))),
+        ApiRoute("/v1/conversions/{conversion}", get_conversion, "GET", Op(
+            "Get a conversion", "conversions", Reply(200, "The conversion.", sc.ConversionOut),
+            params=(path("conversion", "The conversion's id (`cnv_…`)."),), errors=(401, 404))),
+    ]  # fmt: skip

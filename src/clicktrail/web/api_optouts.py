@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -40,10 +40,20 @@ from clicktrail.web import schemas as s
 from clicktrail.web import schemas_wrap as w
 from clicktrail.web.bodies import read_body, read_json
 from clicktrail.web.errors import problem
+from clicktrail.web.routing import CONTACT, TWILIO_SIGNATURE, ApiRoute, Body, Op, Reply
 
 MAX_BODY = 1024 * 1024
 MAX_WEBHOOK = 64 * 1024
 TWIML = "text/xml"
+# What Twilio posts when a message comes in (form fields).
+TWILIO_INBOUND = {
+    "type": "object",
+    "required": ["From", "Body"],
+    "properties": {
+        name: {"type": "string"} for name in ("AccountSid", "MessageSid", "From", "To", "Body")
+    },
+    "additionalProperties": {"type": "string"},
+}
 
 
 def _json(model: Any) -> Response:
@@ -256,10 +266,40 @@ def routes(
         return _json(w.KeywordRepliesIO(help=r.help, opt_out=r.opt_out, opt_in=r.opt_in))
 
     return [
-        Route("/v1/webhooks/twilio/inbound", twilio_inbound, methods=["POST"]),
-        Route("/v1/inbound", generic_inbound, methods=["POST"]),
-        Route("/v1/opt-outs", post_opt_outs, methods=["POST"]),
-        Route("/v1/opt-outs/replies", get_replies, methods=["GET"]),
-        Route("/v1/opt-outs/replies", put_replies, methods=["PUT"]),
-        Route("/v1/contacts/{contact}/opt-outs", contact_history, methods=["GET"]),
-    ]
+        ApiRoute("/v1/webhooks/twilio/inbound", twilio_inbound, "POST", Op(
+            "Twilio inbound message webhook", "opt-outs",
+            Reply(200, "TwiML: the workspace's reply, or an empty `<Response/>`.",
+                  {TWIML: {"type": "string"}}),
+            description="Set as the number's \"A message comes in\" webhook. No key: the "
+            "`X-Twilio-Signature` must be valid for a Twilio account configured in a workspace "
+            "(`POST /v1/providers`); keywords act as for `POST /v1/inbound`.",
+            params=(TWILIO_SIGNATURE,),
+            body=Body({"application/x-www-form-urlencoded": TWILIO_INBOUND}),
+            errors=(403, 422), auth=False)),
+        ApiRoute("/v1/inbound", generic_inbound, "POST", Op(
+            "Record an inbound SMS (opt-out keywords)", "opt-outs",
+            Reply(200, "The keyword the message is and the reply to send back.", w.InboundOut),
+            description="For your own gateway: a message that is exactly STOP, STOPALL, "
+            "UNSUBSCRIBE, CANCEL, END or QUIT opts the sender out; START or UNSTOP back in; HELP "
+            "gets the workspace's reply (docs/providers.md, \"Opt-outs\").",
+            body=w.InboundIn)),
+        ApiRoute("/v1/opt-outs", post_opt_outs, "POST", Op(
+            "Opt contacts out or back in", "opt-outs",
+            Reply(200, "What each change did, in request order.", w.OptOutBatchOut),
+            description="All or nothing; recorded in each contact's history with source `api`. "
+            "An unknown phone becomes an opted-out contact.",
+            body=w.OptOutBatchIn)),
+        ApiRoute("/v1/opt-outs/replies", get_replies, "GET", Op(
+            "Keyword replies", "opt-outs",
+            Reply(200, "What the workspace answers to HELP, opt-out and opt-in keywords.",
+                  w.KeywordRepliesIO),
+            errors=(401,))),
+        ApiRoute("/v1/opt-outs/replies", put_replies, "PUT", Op(
+            "Set keyword replies", "opt-outs", Reply(200, "The replies now.", w.KeywordRepliesIO),
+            body=w.KeywordRepliesIO)),
+        ApiRoute("/v1/contacts/{contact}/opt-outs", contact_history, "GET", Op(
+            "A contact's opt-out history", "opt-outs",
+            Reply(200, "The state and every opt-out and opt-in, newest first.",
+                  w.OptOutHistoryOut),
+            params=(CONTACT,), errors=(401, 404))),
+    ]  # fmt: skip

@@ -8,10 +8,13 @@ service, format.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.services import reports
@@ -20,6 +23,18 @@ from clicktrail.services.ports import Store
 from clicktrail.services.receipts import parse_time
 from clicktrail.services.reports import ReportSource
 from clicktrail.services.workspaces import authenticate
+from clicktrail.web import schemas_reports as r
+from clicktrail.web.routing import (
+    CAMPAIGN,
+    CURSOR,
+    LIMIT,
+    SINCE,
+    UNTIL,
+    ApiRoute,
+    Op,
+    Reply,
+    query,
+)  # fmt: skip
 
 DEFAULT_LIMIT = 50
 
@@ -36,6 +51,12 @@ def _time(raw: str | None, field: str) -> int | None:
     return None if raw is None or raw.strip() == "" else parse_time(raw, field, 0)
 
 
+def _out(model: type[BaseModel], data: dict[str, Any]) -> Response:
+    # Validated against its wire shape: a report that drifts from the documented shape fails
+    # here (and in tests) instead of changing the API silently.
+    return JSONResponse(model.model_validate(data).model_dump(mode="json"))
+
+
 def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
     """Return the report routes; `store` authenticates API keys, `queries` answers."""
 
@@ -43,7 +64,7 @@ def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
         ws = authenticate(store, request.headers.get("authorization"))
         ref = request.path_params["campaign"]
         report = await run_in_threadpool(lambda: reports.campaign_report(queries, ws, ref))
-        return JSONResponse(report.as_dict())
+        return _out(r.CampaignReportOut, report.as_dict())
 
     async def full_report(request: Request) -> Response:
         ws = authenticate(store, request.headers.get("authorization"))
@@ -51,7 +72,7 @@ def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
         report = await run_in_threadpool(
             lambda: reports.full_report(queries, ws, ref, now_us=now_us())
         )
-        return JSONResponse(report.as_dict())
+        return _out(r.FullReportOut, report.as_dict())
 
     async def recipients(request: Request) -> Response:
         ws = authenticate(store, request.headers.get("authorization"))
@@ -64,7 +85,7 @@ def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
                 limit=limit,
             )
         )  # fmt: skip
-        return JSONResponse(page.as_dict())
+        return _out(r.RecipientsPageOut, page.as_dict())
 
     async def compare(request: Request) -> Response:
         ws = authenticate(store, request.headers.get("authorization"))
@@ -73,11 +94,26 @@ def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
         rows = await run_in_threadpool(
             lambda: reports.compare_campaigns(queries, ws, since_us=since, until_us=until)
         )
-        return JSONResponse({"items": [r.as_dict() for r in rows]})
+        return _out(r.ComparisonList, {"items": [row.as_dict() for row in rows]})
 
     return [
-        Route("/v1/campaigns/{campaign}/report", campaign_report, methods=["GET"]),
-        Route("/v1/campaigns/{campaign}/report/full", full_report, methods=["GET"]),
-        Route("/v1/campaigns/{campaign}/recipients", recipients, methods=["GET"]),
-        Route("/v1/reports/compare", compare, methods=["GET"]),
-    ]
+        ApiRoute("/v1/campaigns/{campaign}/report", campaign_report, "GET", Op(
+            "Campaign report", "reports",
+            Reply(200, "Delivery and click counts, bot-filtered and raw.", r.CampaignReportOut),
+            params=(CAMPAIGN,), errors=(401, 404))),
+        ApiRoute("/v1/campaigns/{campaign}/report/full", full_report, "GET", Op(
+            "Full campaign report", "reports",
+            Reply(200, "The report with timing, per-link, per-device, country and bot sections "
+                  "(docs/reports.md).", r.FullReportOut),
+            params=(CAMPAIGN,), errors=(401, 404))),
+        ApiRoute("/v1/campaigns/{campaign}/recipients", recipients, "GET", Op(
+            "Recipients who clicked", "reports",
+            Reply(200, "A page of recipients with their clicks (docs/reports.md).",
+                  r.RecipientsPageOut),
+            params=(CAMPAIGN, query("search", "Phone or external id contains."), LIMIT, CURSOR),
+            errors=(401, 404, 422))),
+        ApiRoute("/v1/reports/compare", compare, "GET", Op(
+            "Compare campaigns", "reports",
+            Reply(200, "CTR and time to click per campaign (docs/reports.md).", r.ComparisonList),
+            params=(SINCE, UNTIL))),
+    ]  # fmt: skip

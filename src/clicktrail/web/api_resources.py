@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import CampaignOptions, Domain, Workspace
@@ -25,9 +25,25 @@ from clicktrail.services.clock import now_us
 from clicktrail.services.exports import ClickEvent, ExportSource, MessageRecord, iso_utc
 from clicktrail.services.listing import CampaignView, ContactList, ContactView, Listing
 from clicktrail.services.ports import SmsProvider, Store
-from clicktrail.web import openapi
 from clicktrail.web import schemas as s
 from clicktrail.web.bodies import SERVER_MAX_BODY, read_json, stream_body
+from clicktrail.web.routing import (
+    CAMPAIGN,
+    CAMPAIGN_FILTER,
+    CONTACT,
+    CURSOR,
+    LIMIT,
+    LOCATION,
+    SINCE,
+    UNTIL,
+    ApiRoute,
+    Body,
+    Op,
+    Reply,
+    flag,
+    path,
+    query,
+)  # fmt: skip
 
 MAX_BODY = 1024 * 1024  # JSON bodies
 MAX_IMPORT = SERVER_MAX_BODY  # CSV uploads (256 MiB); spooled to disk past 8 MiB
@@ -37,6 +53,26 @@ IMPORT_SPELLING = contacts.Spelling(
     allow_empty="?allow_empty=true",
 )  # fmt: skip
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
+
+EXPORT_PARAMS = (
+    query("format", "Output format.", {"type": "string", "enum": list(exports.FORMATS),
+                                       "default": "csv"}),
+    CAMPAIGN_FILTER, SINCE, UNTIL,
+    query("phone", "`plain` phone column, `hash` (a `phone_hash` column: hex HMAC-SHA256 of the "
+          "E.164 number keyed by `salt`) or `omit`.",
+          {"type": "string", "enum": list(exports.PHONE_MODES), "default": "plain"}),
+    query("salt", "Secret key of the phone hash (with `phone=hash`; at least 16 characters)."),
+)  # fmt: skip
+EXPORT_CONTENT = {
+    "text/csv": {"type": "string"},
+    "application/jsonl": {"type": "string"},
+    "application/vnd.apache.parquet": {
+        "type": "string", "contentMediaType": "application/vnd.apache.parquet"
+    },
+}  # fmt: skip
+MESSAGE_STATUSES = ["queued", "sending", "sent", "delivered", "failed", "undelivered", "cancelled",
+                    "skipped", "unknown"]  # fmt: skip
+VERDICTS = ["human", "preview", "scanner", "automation", "probe", "suspect"]
 
 
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -147,8 +183,7 @@ def routes(
     provider: Callable[..., SmsProvider],
 ) -> list[BaseRoute]:
     """Return the resource routes over `store`, paged reads `pages`, `export_source` and the
-    SMS `provider` that campaign sends go through; with them, the OpenAPI document and the
-    reference page."""
+    SMS `provider` that campaign sends go through."""
 
     def workspace(request: Request) -> Workspace:
         return workspaces.authenticate(store, request.headers.get("authorization"))
@@ -299,8 +334,8 @@ def routes(
             s.PreviewOut(
                 contact_phone=p.contact_phone,
                 body=p.body,
-                smart_encoding=p.smart_encoding,
-                links=p.links,
+                smart_encoding=s.SmartEncodingOut.model_validate(p.smart_encoding),
+                links=[s.PreviewLinkOut.model_validate(lk) for lk in p.links],
                 warnings=p.warnings,
                 **cost,
             )
@@ -356,23 +391,89 @@ def routes(
         return handler
 
     return [
-        Route("/v1/workspace", get_workspace, methods=["GET"]),
-        Route("/v1/domains", list_domains, methods=["GET"]),
-        Route("/v1/domains", create_domain, methods=["POST"]),
-        Route("/v1/domains/{host}", get_domain, methods=["GET"]),
-        Route("/v1/contacts", list_contacts, methods=["GET"]),
-        Route("/v1/contacts/import", import_contacts, methods=["POST"]),
-        Route("/v1/contacts/{contact}", get_contact, methods=["GET"]),
-        Route("/v1/lists", list_lists, methods=["GET"]),
-        Route("/v1/campaigns", list_campaigns, methods=["GET"]),
-        Route("/v1/campaigns", create_campaign, methods=["POST"]),
-        Route("/v1/campaigns/{campaign}", get_campaign, methods=["GET"]),
-        Route("/v1/campaigns/{campaign}/preview", preview, methods=["GET"]),
+        ApiRoute("/v1/workspace", get_workspace, "GET", Op(
+            "The API key's workspace", "workspace", Reply(200, "The workspace.", s.WorkspaceOut),
+            errors=(401,))),
+        ApiRoute("/v1/domains", list_domains, "GET", Op(
+            "List short domains", "domains", Reply(200, "A page of domains, by host.", s.DomainPage),
+            params=(LIMIT, CURSOR))),
+        ApiRoute("/v1/domains", create_domain, "POST", Op(
+            "Register a short domain", "domains",
+            Reply(201, "The new domain.", s.DomainOut, LOCATION), body=s.DomainCreate,
+            errors=(401, 409, 422))),
+        ApiRoute("/v1/domains/{host}", get_domain, "GET", Op(
+            "Get a short domain", "domains", Reply(200, "The domain.", s.DomainOut),
+            params=(path("host", "The host."),), errors=(401, 404))),
+        ApiRoute("/v1/contacts", list_contacts, "GET", Op(
+            "List contacts", "contacts", Reply(200, "A page of contacts, by phone.", s.ContactPage),
+            params=(LIMIT, CURSOR, query("list", "Only members of this list.")),
+            errors=(401, 404, 422))),
+        ApiRoute("/v1/contacts/import", import_contacts, "POST", Op(
+            "Import contacts from CSV", "contacts", Reply(200, "What the import did.", s.ImportOut),
+            description="The body is a CSV file with a `phone` column and optional "
+            "`external_id`, `first_name` and attribute columns (as `clicktrail contacts "
+            "import`). All or nothing: any bad row is a 422 naming each line, unless "
+            "`skip_invalid=true`; a header without data rows is a 422 unless `allow_empty=true`.",
+            params=(
+                query("region", "ISO country of numbers written without +country code."),
+                flag("skip_invalid", "Import the good rows and list the rejected ones."),
+                flag("allow_empty", "Accept a file with a header and no data rows (imports "
+                     "nothing)."),
+                query("list", "Also add the contacts to this list (created when new)."),
+                query("encoding", "Text encoding of the file (default utf-8)."),
+            ),
+            body=Body({"text/csv": {"type": "string"}}), errors=(401, 413, 422))),
+        ApiRoute("/v1/contacts/{contact}", get_contact, "GET", Op(
+            "Get a contact", "contacts", Reply(200, "The contact.", s.ContactOut),
+            params=(CONTACT,), errors=(401, 404))),
+        ApiRoute("/v1/lists", list_lists, "GET", Op(
+            "List contact lists", "contacts",
+            Reply(200, "A page of lists, by name.", s.ContactListPage), params=(LIMIT, CURSOR))),
+        ApiRoute("/v1/campaigns", list_campaigns, "GET", Op(
+            "List campaigns", "campaigns",
+            Reply(200, "A page of campaigns, newest first.", s.CampaignPage),
+            params=(LIMIT, CURSOR))),
+        ApiRoute("/v1/campaigns", create_campaign, "POST", Op(
+            "Create a campaign", "campaigns",
+            Reply(201, "The new draft campaign.", s.CampaignOut, LOCATION), body=s.CampaignCreate,
+            errors=(401, 404, 409, 422))),
+        ApiRoute("/v1/campaigns/{campaign}", get_campaign, "GET", Op(
+            "Get a campaign", "campaigns", Reply(200, "The campaign.", s.CampaignOut),
+            params=(CAMPAIGN,), errors=(401, 404))),
+        ApiRoute("/v1/campaigns/{campaign}/preview", preview, "GET", Op(
+            "Preview a campaign", "campaigns",
+            Reply(200, "The message one recipient would get and what tracking costs.",
+                  s.PreviewOut),
+            description="Tokens shown are freshly drawn and not stored.",
+            params=(CAMPAIGN,
+                    query("contact", "Phone or external id (default: the first of the audience).")),
+            errors=(401, 404))),
         # POST/GET /v1/campaigns/{campaign}/send: web/api_sending.py (sending jobs)
-        Route("/v1/messages", list_messages, methods=["GET"]),
-        Route("/v1/messages/{message}", get_message, methods=["GET"]),
-        Route("/v1/clicks", list_clicks, methods=["GET"]),
-        Route("/v1/exports/clicks", export("clicks"), methods=["GET"]),
-        Route("/v1/exports/messages", export("messages"), methods=["GET"]),
-        *openapi.routes(),
-    ]
+        ApiRoute("/v1/messages", list_messages, "GET", Op(
+            "List messages", "messages", Reply(200, "A page of messages, oldest first.", s.MessagePage),
+            params=(LIMIT, CURSOR, CAMPAIGN_FILTER,
+                    query("status", "Only messages in this status.",
+                          {"type": "string", "enum": MESSAGE_STATUSES})),
+            errors=(401, 404, 422))),
+        ApiRoute("/v1/messages/{message}", get_message, "GET", Op(
+            "Get a message", "messages", Reply(200, "The message.", s.MessageOut),
+            params=(path("message", "The message id (`msg_…`)."),), errors=(401, 404))),
+        ApiRoute("/v1/clicks", list_clicks, "GET", Op(
+            "List clicks", "clicks",
+            Reply(200, "A page of requests on tracked links, oldest first.", s.ClickPage),
+            description="Every request is listed, bots included: `is_click` is false for HEAD "
+            "probes, `verdict` says how it was judged (docs/bots.md).",
+            params=(LIMIT, CURSOR, CAMPAIGN_FILTER, SINCE, UNTIL,
+                    query("verdict", "Only requests with this verdict.",
+                          {"type": "string", "enum": VERDICTS})),
+            errors=(401, 404, 422))),
+        ApiRoute("/v1/exports/clicks", export("clicks"), "GET", Op(
+            "Export click events", "exports",
+            Reply(200, "The export, streamed (columns: docs/exports.md).", EXPORT_CONTENT),
+            params=EXPORT_PARAMS, errors=(401, 404, 422))),
+        ApiRoute("/v1/exports/messages", export("messages"), "GET", Op(
+            "Export messages", "exports",
+            Reply(200, "The export, streamed; the time range applies to when messages were "
+                  "queued.", EXPORT_CONTENT),
+            params=EXPORT_PARAMS, errors=(401, 404, 422))),
+    ]  # fmt: skip

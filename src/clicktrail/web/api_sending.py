@@ -19,7 +19,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import Campaign, Workspace
@@ -29,6 +29,7 @@ from clicktrail.services.ports import Store
 from clicktrail.services.sending import DONE, RUNNING, JobSpec, Sending, SendStatus
 from clicktrail.web import schemas as s
 from clicktrail.web.bodies import read_json
+from clicktrail.web.routing import CAMPAIGN, ApiRoute, Op, Reply, json_body, query
 
 MAX_BODY = 64 * 1024
 MAX_WAIT = 60.0
@@ -220,11 +221,54 @@ def routes(store: Store, sending: Callable[[], Sending]) -> list[BaseRoute]:
 
     base = "/v1/campaigns/{campaign}"
     return [
-        Route(f"{base}/send", start, methods=["POST"]),
-        Route(f"{base}/send", status, methods=["GET"]),
-        Route(f"{base}/pause", pause, methods=["POST"]),
-        Route(f"{base}/resume", resume, methods=["POST"]),
-        Route(f"{base}/cancel", cancel, methods=["POST"]),
-        Route(f"{base}/release", release, methods=["POST"]),
-        Route(f"{base}/test-send", test_send, methods=["POST"]),
-    ]
+        ApiRoute(f"{base}/send", start, "POST", Op(
+            "Send a campaign", "sending",
+            Reply(200, "The send finished within `wait`: the job's final counts.", SendJobOut),
+            description="Starts (or continues) the campaign's sending job in the server's "
+            "background: wraps the campaign for every reachable contact of its audience "
+            "(opted-out and invalid numbers are skipped and counted) and hands the messages to "
+            "the provider at the job's rate, retrying refusals for now with backoff, never "
+            "outside quiet hours. Waits up to `wait` seconds; 202 when the job is still going "
+            "(follow it with `GET`). The body is optional; a running job keeps its settings "
+            "unless given. 409 once sent, cancelled or paused (resume instead). See "
+            "docs/providers.md, \"Sending jobs\".",
+            params=(CAMPAIGN,
+                    query("provider", "`outbox` (default) or a provider the workspace "
+                          "configured (`GET /v1/providers`); the body's `provider` wins."),
+                    query("wait", f"Seconds to wait for the send to finish (0-{MAX_WAIT:g}, "
+                          f"default {DEFAULT_WAIT:g}).",
+                          {"type": "number", "minimum": 0, "maximum": MAX_WAIT})),
+            body=json_body(SendIn, required=False), errors=(401, 404, 409, 422),
+            more=(Reply(202, "Still sending: the job's progress.", SendJobOut),))),
+        ApiRoute(f"{base}/send", status, "GET", Op(
+            "A campaign's sending job", "sending",
+            Reply(200, "The job's state and its messages by what happened to them "
+                  "(`not_started` before any send).", SendJobOut),
+            params=(CAMPAIGN,), errors=(401, 404))),
+        ApiRoute(f"{base}/pause", pause, "POST", Op(
+            "Pause a send", "sending", Reply(200, "The job, paused.", SendJobOut),
+            description="The sender stops after the batch in hand (within about a second).",
+            params=(CAMPAIGN,), errors=(401, 404, 409))),
+        ApiRoute(f"{base}/resume", resume, "POST", Op(
+            "Resume a paused send", "sending",
+            Reply(200, "The job, running again in the server's background.", SendJobOut),
+            params=(CAMPAIGN,), errors=(401, 404, 409))),
+        ApiRoute(f"{base}/cancel", cancel, "POST", Op(
+            "Cancel a send", "sending", Reply(200, "The job, cancelled.", SendJobOut),
+            description="Messages not yet handed to the provider become `cancelled`: never "
+            "sent, not counted as delivered nor in CTR.",
+            params=(CAMPAIGN,), errors=(401, 404, 409))),
+        ApiRoute(f"{base}/release", release, "POST", Op(
+            "Decide about messages in doubt", "sending",
+            Reply(200, "The job after the decision.", SendJobOut),
+            description="Messages handed to a provider that cannot say whether it took them "
+            "are held as `unknown`: `resend` queues them again (a recipient may get two), "
+            "`assume_sent` takes them as sent.",
+            params=(CAMPAIGN,), body=ReleaseIn, errors=(401, 404, 409, 422))),
+        ApiRoute(f"{base}/test-send", test_send, "POST", Op(
+            "Send a test message", "sending",
+            Reply(200, "The test message and what the provider answered.", TestSendOut),
+            description="One message with real tracked links to `to`, personalized for a "
+            "contact; marked as a test, it never counts in reports, exports or CTR.",
+            params=(CAMPAIGN,), body=TestSendIn, errors=(401, 404, 409, 422))),
+    ]  # fmt: skip

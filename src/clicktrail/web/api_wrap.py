@@ -13,7 +13,7 @@ import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
@@ -24,6 +24,7 @@ from clicktrail.services.wrapping import CampaignSpec, WrapItem, WrapOutcome, Wr
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_wrap as w
 from clicktrail.web.bodies import read_json
+from clicktrail.web.routing import ApiRoute, Op, Reply, header
 
 MAX_ONE = 1024 * 1024
 MAX_BATCH = 64 * 1024 * 1024  # 10,000 items of long texts
@@ -144,6 +145,21 @@ def routes(store: Store, wraps: WrapStore, *, default_region: str | None) -> lis
         return _json(await run_in_threadpool(batch_out, outcome))
 
     return [
-        Route("/v1/wrap", wrap_one, methods=["POST"]),
-        Route("/v1/wrap/batch", wrap_batch, methods=["POST"]),
-    ]
+        ApiRoute("/v1/wrap", wrap_one, "POST", Op(
+            "Wrap one message for your own sender", "wrap",
+            Reply(200, "The wrapped message; with `opted_out` no message was made: send "
+                  "nothing.", w.WrapOut),
+            description="Every URL of `text` becomes a tracked link; the message is stored "
+            "(queued until a receipt, or sent with `mark_sent`) and counts in reports once "
+            "receipts arrive at `POST /v1/messages/status`. The same campaign, recipient and "
+            "`client_ref` (or `Idempotency-Key`) returns the same message; with another text it "
+            "is 409 (docs/providers.md).",
+            params=(header("Idempotency-Key", "The item's `client_ref`, as a header."),),
+            body=w.WrapIn, errors=(401, 404, 409, 422))),
+        ApiRoute("/v1/wrap/batch", wrap_batch, "POST", Op(
+            "Wrap up to 10,000 messages", "wrap",
+            Reply(200, "The wrapped messages, in request order.", w.WrapBatchOut),
+            description="All or nothing: any bad item is a 422 naming each item "
+            "(`/items/3/to`); nothing is written.",
+            body=w.WrapBatchIn, errors=(401, 404, 409, 422))),
+    ]  # fmt: skip
