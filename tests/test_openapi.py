@@ -117,8 +117,16 @@ def served(
                     "account_sid": "AC" + "a1" * 16, "auth_token": "t", "from": "+14155550199"}}),
         ]  # fmt: skip
         assert all(r.status_code < 300 for r in setup), [r.text for r in setup]
-        for token, _, _ in tokens_of(store, cp):
+        taps = [
             httpx.get(f"{server.url}/c/{token}", headers={"Host": "sms.example.com", **BROWSER})
+            for token, _, _ in tokens_of(store, cp)
+        ]
+        # A click id, a postback secret and a publishable key: the postback and the pixel.
+        ids["_cid"] = taps[0].headers["location"].rsplit("ct_cid=", 1)[1]
+        for name, path in (("_pbs", "/v1/postback-secrets"), ("_pk", "/v1/publishable-keys")):
+            made = httpx.post(f"{server.url}{path}", headers=auth, json={"name": "n"})
+            assert made.status_code == 201, made.text
+            ids[name] = made.json()["secret"]
         # The jobs thread moves clicks from the inbox into the reports within a second or so.
         deadline = time.monotonic() + 30
         while True:
@@ -286,7 +294,11 @@ def test_real_responses_of_every_read_validate_against_the_document(
         url = path
         for name, value in ids.items():
             url = url.replace("{" + name + "}", value)
-        params = {"domain": "sms.example.com"} if path == "/v1/tls/allowed" else {}
+        params = {
+            "/v1/tls/allowed": {"domain": "sms.example.com"},
+            "/postback": {"cid": ids["_cid"], "txn": "pb-1", "secret": ids["_pbs"]},
+            "/v1/conversions/pixel.gif": {"cid": ids["_cid"], "txn": "px-1", "key": ids["_pk"]},
+        }.get(path, {})
         r = httpx.get(f"{base_url}{url}", params=params,
                       headers={"Authorization": f"Bearer {key}"})  # fmt: skip
         assert r.status_code == 200, (path, r.text)

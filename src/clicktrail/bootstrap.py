@@ -42,6 +42,7 @@ from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.clicks import ClickQueries
 from clicktrail.storage.contacts import ContactQueries
+from clicktrail.storage.conversion_keys import ConversionKeyQueries
 from clicktrail.storage.conversions import ConversionQueries
 from clicktrail.storage.database import check_ready, create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
@@ -68,6 +69,7 @@ from clicktrail.web import (
     api_resources,
     api_sending,
     api_wrap,
+    conversions_public,
     dashboard,
 )
 from clicktrail.web.app import ClicktrailApp
@@ -169,6 +171,11 @@ class Container:
     def conversions(self) -> ConversionQueries:
         """Conversions, events' duplicate modes, the rejected log (storage/conversions.py)."""
         return ConversionQueries(self.engine)
+
+    @cached_property
+    def conversion_keys(self) -> ConversionKeyQueries:
+        """Postback secrets and publishable keys (storage/conversion_keys.py)."""
+        return ConversionKeyQueries(self.engine)
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -392,7 +399,9 @@ class Container:
         routes += api_networks.routes(self.store, self.network_lists)
         routes += api_bots.routes(self.store, self.classifier)
         routes += api_keys.routes(self.store, self.key_store)
-        routes += api_conversions.routes(self.key_store, self.conversions, self.campaigns, default_region=self.settings.default_region or None)  # fmt: skip
+        # The anonymous conversion routes first: /v1/conversions/pixel.gif is no conversion id.
+        routes += conversions_public.routes(self.conversions, self.conversion_keys)
+        routes += api_conversions.routes(self.key_store, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 

@@ -4,6 +4,7 @@ click ids (``ct_cid``) conversions name, as a landing page would get them."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from clicktrail.domain.models import Campaign, Workspace
+from clicktrail.storage.conversions import ConversionQueries
 from factories import (
     make_api_key,
     make_campaign,
@@ -93,6 +95,15 @@ def other_workspace(api: Api, tmp_path: Path) -> tuple[Workspace, str, World]:
     return ws, key, World(Api(api.container, ws, key), cp, tokens, "other.example.com")
 
 
-async def settle() -> None:
-    """Wait for the click log to write a click to the inbox (its flush interval is 50 ms)."""
-    await asyncio.sleep(0.2)
+async def settle(api: Api, cid: str) -> None:
+    """Wait until the click log wrote click `cid` to the inbox (every 50 ms; longer on a busy
+    machine), at most 10 s. The jobs thread may move it on to `clicks` meanwhile: either
+    place is where a conversion looks."""
+    queries = ConversionQueries(api.container.engine)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = queries.clicks_in_inbox(api.ws.id, [cid]) or queries.clicks_by_id(api.ws.id, [cid])
+        if found:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"click {cid} was not written within 10 s")

@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+import sqlalchemy as sa
 from conversion_world import click, make_world, other_workspace, post, settle
 
 from clicktrail.services.clock import now_us
+from clicktrail.services.conversions import ClickRef
+from clicktrail.storage import tables as t
+from clicktrail.storage.conversions import ConversionQueries
+from clicktrail.storage.inbox import InboxWriter
+from clicktrail.web.redirect import new_click_id
 from inprocess_api import Api, ok, problem
 
 
@@ -21,7 +28,7 @@ def test_a_click_id_moments_old_resolves_from_the_inbox_and_dedups_forever(
 
     async def use(c: httpx.AsyncClient) -> list[httpx.Response]:
         cid = await click(c, w.tokens[0])
-        await settle()  # in the inbox now, not yet in `clicks`
+        await settle(api, cid)  # in the inbox now, most likely not yet in `clicks`
         body = {"click_id": cid, "event": "Purchase", "value": "12.50", "currency": "eur",
                 "txn": "order-1", "metadata": {"coupon": "SALE10"}}  # fmt: skip
         return [await post(c, api.key, body), await post(c, api.key, body)]
@@ -197,3 +204,37 @@ def test_listing_pages_and_filters(api: Api, tmp_path: Path) -> None:
     problem(api.call("GET", "/v1/conversions", params={"campaign": "nope"}), 404)
     problem(api.call("GET", "/v1/conversions", params={"source": "fax"}), 422, "source")
     problem(api.call("GET", "/v1/conversions", params={"cursor": "garbage"}), 422, "cursor")
+
+
+def test_clicks_still_in_the_inbox_resolve_for_their_workspace_only(
+    api: Api, tmp_path: Path
+) -> None:
+    """The inbox lookup on its own, with clicks written as the redirect's click log writes them
+    and no jobs thread to move them (storage/conversions.py `clicks_in_inbox`)."""
+    w = make_world(api, tmp_path)
+    _ws, _key, b = other_workspace(api, tmp_path)
+    engine = api.container.engine
+    with engine.connect() as conn:
+        (mine,) = conn.execute(
+            sa.select(t.tokens.c.link_id, t.tokens.c.message_id, t.tokens.c.contact_id)
+            .where(t.tokens.c.token == w.tokens[0])
+        ).all()  # fmt: skip
+        (theirs,) = conn.execute(
+            sa.select(t.tokens.c.link_id, t.tokens.c.message_id, t.tokens.c.contact_id)
+            .where(t.tokens.c.token == b.tokens[0])
+        ).all()  # fmt: skip
+    at = now_us()
+    cid, other_cid = new_click_id(), new_click_id()
+    lines = [
+        orjson.dumps([cid, w.tokens[0], w.campaign.id, *mine, at, "GET", "198.51.100.7", "UA", {}]),
+        orjson.dumps([other_cid, b.tokens[0], b.campaign.id, *theirs, at, "GET", None, None, {}]),
+    ]
+    writer = InboxWriter(engine)
+    writer(lines)
+    writer.close()
+    queries = ConversionQueries(engine)
+    assert queries.clicks_by_id(api.ws.id, [cid, other_cid]) == {}
+    found = queries.clicks_in_inbox(api.ws.id, [cid, other_cid, "A_b%cdefghijklmno"])
+    assert found == {cid: ClickRef(cid, mine[2], mine[1], w.campaign.id, mine[0], at)}
+    out = ok(api.call("POST", "/v1/conversions", json={"click_id": cid}), 201)["conversion"]
+    assert (out["campaign"], out["contact"], out["link"]) == (w.campaign.slug, "ext-0", 1)

@@ -62,10 +62,17 @@ PUBLIC = {
     ("POST", "/v1/webhooks/twilio/status"),
     ("POST", "/v1/webhooks/twilio/inbound"),
     ("POST", "/v1/webhooks/http/{provider_name}/status"),
+    # Conversions from networks and browsers: a postback secret or publishable key, not an API
+    # key (tests/conversions: another workspace's clicks answer as unknown ones).
+    ("GET", "/postback"),
+    ("GET", "/ct.js"),
+    ("POST", "/v1/conversions/beacon"),
+    ("GET", "/v1/conversions/pixel.gif"),
 }
 DASHBOARD = "/dashboard"
 A_ORDER = "a-order-7731"
 A_NOTE = "a's private note"
+A_NETWORK = "a-network-impact"
 
 
 @dataclass
@@ -118,15 +125,18 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
     for r in setup[1:]:
         assert r.status_code < 300, r.text
     (click_id,) = parse_qs(urlsplit(setup[0].headers["location"]).query)["ct_cid"]
-    conversion, mode = t.calls(
+    conversion, mode, pbs, pk = t.calls(
         [
             ("POST", "/v1/conversions", t.a_key, {"json": {"click_id": click_id, "txn": A_ORDER,
              "value": "19.99", "currency": "EUR", "metadata": {"note": A_NOTE}}}),
             ("PUT", "/v1/conversions/events/purchase", t.a_key,
              {"json": {"duplicate_mode": "replace"}}),
+            ("POST", "/v1/postback-secrets", t.a_key, {"json": {"name": A_NETWORK}}),
+            ("POST", "/v1/publishable-keys", t.a_key, {"json": {"name": A_NETWORK}}),
         ]
     )  # fmt: skip
     assert conversion.status_code == 201 and mode.status_code == 200, conversion.text
+    assert pbs.status_code == 201 and pk.status_code == 201, pbs.text
     (keys,) = t.calls([("GET", "/v1/keys", t.a_key, {})])
     (a_key_id,) = [k["id"] for k in keys.json()["items"]]
     t.ids = {
@@ -138,6 +148,8 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
         "key_id": a_key_id,
         "click_id": click_id,
         "conversion": conversion.json()["conversion"]["id"],
+        "postback_secret": pbs.json()["id"],
+        "publishable_key": pk.json()["id"],
     }
     yield t
     container.dispose()
@@ -227,11 +239,17 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
         "json": {"duplicate_mode": "count"},
     },
     ("GET", "/v1/conversions/rejected"): {},
+    ("GET", "/v1/postback-secrets"): {},
+    ("POST", "/v1/postback-secrets"): {"json": {"name": "b's network"}},
+    ("DELETE", "/v1/postback-secrets/{postback_secret}"): {},
+    ("GET", "/v1/publishable-keys"): {},
+    ("POST", "/v1/publishable-keys"): {"json": {"name": "b's site"}},
+    ("DELETE", "/v1/publishable-keys/{publishable_key}"): {},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
 A_MARKERS = (
-    CAMPAIGN_NAME, A_ORDER, A_NOTE, "19.99", '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
+    CAMPAIGN_NAME, A_ORDER, A_NOTE, "19.99", A_NETWORK, '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
     "192.0.2.0/24", "tenant-a-auth-token", "a1a1a1a1", "+14155550199",
 )  # fmt: skip
 
@@ -306,6 +324,7 @@ def _snapshot(t: Tenants) -> list[Any]:
         "/v1/providers/a-twilio", "/v1/networks", "/v1/networks/a-office/ranges",
         "/v1/opt-outs/replies", "/v1/keys", "/v1/conversions", "/v1/conversions/events",
         f"/v1/conversions/{t.ids['conversion']}", "/v1/conversions/rejected",
+        "/v1/postback-secrets", "/v1/publishable-keys",
     ]  # fmt: skip
     answers = t.calls([("GET", p, t.a_key, {}) for p in paths])
     for p, r in zip(paths, answers, strict=True):

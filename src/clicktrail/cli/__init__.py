@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 
 from clicktrail.bootstrap import Container
 from clicktrail.cli import bots as bots_cli
+from clicktrail.cli import conversions as conversions_cli
 from clicktrail.cli import export as export_cli
 from clicktrail.cli import keys as keys_cli
 from clicktrail.cli import optouts as optouts_cli
@@ -94,6 +95,9 @@ app.add_typer(export_cli.app, name="export")
 app.add_typer(optouts_cli.app, name="opt-outs")
 app.command("wrap")(wrap_cli.wrap)
 app.add_typer(provider_cli.app, name="provider")
+app.add_typer(conversions_cli.app, name="conversions")
+app.add_typer(conversions_cli.secrets_app, name="postback-secret")
+app.add_typer(conversions_cli.publishable_app, name="publishable-key")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -216,8 +216,11 @@ def metadata(raw: object, field: str = "metadata") -> dict[str, Any] | None:
         raise InvalidInput(f"{field}: at most {MAX_METADATA_KEYS} keys", field=field)
     size = 2
     for key, value in raw.items():
-        if not isinstance(key, str) or not 0 < len(key) <= MAX_METADATA_KEY:
-            raise InvalidInput(f"{field}: keys are 1-{MAX_METADATA_KEY} characters", field=field)
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_METADATA_KEY or "\x00" in key:
+            at = f"{field}/{key}" if isinstance(key, str) and key else field
+            raise InvalidInput(
+                f"{at}: keys are 1-{MAX_METADATA_KEY} characters, without NUL", field=at
+            )
         at = f"{field}/{key}"
         if isinstance(value, str):
             if len(value) > MAX_METADATA_TEXT or "\x00" in value:

@@ -299,12 +299,15 @@ def record_conversions(
     now_us: int,
     where: Sequence[str] | None = None,
     region: str | None = None,
+    dry_run: bool = False,
 ) -> list[Outcome]:
     """Check, resolve, dedup and store `items` (conversions as received: mappings of
     `FIELDS`); return one `Outcome` per item, in order.
 
-    `where[i]` prefixes item i's field names in its outcome (default ``/i/``). Raises
-    `InvalidInput` only for a batch over `MAX_BATCH`; a bad item gets its own `invalid`.
+    `where[i]` prefixes item i's field names in its outcome (default ``/i/``). With `dry_run`
+    nothing is written: refusals (`invalid`, `unknown_*`) are answered and every other item is
+    `accepted` with no id (it would be stored, or found a duplicate). Raises `InvalidInput`
+    only for a batch over `MAX_BATCH`; a bad item gets its own `invalid`.
     """
     if len(items) > MAX_BATCH:
         raise InvalidInput(
@@ -319,6 +322,8 @@ def record_conversions(
         except ClicktrailError as exc:
             outcomes[i] = Outcome("invalid", field=exc.field, detail=exc.message)
     resolved = _resolve(store, ws, checked, now_us, outcomes, where)
+    if dry_run:
+        return [o if o is not None else Outcome("accepted") for o in outcomes]
     modes = store.duplicate_modes(ws.id, sorted({r.checked.event for r in resolved.values()}))
     # Rounds: the first item of each dedup key, then the second of each, and so on, so that a
     # repeat inside one batch meets the first as a stored conversion (as if sent alone).

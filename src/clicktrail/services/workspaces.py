@@ -25,6 +25,8 @@ RESERVED_PREFIXES = (
     "/docs",
     "/dashboard",
     "/static/",
+    "/postback",
+    "/ct.js",
 )
 
 

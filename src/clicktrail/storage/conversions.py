@@ -109,8 +109,9 @@ REJECTED = (
     .order_by(_rj.c.id.desc())
 )  # fmt: skip
 REJECTED_CUTOFF = (
-    sa.select(_rj.c.id).where(_RJ_WS).order_by(_rj.c.id.desc()).offset(REJECTED_KEPT).limit(1)
-)
+    sa.select(_rj.c.id).where(_RJ_WS).order_by(_rj.c.id.desc())
+    .offset(sa.bindparam("kept")).limit(1)
+)  # fmt: skip
 TRIM_REJECTED = _rj.delete().where(_RJ_WS, _rj.c.id <= sa.bindparam("cutoff"))
 
 
@@ -136,8 +137,9 @@ def _conversion(r: Any) -> Conversion:
 class ConversionQueries:
     """Conversions on one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, rejected_kept: int = REJECTED_KEPT) -> None:
         self.engine = engine
+        self.rejected_kept = rejected_kept
 
     def clicks_by_id(self, workspace_id: int, click_ids: Sequence[str]) -> dict[str, ClickRef]:
         """Return the workspace's stored clicks with these ids (others are absent)."""
@@ -274,7 +276,7 @@ class ConversionQueries:
 
     def record_rejection(self, rejection: Rejection) -> None:
         """Add a refusal to the rejected log and drop its workspace's rows beyond the newest
-        `REJECTED_KEPT`."""
+        `rejected_kept` (`REJECTED_KEPT`)."""
         r = rejection
         with self.engine.begin() as conn:
             conn.execute(
@@ -283,7 +285,9 @@ class ConversionQueries:
                  "reason": r.reason, "field": r.field, "detail": r.detail, "query": r.query,
                  "ip": r.ip},
             )  # fmt: skip
-            cutoff = conn.execute(REJECTED_CUTOFF, {"ws": r.workspace_id}).scalar()
+            cutoff = conn.execute(
+                REJECTED_CUTOFF, {"ws": r.workspace_id, "kept": self.rejected_kept}
+            ).scalar()
             if cutoff is not None:
                 conn.execute(TRIM_REJECTED, {"ws": r.workspace_id, "cutoff": cutoff})
 

@@ -21,9 +21,10 @@ from starlette.routing import BaseRoute
 from clicktrail.domain import conversions as rules
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Workspace
-from clicktrail.services import campaigns, conversions, keys, listing
+from clicktrail.services import campaigns, conversion_keys, conversions, keys, listing
 from clicktrail.services.campaigns import CampaignStore
 from clicktrail.services.clock import now_us
+from clicktrail.services.conversion_keys import ConversionKey, ConversionKeyStore, KeyKind
 from clicktrail.services.conversions import Conversion, ConversionFilter, ConversionStore, Rejection
 from clicktrail.services.exports import iso_utc
 from clicktrail.services.keys import KeyAuthStore
@@ -80,15 +81,24 @@ def _query(request: Request, name: str) -> str | None:
     return value or None
 
 
+def key_out(k: ConversionKey) -> dict[str, Any]:
+    """Return the wire shape of a postback secret or publishable key (`ConversionKeyOut`)."""
+    return {"id": k.public_id, "name": k.name, "prefix": k.prefix,
+            "default_currency": k.default_currency, "state": "revoked" if k.revoked_us else "active",
+            "created_at": iso_utc(k.created_us), "revoked_at": iso_utc(k.revoked_us)}  # fmt: skip
+
+
 def routes(
     auth: KeyAuthStore,
     store: ConversionStore,
     campaign_store: CampaignStore,
+    key_store: ConversionKeyStore,
     *,
     default_region: str | None = None,
 ) -> list[BaseRoute]:
     """Return the conversion routes over `store` (API keys checked through `auth`; campaign
-    filters resolved through `campaign_store`)."""
+    filters resolved through `campaign_store`; postback secrets and publishable keys kept in
+    `key_store`)."""
 
     def workspace(request: Request) -> Workspace:
         return keys.authenticate(auth, request.headers.get("authorization"))
@@ -191,7 +201,53 @@ def routes(
             {"items": [rejection_out(r) for r in page.items], "next_cursor": page.next_cursor}
         )
 
+    def credential_routes(kind: KeyKind, base: str, name: str) -> list[BaseRoute]:
+        def list_keys(request: Request) -> Response:
+            ws = workspace(request)
+            items = [key_out(k) for k in conversion_keys.list_keys(key_store, ws, kind)]
+            return _json({"items": items})
+
+        async def create(request: Request) -> Response:
+            ws = await run_in_threadpool(workspace, request)
+            b = parse_body(sc.ConversionKeyCreate, await read_json(request, MAX_MODE_BODY))
+            made = await run_in_threadpool(
+                lambda: conversion_keys.create_key(
+                    key_store, ws, kind, b.name, now_us(), default_currency=b.default_currency
+                )
+            )
+            return _json(
+                {**key_out(made.key), "secret": made.secret}, 201,
+                {"Location": f"{base}/{made.key.public_id}"},
+            )  # fmt: skip
+
+        def revoke(request: Request) -> Response:
+            ws = workspace(request)
+            public_id = str(request.path_params[name])
+            return _json(
+                key_out(conversion_keys.revoke_key(key_store, ws, kind, public_id, now_us()))
+            )
+
+        label = conversion_keys.NAMES[kind]
+        return [
+            ApiRoute(base, list_keys, "GET", Op(
+                f"List {label}s", "conversions",
+                Reply(200, "Oldest first, revoked ones too; never a secret.",
+                      sc.ConversionKeyList), errors=(401,))),
+            ApiRoute(base, create, "POST", Op(
+                f"Create a {label}", "conversions",
+                Reply(201, "The new credential with its `secret`: shown this once, stored as "
+                      "a hash.", sc.ConversionKeyCreated, LOCATION),
+                body=sc.ConversionKeyCreate, errors=(401, 409, 422))),
+            ApiRoute(f"{base}/{{{name}}}", revoke, "DELETE", Op(
+                f"Revoke a {label}", "conversions",
+                Reply(200, "Revoked at once (revoking again changes nothing).",
+                      sc.ConversionKeyOut),
+                params=(path(name, "Its id, as lists show it."),), errors=(401, 404))),
+        ]  # fmt: skip
+
     return [
+        *credential_routes("postback", "/v1/postback-secrets", "postback_secret"),
+        *credential_routes("publishable", "/v1/publishable-keys", "publishable_key"),
         ApiRoute("/v1/conversions", post_conversions, "POST", Op(
             "Record conversions", "conversions",
             Reply(200, "A duplicate or replaced conversion (single), or one result per "

@@ -31,7 +31,7 @@ REF = "#/components/schemas/{model}"
 # Paths that are the API: served only by `ApiRoute`s. (The dashboard, the home page, the redirect
 # and this document's own two routes are not API operations.)
 API_PREFIX = "/v1/"
-API_PATHS = ("/healthz", "/readyz")
+API_PATHS = ("/healthz", "/readyz", "/postback", "/ct.js")  # the last two: conversions
 
 _ERRORS = {
     400: "A required query parameter is missing.",

@@ -121,7 +121,10 @@ def _host(value: bytes) -> str:
 
 
 # Paths served by the API and pages; every other path is a short link (or a 404 page).
-RESERVED_PATHS = ("/v1/", "/healthz", "/readyz", "/openapi.json", "/docs", "/dashboard", "/static/")
+RESERVED_PATHS = (
+    "/v1/", "/healthz", "/readyz", "/openapi.json", "/docs", "/dashboard", "/static/",
+    "/postback", "/ct.js",
+)  # fmt: skip
 
 
 class LookupOffload:

@@ -159,3 +159,45 @@ class RejectedPage(_Page):
     """A page of the rejected log, newest first."""
 
     items: list[RejectedOut]
+
+
+class ConversionKeyCreate(_Request):
+    """A new postback secret or publishable key."""
+
+    name: Annotated[Text, Field(min_length=1, max_length=200)] = Field(
+        description="What it is for (the network's name, the site).", examples=["everflow"]
+    )
+    default_currency: Annotated[Text, Field(max_length=3)] | None = Field(
+        default=None, description="ISO 4217: the currency of a value sent without one."
+    )
+
+
+class ConversionKeyOut(_Response):
+    """A postback secret or publishable key (never its secret)."""
+
+    id: str = Field(examples=["pbk_4CZtUbcQ9f1x"])
+    name: str
+    prefix: str = Field(description="Its first 16 characters (`pbs_…`, `pk_…`), to recognise it.")
+    default_currency: str | None
+    state: Literal["active", "revoked"]
+    created_at: Time
+    revoked_at: Time | None
+
+
+class ConversionKeyCreated(ConversionKeyOut):
+    """A new credential with its secret: shown this once, stored only as a hash."""
+
+    secret: str
+
+
+class ConversionKeyList(_Response):
+    """A workspace's postback secrets or publishable keys, oldest first, revoked ones too."""
+
+    items: list[ConversionKeyOut]
+
+
+class RecordedOut(_Response):
+    """What a postback or beacon did (refusals are problems)."""
+
+    outcome: Literal["accepted", "replaced", "duplicate"]
+    id: str = Field(description="The conversion holding its dedup key.")
