@@ -56,6 +56,7 @@ from clicktrail.storage.providers import ProviderRepo
 from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sql_store import SqlStore
+from clicktrail.storage.touchpoints import TouchpointQueries
 from clicktrail.storage.workspaces import WorkspaceQueries
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
@@ -68,6 +69,7 @@ from clicktrail.web import (
     api_reports,
     api_resources,
     api_sending,
+    api_touchpoints,
     api_wrap,
     conversions_public,
     dashboard,
@@ -176,6 +178,11 @@ class Container:
     def conversion_keys(self) -> ConversionKeyQueries:
         """Postback secrets and publishable keys (storage/conversion_keys.py)."""
         return ConversionKeyQueries(self.engine)
+
+    @cached_property
+    def touchpoints(self) -> TouchpointQueries:
+        """Other channels' touchpoints (storage/touchpoints.py)."""
+        return TouchpointQueries(self.engine)
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -402,6 +409,7 @@ class Container:
         # The anonymous conversion routes first: /v1/conversions/pixel.gif is no conversion id.
         routes += conversions_public.routes(self.conversions, self.conversion_keys)
         routes += api_conversions.routes(self.key_store, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
+        routes += api_touchpoints.routes(self.key_store, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
         routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 

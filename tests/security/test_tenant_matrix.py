@@ -245,6 +245,10 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/publishable-keys"): {},
     ("POST", "/v1/publishable-keys"): {"json": {"name": "b's site"}},
     ("DELETE", "/v1/publishable-keys/{publishable_key}"): {},
+    # A's contact, named by B: unknown to B (nothing is stored for A).
+    ("POST", "/v1/touchpoints"): {
+        "json": {"channel": "email", "contact": {"external_id": "ext-0"}, "touch_id": "a-touch"}
+    },
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.

@@ -29,6 +29,7 @@ from clicktrail.cli import optouts as optouts_cli
 from clicktrail.cli import provider as provider_cli
 from clicktrail.cli import sending as sending_cli
 from clicktrail.cli import sms as sms_cli
+from clicktrail.cli import touchpoints as touchpoints_cli
 from clicktrail.cli import wrap as wrap_cli
 from clicktrail.cli.options import JsonOpt, WorkspaceOpt
 from clicktrail.config import load_settings, setting_help
@@ -98,6 +99,7 @@ app.add_typer(provider_cli.app, name="provider")
 app.add_typer(conversions_cli.app, name="conversions")
 app.add_typer(conversions_cli.secrets_app, name="postback-secret")
 app.add_typer(conversions_cli.publishable_app, name="publishable-key")
+app.add_typer(touchpoints_cli.app, name="touchpoints")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

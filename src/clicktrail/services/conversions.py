@@ -263,7 +263,7 @@ def check_item(item: object, where: str, now_us: int, region: str | None = None)
             f"{where}click_id: text of at most {rules.MAX_CLICK_ID} printable characters",
             field=where + "click_id",
         )
-    external_id, phone = _contact(item.get("contact"), where, region)
+    external_id, phone = contact_ref(item.get("contact"), where, region)
     if click_id is None and external_id is None and phone is None:
         raise InvalidInput(
             f"{where}click_id: give the click id (ct_cid) or a contact (external_id or phone)",
@@ -273,7 +273,9 @@ def check_item(item: object, where: str, now_us: int, region: str | None = None)
     return _Checked(event, micros, currency, occurred, txn, click_id, external_id, phone, meta)
 
 
-def _contact(raw: object, where: str, region: str | None) -> tuple[str | None, str | None]:
+def contact_ref(raw: object, where: str, region: str | None) -> tuple[str | None, str | None]:
+    """Return (external id, phone in E.164) of a request's ``contact`` object (one of the two
+    set), (None, None) when there is none. Raises `InvalidInput` naming the field."""
     at = where + "contact"
     if raw is None:
         return None, None

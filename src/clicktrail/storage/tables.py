@@ -519,3 +519,28 @@ conversion_keys = sa.Table(
     sa.Column("created_us", Micros, nullable=False),
     sa.Column("revoked_us", Micros),
 )
+
+# Other channels' touches of a workspace's contacts (email, paid social, web, …: docs/
+# touchpoints.md), for multi-touch attribution beside clicktrail's own SMS deliveries and clicks
+# (which are read from `messages` and `clicks`, never copied here). `campaign` and `source` are
+# the other tool's labels, not clicktrail campaigns. Stored once per workspace and `dedup_key`
+# (the caller's `touch_id`, else ``=`` and the public id), forever.
+touchpoints = sa.Table(
+    "touchpoints",
+    metadata,
+    _id(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id"), nullable=False),
+    sa.Column("occurred_us", Micros, nullable=False),
+    sa.Column("received_us", Micros, nullable=False),
+    sa.Column("campaign", sa.String(128)),
+    sa.Column("source", sa.String(128)),
+    sa.Column("touch_id", sa.String(128)),
+    sa.Column("dedup_key", sa.String(160), nullable=False),
+    sa.Column("meta", sa.JSON(none_as_null=True)),
+    sa.UniqueConstraint("workspace_id", "dedup_key"),
+    sa.Index(None, "workspace_id", "id"),
+    sa.Index(None, "contact_id", "occurred_us"),
+)
