@@ -181,14 +181,13 @@ def child(db_url: str) -> None:
     """Run the re-classification as `clicktrail bots reclassify` does; print timings as JSON."""
     from clicktrail.bootstrap import SignalsClassifier
     from clicktrail.services import bots
-    from clicktrail.storage.sql_store import SqlStore
+    from clicktrail.storage.clicks import ClickQueries
 
     engine = create_engine(db_url)
-    store = SqlStore(engine)
     marks: list[float] = []
     start = time.perf_counter()
     result = bots.reclassify(
-        store, SignalsClassifier(), int(time.time() * 1_000_000), settle_us=0,
+        ClickQueries(engine), SignalsClassifier(), int(time.time() * 1_000_000), settle_us=0,
         progress=lambda _n: marks.append(time.perf_counter()),
     )  # fmt: skip
     end = time.perf_counter()

@@ -10,15 +10,15 @@ imaginable) and the classic report.
     .venv/bin/python bench/report_bench.py --only sqlite --messages 100000 --clicks 20000
 
 Method (docs/reports.md): the per-recipient click rollup of migration 0006 (`message_clicks`,
-`message_link_clicks`, `message_click_buckets`, kept exact by `SqlStore.insert_clicks`,
+`message_link_clicks`, `message_click_buckets`, kept exact by `ClickQueries.insert_clicks`,
 `save_verdicts` and `apply_receipts`), covering indexes of migration 0005 for the per-link,
 verdict and user-agent pass, and a per-country message rollup checked against live status
-counts. The bulk load bypasses the store, so the click rollup is then rebuilt in one pass
+counts. The bulk load bypasses the repositories, so the click rollup is then rebuilt in one pass
 (`rebuild_click_rollup`, what migration 0006's backfill runs; timed as "rollup_rebuild_s").
 The first report after loading rebuilds the country rollup ("cold"); the timed runs are the
 steady state.
 
-Then the insert path: `SqlStore.insert_clicks` of new clicks (with provisional verdicts, on
+Then the insert path: `ClickQueries.insert_clicks` of new clicks (with provisional verdicts, on
 random messages of the campaign, in batches of `--insert-batch`) with the rollup maintenance and
 with it replaced by a no-op, alternated, same run ("insert_clicks_per_s").
 """
@@ -46,9 +46,10 @@ from clicktrail.services import reports
 from clicktrail.services.ports import ClickRecord
 from clicktrail.signals import ua_facts
 from clicktrail.storage import clicks as click_storage
+from clicktrail.storage.campaigns import CampaignQueries
+from clicktrail.storage.clicks import ClickQueries
 from clicktrail.storage.database import create_engine, migrate
 from clicktrail.storage.reports import ReportQueries, rebuild_click_rollup
-from clicktrail.storage.sql_store import SqlStore
 
 PG_ADMIN = os.environ.get(
     "CLICKTRAIL_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -249,17 +250,16 @@ def bench(url: str, name: str, args: argparse.Namespace) -> dict[str, object]:
             ).all()
             return conn.execute(sa.text("SELECT count(*) FROM clicks WHERE campaign_id = 1")).one()
 
-    store = SqlStore(engine)
-    campaign = store.find_campaign(1, "big")
+    campaign = CampaignQueries(engine).find_campaign(1, "big")
     assert campaign is not None
     cold = timed(full, 1)[0]
     report = reports.full_report(queries, ws, "big", now_us=T0)
     rounds = {"baseline": [], "classic": [], "full": []}  # type: dict[str, list[float]]
     for _ in range(args.runs):  # interleaved, so that CPU contention hits all three alike
         rounds["baseline"] += timed(baseline, 1)
-        rounds["classic"] += timed(lambda: store.campaign_report(campaign), 1)
+        rounds["classic"] += timed(lambda: ReportQueries(engine).campaign_report(campaign), 1)
         rounds["full"] += timed(full, 1)
-    inserts = insert_rates(store, args)
+    inserts = insert_rates(ClickQueries(engine), args)
     engine.dispose()
     summary = report.summary
     return {
@@ -281,7 +281,7 @@ def bench(url: str, name: str, args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def insert_rates(store: SqlStore, args: argparse.Namespace) -> dict[str, float]:
+def insert_rates(clicks: ClickQueries, args: argparse.Namespace) -> dict[str, float]:
     """clicks/s of `insert_clicks` with the rollup maintenance and without it (the hook
     replaced by a no-op), alternated over `--insert-rounds` rounds; medians."""
     rng = random.Random(7)
@@ -309,7 +309,7 @@ def insert_rates(store: SqlStore, args: argparse.Namespace) -> dict[str, float]:
                 t = time.perf_counter()
                 for j in range(0, len(recs), args.insert_batch):
                     batch = recs[j : j + args.insert_batch]
-                    store.insert_clicks(batch, [verdict] * len(batch))
+                    clicks.insert_clicks(batch, [verdict] * len(batch))
                 rates[mode].append(len(recs) / (time.perf_counter() - t))
             finally:
                 hooks["refresh_click_rollup"] = maintain

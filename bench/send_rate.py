@@ -107,17 +107,16 @@ def measure(
             }
         )
     )
-    store = container.store
-    ws = workspaces.create_workspace(store, f"Bench {provider_kind}", now_us())
-    workspaces.add_domain(store, ws, f"{provider_kind}.bench.example", now_us())
+    ws = workspaces.create_workspace(container.workspaces, f"Bench {provider_kind}", now_us())
+    workspaces.add_domain(container.workspaces, ws, f"{provider_kind}.bench.example", now_us())
     contacts = [
         ContactInput(f"+1{AREAS[i // 10_000 % 10]}555{i % 10_000:04d}", f"c{i}", f"N{i}", {})
         for i in range(n)
     ]
     for i in range(0, n, 10_000):
-        store.upsert_contacts(ws.id, contacts[i : i + 10_000], None, now_us())
+        container.contacts.upsert_contacts(ws.id, contacts[i : i + 10_000], None, now_us())
     cp = campaigns.create_campaign(
-        store, ws, name=f"Rate {provider_kind}", now_us=now_us(),
+        container, ws, name=f"Rate {provider_kind}", now_us=now_us(),
         template="Hi {first_name}, new arrivals: https://shop.example.com/new",
     )  # fmt: skip
     name = "outbox"

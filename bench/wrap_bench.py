@@ -58,10 +58,9 @@ def _items(start: int, n: int, ref: str) -> list[dict[str, Any]]:
 def run(url: str, items: int, repeats: int, tmp: Path) -> dict[str, list[float]]:
     settings = load_settings(env={"CLICKTRAIL_DATABASE_URL": url, "CLICKTRAIL_DATA_DIR": str(tmp)})
     container = Container(settings)
-    store = container.store
-    ws = workspaces.create_workspace(store, "Bench", time.time_ns() // 1000)
-    workspaces.add_domain(store, ws, "sms.example.com", time.time_ns() // 1000)
-    key = keys.create_key(container.key_store, ws, "bench", time.time_ns() // 1000).secret
+    ws = workspaces.create_workspace(container.workspaces, "Bench", time.time_ns() // 1000)
+    workspaces.add_domain(container.workspaces, ws, "sms.example.com", time.time_ns() // 1000)
+    key = keys.create_key(container.keys, ws, "bench", time.time_ns() // 1000).secret
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(container.web_app(), host="127.0.0.1", port=port, log_level="warning")

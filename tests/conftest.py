@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from clicktrail.storage import tables
 from clicktrail.storage.database import create_engine, migrate
-from clicktrail.storage.sql_store import SqlStore
+from factories import Repos
 
 PG_ADMIN_URL = os.environ.get(
     "CLICKTRAIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -117,6 +117,6 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
-def store(engine: sa.Engine) -> SqlStore:
-    """The SQL store on the test database."""
-    return SqlStore(engine)
+def store(engine: sa.Engine) -> Repos:
+    """Every area's repository on the test database (`factories.Repos`)."""
+    return Repos.on(engine)

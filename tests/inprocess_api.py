@@ -15,7 +15,7 @@ import pytest
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
 from clicktrail.domain.models import Workspace
-from factories import make_api_key, make_domain, make_workspace
+from factories import Repos, make_api_key, make_domain, make_workspace
 from served import in_process
 
 HOST = "sms.example.com"
@@ -69,7 +69,7 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
         env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
     )
     container = Container(settings)
-    ws = make_workspace(container.store)
-    make_domain(container.store, ws, HOST)
-    yield Api(container, ws, make_api_key(container.store, ws))
+    ws = make_workspace(Repos.on(container.engine))
+    make_domain(Repos.on(container.engine), ws, HOST)
+    yield Api(container, ws, make_api_key(Repos.on(container.engine), ws))
     container.dispose()

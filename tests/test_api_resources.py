@@ -16,6 +16,7 @@ from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
 from clicktrail.domain.models import Campaign, Workspace
 from factories import (
+    Repos,
     make_api_key,
     make_campaign,
     make_contacts,
@@ -55,7 +56,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
         env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
     )
     container = Container(settings)
-    store = container.store
+    store = Repos.on(container.engine)
     ws = make_workspace(store)
     make_domain(store, ws, HOST)
     make_contacts(store, ws, 3, list_name="vip")
@@ -294,7 +295,7 @@ def test_campaign_name_taken_is_409(world: World) -> None:
 
 
 def test_messages_list_filter_get(world: World) -> None:
-    ids = message_ids(world.container.store, world.campaign)
+    ids = message_ids(Repos.on(world.container.engine), world.campaign)
     page = ok(world.call("GET", f"/v1/messages?campaign={world.campaign.slug}&limit=2"))
     assert [m["id"] for m in page["items"]] == ids[:2]
     rest = ok(world.call("GET", f"/v1/messages?cursor={page['next_cursor']}"))
@@ -313,7 +314,7 @@ def test_messages_list_filter_get(world: World) -> None:
 
 
 def test_clicks_list_with_filters(world: World) -> None:
-    tokens = [t for t, _, _ in tokens_of(world.container.store, world.campaign)]
+    tokens = [t for t, _, _ in tokens_of(Repos.on(world.container.engine), world.campaign)]
     world.calls(
         [("GET", f"/c/{tokens[0]}", None, {"headers": {"User-Agent": "Mozilla/5.0 (x)"}}),
          ("HEAD", f"/c/{tokens[2]}", None, {})]
@@ -369,9 +370,9 @@ def test_no_integer_keys_are_exposed(world: World) -> None:
 
 def test_another_workspace_sees_none_of_it(world: World) -> None:
     """For every resource: the other key's lists hold only its own things and ours are 404."""
-    tokens = [t for t, _, _ in tokens_of(world.container.store, world.campaign)]
+    tokens = [t for t, _, _ in tokens_of(Repos.on(world.container.engine), world.campaign)]
     world.call("GET", f"/c/{tokens[0]}", key=None)
-    mine_msg = message_ids(world.container.store, world.campaign)[0]
+    mine_msg = message_ids(Repos.on(world.container.engine), world.campaign)[0]
     theirs = world.other_key
     domains = ok(world.call("GET", "/v1/domains", key=theirs))["items"]
     assert [d["host"] for d in domains] == ["other.example.com"]

@@ -23,9 +23,10 @@ from clicktrail.services import bots, clicks
 from clicktrail.services.ports import ClickRecord
 from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.resolver import TokenResolver
-from clicktrail.storage.sql_store import SqlStore
 from factories import (
     NOW_US,
+    PYTHONPATH,
+    Repos,
     make_api_key,
     make_campaign,
     make_contacts,
@@ -56,7 +57,7 @@ S = 1_000_000  # µs per second
 DELIVERED = NOW_US
 
 
-def _world(store: SqlStore, engine: sa.Engine, tmp_path: Path, n: int = 8) -> list[list[Any]]:
+def _world(store: Repos, engine: sa.Engine, tmp_path: Path, n: int = 8) -> list[list[Any]]:
     """A campaign of `n` recipients with two links, all delivered at DELIVERED; returns the
     resolved targets per recipient: [[link0, link1], ...]."""
     ws = make_workspace(store)
@@ -65,7 +66,7 @@ def _world(store: SqlStore, engine: sa.Engine, tmp_path: Path, n: int = 8) -> li
     cp = make_campaign(store, ws, "Hi https://shop.example.com/a and https://shop.example.com/b")
     send(store, ws, cp, tmp_path / "o.jsonl")
     ids = message_ids(store, cp)
-    store.apply_receipts(
+    store.messages.apply_receipts(
         ws.id, [Receipt(i, "delivered", DELIVERED) for i in ids], skip_unknown=False,
         source="test", now_us=NOW_US,
     )  # fmt: skip
@@ -90,12 +91,12 @@ def _rec(cid: str, target: Any, at_us: int, ua: str = IPHONE, ip: str = "172.56.
     )  # fmt: skip
 
 
-def _writer(store: SqlStore) -> Any:
+def _writer(store: Repos) -> Any:
     """Store requests as the click log does, then give them verdicts as the server's job does."""
-    classify = clicks.ClassifyNew(store, SignalsClassifier())
+    classify = clicks.ClassifyNew(store.clicks, SignalsClassifier())
 
     def write(records: list[ClickRecord]) -> None:
-        store.insert_clicks(records)
+        store.clicks.insert_clicks(records)
         classify()
 
     return write
@@ -110,7 +111,7 @@ def _verdicts(engine: sa.Engine) -> dict[str, tuple[str, bool]]:
 
 
 def test_each_click_is_stored_with_a_provisional_verdict(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     people = _world(store, engine, tmp_path)
     write = _writer(store)
@@ -136,7 +137,7 @@ def test_each_click_is_stored_with_a_provisional_verdict(
 
 
 def test_settled_requests_get_final_verdicts_with_behaviour(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     people = _world(store, engine, tmp_path)
     write = _writer(store)
@@ -151,14 +152,16 @@ def test_settled_requests_get_final_verdicts_with_behaviour(
         "a0": "human", "a1": "human", "b0": "human",
     }  # fmt: skip
     # Not settled yet: nothing becomes final.
-    assert bots.finalize_settled(store, t0 + 60 * S, settle_us=900 * S).finalized == 0
-    done = bots.finalize_settled(store, t0 + 1000 * S, settle_us=900 * S)
+    assert bots.finalize_settled(store.clicks, t0 + 60 * S, settle_us=900 * S).finalized == 0
+    done = bots.finalize_settled(store.clicks, t0 + 1000 * S, settle_us=900 * S)
     assert done.finalized == 3
     v = _verdicts(engine)
     assert v["a0"] == ("scanner", True)
     assert v["a1"] == ("scanner", True)
     assert v["b0"] == ("human", True)
-    report = store.campaign_report(store.list_campaigns(store.list_workspaces()[0].id)[0])
+    report = store.reports.campaign_report(
+        store.campaigns.list_campaigns(store.workspaces.list_workspaces()[0].id)[0]
+    )
     assert (report.total_clicks, report.unique_clicks) == (1, 1)
     assert (report.raw_total_clicks, report.raw_unique_clicks) == (3, 2)
     assert report.by_reason["ALL_LINKS_2S"] == 2
@@ -177,21 +180,25 @@ class _Strict:
 
 
 def test_reclassify_rewrites_verdicts_not_raw_signals(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     people = _world(store, engine, tmp_path)
     write = _writer(store)
     write([_rec(f"c{i}", people[i][0], DELIVERED + (100 + i * 90) * S, ip=f"172.{56 + i}.1.1")
            for i in range(4)])  # fmt: skip
-    before = store.campaign_report(store.list_campaigns(store.list_workspaces()[0].id)[0])
+    before = store.reports.campaign_report(
+        store.campaigns.list_campaigns(store.workspaces.list_workspaces()[0].id)[0]
+    )
     assert before.total_clicks == 4
     with engine.connect() as conn:
         raw_before = conn.execute(
             sa.text("SELECT click_id, ip, user_agent, headers FROM clicks ORDER BY click_id")
         ).all()
-    result = bots.reclassify(store, _Strict(), DELIVERED + 10_000 * S, settle_us=900 * S)
+    result = bots.reclassify(store.clicks, _Strict(), DELIVERED + 10_000 * S, settle_us=900 * S)
     assert (result.requests, result.verdict_changes, result.finalized) == (4, 4, 4)
-    after = store.campaign_report(store.list_campaigns(store.list_workspaces()[0].id)[0])
+    after = store.reports.campaign_report(
+        store.campaigns.list_campaigns(store.workspaces.list_workspaces()[0].id)[0]
+    )
     assert (after.total_clicks, after.raw_total_clicks) == (0, 4)
     assert after.by_verdict == {"scanner": 4}
     with engine.connect() as conn:
@@ -204,12 +211,15 @@ def test_reclassify_rewrites_verdicts_not_raw_signals(
         versions = set(conn.execute(sa.text("SELECT classifier_version FROM clicks")).scalars())
     assert versions == {"2"}
     # Only one campaign or a time range can be re-classified too.
-    assert bots.reclassify(store, _Strict(), DELIVERED, campaign_id=-1).requests == 0
-    assert bots.reclassify(store, _Strict(), DELIVERED, since_us=DELIVERED + 250 * S).requests == 2
+    assert bots.reclassify(store.clicks, _Strict(), DELIVERED, campaign_id=-1).requests == 0
+    assert (
+        bots.reclassify(store.clicks, _Strict(), DELIVERED, since_us=DELIVERED + 250 * S).requests
+        == 2
+    )
 
 
 def test_an_address_early_in_several_campaigns_gets_listed(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
@@ -218,7 +228,7 @@ def test_an_address_early_in_several_campaigns_gets_listed(
     for n in range(4):
         cp = make_campaign(store, ws, "Hi https://shop.example.com/a", name=f"C{n}")
         send(store, ws, cp, tmp_path / f"o{n}.jsonl")
-        store.apply_receipts(
+        store.messages.apply_receipts(
             ws.id, [Receipt(i, "delivered", DELIVERED) for i in message_ids(store, cp)],
             skip_unknown=False, source="test", now_us=NOW_US,
         )  # fmt: skip
@@ -230,23 +240,23 @@ def test_an_address_early_in_several_campaigns_gets_listed(
     scanner_ip, person_ip = "198.51.100.77", "172.58.1.1"
     classifier = SignalsClassifier(
         listed=lambda: bots.listed_entities(
-            store, DELIVERED + 10_000 * S, days=30, min_campaigns=3
+            store.clicks, DELIVERED + 10_000 * S, days=30, min_campaigns=3
         ),
         listed_ttl=0,
     )
-    classify = clicks.ClassifyNew(store, classifier)
+    classify = clicks.ClassifyNew(store.clicks, classifier)
     # Campaigns 0-2: the scanner fetches within half a second of delivery.
-    store.insert_clicks(
+    store.clicks.insert_clicks(
         [_rec(f"early{n}", targets[n][0], DELIVERED + S // 2, ip=scanner_ip) for n in range(3)]
     )
     classify()
-    bots.finalize_settled(store, DELIVERED + 10_000 * S, settle_us=900 * S)
-    assert bots.listed_entities(store, DELIVERED + 10_000 * S, days=30, min_campaigns=3) == {
+    bots.finalize_settled(store.clicks, DELIVERED + 10_000 * S, settle_us=900 * S)
+    assert bots.listed_entities(store.clicks, DELIVERED + 10_000 * S, days=30, min_campaigns=3) == {
         f"ip:{scanner_ip}"
     }
     # Campaign 3: the same address, now with a person's timing and headers, is still caught;
     # another address doing the same is a person.
-    store.insert_clicks(
+    store.clicks.insert_clicks(
         [
             _rec("later", targets[3][0], DELIVERED + 600 * S, ip=scanner_ip),
             _rec("person", targets[3][1], DELIVERED + 600 * S, ip=person_ip),
@@ -262,7 +272,10 @@ def test_an_address_early_in_several_campaigns_gets_listed(
         ).scalar_one()
     assert "NET_LISTED" in str(reasons)
     # Only two campaigns' worth of sightings would not list it.
-    assert bots.listed_entities(store, DELIVERED + 10_000 * S, days=30, min_campaigns=4) == set()
+    assert (
+        bots.listed_entities(store.clicks, DELIVERED + 10_000 * S, days=30, min_campaigns=4)
+        == set()
+    )
 
 
 # -- the online pipeline and a one-pass re-classification agree (issue 14) ----------------------
@@ -312,7 +325,7 @@ def _stored(engine: sa.Engine) -> dict[str, tuple[Any, ...]]:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_online_verdicts_do_not_depend_on_when_finalization_ran(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, seed: int
+    store: Repos, engine: sa.Engine, tmp_path: Path, seed: int
 ) -> None:
     """Replays a generated stream through the real pipeline (click inbox, provisional job,
     settle-window passes at random times with random batch sizes), then re-classifies in one
@@ -322,7 +335,7 @@ def test_online_verdicts_do_not_depend_on_when_finalization_ran(
     t0 = DELIVERED + 60 * S
     records = _stream(rng, people, t0)
     classifier = SignalsClassifier()
-    inbox, classify = InboxWriter(engine), clicks.ClassifyNew(store, classifier)
+    inbox, classify = InboxWriter(engine), clicks.ClassifyNew(store.clicks, classifier)
     settle = rng.choice([120, 300, 900]) * S
     end = records[-1].at_us + settle + 3600 * S
     passes = [*sorted(rng.randrange(t0, records[-1].at_us + settle) for _ in range(12)), end]
@@ -335,7 +348,11 @@ def test_online_verdicts_do_not_depend_on_when_finalization_ran(
                 sent += len(arrived)
             classify()
             bots.finalize_settled(
-                store, now, settle_us=settle, limit=rng.randint(1, 6), ip_kind=classifier.ip_kind
+                store.clicks,
+                now,
+                settle_us=settle,
+                limit=rng.randint(1, 6),
+                ip_kind=classifier.ip_kind,
             )
     finally:
         inbox.close()
@@ -343,18 +360,18 @@ def test_online_verdicts_do_not_depend_on_when_finalization_ran(
     assert len(online) == len(records)
     assert all(final for *_, final in online.values())
     assert any("FANOUT_IP_60S" in reasons for _, reasons, _, _ in online.values())
-    bots.reclassify(store, classifier, end, settle_us=settle)
+    bots.reclassify(store.clicks, classifier, end, settle_us=settle)
     assert _stored(engine) == online
 
 
 def test_finalize_a_campaign_now_and_what_is_still_pending(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, database_url: str
+    store: Repos, engine: sa.Engine, tmp_path: Path, database_url: str
 ) -> None:
     """`bots finalize CAMPAIGN`: final verdicts at once (behaviour included, the inbox first),
     and `pending_verdicts` says what is still provisional and when it settles."""
     people = _world(store, engine, tmp_path)
-    ws = store.list_workspaces()[0]
-    cp = store.list_campaigns(ws.id)[0]
+    ws = store.workspaces.list_workspaces()[0]
+    cp = store.campaigns.list_campaigns(ws.id)[0]
     write = _writer(store)
     t0 = DELIVERED + 600 * S
     write([
@@ -362,21 +379,21 @@ def test_finalize_a_campaign_now_and_what_is_still_pending(
         _rec("a1", people[0][1], t0 + 300_000, ip="172.56.9.9"),
         _rec("b0", people[1][0], t0 + 40 * S, ip="172.57.1.1", method="HEAD"),
     ])  # fmt: skip
-    pending = bots.pending_verdicts(store, cp.id, settle_us=900 * S)
+    pending = bots.pending_verdicts(store.clicks, cp.id, settle_us=900 * S)
     assert pending == bots.Pending(requests=3, counted=2, settles_us=t0 + 940 * S)
     inbox = InboxWriter(engine)
     inbox([orjson.dumps(_rec("c0", people[2][0], t0 + 50 * S), default=tuple)])
     inbox.close()
-    assert clicks.finalize_campaign(store, SignalsClassifier(), cp.id, t0 + 60 * S) == 4
+    assert clicks.finalize_campaign(store.clicks, SignalsClassifier(), cp.id, t0 + 60 * S) == 4
     assert _verdicts(engine) == {
         "a0": ("scanner", True), "a1": ("scanner", True), "b0": ("probe", True),
         "c0": ("human", True),
     }  # fmt: skip
-    assert bots.pending_verdicts(store, cp.id) == bots.Pending(0, 0, None)
+    assert bots.pending_verdicts(store.clicks, cp.id) == bots.Pending(0, 0, None)
     # The command line, on a new request: it reports how many it finalized.
     write([_rec("d0", people[3][0], t0 + 70 * S, ip="172.58.3.3")])
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "NO_COLOR": "1",
+        "PATH": os.environ.get("PATH", ""), **PYTHONPATH, "HOME": str(tmp_path), "NO_COLOR": "1",
         "CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path / "data"),
     }  # fmt: skip
     cli = [str(Path(sys.executable).with_name("clicktrail")), "bots", "finalize", cp.slug,
@@ -392,7 +409,7 @@ def test_finalize_a_campaign_now_and_what_is_still_pending(
 
 
 def test_finalize_over_the_api_is_scoped_to_the_key_s_workspace(api: Api, tmp_path: Path) -> None:
-    store, engine = api.container.store, api.container.engine
+    store, engine = Repos.on(api.container.engine), api.container.engine
     make_contacts(store, api.ws, 2)
     cp = make_campaign(store, api.ws, "Hi https://shop.example.com/a")
     send(store, api.ws, cp, tmp_path / "o.jsonl")
@@ -413,7 +430,7 @@ def test_finalize_over_the_api_is_scoped_to_the_key_s_workspace(api: Api, tmp_pa
 
 
 def test_links_on_a_plain_http_domain_do_not_expect_secure_headers(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, database_url: str
+    store: Repos, engine: sa.Engine, tmp_path: Path, database_url: str
 ) -> None:
     """Browsers send Fetch Metadata and client hints to secure origins only: a domain served
     over plain HTTP turns `expect_secure_headers` off for its campaigns' requests, unless its
@@ -442,8 +459,8 @@ def test_links_on_a_plain_http_domain_do_not_expect_secure_headers(
     )
     container = Container(settings)
     try:
-        store.insert_clicks(records)
-        clicks.ClassifyNew(store, container.classifier)()
+        store.clicks.insert_clicks(records)
+        clicks.ClassifyNew(store.clicks, container.classifier)()
     finally:
         container.dispose()
     verdicts = _verdicts(engine)

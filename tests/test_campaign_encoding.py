@@ -13,16 +13,15 @@ from clicktrail.domain.sms import analyze
 from clicktrail.services import campaigns
 from clicktrail.services.sending import send_campaign
 from clicktrail.sms.outbox import OutboxProvider
-from clicktrail.storage.sql_store import SqlStore
-from factories import NOW_US, fixed_clock, make_domain, make_workspace
+from factories import NOW_US, Repos, fixed_clock, make_domain, make_workspace
 
 CURLY = "Hi {first_name}, it’s our “big” sale — 30% off in store and online today only… https://shop.example.com/sale"
 
 
-def _setup(store: SqlStore, names: list[str]) -> tuple[Workspace, None]:
+def _setup(store: Repos, names: list[str]) -> tuple[Workspace, None]:
     ws = make_workspace(store)
     make_domain(store, ws)
-    store.upsert_contacts(
+    store.contacts.upsert_contacts(
         ws.id,
         [ContactInput(f"+1415555{i:04d}", None, n) for i, n in enumerate(names)],
         None,
@@ -32,7 +31,7 @@ def _setup(store: SqlStore, names: list[str]) -> tuple[Workspace, None]:
 
 
 def _send(
-    store: SqlStore, ws: object, name: str, template: str, tmp_path: Path, **opts: object
+    store: Repos, ws: object, name: str, template: str, tmp_path: Path, **opts: object
 ) -> list[dict[str, object]]:
     cp = campaigns.create_campaign(
         store, ws, name=name, template=template, now_us=NOW_US,
@@ -44,7 +43,7 @@ def _send(
 
 
 def test_smart_encoding_keeps_messages_gsm7_but_never_touches_values(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     # The second contact's own name has a curly apostrophe: it must reach them as written,
     # which keeps their message UCS-2 while the first one becomes GSM-7.
@@ -65,9 +64,7 @@ def test_smart_encoding_keeps_messages_gsm7_but_never_touches_values(
         assert analyze(str(m["body"])).segments == m["segments"]
 
 
-def test_shift_table_campaign_counts_with_the_national_table(
-    store: SqlStore, tmp_path: Path
-) -> None:
+def test_shift_table_campaign_counts_with_the_national_table(store: Repos, tmp_path: Path) -> None:
     ws, _ = _setup(store, ["Şule"])
     template = (
         "Merhaba {first_name}, büyük indirim başladı! Ğ ğ İ ı ş Ş: https://shop.example.com/tr"
@@ -81,17 +78,17 @@ def test_shift_table_campaign_counts_with_the_national_table(
     )
 
 
-def test_unknown_shift_table_is_refused_at_creation(store: SqlStore) -> None:
+def test_unknown_shift_table_is_refused_at_creation(store: Repos) -> None:
     ws, _ = _setup(store, ["Ann"])
     with pytest.raises(InvalidInput, match="klingon"):
         campaigns.create_campaign(
             store, ws, name="x", template="hi", now_us=NOW_US,
             options=CampaignOptions(shift_table="klingon"),
         )  # fmt: skip
-    assert store.list_campaigns(ws.id) == []
+    assert store.campaigns.list_campaigns(ws.id) == []
 
 
-def test_preview_budgets_the_worst_case_and_suggests_smart_encoding(store: SqlStore) -> None:
+def test_preview_budgets_the_worst_case_and_suggests_smart_encoding(store: Repos) -> None:
     long_name = "Maximiliana-Alexandrina " * 3
     ws, _ = _setup(store, ["Ann", long_name.strip(), "李"])
     cp = campaigns.create_campaign(
@@ -112,7 +109,7 @@ def test_preview_budgets_the_worst_case_and_suggests_smart_encoding(store: SqlSt
     assert any("personalization can add segments" in w for w in p.warnings)
 
 
-def test_preview_warns_when_a_value_forces_ucs2(store: SqlStore) -> None:
+def test_preview_warns_when_a_value_forces_ucs2(store: Repos) -> None:
     ws, _ = _setup(store, ["Ann", "李小龙"])
     cp = campaigns.create_campaign(
         store, ws, name="p", now_us=NOW_US, template="Hi {first_name}: https://shop.example.com/x"

@@ -16,8 +16,9 @@ import sqlalchemy as sa
 
 from clicktrail.domain.models import Workspace
 from clicktrail.storage import tables
-from clicktrail.storage.sql_store import SqlStore
 from factories import (
+    PYTHONPATH,
+    Repos,
     make_campaign,
     make_contacts,
     make_domain,
@@ -32,7 +33,7 @@ CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
 
 @dataclass
 class Cli:
-    store: SqlStore
+    store: Repos
     ws: Workspace
     tmp: Path
     database_url: str
@@ -40,6 +41,7 @@ class Cli:
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         env = {
             "PATH": os.environ.get("PATH", ""),
+            **PYTHONPATH,
             "HOME": str(self.tmp),
             "CLICKTRAIL_DATABASE_URL": self.database_url,
             "CLICKTRAIL_DATA_DIR": str(self.tmp / "data"),
@@ -71,7 +73,7 @@ class Cli:
 
 
 @pytest.fixture
-def cli(store: SqlStore, tmp_path: Path, database_url: str) -> Cli:
+def cli(store: Repos, tmp_path: Path, database_url: str) -> Cli:
     ws = make_workspace(store)
     make_domain(store, ws)
     return Cli(store, ws, tmp_path, database_url)
@@ -124,7 +126,7 @@ def test_latin1_file_imports_with_encoding_option(cli: Cli) -> None:
     f = cli.write("c.csv", data)
     r = cli("contacts", "import", str(f), "--encoding", "latin-1")
     assert r.returncode == 0, r.stderr
-    c = cli.store.find_contact(cli.ws.id, phone(2))
+    c = cli.store.contacts.find_contact(cli.ws.id, phone(2))
     assert c is not None and c.first_name == "José"
 
 
@@ -145,7 +147,7 @@ def test_skip_invalid_imports_good_rows_and_writes_rejects(cli: Cli) -> None:
     r = cli("contacts", "import", str(f), "--skip-invalid", "--rejects", str(rejects))
     assert r.returncode == 0, r.stderr
     assert "1 new" in r.stdout and "2 rejected" in r.stdout
-    assert cli.store.count_contacts(cli.ws.id) == 1
+    assert cli.store.contacts.count_contacts(cli.ws.id) == 1
     with rejects.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0][:2] == ["line", "error"]
@@ -159,8 +161,8 @@ def test_region_normalizes_national_numbers(cli: Cli) -> None:
     assert_fails(cli, 2, "contacts", "import", str(f))  # no region: not a number
     r = cli("contacts", "import", str(f), "--region", "GB")
     assert r.returncode == 0, r.stderr
-    assert cli.store.find_contact(cli.ws.id, "+447400123456") is not None
-    assert cli.store.find_contact(cli.ws.id, "+442079460018") is not None
+    assert cli.store.contacts.find_contact(cli.ws.id, "+447400123456") is not None
+    assert cli.store.contacts.find_contact(cli.ws.id, "+442079460018") is not None
 
 
 def test_duplicate_phones_are_merged(cli: Cli) -> None:
@@ -171,8 +173,8 @@ def test_duplicate_phones_are_merged(cli: Cli) -> None:
     r = cli("contacts", "import", str(f), "--region", "US")
     assert r.returncode == 0, r.stderr
     assert "1 duplicate rows merged" in r.stdout
-    assert cli.store.count_contacts(cli.ws.id) == 2
-    c = cli.store.find_contact(cli.ws.id, phone(1))
+    assert cli.store.contacts.count_contacts(cli.ws.id) == 2
+    c = cli.store.contacts.find_contact(cli.ws.id, phone(1))
     assert c is not None and (c.first_name, c.attributes) == ("Ann", {"city": "Rome"})
 
 
@@ -201,7 +203,7 @@ def test_template_with_unknown_placeholder_names_it(cli: Cli) -> None:
         cli, 2, "campaign", "create", "Spring", "--template", "Hi {frist_name}: www.a.com/x"
     )
     assert "{frist_name}" in msg
-    assert cli.store.list_campaigns(cli.ws.id) == []
+    assert cli.store.campaigns.list_campaigns(cli.ws.id) == []
 
 
 def sent(cli: Cli, n: int = 2) -> list[str]:
@@ -212,7 +214,7 @@ def sent(cli: Cli, n: int = 2) -> list[str]:
 
 
 def statuses(cli: Cli, ids: list[str]) -> list[str]:
-    return [cli.store.message_status(i)["status"] for i in ids]  # type: ignore[index]
+    return [cli.store.messages.message_status(i)["status"] for i in ids]  # type: ignore[index]
 
 
 def test_receipts_naming_an_unknown_message_apply_nothing(cli: Cli) -> None:

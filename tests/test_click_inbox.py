@@ -12,14 +12,21 @@ from clicktrail.services.clicks import move_inbox
 from clicktrail.services.ports import StoredRequest
 from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.resolver import TokenResolver
-from clicktrail.storage.sql_store import SqlStore
-from factories import make_campaign, make_contacts, make_domain, make_workspace, send, tokens_of
+from factories import (
+    Repos,
+    make_campaign,
+    make_contacts,
+    make_domain,
+    make_workspace,
+    send,
+    tokens_of,
+)
 
 HOSTILE_UA = 'Mozilla/5.0 "quoted" back\\slash \\u00e9 tab\there é ü 中文 \\. end'
 
 
 def test_lines_survive_the_inbox_byte_for_byte_and_move_once(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
@@ -44,7 +51,7 @@ def test_lines_survive_the_inbox_byte_for_byte_and_move_once(
         assert writer(lines[:1]) == 1  # a replayed spool line
     finally:
         writer.close()
-    assert store.inbox_size() == 4
+    assert store.clicks.inbox_size() == 4
 
     seen: list[StoredRequest] = []
 
@@ -52,9 +59,9 @@ def test_lines_survive_the_inbox_byte_for_byte_and_move_once(
         seen.append(req)
         return Verdict("human", 0, (), "test")
 
-    assert move_inbox(store, classify) == 4
-    assert store.inbox_size() == 0
-    assert move_inbox(store, classify) == 0
+    assert move_inbox(store.clicks, classify) == 4
+    assert store.clicks.inbox_size() == 0
+    assert move_inbox(store.clicks, classify) == 0
     assert {r.user_agent for r in seen} == {HOSTILE_UA}
     assert all(r.headers == headers for r in seen)
     with engine.connect() as conn:
@@ -74,7 +81,7 @@ def _rows(tok: str, t: object, start: int, count: int) -> list[bytes]:
     ]  # fmt: skip
 
 
-def _target(store: SqlStore, engine: sa.Engine, tmp_path: Path) -> tuple[str, object]:
+def _target(store: Repos, engine: sa.Engine, tmp_path: Path) -> tuple[str, object]:
     ws = make_workspace(store)
     make_domain(store, ws)
     make_contacts(store, ws, 1)
@@ -95,7 +102,7 @@ def _human(_req: StoredRequest) -> Verdict:
 
 
 def test_a_write_is_one_row_and_batches_move_whole(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     tok, target = _target(store, engine, tmp_path)
     writer = InboxWriter(engine)
@@ -109,14 +116,14 @@ def test_a_write_is_one_row_and_batches_move_whole(
         assert conn.execute(sa.text("SELECT n FROM click_inbox ORDER BY seq")).scalars().all() == [
             300, 50, 700
         ]  # fmt: skip
-    assert store.inbox_size() == 1050
+    assert store.clicks.inbox_size() == 1050
     # A pass takes whole rows up to the limit: 300 + 50 (700 more would pass 400).
-    assert move_inbox(store, _human, limit=400) == 350
-    assert store.inbox_size() == 700
+    assert move_inbox(store.clicks, _human, limit=400) == 350
+    assert store.clicks.inbox_size() == 700
     # A row larger than the limit still moves (whole), never splits or sticks.
-    assert move_inbox(store, _human, limit=100) == 700
-    assert store.inbox_size() == 0
-    assert move_inbox(store, _human, limit=100) == 0
+    assert move_inbox(store.clicks, _human, limit=100) == 700
+    assert store.clicks.inbox_size() == 0
+    assert move_inbox(store.clicks, _human, limit=100) == 0
     with engine.connect() as conn:
         ids = conn.execute(sa.text("SELECT click_id FROM clicks ORDER BY click_id")).scalars()
         assert list(ids) == [f"cid-{i:05d}" for i in range(1050)]
@@ -131,7 +138,7 @@ def test_migration_0013_keeps_waiting_clicks_both_ways(empty_url: str, tmp_path:
     try:
         cfg = alembic_config(engine)
         command.upgrade(cfg, "0012")
-        store = SqlStore(engine)
+        store = Repos.on(engine)
         tok, target = _target(store, engine, tmp_path)
         old = _rows(tok, target, 0, 3)
         with engine.begin() as conn:  # rows as the server wrote them before: a line each
@@ -139,20 +146,20 @@ def test_migration_0013_keeps_waiting_clicks_both_ways(empty_url: str, tmp_path:
                 conn.execute(sa.text("INSERT INTO click_inbox (raw) VALUES (:r)"),
                              {"r": line.decode().rstrip("\n")})  # fmt: skip
         migrate(engine)
-        assert store.inbox_size() == 3
+        assert store.clicks.inbox_size() == 3
         writer = InboxWriter(engine)
         try:
             writer(_rows(tok, target, 3, 4))  # one batch row of 4
         finally:
             writer.close()
-        assert store.inbox_size() == 7
+        assert store.clicks.inbox_size() == 7
         # Down again: the batch is split into a row per line, nothing lost; then up and move.
         command.downgrade(cfg, "0012")
         with engine.connect() as conn:
             raws = conn.execute(sa.text("SELECT raw FROM click_inbox")).scalars().all()
         assert sorted(orjson.loads(r)[0] for r in raws) == [f"cid-{i:05d}" for i in range(7)]
         migrate(engine)
-        assert move_inbox(store, _human) == 7
+        assert move_inbox(store.clicks, _human) == 7
         with engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM clicks")).scalar() == 7
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 from clicktrail.services.ports import ClickRecord
 from clicktrail.storage.clicklog import ClickLog
-from clicktrail.storage.sql_store import SqlStore
+from factories import Repos
 
 
 def rec(i: int, method: str = "GET") -> ClickRecord:
@@ -60,13 +60,13 @@ def dead_segment(tmp_path: Path, records: list[ClickRecord]) -> bytes:
     return data
 
 
-def test_writer_thread_stores_records_in_the_database(store: SqlStore, tmp_path: Path) -> None:
-    log = ClickLog(tmp_path / "spool", store.insert_clicks, flush_interval=0.01)
+def test_writer_thread_stores_records_in_the_database(store: Repos, tmp_path: Path) -> None:
+    log = ClickLog(tmp_path / "spool", store.clicks.insert_clicks, flush_interval=0.01)
     log.start()
     try:
         for i in range(3):
             log.record(rec(i))
-        wait_for(lambda: store.count_clicks() == 3)
+        wait_for(lambda: store.clicks.count_clicks() == 3)
     finally:
         log.close()
     assert log.written == 3
@@ -79,14 +79,14 @@ def test_record_before_start_is_refused(tmp_path: Path) -> None:
         log.record(rec(1))
 
 
-def test_close_drains_everything(store: SqlStore, tmp_path: Path) -> None:
-    log = ClickLog(tmp_path / "spool", store.insert_clicks, flush_interval=3600)
+def test_close_drains_everything(store: Repos, tmp_path: Path) -> None:
+    log = ClickLog(tmp_path / "spool", store.clicks.insert_clicks, flush_interval=3600)
     log.start()
     for i in range(250):
         log.record(rec(i))
-    assert store.count_clicks() == 0
+    assert store.clicks.count_clicks() == 0
     log.close()
-    assert store.count_clicks() == 250
+    assert store.clicks.count_clicks() == 250
     assert segments(tmp_path / "spool") == []
 
 
@@ -103,40 +103,38 @@ def test_flush_max_wakes_the_writer_early(tmp_path: Path) -> None:
     assert [r.click_id for r in got] == [f"click-{i:04d}" for i in range(5)]
 
 
-def test_segments_of_a_dead_process_are_replayed_exactly_once(
-    store: SqlStore, tmp_path: Path
-) -> None:
+def test_segments_of_a_dead_process_are_replayed_exactly_once(store: Repos, tmp_path: Path) -> None:
     records = [rec(i) for i in range(3)]
     data = dead_segment(tmp_path, records)
     spool = tmp_path / "spool"
     spool.mkdir()
     (spool / "clicks-99999-00000001.jsonl").write_bytes(data)
 
-    log = ClickLog(spool, store.insert_clicks)
+    log = ClickLog(spool, store.clicks.insert_clicks)
     assert log.start() == 3
     log.close()
-    assert store.count_clicks() == 3
+    assert store.clicks.count_clicks() == 3
     assert segments(spool) == []
 
     # The same segment again (e.g. a copy left behind): replayed, but no click doubles.
     (spool / "clicks-99998-00000001.jsonl").write_bytes(data)
     (spool / "clicks-99999-00000002.jsonl").write_bytes(data)
-    log = ClickLog(spool, store.insert_clicks)
+    log = ClickLog(spool, store.clicks.insert_clicks)
     log.start()
     log.close()
-    assert store.count_clicks() == 3
+    assert store.clicks.count_clicks() == 3
     assert segments(spool) == []
 
 
-def test_torn_last_line_is_skipped(store: SqlStore, tmp_path: Path) -> None:
+def test_torn_last_line_is_skipped(store: Repos, tmp_path: Path) -> None:
     data = dead_segment(tmp_path, [rec(1), rec(2)])
     spool = tmp_path / "spool"
     spool.mkdir()
     (spool / "clicks-4242-00000001.jsonl").write_bytes(data + data.splitlines()[0][:25])
-    log = ClickLog(spool, store.insert_clicks)
+    log = ClickLog(spool, store.clicks.insert_clicks)
     assert log.start() == 2
     log.close()
-    assert store.count_clicks() == 2
+    assert store.clicks.count_clicks() == 2
 
 
 def test_a_segment_held_by_a_live_writer_is_not_taken(tmp_path: Path) -> None:
@@ -170,10 +168,10 @@ class Flaky:
 
 
 def test_records_are_kept_while_the_database_fails_and_written_once_it_works(
-    store: SqlStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store: Repos, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     spool = tmp_path / "spool"
-    flaky = Flaky(store.insert_clicks)
+    flaky = Flaky(store.clicks.insert_clicks)
     log = ClickLog(spool, flaky, flush_interval=0.01)
     log.start()
     try:
@@ -193,16 +191,16 @@ def test_records_are_kept_while_the_database_fails_and_written_once_it_works(
             log.record(rec(i))
     finally:
         log.close()
-    assert store.count_clicks() == 5
+    assert store.clicks.count_clicks() == 5
     assert segments(spool) == []
     assert "writing clicks to the database failed" in caplog.text
 
 
 def test_records_left_after_a_failed_final_flush_are_replayed_by_the_next_start(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     spool = tmp_path / "spool"
-    flaky = Flaky(store.insert_clicks)
+    flaky = Flaky(store.clicks.insert_clicks)
     log = ClickLog(spool, flaky, flush_interval=3600)
     log.start()
     log.record(rec(1))
@@ -213,10 +211,10 @@ def test_records_left_after_a_failed_final_flush_are_replayed_by_the_next_start(
     restart.mkdir()
     for p in segments(spool):
         shutil.copy(p, restart / p.name)
-    new = ClickLog(restart, store.insert_clicks)
+    new = ClickLog(restart, store.clicks.insert_clicks)
     assert new.start() == 2
     new.close()
-    assert store.count_clicks() == 2
+    assert store.clicks.count_clicks() == 2
 
 
 def test_close_keeps_the_segment_without_raising_when_the_database_is_down(

@@ -33,6 +33,7 @@ from clicktrail.services.ports import ClickRecord
 from clicktrail.storage import tables
 from factories import (
     NOW_US,
+    Repos,
     make_campaign,
     make_contacts,
     make_domain,
@@ -86,9 +87,9 @@ def add_clicks(container: Container, campaign: Campaign, n: int, start_us: int, 
             )
         )  # fmt: skip
         if len(batch) == 10_000:
-            container.store.insert_clicks(batch, [verdict] * len(batch))
+            Repos.on(container.engine).clicks.insert_clicks(batch, [verdict] * len(batch))
             batch = []
-    container.store.insert_clicks(batch, [verdict] * len(batch))
+    Repos.on(container.engine).clicks.insert_clicks(batch, [verdict] * len(batch))
 
 
 @pytest.fixture
@@ -97,14 +98,14 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
         env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
     )
     c = Container(settings)
-    ws = make_workspace(c.store)
-    make_domain(c.store, ws, "sms.example.com")
-    make_contacts(c.store, ws, 3)
-    a = make_campaign(c.store, ws, "A {first_name}: https://a.example.com/x?y=1")
-    b = make_campaign(c.store, ws, "B: https://b.example.com/ https://b.example.com/stop",
+    ws = make_workspace(Repos.on(c.engine))
+    make_domain(Repos.on(c.engine), ws, "sms.example.com")
+    make_contacts(Repos.on(c.engine), ws, 3)
+    a = make_campaign(Repos.on(c.engine), ws, "A {first_name}: https://a.example.com/x?y=1")
+    b = make_campaign(Repos.on(c.engine), ws, "B: https://b.example.com/ https://b.example.com/stop",
                       link_roles={1: "optout"})  # fmt: skip
-    send(c.store, ws, a, tmp_path / "outbox.jsonl")
-    send(c.store, ws, b, tmp_path / "outbox.jsonl")
+    send(Repos.on(c.engine), ws, a, tmp_path / "outbox.jsonl")
+    send(Repos.on(c.engine), ws, b, tmp_path / "outbox.jsonl")
     add_clicks(c, a, 6, NOW_US, HOUR, "a")
     add_clicks(c, b, 4, NOW_US + HOUR // 2, HOUR, "b")
     yield World(c, ws, a, b)
@@ -112,7 +113,9 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
 
 
 def export(w: World, what: str = "clicks", **kw: Any) -> bytes:
-    plan = exports.plan_export(w.container.store, w.container.export_queries, w.ws, what, **kw)
+    plan = exports.plan_export(
+        Repos.on(w.container.engine).campaigns, w.container.export_queries, w.ws, what, **kw
+    )
     return b"".join(exports.stream(plan))
 
 
@@ -244,7 +247,7 @@ def test_messages_export(world: World) -> None:
 def test_the_api_streams_exports(world: World) -> None:
     from factories import make_api_key
 
-    api = ApiWorld(world.container, world.ws, make_api_key(world.container.store, world.ws),
+    api = ApiWorld(world.container, world.ws, make_api_key(Repos.on(world.container.engine), world.ws),
                    world.a, world.ws, "")  # fmt: skip
     r = api.call("GET", f"/v1/exports/clicks?campaign={world.a.slug}")
     assert r.status_code == 200
@@ -290,11 +293,11 @@ def big(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     shutil.copy(sqlite_template, tmp / "big.db")
     c = Container(load_settings(env={"CLICKTRAIL_DATABASE_URL": f"sqlite:///{tmp / 'big.db'}",
                                      "CLICKTRAIL_DATA_DIR": str(tmp)}))  # fmt: skip
-    ws = make_workspace(c.store)
-    make_domain(c.store, ws, "sms.example.com")
-    make_contacts(c.store, ws, 50)
-    cp = make_campaign(c.store, ws)
-    send(c.store, ws, cp, tmp / "outbox.jsonl")
+    ws = make_workspace(Repos.on(c.engine))
+    make_domain(Repos.on(c.engine), ws, "sms.example.com")
+    make_contacts(Repos.on(c.engine), ws, 50)
+    cp = make_campaign(Repos.on(c.engine), ws)
+    send(Repos.on(c.engine), ws, cp, tmp / "outbox.jsonl")
     add_clicks(c, cp, ROWS, NOW_US, 1000, "c")
     yield c, ws, tmp
     c.dispose()
@@ -309,7 +312,7 @@ def test_a_large_export_runs_in_constant_memory(big: Any, fmt: str) -> None:
     (Parquet row groups) is bounded by its high-water mark.
     """
     c, ws, tmp = big
-    plan = exports.plan_export(c.store, c.export_queries, ws, "clicks", format=fmt, phone="hash",
+    plan = exports.plan_export(Repos.on(c.engine).campaigns, c.export_queries, ws, "clicks", format=fmt, phone="hash",
                                      salt=SALT)  # fmt: skip
     pool = pa.default_memory_pool()
     gc.collect()

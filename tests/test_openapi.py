@@ -45,6 +45,7 @@ from clicktrail.web.openapi import (
 from clicktrail.web.openapi_page import render_docs
 from clicktrail.web.routing import ApiRoute, Op, Reply
 from factories import (
+    Repos,
     make_api_key,
     make_campaign,
     make_contacts,
@@ -91,7 +92,7 @@ def served(
     container = Container(
         load_settings(env={"CLICKTRAIL_DATABASE_URL": url, "CLICKTRAIL_DATA_DIR": str(tmp)})
     )
-    store = container.store
+    store = Repos.on(container.engine)
     ws = make_workspace(store)
     make_domain(store, ws, "sms.example.com")
     make_contacts(store, ws, 3, list_name="vip")

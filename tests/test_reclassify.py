@@ -5,6 +5,7 @@ edges, for a campaign or a time range, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from clicktrail.bootstrap import SignalsClassifier
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.services import bots
 from clicktrail.services.ports import RequestClassifier, StoredRequest
-from clicktrail.storage.sql_store import SqlStore
+from clicktrail.storage.clicks import ClickQueries
+from factories import Repos
 from test_bots_pipeline import DELIVERED, IPHONE, S, _rec, _world, _writer
 from test_report_rollup import assert_exact, snapshot
 
@@ -28,8 +30,8 @@ NOW = DELIVERED + 10_000 * S
 SETTLE = 900 * S
 
 
-class _Recording(SqlStore):
-    """The SQL store, counting the verdicts written."""
+class _RecordingClicks(ClickQueries):
+    """The stored clicks, counting the verdicts written."""
 
     def __init__(self, engine: sa.Engine) -> None:
         super().__init__(engine)
@@ -38,6 +40,11 @@ class _Recording(SqlStore):
     def save_verdicts(self, verdicts: Any) -> None:
         self.written += len(verdicts)
         super().save_verdicts(verdicts)
+
+
+def _recording(engine: sa.Engine) -> Repos:
+    """The repositories, their clicks counting the verdicts written."""
+    return dataclasses.replace(Repos.on(engine), clicks=_RecordingClicks(engine))
 
 
 class _ScannerUa:
@@ -55,7 +62,7 @@ class _ScannerUa:
         return self.inner.classify(request)
 
 
-def _traffic(store: SqlStore, engine: sa.Engine, tmp_path: Path) -> None:
+def _traffic(store: Repos, engine: sa.Engine, tmp_path: Path) -> None:
     """Sixteen recipients: people over hours, a link checker hitting both links within a
     second, one address fanning out to six recipients within a minute, a HEAD probe, a
     request before delivery, Chrome taps — some settled, some not (NOW - SETTLE)."""
@@ -77,7 +84,7 @@ def _traffic(store: SqlStore, engine: sa.Engine, tmp_path: Path) -> None:
         recs.append(_rec(f"c{i}", people[12 + i][1], DELIVERED + (2500 + 2100 * i) * S,
                          ua=CHROME, ip=f"172.42.{i}.1"))  # fmt: skip
     _writer(store)(recs)
-    bots.finalize_settled(store, NOW, settle_us=SETTLE)
+    bots.finalize_settled(store.clicks, NOW, settle_us=SETTLE)
 
 
 def _state(engine: sa.Engine) -> tuple[list[Any], dict[str, Any], list[Any]]:
@@ -98,35 +105,37 @@ def _reasons(raw: Any) -> tuple[str, ...]:
 
 
 def _two_passes(
-    store: SqlStore, classifier: RequestClassifier, limit: int, **selection: Any
+    store: Repos, classifier: RequestClassifier, limit: int, **selection: Any
 ) -> tuple[int, int]:
     """What reclassify did before it became one pass: every selected request's request-level
     verdict stored (not final), then the finalization of everything settled. Returns
     (requests, verdict changes)."""
     after = requests = changes = 0
-    while page := store.requests_page(
+    while page := store.clicks.requests_page(
         after, limit, selection.get("campaign_id"), selection.get("since_us")
     ):
         after = page[-1][0]
         new = [(r, classifier.classify(r)) for _, r in page]
         requests += len(new)
         changes += sum(1 for r, v in new if r.verdict is None or r.verdict.verdict != v.verdict)
-        store.save_verdicts([(r.click_id, v, False) for r, v in new])
-    bots.finalize_settled(store, NOW, settle_us=SETTLE, limit=limit, ip_kind=classifier.ip_kind)
+        store.clicks.save_verdicts([(r.click_id, v, False) for r, v in new])
+    bots.finalize_settled(
+        store.clicks, NOW, settle_us=SETTLE, limit=limit, ip_kind=classifier.ip_kind
+    )
     return requests, changes
 
 
-def _restore(store: SqlStore, engine: sa.Engine, rows: list[Any], sightings: list[Any]) -> None:
-    store.save_verdicts([(c, Verdict(v, s, r, cv), f) for c, v, s, r, cv, f in rows])
+def _restore(store: Repos, engine: sa.Engine, rows: list[Any], sightings: list[Any]) -> None:
+    store.clicks.save_verdicts([(c, Verdict(v, s, r, cv), f) for c, v, s, r, cv, f in rows])
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM early_sightings"))
-    store.record_early_sightings(sightings)
+    store.clicks.record_early_sightings(sightings)
 
 
 @pytest.mark.parametrize("limit", [1, 3, 7, 20_000])
 @pytest.mark.parametrize("which", ["all", "campaign", "since"])
 def test_one_pass_equals_two_passes_across_batch_edges(
-    store: SqlStore,
+    store: Repos,
     engine: sa.Engine,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -134,7 +143,7 @@ def test_one_pass_equals_two_passes_across_batch_edges(
     which: str,
 ) -> None:
     _traffic(store, engine, tmp_path)
-    cp = store.list_campaigns(store.list_workspaces()[0].id)[0].id
+    cp = store.campaigns.list_campaigns(store.workspaces.list_workspaces()[0].id)[0].id
     selection = {
         "all": {},
         "campaign": {"campaign_id": cp},
@@ -150,7 +159,7 @@ def test_one_pass_equals_two_passes_across_batch_edges(
     assert _state(engine)[0] == before
 
     monkeypatch.setattr(bots, "BATCH", limit)
-    result = bots.reclassify(store, classifier, NOW, settle_us=SETTLE, **selection)
+    result = bots.reclassify(store.clicks, classifier, NOW, settle_us=SETTLE, **selection)
     assert _state(engine) == want
     assert (result.requests, result.verdict_changes) == counts
     assert counts[1] >= (4 if which != "since" else 1)  # the Chrome taps, at least
@@ -160,34 +169,34 @@ def test_one_pass_equals_two_passes_across_batch_edges(
 def test_reclassify_moves_the_report_and_an_unchanged_run_writes_nothing(
     engine: sa.Engine, tmp_path: Path
 ) -> None:
-    store = _Recording(engine)
+    store = _recording(engine)
     _traffic(store, engine, tmp_path)
-    campaign = store.list_campaigns(store.list_workspaces()[0].id)[0]
-    first = store.campaign_report(campaign)
+    campaign = store.campaigns.list_campaigns(store.workspaces.list_workspaces()[0].id)[0]
+    first = store.reports.campaign_report(campaign)
     assert first.by_verdict.get("scanner", 0) >= 6  # link checker, fan-out
 
-    store.written = 0
-    result = bots.reclassify(store, _ScannerUa(), NOW, settle_us=SETTLE)
-    assert result.requests == store.count_clicks()
+    store.clicks.written = 0
+    result = bots.reclassify(store.clicks, _ScannerUa(), NOW, settle_us=SETTLE)
+    assert result.requests == store.clicks.count_clicks()
     # Request-level verdicts against the stored ones: the four Chrome taps (human → scanner)
     # and the twelve requests that behaviour made scanners (their request-level one is human).
     assert result.verdict_changes == 16
-    after = store.campaign_report(campaign)
+    after = store.reports.campaign_report(campaign)
     assert after.total_clicks == first.total_clicks - 4
     assert after.raw_total_clicks == first.raw_total_clicks
     assert after.by_reason["UA_SCANNER_TEST"] == 4
     assert_exact(store)
-    written = store.written
+    written = store.clicks.written
     assert 4 <= written < result.requests  # settled requests already final and unchanged: kept
 
     # The same rules again: nothing to write, nothing moves.
     state = _state(engine)
-    store.written = 0
-    again = bots.reclassify(store, _ScannerUa(), NOW, settle_us=SETTLE)
+    store.clicks.written = 0
+    again = bots.reclassify(store.clicks, _ScannerUa(), NOW, settle_us=SETTLE)
     assert (again.requests, again.verdict_changes) == (result.requests, 12)
-    assert store.written == 0
+    assert store.clicks.written == 0
     assert _state(engine) == state
-    assert store.campaign_report(campaign) == after
+    assert store.reports.campaign_report(campaign) == after
 
 
 def test_reclassify_pages_larger_than_a_batch(
@@ -195,17 +204,17 @@ def test_reclassify_pages_larger_than_a_batch(
 ) -> None:
     """Hundreds of requests through batches of 50: every one judged once, final when
     settled, the rollup exact."""
-    store = _Recording(engine)
+    store = _recording(engine)
     people = _world(store, engine, tmp_path, n=40)
     recs = [
         _rec(f"r{i:04d}", people[i % 40][i % 2], DELIVERED + (60 + 7 * i) * S,
              ip=f"172.{56 + i % 40}.{i % 7}.1", ua=CHROME if i % 5 == 0 else IPHONE)
         for i in range(900)
     ]  # fmt: skip
-    store.insert_clicks(recs)
+    store.clicks.insert_clicks(recs)
     monkeypatch.setattr(bots, "BATCH", 50)
     settle_at = DELIVERED + (60 + 7 * 800) * S  # the last 100 requests are not settled
-    result = bots.reclassify(store, _ScannerUa(), settle_at, settle_us=0)
+    result = bots.reclassify(store.clicks, _ScannerUa(), settle_at, settle_us=0)
     assert (result.requests, result.verdict_changes) == (900, 900)
     assert result.finalized == 800
     with engine.connect() as conn:

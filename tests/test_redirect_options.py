@@ -22,7 +22,7 @@ from clicktrail.domain.tokens import new_token
 from clicktrail.services import campaigns
 from clicktrail.services.ports import ClickRecord
 from clicktrail.web.redirect import RedirectApp
-from factories import NOW_US, make_contacts, make_domain, make_workspace, send, tokens_of
+from factories import NOW_US, Repos, make_contacts, make_domain, make_workspace, send, tokens_of
 
 HOST = "sms.example.com"
 UNKNOWN = new_token(lambda n: bytes(n))  # well-formed, never issued by the random source
@@ -143,7 +143,7 @@ def container(database_url: str, tmp_path: Path) -> Iterator[Container]:
 
 
 def _campaign(container: Container, tmp_path: Path, **options: Any) -> list[str]:
-    store = container.store
+    store = Repos.on(container.engine)
     ws = make_workspace(store)
     make_domain(store, ws, HOST, fallback_url="https://brand.example.com/expired")
     make_contacts(store, ws, 1)
@@ -195,7 +195,7 @@ def test_unknown_token_on_a_domain_with_a_fallback_goes_there(
         assert r.headers["cache-control"] == "private, no-store"
         assert _call(app, f"/c/{UNKNOWN}", host="other.example.com").status_code == 404
         assert _call(app, f"/c/{a}", host="other.example.com").status_code == 404
-    assert container.store.count_clicks() == 0
+    assert Repos.on(container.engine).clicks.count_clicks() == 0
 
 
 def test_client_ip_comes_from_a_trusted_proxy_only(container: Container, tmp_path: Path) -> None:

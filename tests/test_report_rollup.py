@@ -19,8 +19,7 @@ from clicktrail.services.ports import ClickRecord
 from clicktrail.storage import tables as t
 from clicktrail.storage.database import alembic_config
 from clicktrail.storage.reports import rebuild_click_rollup
-from clicktrail.storage.sql_store import SqlStore
-from factories import message_ids
+from factories import Repos, message_ids
 from test_reports_full import HUMAN, PROBE, SCANNER, SUSPECT, T0, Built, build, full
 
 S = 1_000_000
@@ -34,7 +33,7 @@ def snapshot(engine: sa.Engine) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def assert_exact(store: SqlStore) -> None:
+def assert_exact(store: Repos) -> None:
     """The incrementally maintained rollup equals a rebuild from the clicks."""
     before = snapshot(store.engine)
     with store.engine.begin() as conn:
@@ -42,7 +41,7 @@ def assert_exact(store: SqlStore) -> None:
     assert snapshot(store.engine) == before
 
 
-def oracle(store: SqlStore, b: Built) -> dict[str, Any]:
+def oracle(store: Repos, b: Built) -> dict[str, Any]:
     """Report figures worked out in Python from every stored click and message."""
     ck, m = t.clicks, t.messages
     with store.engine.connect() as conn:
@@ -118,7 +117,7 @@ def figures(b: Built, r: FullReport) -> dict[str, Any]:
     }
 
 
-def check(store: SqlStore, b: Built) -> None:
+def check(store: Repos, b: Built) -> None:
     assert_exact(store)
     want, got = oracle(store, b), figures(b, full(b))
     assert got["recipients_total"] == len(want["recipients"])
@@ -128,7 +127,7 @@ def check(store: SqlStore, b: Built) -> None:
 
 
 @pytest.fixture
-def built(store: SqlStore, tmp_path: Path) -> Built:
+def built(store: Repos, tmp_path: Path) -> Built:
     return build(store, tmp_path)
 
 
@@ -152,8 +151,10 @@ def test_click_replays_change_nothing(built: Built) -> None:
     before = snapshot(built.store.engine)
     report = full(built)
     again = records(built)
-    built.store.insert_clicks(again, [SCANNER] * len(again))  # replayed: ignored, verdicts too
-    built.store.insert_clicks(again[:3])
+    built.store.clicks.insert_clicks(
+        again, [SCANNER] * len(again)
+    )  # replayed: ignored, verdicts too
+    built.store.clicks.insert_clicks(again[:3])
     assert snapshot(built.store.engine) == before
     assert full(built) == report
     check(built.store, built)
@@ -163,16 +164,16 @@ def test_reclassification_moves_every_figure(built: Built) -> None:
     e0 = full(built).summary
     ids = [r.click_id for r in records(built)]
     # k0/k1: m0's two cta clicks become scanner hits; k8 (m2's scanner hit) becomes human.
-    built.store.save_verdicts([("k0", SCANNER, True), ("k1", SCANNER, True)])
-    built.store.save_verdicts([("k8", HUMAN, True)])
+    built.store.clicks.save_verdicts([("k0", SCANNER, True), ("k1", SCANNER, True)])
+    built.store.clicks.save_verdicts([("k8", HUMAN, True)])
     e1 = full(built).summary
     assert (e1.total_clicks, e1.unique_clicks) == (e0.total_clicks - 2 + 1, e0.unique_clicks)
     check(built.store, built)
     # Everything back to bots, then to people again.
-    built.store.save_verdicts([(cid, PROBE, True) for cid in ids])
+    built.store.clicks.save_verdicts([(cid, PROBE, True) for cid in ids])
     assert full(built).summary.unique_clicks == 0
     check(built.store, built)
-    built.store.save_verdicts([(cid, SUSPECT, True) for cid in ids])
+    built.store.clicks.save_verdicts([(cid, SUSPECT, True) for cid in ids])
     check(built.store, built)
 
 
@@ -180,7 +181,7 @@ def test_late_receipt_moves_clicks_into_the_timing(built: Built) -> None:
     tm = full(built).timing
     assert (tm.first_clicks, tm.without_receipt) == (2, 1)
     late = message_ids(built.store, built.campaign)[4]
-    built.store.apply_receipts(
+    built.store.messages.apply_receipts(
         built.ws.id, [Receipt(late, "delivered", T0 + 40 * S)], skip_unknown=False,
         source="t", now_us=T0,
     )  # fmt: skip
@@ -190,7 +191,7 @@ def test_late_receipt_moves_clicks_into_the_timing(built: Built) -> None:
     assert tm.buckets[1].first_clicks == 1
     check(built.store, built)
     # A receipt that does not advance the message changes nothing.
-    built.store.apply_receipts(
+    built.store.messages.apply_receipts(
         built.ws.id, [Receipt(late, "delivered", T0 + 90 * S)], skip_unknown=False,
         source="t", now_us=T0,
     )  # fmt: skip
@@ -220,12 +221,12 @@ def test_random_batches_replays_and_reclassification(built: Built) -> None:
         batch = made[max(0, pos - rng.randrange(0, 5)) : pos + size]  # overlapping replays
         vs = [rng.choice(verdicts) for _ in batch]
         if all(v is not None for v in vs):
-            b.store.insert_clicks(batch, [v for v in vs if v is not None])
+            b.store.clicks.insert_clicks(batch, [v for v in vs if v is not None])
         else:
-            b.store.insert_clicks(batch)
+            b.store.clicks.insert_clicks(batch)
         pos += size
         ids = [r.click_id for r in rng.sample(made[:pos], k=min(pos, 8))]
-        b.store.save_verdicts(
+        b.store.clicks.save_verdicts(
             [(cid, v, False) for cid in ids if (v := rng.choice(verdicts)) is not None]
         )
     check(b.store, b)

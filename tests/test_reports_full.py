@@ -31,9 +31,10 @@ from clicktrail.services.ports import ClickRecord
 from clicktrail.signals import ua_facts
 from clicktrail.storage import tables as t
 from clicktrail.storage.reports import ReportQueries, country_of
-from clicktrail.storage.sql_store import SqlStore
 from factories import (
     NOW_US,
+    PYTHONPATH,
+    Repos,
     make_api_key,
     make_campaign,
     make_domain,
@@ -88,18 +89,18 @@ PLAN_VERDICTS = [v for *_, v in PLAN]
 
 @dataclass
 class Built:
-    store: SqlStore
+    store: Repos
     queries: ReportQueries
     ws: Workspace
     campaign: Campaign
     other: Campaign  # a second, unsent campaign of the same workspace
 
 
-def build(store: SqlStore, tmp_path: Path) -> Built:
+def build(store: Repos, tmp_path: Path) -> Built:
     """The hand-built campaign: 5 recipients, links cta / other / optout, 12 requests."""
     ws = make_workspace(store)
     make_domain(store, ws)
-    store.upsert_contacts(
+    store.contacts.upsert_contacts(
         ws.id,
         [ContactInput(p, f"CRM-{'ABCDE'[i]}", f"N{i}", {}) for i, p in enumerate(PHONES)],
         None,
@@ -108,14 +109,14 @@ def build(store: SqlStore, tmp_path: Path) -> Built:
     cp = make_campaign(store, ws, TEMPLATE, slug="spring", link_roles={1: "other", 2: "optout"})
     send(store, ws, cp, tmp_path / "outbox.jsonl")
     ids = message_ids(store, cp)
-    store.apply_receipts(
+    store.messages.apply_receipts(
         ws.id,
         [Receipt(ids[i], "delivered", T0) for i in range(3)] + [Receipt(ids[3], "failed", T0)],
         skip_unknown=False,
         source="t",
         now_us=T0,
     )
-    found = store.find_campaign(ws.id, "spring")
+    found = store.campaigns.find_campaign(ws.id, "spring")
     assert found is not None
     cp = found
     links = [lk.id for lk in cp.links]
@@ -126,7 +127,7 @@ def build(store: SqlStore, tmp_path: Path) -> Built:
             .order_by(t.messages.c.id)
         ).all()
     by_phone = {
-        store.find_contact(ws.id, p).id: i  # type: ignore[union-attr]
+        store.contacts.find_contact(ws.id, p).id: i  # type: ignore[union-attr]
         for i, p in enumerate(PHONES)
     }
     msg = {by_phone[contact]: (mid, contact) for mid, contact in rows}
@@ -141,14 +142,14 @@ def build(store: SqlStore, tmp_path: Path) -> Built:
         )  # fmt: skip
         verdicts.append(verdict)
     classified = [(r, v) for r, v in zip(records, verdicts, strict=True) if v is not None]
-    store.insert_clicks([r for r, _ in classified], [v for _, v in classified])
-    store.insert_clicks([r for r, v in zip(records, verdicts, strict=True) if v is None])
+    store.clicks.insert_clicks([r for r, _ in classified], [v for _, v in classified])
+    store.clicks.insert_clicks([r for r, v in zip(records, verdicts, strict=True) if v is None])
     other = make_campaign(store, ws, "Other https://c.example.com/z", slug="autumn")
     return Built(store, ReportQueries(store.engine, ua_facts=ua_facts), ws, cp, other)
 
 
 @pytest.fixture
-def built(store: SqlStore, tmp_path: Path) -> Built:
+def built(store: Repos, tmp_path: Path) -> Built:
     return build(store, tmp_path)
 
 
@@ -176,7 +177,7 @@ def test_delivery_and_click_counts(built: Built) -> None:
         "UA_PREVIEW_IMESSAGE": 1,
     }  # fmt: skip
     # The campaign report (GET …/report) says the same.
-    assert built.store.campaign_report(built.campaign) == s
+    assert built.store.reports.campaign_report(built.campaign) == s
     assert reports.campaign_report(built.queries, built.ws, "spring") == s
 
 
@@ -235,7 +236,7 @@ def test_clicks_on_failed_messages_are_not_counted_as_without_a_receipt(built: B
         "kf", "tokf", built.campaign.id, link, mid, contact, T0 + 60 * S, "GET", "203.0.113.9",
         IPHONE, {},
     )  # fmt: skip
-    built.store.insert_clicks([record], [HUMAN])
+    built.store.clicks.insert_clicks([record], [HUMAN])
     tm = full(built).timing
     assert (tm.before_delivery, tm.failed_receipt, tm.without_receipt) == (1, 1, 1)
     counted = sum(b.clicks for b in tm.buckets)
@@ -257,11 +258,11 @@ def test_a_report_says_how_much_is_still_provisional(built: Built) -> None:
     assert full(built).summary.provisional == p
     # The finalize pass settles them (verdicts unchanged here): only the unclassified one left.
     plan = {f"k{n}": v for n, v in enumerate(PLAN_VERDICTS) if v is not None}
-    built.store.save_verdicts([(cid, v, True) for cid, v in plan.items()])
+    built.store.clicks.save_verdicts([(cid, v, True) for cid, v in plan.items()])
     p = provisional()
     assert (p.final, p.requests, p.counted_clicks) == (False, 1, 1)
     assert p.settles_us == T0 + 3 * 3600 * S + settle
-    built.store.save_verdicts([("k4", HUMAN, True)])
+    built.store.clicks.save_verdicts([("k4", HUMAN, True)])
     p = provisional()
     assert (p.final, p.requests, p.counted_clicks, p.settles_us, p.settles_at) == (
         True, 0, 0, None, None,
@@ -303,7 +304,7 @@ def test_devices_countries_and_bot_share(built: Built) -> None:
 def test_country_rollup_follows_status_changes(built: Built) -> None:
     assert full(built).countries[0].delivered == 1
     m4 = message_ids(built.store, built.campaign)[4]
-    built.store.apply_receipts(
+    built.store.messages.apply_receipts(
         built.ws.id, [Receipt(m4, "delivered", T0)], skip_unknown=False, source="t", now_us=T0
     )
     us = full(built).countries[0]
@@ -401,8 +402,8 @@ def served(database_url: str, tmp_path: Path) -> Iterator[tuple[Container, Built
         }
     )
     container = Container(settings)
-    b = build(container.store, tmp_path)
-    yield container, b, make_api_key(container.store, b.ws)
+    b = build(Repos.on(container.engine), tmp_path)
+    yield container, b, make_api_key(Repos.on(container.engine), b.ws)
     container.dispose()
 
 
@@ -435,8 +436,8 @@ def call(container: Container, *requests: tuple[str, str]) -> list[httpx.Respons
 
 def test_api_endpoints_and_workspace_isolation(served: tuple[Container, Built, str]) -> None:
     container, b, key = served
-    stranger = make_workspace(container.store)
-    other_key = make_api_key(container.store, stranger)
+    stranger = make_workspace(Repos.on(container.engine))
+    other_key = make_api_key(Repos.on(container.engine), stranger)
     rep, classic, p1, compare, theirs, their_recipients, bad_cursor, bad_since = call(
         container,
         ("/v1/campaigns/spring/report/full", key),
@@ -489,6 +490,7 @@ def test_cli_json_matches_the_api(
     container, _b, key = served
     env = {
         "PATH": os.environ.get("PATH", ""),
+        **PYTHONPATH,
         "HOME": str(tmp_path),
         "CLICKTRAIL_DATABASE_URL": database_url,
         "CLICKTRAIL_DATA_DIR": str(tmp_path),

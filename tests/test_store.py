@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,11 +20,12 @@ from clicktrail.services.ports import ClickRecord, OutgoingSms, SendResult
 from clicktrail.services.receipts import record_receipts
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage import tables
+from clicktrail.storage.messages import MessageQueries
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sending import SqlSendJobs
-from clicktrail.storage.sql_store import SqlStore
 from factories import (
     NOW_US,
+    Repos,
     make_campaign,
     make_contacts,
     make_domain,
@@ -55,7 +57,7 @@ class HoldingProvider:
 
     name = "holding"
 
-    def __init__(self, outbox: Path, hold: set[str] = frozenset(), *, store: SqlStore) -> None:  # type: ignore[assignment]
+    def __init__(self, outbox: Path, hold: set[str] = frozenset(), *, store: Repos) -> None:  # type: ignore[assignment]
         self.outbox = OutboxProvider(outbox)
         self.hold = hold
         self.store = store
@@ -93,28 +95,28 @@ class CrashingProvider:
         return self.outbox.send(batch)
 
 
-class FlakyStore:
-    """A store whose `insert_messages` raises after `ok_inserts` calls (a crash mid-wrap)."""
+class FlakyMessages(MessageQueries):
+    """Messages whose `insert_messages` raises after `ok_inserts` calls (a crash mid-wrap)."""
 
-    def __init__(self, store: SqlStore, ok_inserts: int) -> None:
-        self._store = store
+    def __init__(self, engine: sa.Engine, ok_inserts: int) -> None:
+        super().__init__(engine)
         self._left = ok_inserts
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def send_jobs(self) -> Any:
-        return SqlSendJobs(self)  # type: ignore[arg-type]  # wraps through this store
 
     def insert_messages(self, batch: Any, also: Any = None) -> None:
         if self._left == 0:
             raise RuntimeError("crashed while wrapping")
         self._left -= 1
-        self._store.insert_messages(batch, also)
+        super().insert_messages(batch, also)
+
+
+def flaky_store(store: Repos, ok_inserts: int) -> Repos:
+    """`store` whose sending jobs wrap through `FlakyMessages`."""
+    flaky = FlakyMessages(store.engine, ok_inserts)
+    return dataclasses.replace(store, send_jobs=SqlSendJobs(store.engine, messages=flaky))
 
 
 def sent_campaign(
-    store: SqlStore, tmp_path: Path, n: int = 3, host: str = "sms.example.com", **kw: Any
+    store: Repos, tmp_path: Path, n: int = 3, host: str = "sms.example.com", **kw: Any
 ) -> tuple[Workspace, Campaign, list[str]]:
     """A workspace with `n` contacts and a campaign sent to them; returns its message ids."""
     ws = make_workspace(store)
@@ -138,32 +140,38 @@ def test_migrated_schema_matches_the_table_definitions(engine: sa.Engine) -> Non
 # -- (2) contacts ---------------------------------------------------------------------------------
 
 
-def test_upsert_merges_known_contacts_later_non_empty_values_win(store: SqlStore) -> None:
+def test_upsert_merges_known_contacts_later_non_empty_values_win(store: Repos) -> None:
     ws = make_workspace(store)
     first = ContactInput(phone(1), "e1", "Ann", {"city": "Oslo", "tier": "gold"})
-    assert store.upsert_contacts(ws.id, [first], None, NOW_US) == (1, 0)
+    assert store.contacts.upsert_contacts(ws.id, [first], None, NOW_US) == (1, 0)
     later = ContactInput(phone(1), None, "Anna", {"city": "", "tier": "silver", "new": "x"})
     other = ContactInput(phone(2), None, None, {})
-    assert store.upsert_contacts(ws.id, [later, other], None, NOW_US + 1) == (1, 1)
-    assert store.count_contacts(ws.id) == 2
-    c = store.find_contact(ws.id, phone(1))
+    assert store.contacts.upsert_contacts(ws.id, [later, other], None, NOW_US + 1) == (1, 1)
+    assert store.contacts.count_contacts(ws.id) == 2
+    c = store.contacts.find_contact(ws.id, phone(1))
     assert c is not None
     assert (c.external_id, c.first_name) == ("e1", "Anna")
     assert c.attributes == {"city": "Oslo", "tier": "silver", "new": "x"}
-    assert store.find_contact(ws.id, "e1") == c
-    assert store.attribute_names(ws.id) == {"city", "tier", "new"}
+    assert store.contacts.find_contact(ws.id, "e1") == c
+    assert store.contacts.attribute_names(ws.id) == {"city", "tier", "new"}
 
 
-def test_upsert_is_per_workspace(store: SqlStore) -> None:
+def test_upsert_is_per_workspace(store: Repos) -> None:
     a, b = make_workspace(store), make_workspace(store)
-    store.upsert_contacts(a.id, [ContactInput(phone(1), "a")], None, NOW_US)
-    assert store.upsert_contacts(b.id, [ContactInput(phone(1), "b")], None, NOW_US) == (1, 0)
-    ca, cb = store.find_contact(a.id, phone(1)), store.find_contact(b.id, phone(1))
+    store.contacts.upsert_contacts(a.id, [ContactInput(phone(1), "a")], None, NOW_US)
+    assert store.contacts.upsert_contacts(b.id, [ContactInput(phone(1), "b")], None, NOW_US) == (
+        1,
+        0,
+    )
+    ca, cb = (
+        store.contacts.find_contact(a.id, phone(1)),
+        store.contacts.find_contact(b.id, phone(1)),
+    )
     assert ca is not None and cb is not None
     assert (ca.external_id, cb.external_id) == ("a", "b")
 
 
-def test_duplicate_rows_of_one_file_are_merged_before_storing(store: SqlStore) -> None:
+def test_duplicate_rows_of_one_file_are_merged_before_storing(store: Repos) -> None:
     import io
 
     from clicktrail.services.contacts import Spelling, import_contacts, parse_contacts_csv
@@ -178,35 +186,35 @@ def test_duplicate_rows_of_one_file_are_merged_before_storing(store: SqlStore) -
     spelling = Spelling(skip_invalid="-s", encoding="-e", allow_empty="-a")
     parsed = parse_contacts_csv(io.BytesIO(data), name="c.csv", region=None, spelling=spelling)
     result = import_contacts(
-        store, ws, parsed, name="c.csv", skip_invalid=False, list_name=None, now_us=NOW_US,
+        store.contacts, ws, parsed, name="c.csv", skip_invalid=False, list_name=None, now_us=NOW_US,
         spelling=spelling,
     )  # fmt: skip
     assert (result.rows, result.created, result.updated, result.duplicates) == (3, 2, 0, 1)
-    assert store.count_contacts(ws.id) == 2
-    c = store.find_contact(ws.id, phone(1))
+    assert store.contacts.count_contacts(ws.id) == 2
+    c = store.contacts.find_contact(ws.id, phone(1))
     assert c is not None
     assert (c.first_name, c.external_id, c.attributes) == ("Ann", "a1", {"city": "Bergen"})
 
 
-def test_list_membership_is_not_doubled_and_limits_the_audience(store: SqlStore) -> None:
+def test_list_membership_is_not_doubled_and_limits_the_audience(store: Repos) -> None:
     ws = make_workspace(store)
     make_contacts(store, ws, 3, list_name="vip")
     make_contacts(store, ws, 2, start=1, list_name="vip")  # 1, 2 again and 3 new
     make_contacts(store, ws, 2, start=10)  # not on the list
-    list_id = store.find_list(ws.id, "vip")
+    list_id = store.contacts.find_list(ws.id, "vip")
     assert list_id is not None
-    assert store.find_list(ws.id, "nope") is None
-    members = store.audience(ws.id, list_id, 0, 100)
+    assert store.contacts.find_list(ws.id, "nope") is None
+    members = store.contacts.audience(ws.id, list_id, 0, 100)
     assert [c.phone for c in members] == [phone(0), phone(1), phone(2)]
-    assert len(store.audience(ws.id, None, 0, 100)) == 5
-    page = store.audience(ws.id, None, members[0].id, 2)
+    assert len(store.contacts.audience(ws.id, None, 0, 100)) == 5
+    page = store.contacts.audience(ws.id, None, members[0].id, 2)
     assert [c.phone for c in page] == [phone(1), phone(2)]
 
 
 # -- (3) receipts ---------------------------------------------------------------------------------
 
 
-def queued_campaign(store: SqlStore, tmp_path: Path, n: int = 2) -> tuple[Workspace, list[str]]:
+def queued_campaign(store: Repos, tmp_path: Path, n: int = 2) -> tuple[Workspace, list[str]]:
     """A campaign whose messages are stored but never handed over (sent_us empty)."""
     ws = make_workspace(store)
     make_domain(store, ws)
@@ -216,15 +224,15 @@ def queued_campaign(store: SqlStore, tmp_path: Path, n: int = 2) -> tuple[Worksp
     held = HoldingProvider(tmp_path / "o.jsonl", hold, store=store)
     send(store, ws, cp, tmp_path / "o.jsonl", provider=held)
     ids = message_ids(store, cp)
-    assert all(store.message_status(i)["status"] == "queued" for i in ids)  # type: ignore[index]
+    assert all(store.messages.message_status(i)["status"] == "queued" for i in ids)  # type: ignore[index]
     return ws, ids
 
 
 def test_late_sent_receipt_keeps_delivered_and_fills_sent_time(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     ws, (m1, _) = queued_campaign(store, tmp_path)
-    out = store.apply_receipts(
+    out = store.messages.apply_receipts(
         ws.id,
         [Receipt(m1, "delivered", T1), Receipt(m1, "sent", T0)],
         skip_unknown=False,
@@ -232,34 +240,34 @@ def test_late_sent_receipt_keeps_delivered_and_fills_sent_time(
         now_us=T1,
     )
     assert (out.applied, out.unchanged, out.unknown) == (1, 1, [])
-    st = store.message_status(m1)
+    st = store.messages.message_status(m1)
     assert st is not None
     assert (st["status"], st["delivered_us"], st["sent_us"]) == ("delivered", T1, T0)
     assert st["failed_us"] is None
 
 
 def test_late_sent_receipt_does_not_overwrite_a_known_sent_time(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     ws, _cp, (m1, *_) = sent_campaign(store, tmp_path)
-    sent_us = store.message_status(m1)["sent_us"]  # type: ignore[index]
+    sent_us = store.messages.message_status(m1)["sent_us"]  # type: ignore[index]
     assert sent_us is not None
-    store.apply_receipts(
+    store.messages.apply_receipts(
         ws.id, [Receipt(m1, "delivered", T1)], skip_unknown=False, source="t", now_us=T1
     )
-    out = store.apply_receipts(
+    out = store.messages.apply_receipts(
         ws.id, [Receipt(m1, "sent", T1 + 5)], skip_unknown=False, source="t", now_us=T1
     )
     assert (out.applied, out.unchanged) == (0, 1)
-    st = store.message_status(m1)
+    st = store.messages.message_status(m1)
     assert (st["status"], st["sent_us"]) == ("delivered", sent_us)  # type: ignore[index]
 
 
 def test_final_status_is_terminal_and_repeats_are_unchanged(
-    store: SqlStore, tmp_path: Path, engine: sa.Engine
+    store: Repos, tmp_path: Path, engine: sa.Engine
 ) -> None:
     ws, _cp, (m1, m2, m3) = sent_campaign(store, tmp_path)
-    first = store.apply_receipts(
+    first = store.messages.apply_receipts(
         ws.id,
         [Receipt(m1, "delivered", T0), Receipt(m2, "failed", T0), Receipt(m1, "failed", T1)],
         skip_unknown=False,
@@ -267,7 +275,7 @@ def test_final_status_is_terminal_and_repeats_are_unchanged(
         now_us=T1,
     )
     assert (first.applied, first.unchanged) == (2, 1)
-    again = store.apply_receipts(
+    again = store.messages.apply_receipts(
         ws.id,
         [Receipt(m1, "delivered", T1), Receipt(m2, "delivered", T1), Receipt(m3, "sent", T1)],
         skip_unknown=False,
@@ -275,7 +283,7 @@ def test_final_status_is_terminal_and_repeats_are_unchanged(
         now_us=T1,
     )
     assert (again.applied, again.unchanged) == (0, 3)
-    s1, s2, s3 = (store.message_status(m) for m in (m1, m2, m3))
+    s1, s2, s3 = (store.messages.message_status(m) for m in (m1, m2, m3))
     assert s1 is not None and s2 is not None and s3 is not None
     assert (s1["status"], s1["delivered_us"], s1["failed_us"]) == ("delivered", T0, None)
     assert (s2["status"], s2["failed_us"], s2["delivered_us"]) == ("failed", T0, None)
@@ -289,16 +297,16 @@ def test_final_status_is_terminal_and_repeats_are_unchanged(
     assert applied == 2
 
 
-def snapshot(store: SqlStore, ids: Sequence[str]) -> list[dict[str, Any] | None]:
-    return [store.message_status(i) for i in ids]
+def snapshot(store: Repos, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+    return [store.messages.message_status(i) for i in ids]
 
 
 def test_unknown_message_id_rejects_the_batch_and_changes_nothing(
-    store: SqlStore, tmp_path: Path, engine: sa.Engine
+    store: Repos, tmp_path: Path, engine: sa.Engine
 ) -> None:
     ws, _cp, ids = sent_campaign(store, tmp_path)
     before = snapshot(store, ids)
-    out = store.apply_receipts(
+    out = store.messages.apply_receipts(
         ws.id,
         [Receipt(ids[0], "delivered", T0), Receipt("msg_nope", "delivered", T0)],
         skip_unknown=False,
@@ -311,13 +319,13 @@ def test_unknown_message_id_rejects_the_batch_and_changes_nothing(
 
 
 def test_record_receipts_raises_naming_the_unknown_item_and_writes_nothing(
-    store: SqlStore, tmp_path: Path, engine: sa.Engine
+    store: Repos, tmp_path: Path, engine: sa.Engine
 ) -> None:
     ws, _cp, ids = sent_campaign(store, tmp_path)
     before = snapshot(store, ids)
     with pytest.raises(InvalidInput) as info:
         record_receipts(
-            store,
+            store.messages,
             ws,
             [Receipt(ids[0], "delivered", T0), Receipt("msg_nope", "delivered", T0)],
             where=["line 1", "line 2"],
@@ -333,10 +341,10 @@ def test_record_receipts_raises_naming_the_unknown_item_and_writes_nothing(
 
 
 def test_skip_unknown_applies_the_rest_and_returns_unknown_ids(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     ws, _cp, ids = sent_campaign(store, tmp_path)
-    out = store.apply_receipts(
+    out = store.messages.apply_receipts(
         ws.id,
         [
             Receipt("msg_x", "delivered", T0),
@@ -349,17 +357,17 @@ def test_skip_unknown_applies_the_rest_and_returns_unknown_ids(
     )
     assert (out.applied, out.unchanged, out.unknown) == (1, 0, ["msg_x", "msg_it's"])
     assert out.rejected is False
-    assert store.message_status(ids[0])["status"] == "delivered"  # type: ignore[index]
+    assert store.messages.message_status(ids[0])["status"] == "delivered"  # type: ignore[index]
 
 
 def test_message_of_another_workspace_counts_as_unknown(
-    store: SqlStore, tmp_path: Path, engine: sa.Engine
+    store: Repos, tmp_path: Path, engine: sa.Engine
 ) -> None:
     ws_a, _ca, ids_a = sent_campaign(store, tmp_path, n=1, host="a.example.com")
     _ws_b, _cb, ids_b = sent_campaign(store, tmp_path, n=1, host="b.example.com")
     with pytest.raises(InvalidInput, match=ids_b[0]):
         record_receipts(
-            store,
+            store.messages,
             ws_a,
             [Receipt(ids_b[0], "delivered", T0)],
             where=["/0"],
@@ -367,7 +375,7 @@ def test_message_of_another_workspace_counts_as_unknown(
             source="t",
             now_us=0,
         )
-    out = store.apply_receipts(
+    out = store.messages.apply_receipts(
         ws_a.id,
         [Receipt(ids_b[0], "delivered", T0), Receipt(ids_a[0], "delivered", T0)],
         skip_unknown=True,
@@ -375,7 +383,7 @@ def test_message_of_another_workspace_counts_as_unknown(
         now_us=0,
     )
     assert (out.applied, out.unknown) == (1, [ids_b[0]])
-    assert store.message_status(ids_b[0])["status"] == "sent"  # type: ignore[index]
+    assert store.messages.message_status(ids_b[0])["status"] == "sent"  # type: ignore[index]
     assert count(engine, tables.message_events) == 1
 
 
@@ -409,15 +417,15 @@ def resolve_all(engine: sa.Engine, tokens: Sequence[str]) -> list[Any]:
 
 
 def test_insert_clicks_is_idempotent_on_click_id(
-    store: SqlStore, tmp_path: Path, engine: sa.Engine
+    store: Repos, tmp_path: Path, engine: sa.Engine
 ) -> None:
     _ws, cp, _ids = sent_campaign(store, tmp_path, n=1)
     (target,) = resolve_all(engine, [tokens_of(store, cp)[0][0]])
     batch = [click("c1", target), click("c2", target, "HEAD")]
-    store.insert_clicks(batch)
-    store.insert_clicks(batch)
-    store.insert_clicks([click("c2", target), click("c3", target)])
-    assert store.count_clicks() == 3
+    store.clicks.insert_clicks(batch)
+    store.clicks.insert_clicks(batch)
+    store.clicks.insert_clicks([click("c2", target), click("c3", target)])
+    assert store.clicks.count_clicks() == 3
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(
@@ -426,14 +434,14 @@ def test_insert_clicks_is_idempotent_on_click_id(
         ).all()
     assert [(r[0], r[1]) for r in rows] == [("c1", True), ("c2", False), ("c3", True)]
     assert rows[0][2] == {"accept": "*/*"}
-    assert store.insert_clicks([]) == 0
+    assert store.clicks.insert_clicks([]) == 0
 
 
 # -- (5) report -----------------------------------------------------------------------------------
 
 
 def test_campaign_report_counts_a_hand_built_case(
-    store: SqlStore, tmp_path: Path, engine: sa.Engine
+    store: Repos, tmp_path: Path, engine: sa.Engine
 ) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
@@ -442,7 +450,7 @@ def test_campaign_report_counts_a_hand_built_case(
     out = tmp_path / "o.jsonl"
     send(store, ws, cp, out, provider=HoldingProvider(out, hold={phone(5)}, store=store))
     ids = message_ids(store, cp)
-    store.apply_receipts(
+    store.messages.apply_receipts(
         ws.id,
         [
             Receipt(ids[0], "delivered", T0),
@@ -465,12 +473,12 @@ def test_campaign_report_counts_a_hand_built_case(
         click("k5", targets[1, 0], "HEAD"),
         click("k6", targets[2, 1], "HEAD"),
     ]
-    store.insert_clicks(clicks)
+    store.clicks.insert_clicks(clicks)
     # Another campaign's clicks never leak into this report.
     other = make_campaign(store, ws, "C https://c.example.com/z")
 
-    cp = store.find_campaign(ws.id, cp.slug)  # type: ignore[assignment]
-    r = store.campaign_report(cp)
+    cp = store.campaigns.find_campaign(ws.id, cp.slug)  # type: ignore[assignment]
+    r = store.reports.campaign_report(cp)
     assert (r.messages, r.sent, r.delivered, r.failed, r.undelivered, r.queued) == (
         6, 5, 2, 1, 1, 1,
     )  # fmt: skip
@@ -482,19 +490,19 @@ def test_campaign_report_counts_a_hand_built_case(
         1, "https://a.example.com/x", 3, 2, 4, 1.0,
     )  # fmt: skip
     assert (l1.link, l1.total_clicks, l1.unique_clicks, l1.requests, l1.ctr) == (2, 1, 1, 2, 0.5)
-    empty = store.campaign_report(other)
+    empty = store.reports.campaign_report(other)
     assert (empty.messages, empty.total_clicks, empty.requests, empty.ctr) == (0, 0, 0, None)
     assert empty.repeat_click_rate is None
     assert [lk.total_clicks for lk in empty.links] == [0]
 
 
 def test_ctr_is_none_when_nothing_is_delivered(
-    store: SqlStore, tmp_path: Path, engine: sa.Engine
+    store: Repos, tmp_path: Path, engine: sa.Engine
 ) -> None:
     _ws, cp, _ids = sent_campaign(store, tmp_path, n=2)
     (target,) = resolve_all(engine, [tokens_of(store, cp)[0][0]])
-    store.insert_clicks([click("k1", target)])
-    r = store.campaign_report(cp)
+    store.clicks.insert_clicks([click("k1", target)])
+    r = store.reports.campaign_report(cp)
     assert (r.sent, r.delivered, r.total_clicks, r.unique_clicks) == (2, 0, 1, 1)
     assert r.ctr is None
     assert r.links[0].ctr is None
@@ -504,25 +512,25 @@ def test_ctr_is_none_when_nothing_is_delivered(
 # -- (6) resumable sends --------------------------------------------------------------------------
 
 
-def assert_sent_exactly_once(store: SqlStore, ws: Workspace, cp: Campaign, outbox: Path) -> None:
+def assert_sent_exactly_once(store: Repos, ws: Workspace, cp: Campaign, outbox: Path) -> None:
     ids = message_ids(store, cp)
-    assert len(ids) == store.count_contacts(ws.id)
-    to = [store.message_status(i)["to_phone"] for i in ids]  # type: ignore[index]
-    assert sorted(to) == sorted({c.phone for c in store.audience(ws.id, None, 0, 100)})
+    assert len(ids) == store.contacts.count_contacts(ws.id)
+    to = [store.messages.message_status(i)["to_phone"] for i in ids]  # type: ignore[index]
+    assert sorted(to) == sorted({c.phone for c in store.contacts.audience(ws.id, None, 0, 100)})
     lines = outbox_lines(outbox)
     assert sorted(x["to"] for x in lines) == sorted(to)
     assert sorted(x["message_id"] for x in lines) == sorted(ids)
-    assert all(store.message_status(i)["status"] == "sent" for i in ids)  # type: ignore[index]
+    assert all(store.messages.message_status(i)["status"] == "sent" for i in ids)  # type: ignore[index]
 
 
-def test_send_resumes_after_a_crash_while_wrapping(store: SqlStore, tmp_path: Path) -> None:
+def test_send_resumes_after_a_crash_while_wrapping(store: Repos, tmp_path: Path) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
     make_contacts(store, ws, 5)
     cp = make_campaign(store, ws)
     outbox = tmp_path / "o.jsonl"
     with pytest.raises(RuntimeError, match="wrapping"):
-        send(FlakyStore(store, ok_inserts=1), ws, cp, outbox, batch_size=2)  # type: ignore[arg-type]
+        send(flaky_store(store, ok_inserts=1), ws, cp, outbox, batch_size=2)  # type: ignore[arg-type]
     assert len(message_ids(store, cp)) == 2
     assert outbox_lines(outbox) == []
     summary = send(store, ws, cp, outbox, batch_size=2)
@@ -530,7 +538,7 @@ def test_send_resumes_after_a_crash_while_wrapping(store: SqlStore, tmp_path: Pa
     assert_sent_exactly_once(store, ws, cp, outbox)
 
 
-def test_send_resumes_after_a_provider_crash(store: SqlStore, tmp_path: Path) -> None:
+def test_send_resumes_after_a_provider_crash(store: Repos, tmp_path: Path) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
     make_contacts(store, ws, 5)
@@ -540,19 +548,19 @@ def test_send_resumes_after_a_provider_crash(store: SqlStore, tmp_path: Path) ->
         send(store, ws, cp, outbox, provider=CrashingProvider(outbox, 1), batch_size=2)
     assert len(message_ids(store, cp)) == 5
     assert len(outbox_lines(outbox)) == 2
-    resumed = store.find_campaign(ws.id, cp.slug)
+    resumed = store.campaigns.find_campaign(ws.id, cp.slug)
     assert resumed is not None and resumed.status == "sending"
     summary = send(store, ws, resumed, outbox, batch_size=2)
     assert (summary.created, summary.sent) == (0, 3)
     assert_sent_exactly_once(store, ws, cp, outbox)
-    done = store.find_campaign(ws.id, cp.slug)
+    done = store.campaigns.find_campaign(ws.id, cp.slug)
     assert done is not None and done.status == "sent"
     with pytest.raises(Conflict, match="already been sent"):
         send(store, ws, done, outbox)
 
 
 def test_crash_between_provider_write_and_record_resends_nothing(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     """The batch in flight when the process died is reconciled with the outbox, not resent."""
     ws = make_workspace(store)
@@ -574,7 +582,7 @@ def test_crash_between_provider_write_and_record_resends_nothing(
 
 
 def test_outbox_holds_each_recipient_once_even_after_a_crash_mid_batch(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
@@ -588,7 +596,7 @@ def test_outbox_holds_each_recipient_once_even_after_a_crash_mid_batch(
 
 
 def test_messages_the_provider_left_queued_are_sent_by_the_next_run(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
@@ -597,7 +605,7 @@ def test_messages_the_provider_left_queued_are_sent_by_the_next_run(
     outbox = tmp_path / "o.jsonl"
     hold = HoldingProvider(outbox, {phone(0), phone(1)}, store=store)
     assert send(store, ws, cp, outbox, provider=hold).sent == 0
-    again = store.find_campaign(ws.id, cp.slug)
+    again = store.campaigns.find_campaign(ws.id, cp.slug)
     assert again is not None
-    store.send_jobs().set_state(cp.id, "running", 0, expect=("paused",))  # resume
+    store.send_jobs.set_state(cp.id, "running", 0, expect=("paused",))  # resume
     assert send(store, ws, again, outbox).sent == 2

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from clicktrail.storage.resolver import TokenResolver
-from clicktrail.storage.sql_store import SqlStore
 from factories import (
+    Repos,
     make_campaign,
     make_contacts,
     make_domain,
@@ -20,9 +20,9 @@ from factories import (
 )
 
 
-def _sent_campaign(store: SqlStore, tmp_path: Path, contacts: int, start: int = 0) -> list[str]:
-    ws = store.find_workspace("prefetch") or make_workspace(store, slug="prefetch")
-    if not store.list_domains(ws.id):
+def _sent_campaign(store: Repos, tmp_path: Path, contacts: int, start: int = 0) -> list[str]:
+    ws = store.workspaces.find_workspace("prefetch") or make_workspace(store, slug="prefetch")
+    if not store.workspaces.list_domains(ws.id):
         make_domain(store, ws)
     make_contacts(store, ws, contacts, start=start)
     cp = make_campaign(
@@ -33,7 +33,7 @@ def _sent_campaign(store: SqlStore, tmp_path: Path, contacts: int, start: int = 
 
 
 def test_prefetch_loads_new_tokens_newest_first_and_matches_lookups(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     first = _sent_campaign(store, tmp_path, 30)
     resolver = TokenResolver(engine, cache_size=50)  # smaller than the 60 tokens sent
@@ -62,7 +62,7 @@ def test_prefetch_loads_new_tokens_newest_first_and_matches_lookups(
         resolver.close()
 
 
-def test_prefetch_thread_stops(store: SqlStore, engine: sa.Engine, tmp_path: Path) -> None:
+def test_prefetch_thread_stops(store: Repos, engine: sa.Engine, tmp_path: Path) -> None:
     tokens = _sent_campaign(store, tmp_path, 3)
     resolver = TokenResolver(engine)
     resolver.start_prefetch(0.05)
@@ -80,7 +80,7 @@ def test_prefetch_thread_stops(store: SqlStore, engine: sa.Engine, tmp_path: Pat
 
 
 def test_prefetch_bounds_each_fetch_when_messages_have_many_tokens(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Repos, engine: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from clicktrail.storage import resolver as module
 
@@ -107,7 +107,7 @@ def _record(sizes: list[int], sql: str, rows: list[Any]) -> list[Any]:
 
 
 def test_a_full_cache_evicts_the_oldest_token_first(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     tokens = _sent_campaign(store, tmp_path, 4)[:6]
     resolver = TokenResolver(engine, cache_size=3)

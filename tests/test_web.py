@@ -19,6 +19,7 @@ from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.tokens import new_token
 from clicktrail.storage import tables
 from factories import (
+    Repos,
     make_api_key,
     make_campaign,
     make_contacts,
@@ -60,7 +61,7 @@ def world(database_url: str, tmp_path: Path) -> Iterator[World]:
         env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
     )
     container = Container(settings)
-    store = container.store
+    store = Repos.on(container.engine)
     ws = make_workspace(store)
     make_domain(store, ws, HOST)
     make_contacts(store, ws, 2)
@@ -151,8 +152,8 @@ def test_get_redirects_and_records_the_click_with_allow_listed_headers(world: Wo
     for secret in ("cookie", "authorization", "x-custom", "host", "user-agent"):
         assert secret not in stored
     assert "secret" not in str(stored)
-    msg = world.container.store.message_status(
-        message_ids(world.container.store, world.campaign)[0]
+    msg = Repos.on(world.container.engine).messages.message_status(
+        message_ids(Repos.on(world.container.engine), world.campaign)[0]
     )
     assert msg is not None and row.message_id == msg["id"]
 
@@ -171,7 +172,7 @@ def test_head_gets_the_same_redirect_but_is_not_a_click(world: World) -> None:
     )
     assert head.headers["cache-control"] == "private, no-store"
     assert [(r.method, r.is_click) for r in world.clicks()] == [("HEAD", False), ("GET", True)]
-    report = world.container.store.campaign_report(world.campaign)
+    report = Repos.on(world.container.engine).reports.campaign_report(world.campaign)
     # (The test client sends no browser headers, so the bot rules filter it: raw counts.)
     assert (report.raw_total_clicks, report.requests) == (1, 2)
     assert report.by_verdict["probe"] == 1
@@ -259,8 +260,8 @@ def post_status(world: World, body: Any, key: str | None = "", query: str = "") 
 
 
 def statuses(world: World) -> list[str]:
-    store = world.container.store
-    return [store.message_status(m)["status"] for m in message_ids(store, world.campaign)]  # type: ignore[index]
+    store = Repos.on(world.container.engine)
+    return [store.messages.message_status(m)["status"] for m in message_ids(store, world.campaign)]  # type: ignore[index]
 
 
 def assert_problem(r: httpx.Response, status: int) -> dict[str, Any]:
@@ -274,7 +275,7 @@ def assert_problem(r: httpx.Response, status: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize("key", [None, "ct_not_a_key"])
 def test_status_without_or_with_a_bad_key_is_401(world: World, key: str | None) -> None:
-    ids = message_ids(world.container.store, world.campaign)
+    ids = message_ids(Repos.on(world.container.engine), world.campaign)
     r = post_status(world, [{"message_id": ids[0], "status": "delivered"}], key=key)
     body = assert_problem(r, 401)
     assert body["code"] == "unauthorized"
@@ -283,7 +284,7 @@ def test_status_without_or_with_a_bad_key_is_401(world: World, key: str | None) 
 
 
 def test_status_batch_is_applied(world: World) -> None:
-    ids = message_ids(world.container.store, world.campaign)
+    ids = message_ids(Repos.on(world.container.engine), world.campaign)
     r = post_status(
         world,
         {
@@ -297,14 +298,14 @@ def test_status_batch_is_applied(world: World) -> None:
     assert r.status_code == 200
     assert r.json() == {"applied": 2, "unchanged": 1, "unknown": []}
     assert statuses(world) == ["delivered", "failed"]
-    st = world.container.store.message_status(ids[0])
+    st = Repos.on(world.container.engine).messages.message_status(ids[0])
     assert st is not None and st["delivered_us"] == int(
         datetime(2026, 11, 22, 10, tzinfo=UTC).timestamp() * 1_000_000
     )
 
 
 def test_unknown_message_id_is_422_naming_the_item_and_nothing_is_applied(world: World) -> None:
-    ids = message_ids(world.container.store, world.campaign)
+    ids = message_ids(Repos.on(world.container.engine), world.campaign)
     r = post_status(
         world,
         [{"message_id": ids[0], "status": "delivered"}, {"message_id": "msg_x", "status": "sent"}],
@@ -316,7 +317,7 @@ def test_unknown_message_id_is_422_naming_the_item_and_nothing_is_applied(world:
 
 
 def test_skip_unknown_applies_the_rest(world: World) -> None:
-    ids = message_ids(world.container.store, world.campaign)
+    ids = message_ids(Repos.on(world.container.engine), world.campaign)
     r = post_status(
         world,
         [{"message_id": ids[0], "status": "delivered"}, {"message_id": "msg_x", "status": "sent"}],
@@ -340,7 +341,7 @@ def test_skip_unknown_applies_the_rest(world: World) -> None:
 def test_invalid_receipt_fields_are_422_naming_the_field(
     world: World, item: dict[str, Any], field: str
 ) -> None:
-    ids = message_ids(world.container.store, world.campaign)
+    ids = message_ids(Repos.on(world.container.engine), world.campaign)
     if field != "/0/message_id":
         item = {"message_id": ids[0], **item}
     body = assert_problem(post_status(world, [item]), 422)
@@ -355,7 +356,7 @@ def test_body_that_is_not_a_receipt_list_is_422(world: World, raw: bytes) -> Non
 
 
 def test_report_is_readable_by_its_workspace_only(world: World) -> None:
-    store = world.container.store
+    store = Repos.on(world.container.engine)
     other = make_workspace(store)
     make_domain(store, other, "other.example.com")
     other_key = make_api_key(store, other)

@@ -55,7 +55,7 @@ from clicktrail.storage.optouts import OptOutQueries
 from clicktrail.storage.providers import ProviderRepo
 from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
-from clicktrail.storage.sql_store import SqlStore
+from clicktrail.storage.sending import SqlSendJobs
 from clicktrail.storage.touchpoints import TouchpointQueries
 from clicktrail.storage.workspaces import WorkspaceQueries
 from clicktrail.storage.wrapping import WrapQueries
@@ -150,11 +150,6 @@ class Container:
         return engine
 
     @cached_property
-    def store(self) -> SqlStore:
-        """The SQL store."""
-        return SqlStore(self.engine)
-
-    @cached_property
     def campaigns(self) -> CampaignQueries:
         """Campaigns and their links (storage/campaigns.py)."""
         return CampaignQueries(self.engine)
@@ -222,9 +217,14 @@ class Container:
         return WrapQueries(self.engine)
 
     @cached_property
-    def key_store(self) -> KeyQueries:
-        """A workspace's API keys (create, list, revoke, rotate)."""
+    def keys(self) -> KeyQueries:
+        """API keys: authenticating one; a workspace's keys (create, list, revoke, rotate)."""
         return KeyQueries(self.engine)
+
+    @cached_property
+    def send_jobs(self) -> SqlSendJobs:
+        """Sending jobs and their messages' send state (storage/sending.py)."""
+        return SqlSendJobs(self.engine)
 
     @cached_property
     def optout_queries(self) -> OptOutQueries:
@@ -274,9 +274,8 @@ class Container:
             rate=s.send_rate, max_attempts=s.send_max_attempts, max_age_s=s.send_max_age
         )
         return Sending(
-            self.store, self.store.send_jobs(), provider_for, defaults=defaults,
-            background=s.send_in_server,
-        )  # fmt: skip
+            self, self.send_jobs, provider_for, defaults=defaults, background=s.send_in_server
+        )
 
     @cached_property
     def provider_repo(self) -> ProviderRepo:
@@ -344,7 +343,7 @@ class Container:
     def web_app(
         self, *, dispose_on_close: bool = False, jobs_in_process: bool = True
     ) -> ClicktrailApp:
-        """Return the ASGI app: redirect, click log and API on this container's store.
+        """Return the ASGI app: redirect, click log and API on this container's repositories.
 
         With `dispose_on_close`, the app's shutdown also closes the engine's connections (for a
         process whose only job is serving this app). Without `jobs_in_process`, the background
@@ -372,7 +371,7 @@ class Container:
                 self.dispose()
 
         return ClicktrailApp(
-            self.store,
+            self,
             resolver.resolve,
             clicks,
             on_close=close,
@@ -397,20 +396,20 @@ class Container:
         """Routes of the API areas beyond the core (resources, reports, exports, dashboard)."""
         routes: list[BaseRoute] = []
         # Each area adds its routes on its own line below.
-        routes += api_resources.routes(self.store, ListingQueries(self.engine), self.export_queries, self.provider)  # fmt: skip
-        routes += api_reports.routes(self.store, self.report_queries)
-        routes += api_wrap.routes(self.store, self.wrap_queries, default_region=self.settings.default_region or None)  # fmt: skip
-        routes += api_optouts.routes(self.store, self.optout_queries, twilio_signers=lambda: optouts.twilio_signers(self.store, self.provider_repo, self.secret_env), default_region=self.settings.default_region or None)  # fmt: skip
-        routes += api_sending.routes(self.store, lambda: self.sending)
-        routes += api_providers.routes(self.store, self.provider_repo, self.provider_kinds, self.secret_env)  # fmt: skip
-        routes += api_networks.routes(self.store, self.network_lists)
-        routes += api_bots.routes(self.store, self.classifier)
-        routes += api_keys.routes(self.store, self.key_store)
+        routes += api_resources.routes(self, ListingQueries(self.engine), self.export_queries, self.provider)  # fmt: skip
+        routes += api_reports.routes(self.keys, self.report_queries)
+        routes += api_wrap.routes(self.keys, self, self.wrap_queries, default_region=self.settings.default_region or None)  # fmt: skip
+        routes += api_optouts.routes(self.keys, self.contacts, self.optout_queries, twilio_signers=lambda: optouts.twilio_signers(self.workspaces, self.provider_repo, self.secret_env), default_region=self.settings.default_region or None)  # fmt: skip
+        routes += api_sending.routes(self.keys, self.campaigns, lambda: self.sending)
+        routes += api_providers.routes(self.keys, self, self.provider_repo, self.provider_kinds, self.secret_env)  # fmt: skip
+        routes += api_networks.routes(self.keys, self.network_lists)
+        routes += api_bots.routes(self.keys, self.campaigns, self.clicks, self.classifier)
+        routes += api_keys.routes(self.keys, self.keys)
         # The anonymous conversion routes first: /v1/conversions/pixel.gif is no conversion id.
         routes += conversions_public.routes(self.conversions, self.conversion_keys)
-        routes += api_conversions.routes(self.key_store, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
-        routes += api_touchpoints.routes(self.key_store, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
-        routes += dashboard.routes(self.store, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
+        routes += api_conversions.routes(self.keys, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
+        routes += api_touchpoints.routes(self.keys, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
+        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
         return routes
 
     def dispose(self) -> None:

@@ -26,7 +26,7 @@ from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
 from clicktrail.web.redirect import new_click_id
 from conftest import Env, Server, free_port
-from factories import make_domain, make_workspace
+from factories import Repos, make_domain, make_workspace
 
 pytestmark = pytest.mark.e2e
 
@@ -290,9 +290,9 @@ def test_tls_ask_endpoint_allows_registered_short_domains_only(
         env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
     )
     container = Container(settings)
-    ws = make_workspace(container.store)
-    make_domain(container.store, ws, HOST)
-    make_domain(container.store, ws, "bücher.example.com")
+    ws = make_workspace(Repos.on(container.engine))
+    make_domain(Repos.on(container.engine), ws, HOST)
+    make_domain(Repos.on(container.engine), ws, "bücher.example.com")
 
     async def ask(params: dict[str, str]) -> httpx.Response:
         transport = httpx.ASGITransport(app=container.web_app())

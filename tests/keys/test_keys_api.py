@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from clicktrail.services.keys import hash_key
 from clicktrail.storage import tables as t
-from factories import make_api_key, make_workspace
+from factories import Repos, make_api_key, make_workspace
 from inprocess_api import Api, ok, problem
 
 UNKNOWN = "unknown, revoked or expired API key"
@@ -181,8 +181,8 @@ def test_pages_walk_every_key_once(api: Api) -> None:
 def test_another_workspace_never_sees_nor_touches_our_keys(api: Api) -> None:
     """Every /v1/keys route with workspace B's key on A's key ids: 404 (never 403), and A's
     keys unchanged; with no key or a revoked one: 401."""
-    other = make_workspace(api.container.store)
-    theirs = make_api_key(api.container.store, other)
+    other = make_workspace(Repos.on(api.container.engine))
+    theirs = make_api_key(Repos.on(api.container.engine), other)
     spare = ok(api.call("POST", "/v1/keys", json={"name": "spare"}), 201)
     mine = _my_key_id(api)
     by_id = {(m, p) for m, p in _key_routes(api) if "{key_id}" in p}

@@ -15,15 +15,14 @@ import sqlalchemy as sa
 from clicktrail.services import keys
 from clicktrail.services.clock import now_us
 from clicktrail.storage import tables as t
-from clicktrail.storage.sql_store import SqlStore
-from factories import make_api_key, make_workspace
+from factories import PYTHONPATH, Repos, make_api_key, make_workspace
 
 CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
 
 
 def _run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
+        "PATH": os.environ.get("PATH", ""), **PYTHONPATH, "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
         "COLUMNS": "200", "CLICKTRAIL_DATABASE_URL": database_url,
         "CLICKTRAIL_DATA_DIR": str(tmp / "data"),
     }  # fmt: skip
@@ -31,16 +30,16 @@ def _run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProces
                           timeout=60, check=False)  # fmt: skip
 
 
-def _rows(store: SqlStore) -> list[sa.Row[tuple[object, ...]]]:
+def _rows(store: Repos) -> list[sa.Row[tuple[object, ...]]]:
     with store.engine.connect() as conn:
         return list(conn.execute(sa.select(t.api_keys).order_by(t.api_keys.c.id)).all())
 
 
-def _live(store: SqlStore, key: str) -> bool:
-    return keys.workspace_for_hash(store, keys.hash_key(key), now_us()) is not None
+def _live(store: Repos, key: str) -> bool:
+    return keys.workspace_for_hash(store.keys, keys.hash_key(key), now_us()) is not None
 
 
-def test_create_list_revoke_rotate(store: SqlStore, database_url: str, tmp_path: Path) -> None:
+def test_create_list_revoke_rotate(store: Repos, database_url: str, tmp_path: Path) -> None:
     ws = make_workspace(store)
     other = make_workspace(store)
     theirs = make_api_key(store, other)
@@ -79,7 +78,7 @@ def test_create_list_revoke_rotate(store: SqlStore, database_url: str, tmp_path:
 
 
 def test_bad_input_is_refused_and_writes_nothing(
-    store: SqlStore, database_url: str, tmp_path: Path
+    store: Repos, database_url: str, tmp_path: Path
 ) -> None:
     ws = make_workspace(store)
     other = make_workspace(store)

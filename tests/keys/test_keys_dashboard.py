@@ -25,7 +25,7 @@ async def _sign_in(c: httpx.AsyncClient, key: str) -> None:
 
 
 def test_revoking_the_key_ends_its_sessions_at_once(api: Api) -> None:
-    spare = keys.create_key(api.container.key_store, api.ws, "browser", now_us())
+    spare = keys.create_key(api.container.keys, api.ws, "browser", now_us())
 
     async def use(c: httpx.AsyncClient) -> None:
         await _sign_in(c, spare.secret)
@@ -49,7 +49,7 @@ def test_revoking_the_key_ends_its_sessions_at_once(api: Api) -> None:
 
 def test_an_expired_key_ends_its_sessions(api: Api) -> None:
     now = now_us()
-    short = keys.create_key(api.container.key_store, api.ws, "short", now, expires_us=now + 800_000)
+    short = keys.create_key(api.container.keys, api.ws, "short", now, expires_us=now + 800_000)
 
     async def use(c: httpx.AsyncClient) -> None:
         await _sign_in(c, short.secret)

@@ -12,7 +12,7 @@ from clicktrail.services import keys
 from clicktrail.storage import tables as t
 from clicktrail.storage.database import alembic_config, create_engine, migrate
 from clicktrail.storage.keys import KeyQueries
-from clicktrail.storage.sql_store import SqlStore
+from factories import Repos
 
 LIVE, REVOKED, OTHER = "ct_live-key-of-workspace-a-0000000", "ct_revoked-key-00000", "ct_b-key-000"
 
@@ -47,14 +47,14 @@ def test_0014_backfills_public_ids_and_keeps_every_key(empty_url: str) -> None:
         ids = [r.public_id for r in rows]
         assert all(i.startswith("key_") for i in ids) and len(set(ids)) == 3
         assert [(r.expires_us, r.last_used_us, r.scopes) for r in rows] == [(None, None, None)] * 3
-        store = SqlStore(engine)
-        found = keys.workspace_for_hash(store, keys.hash_key(LIVE), 10)
+        store = Repos.on(engine)
+        found = keys.workspace_for_hash(store.keys, keys.hash_key(LIVE), 10)
         assert found is not None and found.slug == "a"
-        assert keys.workspace_for_hash(store, keys.hash_key(REVOKED), 10) is None
+        assert keys.workspace_for_hash(store.keys, keys.hash_key(REVOKED), 10) is None
         # public ids are unique, and the new columns are used.
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
             conn.execute(t.api_keys.update().where(t.api_keys.c.id == 3).values(public_id=ids[0]))
-        ws_a = next(w for w in store.list_workspaces() if w.slug == "a")
+        ws_a = next(w for w in store.workspaces.list_workspaces() if w.slug == "a")
         listed = keys.list_keys(KeyQueries(engine), ws_a).items
         assert [k.public_id for k in listed] == ids[:2]
         assert listed[0].last_used_us == 10

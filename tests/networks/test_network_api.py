@@ -3,7 +3,7 @@ each key sees and changes only its own workspace's lists."""
 
 from __future__ import annotations
 
-from factories import make_api_key, make_workspace
+from factories import Repos, make_api_key, make_workspace
 from inprocess_api import Api, ok, problem
 
 
@@ -73,8 +73,8 @@ def test_bad_items_are_named_and_nothing_is_written(api: Api) -> None:
 
 
 def test_a_key_sees_and_changes_only_its_own_workspace(api: Api) -> None:
-    other = make_workspace(api.container.store)
-    other_key = make_api_key(api.container.store, other)
+    other = make_workspace(Repos.on(api.container.engine))
+    other_key = make_api_key(Repos.on(api.container.engine), other)
     body = {"json": {"ranges": [{"cidr": "203.0.113.0/24"}], "kind": "scanner"}}
     mine, theirs = api.calls([
         ("POST", "/v1/networks/scanners/ranges", body),

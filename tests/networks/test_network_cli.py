@@ -15,15 +15,14 @@ from test_network_verdicts import CHROME, CHROME_DESKTOP, DELIVERED, LISTED_IP, 
 from clicktrail.bootstrap import SignalsClassifier
 from clicktrail.services import clicks
 from clicktrail.storage import tables
-from clicktrail.storage.sql_store import SqlStore
-from factories import make_workspace
+from factories import PYTHONPATH, Repos, make_workspace
 
 CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
 
 
 def _run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
+        "PATH": os.environ.get("PATH", ""), **PYTHONPATH, "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
         "COLUMNS": "200", "CLICKTRAIL_DATABASE_URL": database_url,
         "CLICKTRAIL_DATA_DIR": str(tmp / "data"),
     }  # fmt: skip
@@ -31,14 +30,14 @@ def _run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProces
                           timeout=60, check=False)  # fmt: skip
 
 
-def _ranges(store: SqlStore) -> int:
+def _ranges(store: Repos) -> int:
     with store.engine.connect() as conn:
         return int(
             conn.execute(sa.select(sa.func.count()).select_from(tables.network_ranges)).scalar_one()
         )
 
 
-def test_add_list_remove_and_bad_input(store: SqlStore, database_url: str, tmp_path: Path) -> None:
+def test_add_list_remove_and_bad_input(store: Repos, database_url: str, tmp_path: Path) -> None:
     ws = make_workspace(store)
     other = make_workspace(store)
     aws = tmp_path / "ip-ranges.json"
@@ -79,13 +78,13 @@ def test_add_list_remove_and_bad_input(store: SqlStore, database_url: str, tmp_p
 
 
 def test_explain_and_reclassify_use_the_workspace_lists(
-    store: SqlStore, engine: sa.Engine, database_url: str, tmp_path: Path
+    store: Repos, engine: sa.Engine, database_url: str, tmp_path: Path
 ) -> None:
     ws, cp, targets = _world(store, engine, tmp_path, "a.example.com")
-    store.insert_clicks([_rec("c", targets[0], DELIVERED + 600 * S, LISTED_IP, CHROME_DESKTOP,
+    store.clicks.insert_clicks([_rec("c", targets[0], DELIVERED + 600 * S, LISTED_IP, CHROME_DESKTOP,
                               CHROME)])  # fmt: skip
-    clicks.ClassifyNew(store, SignalsClassifier())()
-    assert store.campaign_report(cp).total_clicks == 1
+    clicks.ClassifyNew(store.clicks, SignalsClassifier())()
+    assert store.reports.campaign_report(cp).total_clicks == 1
     headers = [a for k, v in CHROME.items() if not k.startswith("_") for a in ("-H", f"{k}: {v}")]
     explain = ["bots", "explain", "--user-agent", CHROME_DESKTOP, "--ip", LISTED_IP, *headers]
     r = _run(database_url, tmp_path, *explain)
@@ -98,5 +97,5 @@ def test_explain_and_reclassify_use_the_workspace_lists(
     r = _run(database_url, tmp_path, "bots", "reclassify", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["verdict_changes"] == 1
-    report = store.campaign_report(cp)
+    report = store.reports.campaign_report(cp)
     assert (report.total_clicks, report.raw_total_clicks) == (0, 1)

@@ -16,47 +16,50 @@ from clicktrail.services import networks
 from clicktrail.services.networks import RangeInput
 from clicktrail.signals import range_file_entries
 from clicktrail.storage import tables
-from clicktrail.storage.sql_store import SqlStore
-from factories import NOW_US, make_workspace
+from factories import NOW_US, Repos, make_workspace
 
 
-def _count(store: SqlStore) -> int:
+def _count(store: Repos) -> int:
     with store.engine.connect() as conn:
         return int(
             conn.execute(sa.select(sa.func.count()).select_from(tables.network_ranges)).scalar_one()
         )
 
 
-def _add(
-    store: SqlStore, ws: Workspace, name: str, *sources: str, **kw: str
-) -> networks.RangesAdded:
+def _add(store: Repos, ws: Workspace, name: str, *sources: str, **kw: str) -> networks.RangesAdded:
     return networks.add_ranges(
-        store, ws, name, list(sources), read_file=range_file_entries, now_us=NOW_US, **kw
+        store.network_lists,
+        ws,
+        name,
+        list(sources),
+        read_file=range_file_entries,
+        now_us=NOW_US,
+        **kw,
     )
 
 
-def test_ranges_round_trip_normalized_with_kind_and_owner(store: SqlStore) -> None:
+def test_ranges_round_trip_normalized_with_kind_and_owner(store: Repos) -> None:
     ws = make_workspace(store)
     done = _add(store, ws, "carriers", "198.51.100.7/24", "2001:DB8:0:0::/32", "192.0.2.9",
                 kind="mobile", owner="Example Mobile")  # fmt: skip
     assert (done.added, done.updated, done.unchanged) == (3, 0, 0)
     got = [(r.list_name, r.cidr, r.kind, r.owner, r.created_us)
-           for r in networks.workspace_ranges(store, ws)]  # fmt: skip
+           for r in networks.workspace_ranges(store.network_lists, ws)]  # fmt: skip
     assert sorted(got) == sorted([
         ("carriers", "198.51.100.0/24", "mobile", "Example Mobile", NOW_US),
         ("carriers", "2001:db8::/32", "mobile", "Example Mobile", NOW_US),
         ("carriers", "192.0.2.9/32", "mobile", "Example Mobile", NOW_US),
     ])  # fmt: skip
-    (summary,) = networks.list_networks(store, ws).items
+    (summary,) = networks.list_networks(store.network_lists, ws).items
     assert (summary.name, summary.ranges, summary.kinds) == ("carriers", 3, ("mobile",))
     # The same range again, written another way, is the same range; a new kind updates it.
     again = _add(store, ws, "carriers", "198.51.100.0/24", "198.51.100.200/24", kind="relay")
     assert (again.added, again.updated, again.unchanged) == (0, 1, 0)
-    kinds = {r.cidr: r.kind for r in networks.workspace_ranges(store, ws)}
+    kinds = {r.cidr: r.kind for r in networks.workspace_ranges(store.network_lists, ws)}
     assert kinds["198.51.100.0/24"] == "relay" and kinds["192.0.2.9/32"] == "mobile"
 
 
-def test_cloud_range_files_are_imported(store: SqlStore, tmp_path: Path) -> None:
+def test_cloud_range_files_are_imported(store: Repos, tmp_path: Path) -> None:
     ws = make_workspace(store)
     aws = tmp_path / "ip-ranges.json"
     aws.write_text(json.dumps({
@@ -71,7 +74,7 @@ def test_cloud_range_files_are_imported(store: SqlStore, tmp_path: Path) -> None
     plain.write_text("173.245.48.0/20\n# comment\n")
     done = _add(store, ws, "clouds", str(aws), str(plain), "203.0.113.0/24")
     assert done.added == 5
-    got = {r.cidr: (r.kind, r.owner) for r in networks.workspace_ranges(store, ws)}
+    got = {r.cidr: (r.kind, r.owner) for r in networks.workspace_ranges(store.network_lists, ws)}
     assert got == {
         "3.5.140.0/22": ("hosting", "Amazon AWS"),
         "13.32.0.0/15": ("cdn", "Amazon AWS"),
@@ -81,42 +84,46 @@ def test_cloud_range_files_are_imported(store: SqlStore, tmp_path: Path) -> None
     }
 
 
-def test_lists_are_per_workspace(store: SqlStore) -> None:
+def test_lists_are_per_workspace(store: Repos) -> None:
     a, b = make_workspace(store), make_workspace(store)
     _add(store, a, "scanners", "198.51.100.0/24", kind="scanner")
     _add(store, b, "scanners", "203.0.113.0/24", kind="hosting")
-    assert [r.cidr for r in networks.workspace_ranges(store, a)] == ["198.51.100.0/24"]
-    assert [r.cidr for r in networks.workspace_ranges(store, b)] == ["203.0.113.0/24"]
+    assert [r.cidr for r in networks.workspace_ranges(store.network_lists, a)] == [
+        "198.51.100.0/24"
+    ]
+    assert [r.cidr for r in networks.workspace_ranges(store.network_lists, b)] == ["203.0.113.0/24"]
     # Removing in one workspace leaves the other's list of the same name alone.
     with pytest.raises(NotFound):
-        networks.remove_range(store, a, "scanners", "203.0.113.0/24", now_us=NOW_US)
-    assert networks.remove_list(store, a, "scanners", now_us=NOW_US) == 1
-    assert networks.workspace_ranges(store, a) == []
-    assert [r.cidr for r in networks.workspace_ranges(store, b)] == ["203.0.113.0/24"]
+        networks.remove_range(store.network_lists, a, "scanners", "203.0.113.0/24", now_us=NOW_US)
+    assert networks.remove_list(store.network_lists, a, "scanners", now_us=NOW_US) == 1
+    assert networks.workspace_ranges(store.network_lists, a) == []
+    assert [r.cidr for r in networks.workspace_ranges(store.network_lists, b)] == ["203.0.113.0/24"]
     with pytest.raises(NotFound, match="'scanners' not found"):
-        networks.list_ranges(store, a, "scanners")
+        networks.list_ranges(store.network_lists, a, "scanners")
 
 
-def test_remove_one_range_or_a_whole_list(store: SqlStore) -> None:
+def test_remove_one_range_or_a_whole_list(store: Repos) -> None:
     ws = make_workspace(store)
     _add(store, ws, "own", "198.51.100.0/24", "203.0.113.0/24")
     _add(store, ws, "other", "192.0.2.0/24")
-    assert networks.remove_range(store, ws, "own", "198.51.100.9/24", now_us=NOW_US) == (
-        "198.51.100.0/24"
-    )
-    assert [r.cidr for r in networks.list_ranges(store, ws, "own").items] == ["203.0.113.0/24"]
+    assert networks.remove_range(
+        store.network_lists, ws, "own", "198.51.100.9/24", now_us=NOW_US
+    ) == ("198.51.100.0/24")
+    assert [r.cidr for r in networks.list_ranges(store.network_lists, ws, "own").items] == [
+        "203.0.113.0/24"
+    ]
     with pytest.raises(NotFound, match=re.escape("has no range 198.51.100.0/24")):
-        networks.remove_range(store, ws, "own", "198.51.100.0/24", now_us=NOW_US)
+        networks.remove_range(store.network_lists, ws, "own", "198.51.100.0/24", now_us=NOW_US)
     with pytest.raises(InvalidInput, match="not a CIDR"):
-        networks.remove_range(store, ws, "own", "banana", now_us=NOW_US)
-    assert networks.remove_list(store, ws, "other", now_us=NOW_US) == 1
+        networks.remove_range(store.network_lists, ws, "own", "banana", now_us=NOW_US)
+    assert networks.remove_list(store.network_lists, ws, "other", now_us=NOW_US) == 1
     with pytest.raises(NotFound):
-        networks.remove_list(store, ws, "other", now_us=NOW_US)
-    assert [x.name for x in networks.list_networks(store, ws).items] == ["own"]
+        networks.remove_list(store.network_lists, ws, "other", now_us=NOW_US)
+    assert [x.name for x in networks.list_networks(store.network_lists, ws).items] == ["own"]
 
 
 def test_a_bad_cidr_on_line_n_names_file_line_and_field_and_writes_nothing(
-    store: SqlStore, tmp_path: Path
+    store: Repos, tmp_path: Path
 ) -> None:
     ws = make_workspace(store)
     good = tmp_path / "good.txt"
@@ -130,7 +137,7 @@ def test_a_bad_cidr_on_line_n_names_file_line_and_field_and_writes_nothing(
     assert _count(store) == 0
 
 
-def test_an_unknown_kind_in_a_csv_line_writes_nothing(store: SqlStore, tmp_path: Path) -> None:
+def test_an_unknown_kind_in_a_csv_line_writes_nothing(store: Repos, tmp_path: Path) -> None:
     ws = make_workspace(store)
     f = tmp_path / "nets.csv"
     f.write_text("cidr,owner,kind,source\n198.51.100.0/24,Acme,hosting,x\n203.0.113.0/24,Acme,"
@@ -144,7 +151,7 @@ def test_an_unknown_kind_in_a_csv_line_writes_nothing(store: SqlStore, tmp_path:
     assert _count(store) == 0
 
 
-def test_every_bad_entry_is_named_and_nothing_is_written(store: SqlStore) -> None:
+def test_every_bad_entry_is_named_and_nothing_is_written(store: Repos) -> None:
     ws = make_workspace(store)
     entries = [
         RangeInput("198.51.100.0/24", where="/ranges/0"),
@@ -153,7 +160,7 @@ def test_every_bad_entry_is_named_and_nothing_is_written(store: SqlStore) -> Non
         RangeInput("192.0.2.0/24", owner="x" * 201, where="/ranges/3"),
     ]
     with pytest.raises(InvalidInput) as exc:
-        networks.add_range_entries(store, ws, "mixed", entries, now_us=NOW_US)
+        networks.add_range_entries(store.network_lists, ws, "mixed", entries, now_us=NOW_US)
     assert [p.field for p in exc.value.problems] == [
         "/ranges/1/cidr", "/ranges/2/kind", "/ranges/3/owner",
     ]  # fmt: skip
@@ -162,7 +169,7 @@ def test_every_bad_entry_is_named_and_nothing_is_written(store: SqlStore) -> Non
 
 
 @pytest.mark.parametrize("name", ["", "AWS", "-x", "a" * 65, "with space", "a/b"])
-def test_list_names_are_checked(store: SqlStore, name: str) -> None:
+def test_list_names_are_checked(store: Repos, name: str) -> None:
     ws = make_workspace(store)
     with pytest.raises(InvalidInput) as exc:
         _add(store, ws, name, "198.51.100.0/24")
@@ -170,7 +177,7 @@ def test_list_names_are_checked(store: SqlStore, name: str) -> None:
     assert _count(store) == 0
 
 
-def test_bad_arguments_and_missing_files(store: SqlStore, tmp_path: Path) -> None:
+def test_bad_arguments_and_missing_files(store: Repos, tmp_path: Path) -> None:
     ws = make_workspace(store)
     with pytest.raises(InvalidInput) as exc:
         _add(store, ws, "x", "198.51.100.0/24", "10.0.0.300/8")
@@ -182,37 +189,37 @@ def test_bad_arguments_and_missing_files(store: SqlStore, tmp_path: Path) -> Non
     assert _count(store) == 0
 
 
-def test_pages_of_lists_and_ranges(store: SqlStore) -> None:
+def test_pages_of_lists_and_ranges(store: Repos) -> None:
     ws = make_workspace(store)
     for name in ("a", "b", "c"):
         _add(store, ws, name, *(f"198.51.{n}.0/24" for n in range(5)))
-    first = networks.list_networks(store, ws, limit=2)
+    first = networks.list_networks(store.network_lists, ws, limit=2)
     assert [x.name for x in first.items] == ["a", "b"] and first.next_cursor
-    rest = networks.list_networks(store, ws, limit=2, cursor=first.next_cursor)
+    rest = networks.list_networks(store.network_lists, ws, limit=2, cursor=first.next_cursor)
     assert [x.name for x in rest.items] == ["c"] and rest.next_cursor is None
     seen: list[str] = []
     cursor = None
     while True:
-        page = networks.list_ranges(store, ws, "b", limit=2, cursor=cursor)
+        page = networks.list_ranges(store.network_lists, ws, "b", limit=2, cursor=cursor)
         seen += [r.cidr for r in page.items]
         cursor = page.next_cursor
         if cursor is None:
             break
     assert sorted(seen) == sorted(f"198.51.{n}.0/24" for n in range(5))
     with pytest.raises(InvalidInput, match="cursor"):  # a cursor of another list is refused
-        networks.list_ranges(store, ws, "a", limit=2, cursor=first.next_cursor)
+        networks.list_ranges(store.network_lists, ws, "a", limit=2, cursor=first.next_cursor)
 
 
-def test_revisions_go_up_with_every_change_of_a_workspace(store: SqlStore) -> None:
+def test_revisions_go_up_with_every_change_of_a_workspace(store: Repos) -> None:
     a, b = make_workspace(store), make_workspace(store)
-    assert store.network_list_revisions() == {}
+    assert store.network_lists.network_list_revisions() == {}
     _add(store, a, "x", "198.51.100.0/24")
-    r1 = store.network_list_revisions()[a.id]
+    r1 = store.network_lists.network_list_revisions()[a.id]
     _add(store, a, "x", "198.51.100.0/24")  # nothing changed
-    assert store.network_list_revisions()[a.id] == r1
+    assert store.network_lists.network_list_revisions()[a.id] == r1
     _add(store, a, "x", "198.51.100.0/24", kind="mobile")
-    r2 = store.network_list_revisions()[a.id]
-    networks.remove_list(store, a, "x", now_us=NOW_US)
-    r3 = store.network_list_revisions()[a.id]
+    r2 = store.network_lists.network_list_revisions()[a.id]
+    networks.remove_list(store.network_lists, a, "x", now_us=NOW_US)
+    r3 = store.network_lists.network_list_revisions()[a.id]
     assert r1 < r2 < r3
-    assert b.id not in store.network_list_revisions()
+    assert b.id not in store.network_lists.network_list_revisions()

@@ -24,9 +24,9 @@ from clicktrail.signals import (
     range_file_entries,
 )
 from clicktrail.storage.resolver import TokenResolver
-from clicktrail.storage.sql_store import SqlStore
 from factories import (
     NOW_US,
+    Repos,
     make_campaign,
     make_contacts,
     make_domain,
@@ -64,7 +64,7 @@ LISTED_IP = "198.51.100.7"
 OTHER_IP = "192.0.2.80"
 
 
-def _world(store: SqlStore, engine: sa.Engine, tmp: Path, host: str, n: int = 8) -> tuple[
+def _world(store: Repos, engine: sa.Engine, tmp: Path, host: str, n: int = 8) -> tuple[
     Workspace, Any, list[Any]
 ]:  # fmt: skip
     """A workspace with a campaign of `n` delivered recipients; returns (workspace, campaign,
@@ -74,7 +74,7 @@ def _world(store: SqlStore, engine: sa.Engine, tmp: Path, host: str, n: int = 8)
     make_contacts(store, ws, n)
     cp = make_campaign(store, ws, "Hi https://shop.example.com/a")
     send(store, ws, cp, tmp / f"{host}.jsonl")
-    store.apply_receipts(
+    store.messages.apply_receipts(
         ws.id, [Receipt(i, "delivered", DELIVERED) for i in message_ids(store, cp)],
         skip_unknown=False, source="test", now_us=NOW_US,
     )  # fmt: skip
@@ -118,21 +118,27 @@ def _verdicts(engine: sa.Engine) -> dict[str, tuple[str, str]]:
         }
 
 
-def _add(store: SqlStore, ws: Workspace, name: str, *sources: str, **kw: str) -> None:
+def _add(store: Repos, ws: Workspace, name: str, *sources: str, **kw: str) -> None:
     networks.add_ranges(
-        store, ws, name, list(sources), read_file=range_file_entries, now_us=NOW_US, **kw
+        store.network_lists,
+        ws,
+        name,
+        list(sources),
+        read_file=range_file_entries,
+        now_us=NOW_US,
+        **kw,
     )
 
 
 def test_a_request_from_a_listed_hosting_range_is_not_a_click_in_that_workspace_only(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
+    store: Repos, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
 ) -> None:
     ws_a, cp_a, a = _world(store, engine, tmp_path, "a.example.com")
     _, cp_b, b = _world(store, engine, tmp_path, "b.example.com")
     _add(store, ws_a, "own-cloud", "198.51.100.0/24", kind="hosting", owner="Acme DC")
-    classify = clicks.ClassifyNew(store, classifier())
+    classify = clicks.ClassifyNew(store.clicks, classifier())
     at = DELIVERED + 600 * S
-    store.insert_clicks([
+    store.clicks.insert_clicks([
         _rec("a-listed", a[0], at, LISTED_IP, CHROME_DESKTOP, CHROME),
         _rec("a-other", a[1], at, OTHER_IP, CHROME_DESKTOP, CHROME),
         _rec("b-same-ip", b[0], at, LISTED_IP, CHROME_DESKTOP, CHROME),
@@ -143,34 +149,34 @@ def test_a_request_from_a_listed_hosting_range_is_not_a_click_in_that_workspace_
     assert v["a-other"][0] == "human"
     assert v["b-same-ip"][0] == "human"  # workspace B has no such list
     assert (
-        store.campaign_report(cp_a).total_clicks,
-        store.campaign_report(cp_a).raw_total_clicks,
+        store.reports.campaign_report(cp_a).total_clicks,
+        store.reports.campaign_report(cp_a).raw_total_clicks,
     ) == (1, 2)
-    assert store.campaign_report(cp_b).total_clicks == 1
+    assert store.reports.campaign_report(cp_b).total_clicks == 1
 
 
 def test_a_scanner_list_catches_a_perfect_mobile_browser(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
+    store: Repos, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
 ) -> None:
     ws, _, targets = _world(store, engine, tmp_path, "a.example.com")
     _add(store, ws, "carrier-scanner", "198.51.100.0/25", kind="scanner")
-    classify = clicks.ClassifyNew(store, classifier())
-    store.insert_clicks([_rec("c", targets[0], DELIVERED + 600 * S, LISTED_IP)])
+    classify = clicks.ClassifyNew(store.clicks, classifier())
+    store.clicks.insert_clicks([_rec("c", targets[0], DELIVERED + 600 * S, LISTED_IP)])
     classify()
     verdict, reasons = _verdicts(engine)["c"]
     assert verdict not in ("human", "suspect") and "NET_LISTED" in reasons
 
 
-def _fanout(store: SqlStore, targets: list[Any], prefix: str) -> None:
+def _fanout(store: Repos, targets: list[Any], prefix: str) -> None:
     """Six recipients tapping within a minute from one address, each like a person."""
     t0 = DELIVERED + 600 * S
-    store.insert_clicks(
+    store.clicks.insert_clicks(
         [_rec(f"{prefix}{i}", targets[i], t0 + i * 5 * S, LISTED_IP) for i in range(6)]
     )
 
 
 def test_a_workspace_mobile_list_keeps_carrier_nat_from_fanning_out(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
+    store: Repos, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
 ) -> None:
     ws_a, _, a = _world(store, engine, tmp_path, "a.example.com")
     _, _, b = _world(store, engine, tmp_path, "b.example.com")
@@ -178,8 +184,10 @@ def test_a_workspace_mobile_list_keeps_carrier_nat_from_fanning_out(
     judge = classifier()
     _fanout(store, a, "a")
     _fanout(store, b, "b")
-    clicks.ClassifyNew(store, judge)()
-    bots.finalize_settled(store, DELIVERED + 10_000 * S, settle_us=900 * S, ip_kind=judge.ip_kind)
+    clicks.ClassifyNew(store.clicks, judge)()
+    bots.finalize_settled(
+        store.clicks, DELIVERED + 10_000 * S, settle_us=900 * S, ip_kind=judge.ip_kind
+    )
     v = _verdicts(engine)
     # Workspace A's carrier address: six people behind one NAT stay people.
     assert {v[f"a{i}"][0] for i in range(6)} == {"human"}
@@ -201,40 +209,40 @@ def _net(cidr: str) -> Any:
 
 
 def test_reclassify_after_adding_a_list_changes_history_and_the_report(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
+    store: Repos, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
 ) -> None:
     ws, cp, targets = _world(store, engine, tmp_path, "a.example.com")
-    clicks.ClassifyNew(store, classifier())()
+    clicks.ClassifyNew(store.clicks, classifier())()
     at = DELIVERED + 600 * S
-    store.insert_clicks([
+    store.clicks.insert_clicks([
         _rec("scan", targets[0], at, LISTED_IP, CHROME_DESKTOP, CHROME),
         _rec("person", targets[1], at + 30 * S, OTHER_IP, CHROME_DESKTOP, CHROME),
     ])  # fmt: skip
-    clicks.ClassifyNew(store, classifier())()
-    assert store.campaign_report(cp).total_clicks == 2
+    clicks.ClassifyNew(store.clicks, classifier())()
+    assert store.reports.campaign_report(cp).total_clicks == 2
     csv_file = tmp_path / "dc.csv"
     csv_file.write_text("cidr,owner,kind,source\n198.51.100.0/24,Acme DC,hosting,dc\n")
     _add(store, ws, "dc", str(csv_file))
     # What `clicktrail bots reclassify` does: a fresh process's classifier.
     result = bots.reclassify(
-        store, classifier(), DELIVERED + 10_000 * S,
+        store.clicks, classifier(), DELIVERED + 10_000 * S,
         settle_us=900 * S,
     )  # fmt: skip
     assert (result.requests, result.verdict_changes) == (2, 1)
     v = _verdicts(engine)
     assert v["scan"][0] == "scanner" and v["person"][0] == "human"
-    report = store.campaign_report(cp)
+    report = store.reports.campaign_report(cp)
     assert (report.total_clicks, report.raw_total_clicks) == (1, 2)
     assert report.by_reason["NET_HOSTING"] == 1
     # Removing the list and re-classifying gives the click back.
-    networks.remove_list(store, ws, "dc", now_us=NOW_US)
-    bots.reclassify(store, classifier(),
+    networks.remove_list(store.network_lists, ws, "dc", now_us=NOW_US)
+    bots.reclassify(store.clicks, classifier(),
                     DELIVERED + 10_000 * S, settle_us=900 * S)  # fmt: skip
-    assert store.campaign_report(cp).total_clicks == 2
+    assert store.reports.campaign_report(cp).total_clicks == 2
 
 
 def test_workspace_lists_combine_with_the_installation_file(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
+    store: Repos, engine: sa.Engine, tmp_path: Path, classifier: Callable[..., SignalsClassifier]
 ) -> None:
     """The more specific range wins across both; the installation's file still applies to
     every workspace."""
@@ -247,13 +255,13 @@ def test_workspace_lists_combine_with_the_installation_file(
     _add(store, ws_a, "carriers", "198.51.100.0/28", kind="mobile")
     judge = classifier(CLICKTRAIL_BOT_NETWORKS_FILE=str(installation))
     at = DELIVERED + 600 * S
-    store.insert_clicks([
+    store.clicks.insert_clicks([
         _rec("a-gw", a[0], at, LISTED_IP, CHROME_DESKTOP, CHROME),  # in A's /28
         _rec("a-cloud", a[1], at, "198.51.100.77", CHROME_DESKTOP, CHROME),  # cloud, not the /28
         _rec("a-other-cloud", a[2], at, "203.0.113.5", CHROME_DESKTOP, CHROME),
         _rec("b-gw", b[0], at, LISTED_IP, CHROME_DESKTOP, CHROME),
     ])  # fmt: skip
-    clicks.ClassifyNew(store, judge)()
+    clicks.ClassifyNew(store.clicks, judge)()
     v = _verdicts(engine)
     assert v["a-gw"][0] == "human"
     assert v["a-cloud"][0] == "scanner"
@@ -265,23 +273,23 @@ def test_workspace_lists_combine_with_the_installation_file(
 
 
 def test_the_classifier_reloads_a_changed_list_without_a_query_per_request(
-    store: SqlStore, engine: sa.Engine, tmp_path: Path
+    store: Repos, engine: sa.Engine, tmp_path: Path
 ) -> None:
     ws, _, targets = _world(store, engine, tmp_path, "a.example.com")
     calls = {"revisions": 0, "ranges": 0, "workspace": 0}
 
     def revisions() -> dict[int, int]:
         calls["revisions"] += 1
-        return store.network_list_revisions()
+        return store.network_lists.network_list_revisions()
 
     def ranges_of(workspace_id: int) -> list[tuple[str, str, str, str]]:
         calls["ranges"] += 1
         return [(r.cidr, r.owner, r.kind, r.list_name)
-                for r in store.workspace_network_ranges(workspace_id)]  # fmt: skip
+                for r in store.network_lists.workspace_network_ranges(workspace_id)]  # fmt: skip
 
     def workspace_of(campaign_id: int) -> int | None:
         calls["workspace"] += 1
-        return store.campaign_workspace(campaign_id)
+        return store.campaigns.campaign_workspace(campaign_id)
 
     lists = WorkspaceNetworks(None, revisions=revisions, ranges_of=ranges_of,
                               workspace_of=workspace_of, ttl=3600)  # fmt: skip
@@ -289,16 +297,16 @@ def test_the_classifier_reloads_a_changed_list_without_a_query_per_request(
     _add(store, ws, "own-cloud", "198.51.100.0/24")
     records = [_rec(f"c{i}", targets[i % 8], DELIVERED + (600 + i) * S, LISTED_IP,
                     CHROME_DESKTOP, CHROME) for i in range(200)]  # fmt: skip
-    clicks.ClassifyNew(store, judge)()  # nothing yet: no look-up at all
-    store.insert_clicks(records)
-    assert clicks.ClassifyNew(store, judge)() == 200
+    clicks.ClassifyNew(store.clicks, judge)()  # nothing yet: no look-up at all
+    store.clicks.insert_clicks(records)
+    assert clicks.ClassifyNew(store.clicks, judge)() == 200
     assert calls == {"revisions": 1, "ranges": 1, "workspace": 1}
     assert {v for v, _ in _verdicts(engine).values()} == {"scanner"}
     # The list changes: after the next revision check the new list is used (and memoised
     # look-ups of the old list are not).
-    networks.remove_list(store, ws, "own-cloud", now_us=NOW_US)
+    networks.remove_list(store.network_lists, ws, "own-cloud", now_us=NOW_US)
     _add(store, ws, "carriers", "198.51.100.0/24", kind="mobile")
-    req = store.requests_page(0, 1, None, None)[0][1]
+    req = store.clicks.requests_page(0, 1, None, None)[0][1]
     assert judge.classify(req).verdict == "scanner"  # not checked again yet
     lists.refresh()
     assert judge.classify(req).verdict == "human"

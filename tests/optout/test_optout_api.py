@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.models import Receipt
 from clicktrail.services.ports import ClickRecord
-from factories import NOW_US, make_campaign, make_contacts, phone, send
+from factories import NOW_US, Repos, make_campaign, make_contacts, phone, send
 from inprocess_api import HOST, Api, ok, problem
 
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -32,7 +32,7 @@ def history(api: Api, contact: str) -> Any:
 
 
 def opted_out(api: Api, contact: str) -> bool:
-    found = api.container.store.find_contact(api.ws.id, contact)
+    found = Repos.on(api.container.engine).contacts.find_contact(api.ws.id, contact)
     assert found is not None
     return found.opted_out
 
@@ -41,7 +41,7 @@ def opted_out(api: Api, contact: str) -> bool:
 
 
 def test_stop_start_and_help_through_the_generic_inbound(api: Api) -> None:
-    make_contacts(api.container.store, api.ws, 1)
+    make_contacts(Repos.on(api.container.engine), api.ws, 1)
     out = inbound(api, "Stop.", to="+18005550000", received_at="2026-05-28T10:00:00Z")
     assert out == {"keyword": "STOP", "action": "opt_out", "applied": True, "opted_out": True,
                    "reply": None}  # fmt: skip
@@ -83,7 +83,7 @@ def test_stop_from_an_unknown_number_creates_an_opted_out_contact(api: Api) -> N
 
 
 def test_the_latest_event_wins_whatever_order_they_arrive_in(api: Api) -> None:
-    make_contacts(api.container.store, api.ws, 1)
+    make_contacts(Repos.on(api.container.engine), api.ws, 1)
     inbound(api, "START", received_at="2026-05-28T12:00:00Z")  # not opted out: not applied
     inbound(api, "STOP", received_at="2026-05-28T12:05:00Z")
     late = inbound(api, "START", received_at="2026-05-28T12:01:00Z")  # older than the STOP
@@ -125,7 +125,7 @@ def twilio(api: Api, body: str, *, token: str = TOKEN, url: str = TWILIO_URL,
 
 def test_twilio_stop_with_a_valid_signature_opts_out(api: Api) -> None:
     add_twilio(api)
-    make_contacts(api.container.store, api.ws, 1)
+    make_contacts(Repos.on(api.container.engine), api.ws, 1)
     r = twilio(api, "STOP")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/xml")
@@ -164,7 +164,7 @@ def test_twilio_behind_a_tls_terminator(api: Api) -> None:
                                      "garbage"])  # fmt: skip
 def test_twilio_forged_requests_are_refused_and_change_nothing(api: Api, forgery: str) -> None:
     add_twilio(api)
-    make_contacts(api.container.store, api.ws, 1)
+    make_contacts(Repos.on(api.container.engine), api.ws, 1)
     signed = {"AccountSid": "AC" + "0" * 32, "MessageSid": "SM" + "1" * 32, "From": A,
               "To": "+18005550000", "Body": "START", "NumMedia": "0"}  # fmt: skip
     kwargs: dict[str, Any] = {
@@ -188,8 +188,8 @@ def test_twilio_reaches_every_workspace_with_that_account(api: Api) -> None:
     from factories import make_workspace
 
     add_twilio(api, name="tw")
-    make_contacts(api.container.store, api.ws, 1)
-    other = make_workspace(api.container.store)
+    make_contacts(Repos.on(api.container.engine), api.ws, 1)
+    other = make_workspace(Repos.on(api.container.engine))
     api.container.provider_repo.add_provider(
         public_id="prv_other", workspace_id=other.id, name="tw2", kind="twilio",
         settings={"account_sid": "AC" + "9" * 32}, secrets={"auth_token": "e" * 32},
@@ -197,14 +197,16 @@ def test_twilio_reaches_every_workspace_with_that_account(api: Api) -> None:
     )  # fmt: skip
     assert twilio(api, "STOP").status_code == 200
     assert opted_out(api, A)
-    assert api.container.store.find_contact(other.id, A) is None  # not its account
+    assert (
+        Repos.on(api.container.engine).contacts.find_contact(other.id, A) is None
+    )  # not its account
 
 
 # -- manual changes -----------------------------------------------------------------------------
 
 
 def test_manual_opt_outs_and_ins_all_or_nothing(api: Api) -> None:
-    make_contacts(api.container.store, api.ws, 2)
+    make_contacts(Repos.on(api.container.engine), api.ws, 2)
     r = api.call("POST", "/v1/opt-outs", json={"items": [
         {"contact": "ext-0", "opted_out": True, "note": "asked on the phone"},
         {"contact": "+14155550190", "opted_out": True, "at": "2026-05-01T00:00:00Z"},
@@ -235,7 +237,7 @@ def test_manual_opt_outs_and_ins_all_or_nothing(api: Api) -> None:
 def test_a_contact_opted_out_by_keyword_is_left_out_of_the_next_send(
     api: Api, tmp_path: Path
 ) -> None:
-    store = api.container.store
+    store = Repos.on(api.container.engine)
     make_contacts(store, api.ws, 3)
     inbound(api, "STOP", sender=B)
     outbox = tmp_path / "outbox.jsonl"
@@ -253,25 +255,25 @@ def test_a_contact_opted_out_by_keyword_is_left_out_of_the_next_send(
 
 
 def test_an_opt_out_leaves_past_messages_and_clicks_in_reports(api: Api, tmp_path: Path) -> None:
-    store = api.container.store
+    store = Repos.on(api.container.engine)
     make_contacts(store, api.ws, 2)
     cp = make_campaign(store, api.ws, slug="past")
     send(store, api.ws, cp, tmp_path / "outbox.jsonl")
-    ids = store.queued_or_sent_ids(cp.id, 10)
-    store.apply_receipts(
+    ids = store.messages.queued_or_sent_ids(cp.id, 10)
+    store.messages.apply_receipts(
         api.ws.id, [Receipt(m, "delivered", NOW_US + 1_000_000) for m in ids],
         skip_unknown=False, source="test", now_us=NOW_US,
     )  # fmt: skip
-    token, to, _ = store.sample_links(cp.id, 10)[0]  # link 1 of the first message
-    contact = store.find_contact(api.ws.id, to)
+    token, to, _ = store.messages.sample_links(cp.id, 10)[0]  # link 1 of the first message
+    contact = store.contacts.find_contact(api.ws.id, to)
     assert contact is not None
     human = Verdict("human", 0, ())
-    store.insert_clicks(
+    store.clicks.insert_clicks(
         [ClickRecord("click-1", token, cp.id, cp.links[0].id, _message_id(api, token),
                      contact.id, NOW_US + 60_000_000, "GET", "203.0.113.9", UA, {})],
         [human],
     )  # fmt: skip
-    store.save_verdicts([("click-1", human, True)])  # final: no background job re-judges it
+    store.clicks.save_verdicts([("click-1", human, True)])  # final: no background job re-judges it
     report = ("GET", "/v1/campaigns/past/report", {})
     stop = ("POST", "/v1/inbound", {"json": {"from": to, "text": "STOP"}})
     before, stopped, after = api.calls([report, stop, report])

@@ -9,15 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clicktrail.storage.sql_store import SqlStore
-from factories import make_contacts, make_workspace, phone
+from factories import PYTHONPATH, Repos, make_contacts, make_workspace, phone
 
 CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
 
 
 def run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
+        "PATH": os.environ.get("PATH", ""), **PYTHONPATH, "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
         "COLUMNS": "200", "CLICKTRAIL_DATABASE_URL": database_url,
         "CLICKTRAIL_DATA_DIR": str(tmp / "data"),
     }  # fmt: skip
@@ -27,7 +26,7 @@ def run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess
     )  # fmt: skip
 
 
-def test_opt_outs_commands(store: SqlStore, database_url: str, tmp_path: Path) -> None:
+def test_opt_outs_commands(store: Repos, database_url: str, tmp_path: Path) -> None:
     ws = make_workspace(store)
     make_contacts(store, ws, 2)
 
@@ -37,7 +36,7 @@ def test_opt_outs_commands(store: SqlStore, database_url: str, tmp_path: Path) -
         return r.stdout
 
     assert "opted out (changed)" in cli("add", "ext-0", "--note", "called us")
-    assert store.find_contact(ws.id, phone(0)).opted_out  # type: ignore[union-attr]
+    assert store.contacts.find_contact(ws.id, phone(0)).opted_out  # type: ignore[union-attr]
     assert "opted in (changed)" in cli("remove", phone(0))
     history = json.loads(cli("history", phone(0), "--json"))
     assert history["opted_out"] is False
@@ -49,7 +48,7 @@ def test_opt_outs_commands(store: SqlStore, database_url: str, tmp_path: Path) -
     lst = tmp_path / "suppress.csv"
     lst.write_text(f"name,phone\nA,{phone(1)}\nX,(415) 555-0177\n")
     assert "2 phone(s): 2 opted out now" in cli("import", str(lst), "--region", "US")
-    assert store.find_contact(ws.id, "+14155550177").opted_out  # type: ignore[union-attr]
+    assert store.contacts.find_contact(ws.id, "+14155550177").opted_out  # type: ignore[union-attr]
     assert json.loads(cli("history", phone(1), "--json"))["events"][0]["source"] == "import"
     lst.write_text(f"{phone(1)}\nnot a phone\n")
     r = run(database_url, tmp_path, "opt-outs", "import", str(lst))

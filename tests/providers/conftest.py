@@ -12,7 +12,7 @@ from provider_world import HOST, Env
 
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
-from factories import make_api_key, make_domain, make_workspace
+from factories import Repos, make_api_key, make_domain, make_workspace
 
 
 @pytest.fixture
@@ -25,9 +25,9 @@ def env(database_url: str, tmp_path: Path) -> Iterator[Env]:
         }
     )
     container = Container(settings)
-    ws = make_workspace(container.store)
-    make_domain(container.store, ws, HOST)
-    yield Env(container, ws, make_api_key(container.store, ws), tmp_path, database_url)
+    ws = make_workspace(Repos.on(container.engine))
+    make_domain(Repos.on(container.engine), ws, HOST)
+    yield Env(container, ws, make_api_key(Repos.on(container.engine), ws), tmp_path, database_url)
     container.dispose()
 
 

@@ -17,7 +17,7 @@ from clicktrail.bootstrap import Container
 from clicktrail.domain.models import Workspace
 from clicktrail.services import providers
 from clicktrail.services.providers import ProviderConfig
-from factories import NOW_US
+from factories import NOW_US, PYTHONPATH, Repos
 from served import ThreadServer, in_process
 
 HOST = "sms.example.com"
@@ -36,7 +36,7 @@ class Env:
 
     @property
     def store(self) -> Any:
-        return self.container.store
+        return Repos.on(self.container.engine)
 
     def add_provider(self, name: str, kind: str, **options: Any) -> ProviderConfig:
         """Configure a provider as the operator does (``${CLICKTRAIL_PROVIDER_…}`` allowed)."""
@@ -67,6 +67,7 @@ class Env:
             cwd=self.tmp,
             env={
                 "PATH": os.environ.get("PATH", ""),
+                **PYTHONPATH,
                 "HOME": str(self.tmp),
                 "CLICKTRAIL_DATABASE_URL": self.database_url,
                 "CLICKTRAIL_DATA_DIR": str(self.tmp / "data"),

@@ -55,8 +55,8 @@ def test_message_lookups_are_scoped_to_the_workspace(env: Env) -> None:
     make_contacts(env.store, env.ws, 1)
     cp = make_campaign(env.store, env.ws)
     send(env.store, env.ws, cp, env.tmp / "outbox.jsonl")
-    (mid,) = env.store.queued_or_sent_ids(cp.id, 10)
-    ref = env.store.message_status(mid)["provider_message_id"]  # the outbox uses our id
+    (mid,) = env.store.messages.queued_or_sent_ids(cp.id, 10)
+    ref = env.store.messages.message_status(mid)["provider_message_id"]  # the outbox uses our id
     found = repo.message_for_receipt(env.ws.id, ref, None)
     assert found is not None
     assert found.public_id == mid
@@ -65,7 +65,7 @@ def test_message_lookups_are_scoped_to_the_workspace(env: Env) -> None:
     assert repo.message_for_receipt(other.id, ref, mid) is None
     assert repo.known_provider_refs([ref, "SMunknown"]) == {ref}
     repo.record_delivery_error(found, "30003", "Unreachable")
-    row = env.store.message_status(mid)
+    row = env.store.messages.message_status(mid)
     assert (row["error_code"], row["error_message"]) == ("30003", "Unreachable")
 
 

@@ -32,7 +32,7 @@ from starlette.routing import Mount, Route
 from clicktrail.bootstrap import Container
 from clicktrail.web.bodies import MAX_JSON_DEPTH, SERVER_MAX_BODY, json_depth_over
 from clicktrail.web.fastpath import RedirectProtocol
-from factories import make_campaign
+from factories import Repos, make_campaign
 from inprocess_api import HOST, Api
 from inprocess_api import api as api
 from served import ThreadServer
@@ -56,7 +56,9 @@ class World:
 @pytest.fixture
 def world(api: Api) -> Iterator[World]:
     """The `api` fixture's workspace and key, served for real; a campaign ``x``."""
-    make_campaign(api.container.store, api.ws, slug="x")  # routes under /v1/campaigns/x find it
+    make_campaign(
+        Repos.on(api.container.engine), api.ws, slug="x"
+    )  # routes under /v1/campaigns/x find it
     server = ThreadServer(api.container)
     server.server.config.http = RedirectProtocol  # as `clicktrail serve` runs it
     with server:

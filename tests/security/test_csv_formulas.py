@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.services import exports
 from clicktrail.services.ports import ClickRecord
+from factories import Repos
 from test_exports import World, _targets, export
 from test_exports import world as world
 
@@ -39,7 +40,7 @@ def _store_clicks(w: World, user_agents: list[str]) -> None:
         )
         for i, ua in enumerate(user_agents)
     ]  # fmt: skip
-    w.container.store.insert_clicks(rows, [verdict] * len(rows))
+    Repos.on(w.container.engine).clicks.insert_clicks(rows, [verdict] * len(rows))
 
 
 def test_csv_cells_that_start_a_formula_are_neutralised(world: World) -> None:

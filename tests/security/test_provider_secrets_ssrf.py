@@ -29,6 +29,8 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Campaign, Workspace
 from factories import (
     NOW_US,
+    PYTHONPATH,
+    Repos,
     make_api_key,
     make_campaign,
     make_contacts,
@@ -160,11 +162,15 @@ def make_world(database_url: str, tmp: Path, settings: dict[str, str]) -> World:
             }
         )
     )
-    ws = make_workspace(container.store)
-    make_domain(container.store, ws, HOST)
-    make_contacts(container.store, ws, 2)
-    campaign = make_campaign(container.store, ws, "Hi {first_name}: https://shop.example.com/x")
-    return World(container, ws, make_api_key(container.store, ws), campaign, tmp, database_url)
+    ws = make_workspace(Repos.on(container.engine))
+    make_domain(Repos.on(container.engine), ws, HOST)
+    make_contacts(Repos.on(container.engine), ws, 2)
+    campaign = make_campaign(
+        Repos.on(container.engine), ws, "Hi {first_name}: https://shop.example.com/x"
+    )
+    return World(
+        container, ws, make_api_key(Repos.on(container.engine), ws), campaign, tmp, database_url
+    )
 
 
 @pytest.fixture
@@ -337,7 +343,7 @@ def test_a_reference_stored_before_the_fix_is_not_resolved(
 def test_the_operator_cli_may_reference_the_prefix_only(world: World) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         env = {
-            "PATH": os.environ.get("PATH", ""), "HOME": str(world.tmp),
+            "PATH": os.environ.get("PATH", ""), **PYTHONPATH, "HOME": str(world.tmp),
             "CLICKTRAIL_DATABASE_URL": world.database_url,
             "CLICKTRAIL_DATA_DIR": str(world.tmp / "data"), "CLICKTRAIL_WORKSPACE": world.ws.slug,
             "NO_COLOR": "1", "COLUMNS": "200",

@@ -21,6 +21,7 @@ from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
 from clicktrail.domain.models import Campaign, Workspace
 from factories import (
+    Repos,
     make_api_key,
     make_campaign,
     make_contacts,
@@ -95,7 +96,7 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
         env={"CLICKTRAIL_DATABASE_URL": database_url, "CLICKTRAIL_DATA_DIR": str(tmp_path)}
     )
     container = Container(settings)
-    store = container.store
+    store = Repos.on(container.engine)
     a = make_workspace(store)
     make_domain(store, a, HOST)
     make_contacts(store, a, 3, list_name="vip")

@@ -15,8 +15,7 @@ from typing import Any
 from clicktrail.domain.status import Status
 from clicktrail.services.ports import OutgoingSms, SendResult
 from clicktrail.services.sending import SendDefaults, Sending
-from clicktrail.storage.sql_store import SqlStore
-from factories import NOW_US
+from factories import NOW_US, Repos
 
 
 class FakeTime:
@@ -97,7 +96,7 @@ class ScriptedProvider:
 
 
 def sending_for(
-    store: SqlStore,
+    store: Repos,
     provider: Any,
     fake: FakeTime | None = None,
     **defaults: Any,
@@ -105,7 +104,7 @@ def sending_for(
     """A `Sending` over `store` that always uses `provider`, on the fake time when given."""
     return Sending(
         store,
-        store.send_jobs(),
+        store.send_jobs,
         lambda _ws, _name: provider,
         defaults=SendDefaults(**defaults),
         clock=fake.clock if fake else None,

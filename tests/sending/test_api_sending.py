@@ -23,7 +23,15 @@ import pytest
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
 from clicktrail.domain.models import Campaign, Workspace
-from factories import make_api_key, make_campaign, make_contacts, make_domain, make_workspace
+from factories import (
+    PYTHONPATH,
+    Repos,
+    make_api_key,
+    make_campaign,
+    make_contacts,
+    make_domain,
+    make_workspace,
+)
 
 CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
 
@@ -87,7 +95,7 @@ class Api:
         return subprocess.run(
             [CLICKTRAIL, *args],
             env={
-                "PATH": os.environ.get("PATH", ""),
+                "PATH": os.environ.get("PATH", ""), **PYTHONPATH,
                 "HOME": str(self.tmp),
                 "CLICKTRAIL_DATABASE_URL": self.database_url,
                 "CLICKTRAIL_DATA_DIR": str(self.tmp),
@@ -105,7 +113,7 @@ def api(database_url: str, tmp_path: Path) -> Iterator[Api]:
         load_settings(env={"CLICKTRAIL_DATABASE_URL": database_url,
                            "CLICKTRAIL_DATA_DIR": str(tmp_path)})
     )  # fmt: skip
-    store = container.store
+    store = Repos.on(container.engine)
     ws = make_workspace(store)
     make_domain(store, ws)
     make_contacts(store, ws, 15)

@@ -29,7 +29,15 @@ from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
 from clicktrail.services import providers
 from clicktrail.storage import tables as t
-from factories import NOW_US, make_campaign, make_contacts, make_domain, make_workspace, phone
+from factories import (
+    NOW_US,
+    Repos,
+    make_campaign,
+    make_contacts,
+    make_domain,
+    make_workspace,
+    phone,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -57,7 +65,7 @@ class Installation:
             load_settings(env={"CLICKTRAIL_DATABASE_URL": database_url,
                                "CLICKTRAIL_DATA_DIR": str(data_dir), **allow})
         )  # fmt: skip
-        store = self.container.store
+        store = Repos.on(self.container.engine)
         self.ws = make_workspace(store)
         make_domain(store, self.ws)
         make_contacts(store, self.ws, N)

@@ -24,18 +24,17 @@ from clicktrail.services.ports import OutgoingSms, SendResult
 from clicktrail.services.sending import JobSpec, Outcome, Sending
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage import tables as t
-from clicktrail.storage.sql_store import SqlStore
-from factories import NOW_US, make_campaign, make_contacts, make_domain, make_workspace
+from factories import NOW_US, Repos, make_campaign, make_contacts, make_domain, make_workspace
 
 
-def world(store: SqlStore, n: int = 10) -> tuple[Workspace, Campaign]:
+def world(store: Repos, n: int = 10) -> tuple[Workspace, Campaign]:
     ws = make_workspace(store)
     make_domain(store, ws)
     make_contacts(store, ws, n)
     return ws, make_campaign(store, ws)
 
 
-def statuses(store: SqlStore, cp: Campaign) -> Counter[str]:
+def statuses(store: Repos, cp: Campaign) -> Counter[str]:
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(t.messages.c.status).where(
@@ -45,12 +44,12 @@ def statuses(store: SqlStore, cp: Campaign) -> Counter[str]:
         return Counter(rows)
 
 
-def message_row(store: SqlStore, to: str) -> sa.Row[tuple[object, ...]]:
+def message_row(store: Repos, to: str) -> sa.Row[tuple[object, ...]]:
     with store.engine.connect() as conn:
         return conn.execute(sa.select(t.messages).where(t.messages.c.to_phone == to)).one()
 
 
-def test_a_send_is_a_job_that_sends_each_recipient_once(store: SqlStore, tmp_path: Path) -> None:
+def test_a_send_is_a_job_that_sends_each_recipient_once(store: Repos, tmp_path: Path) -> None:
     ws, cp = world(store, 25)
     outbox = OutboxProvider(tmp_path / "outbox.jsonl")
     sending = sending_for(store, outbox)
@@ -63,12 +62,12 @@ def test_a_send_is_a_job_that_sends_each_recipient_once(store: SqlStore, tmp_pat
         "done", 25, 25, 0, False,
     )  # fmt: skip
     assert st.rate == 0.0  # the outbox declares no limit
-    assert store.find_campaign(ws.id, cp.slug).status == "sent"  # type: ignore[union-attr]
+    assert store.campaigns.find_campaign(ws.id, cp.slug).status == "sent"  # type: ignore[union-attr]
     with pytest.raises(Conflict, match="already been sent"):
         sending.send(ws, cp, outbox)
 
 
-def test_bad_job_settings_name_the_field(store: SqlStore) -> None:
+def test_bad_job_settings_name_the_field(store: Repos) -> None:
     ws, cp = world(store, 1)
     sending = sending_for(store, ScriptedProvider())
     for spec, field in [
@@ -82,10 +81,12 @@ def test_bad_job_settings_name_the_field(store: SqlStore) -> None:
     assert statuses(store, cp) == Counter()
 
 
-def test_opted_out_and_invalid_recipients_are_skipped_and_counted(store: SqlStore) -> None:
+def test_opted_out_and_invalid_recipients_are_skipped_and_counted(store: Repos) -> None:
     ws, cp = world(store, 6)
     # An invalid number (stored before validation got stricter, say) and an opted-out contact.
-    store.upsert_contacts(ws.id, [ContactInput("+15555550100", "bad", None, {})], None, NOW_US)
+    store.contacts.upsert_contacts(
+        ws.id, [ContactInput("+15555550100", "bad", None, {})], None, NOW_US
+    )
     with store.engine.begin() as conn:
         conn.execute(
             t.contacts.update().where(t.contacts.c.phone == "+14155550001").values(opted_out_us=1)
@@ -116,7 +117,7 @@ def test_opted_out_and_invalid_recipients_are_skipped_and_counted(store: SqlStor
 
 
 def test_transient_refusals_back_off_then_fail_permanent_ones_fail_at_once(
-    store: SqlStore,
+    store: Repos,
 ) -> None:
     ws, cp = world(store, 3)
     a, b, c = "+14155550000", "+14155550001", "+14155550002"
@@ -165,7 +166,7 @@ def test_transient_refusals_back_off_then_fail_permanent_ones_fail_at_once(
     assert (st.counts.sent, st.counts.failed) == (1, 2)
 
 
-def test_backoff_doubles_with_jitter_between_attempts(store: SqlStore) -> None:
+def test_backoff_doubles_with_jitter_between_attempts(store: Repos) -> None:
     ws, cp = world(store, 1)
     fake = FakeTime()
 
@@ -182,7 +183,7 @@ def test_backoff_doubles_with_jitter_between_attempts(store: SqlStore) -> None:
     assert message_row(store, "+14155550000").status == "sent"
 
 
-def test_a_message_refused_for_longer_than_max_age_fails(store: SqlStore) -> None:
+def test_a_message_refused_for_longer_than_max_age_fails(store: Repos) -> None:
     ws, cp = world(store, 1)
     fake = FakeTime()
 
@@ -197,7 +198,7 @@ def test_a_message_refused_for_longer_than_max_age_fails(store: SqlStore) -> Non
     assert row.error_code in ("429", "expired")
 
 
-def test_the_rate_limit_spaces_hand_overs(store: SqlStore) -> None:
+def test_the_rate_limit_spaces_hand_overs(store: Repos) -> None:
     ws, cp = world(store, 20)
     fake = FakeTime()
     provider = ScriptedProvider(clock=fake.clock)
@@ -211,7 +212,7 @@ def test_the_rate_limit_spaces_hand_overs(store: SqlStore) -> None:
         assert sum(1 for x in times if start <= x < start + 1_000_000) <= 10
 
 
-def test_provider_exceptions_retry_when_resending_is_safe(store: SqlStore) -> None:
+def test_provider_exceptions_retry_when_resending_is_safe(store: Repos) -> None:
     ws, cp = world(store, 4)
     fake = FakeTime()
     provider = ScriptedProvider(fail_batches=2, reconcile_complete=True, clock=fake.clock)
@@ -222,7 +223,7 @@ def test_provider_exceptions_retry_when_resending_is_safe(store: SqlStore) -> No
     assert statuses(store, cp) == Counter(sent=4)
 
 
-def test_provider_exceptions_hold_messages_when_resending_is_not_safe(store: SqlStore) -> None:
+def test_provider_exceptions_hold_messages_when_resending_is_not_safe(store: Repos) -> None:
     ws, cp = world(store, 4)
     provider = ScriptedProvider(fail_batches=1)  # can neither reconcile nor dedupe
     sending = sending_for(store, provider, FakeTime(), rate=0)
@@ -230,7 +231,7 @@ def test_provider_exceptions_hold_messages_when_resending_is_not_safe(store: Sql
     assert (summary.state, summary.unknown, summary.sent) == ("held", 2, 2)
     st = sending.status(cp)
     assert (st.state, st.counts.unknown, st.counts.sent) == ("held", 2, 2)
-    assert store.find_campaign(ws.id, cp.slug).status == "sending"  # type: ignore[union-attr]
+    assert store.campaigns.find_campaign(ws.id, cp.slug).status == "sending"  # type: ignore[union-attr]
     held = [m for m, _ in Counter(provider.calls[0]).items()]
     # Not sent again by a new run: they stay held.
     again = sending.run(ws, cp)
@@ -242,7 +243,7 @@ def test_provider_exceptions_hold_messages_when_resending_is_not_safe(store: Sql
     assert (st.state, st.counts.unknown, st.counts.sent) == ("done", 0, 4)
 
 
-def test_released_messages_can_be_resent(store: SqlStore) -> None:
+def test_released_messages_can_be_resent(store: Repos) -> None:
     ws, cp = world(store, 2)
     provider = ScriptedProvider(fail_batches=1)
     sending = sending_for(store, provider, FakeTime(), rate=0)
@@ -253,7 +254,7 @@ def test_released_messages_can_be_resent(store: SqlStore) -> None:
     assert statuses(store, cp) == Counter(sent=2)
 
 
-def test_pause_stops_between_batches_and_resume_finishes(store: SqlStore) -> None:
+def test_pause_stops_between_batches_and_resume_finishes(store: Repos) -> None:
     ws, cp = world(store, 10)
     calls = 0
     sending: Sending
@@ -279,7 +280,7 @@ def test_pause_stops_between_batches_and_resume_finishes(store: SqlStore) -> Non
     assert provider.deliveries() == {f"+1415555{i:04d}": 1 for i in range(10)}
 
 
-def test_cancel_leaves_unsent_messages_cancelled_for_good(store: SqlStore) -> None:
+def test_cancel_leaves_unsent_messages_cancelled_for_good(store: Repos) -> None:
     ws, cp = world(store, 10)
     calls = 0
     sending: Sending
@@ -299,23 +300,25 @@ def test_cancel_leaves_unsent_messages_cancelled_for_good(store: SqlStore) -> No
     assert (st.state, st.counts.sent, st.counts.cancelled, st.counts.queued) == (
         "cancelled", 4, 6, 0,
     )  # fmt: skip
-    assert store.find_campaign(ws.id, cp.slug).status == "cancelled"  # type: ignore[union-attr]
+    assert store.campaigns.find_campaign(ws.id, cp.slug).status == "cancelled"  # type: ignore[union-attr]
     for attempt in (lambda: sending.send(ws, cp), lambda: sending.run(ws, cp)):
         with pytest.raises(Conflict, match="cancelled"):
             attempt()
     with pytest.raises(Conflict):
         sending.resume(cp)
     assert len(provider.handed) == 4  # the cancelled six never reached the provider
-    report = store.campaign_report(cp)
+    report = store.reports.campaign_report(cp)
     assert (report.sent, report.delivered, report.ctr) == (4, 0, None)
 
 
-def test_quiet_hours_defer_to_the_recipients_morning(store: SqlStore) -> None:
+def test_quiet_hours_defer_to_the_recipients_morning(store: Repos) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
     ny = [f"+1212555{i:04d}" for i in range(3)]  # New York
     la = [f"+1415555{i:04d}" for i in range(3)]  # Los Angeles
-    store.upsert_contacts(ws.id, [ContactInput(p, None, None, {}) for p in ny + la], None, 0)
+    store.contacts.upsert_contacts(
+        ws.id, [ContactInput(p, None, None, {}) for p in ny + la], None, 0
+    )
     cp = make_campaign(store, ws)
     # 2026-03-02 03:00 UTC: 22:00 in New York (quiet), 19:00 in Los Angeles (allowed).
     start = int(datetime(2026, 3, 2, 3, 0, tzinfo=UTC).timestamp() * 1e6)
@@ -340,7 +343,7 @@ def test_quiet_hours_defer_to_the_recipients_morning(store: SqlStore) -> None:
     assert sending.status(cp).quiet_hours == "21:00-08:00"
 
 
-def test_quiet_hours_change_on_a_running_job(store: SqlStore) -> None:
+def test_quiet_hours_change_on_a_running_job(store: Repos) -> None:
     ws, cp = world(store, 1)
     sending = sending_for(store, ScriptedProvider())
     sending.open_job(ws, cp, JobSpec(quiet_hours="21:00-08:00"), origin="cli")
@@ -349,7 +352,7 @@ def test_quiet_hours_change_on_a_running_job(store: SqlStore) -> None:
     assert job is not None and (job.quiet_hours, job.rate) == (None, 3.0)
 
 
-def test_new_quiet_hours_release_messages_waiting_for_the_old_ones(store: SqlStore) -> None:
+def test_new_quiet_hours_release_messages_waiting_for_the_old_ones(store: Repos) -> None:
     ws, cp = world(store, 2)
     sending = sending_for(store, ScriptedProvider())
     sending.open_job(ws, cp, JobSpec(quiet_hours="21:00-08:00"), origin="cli")
@@ -375,7 +378,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_a_live_sender_keeps_the_job_a_dead_one_loses_it(store: SqlStore) -> None:
+def test_a_live_sender_keeps_the_job_a_dead_one_loses_it(store: Repos) -> None:
     ws, cp = world(store, 3)
     provider = ScriptedProvider()
     sending = sending_for(store, provider, rate=0)
@@ -402,7 +405,7 @@ def test_a_live_sender_keeps_the_job_a_dead_one_loses_it(store: SqlStore) -> Non
     assert len(provider.handed) == 3
 
 
-def test_a_dead_senders_messages_are_reconciled_not_resent(store: SqlStore) -> None:
+def test_a_dead_senders_messages_are_reconciled_not_resent(store: Repos) -> None:
     ws, cp = world(store, 6)
     provider = ScriptedProvider(reconcile_complete=True)
     sending = sending_for(store, provider, rate=0)
@@ -425,7 +428,7 @@ def test_a_dead_senders_messages_are_reconciled_not_resent(store: SqlStore) -> N
     assert (first.status, first.provider_message_id) == ("sent", "prov-" + first.public_id)
 
 
-def test_a_retry_answered_after_a_cancel_is_cancelled_too(store: SqlStore) -> None:
+def test_a_retry_answered_after_a_cancel_is_cancelled_too(store: Repos) -> None:
     ws, cp = world(store, 4)
     sending: Sending
 
@@ -444,7 +447,7 @@ def test_a_retry_answered_after_a_cancel_is_cancelled_too(store: SqlStore) -> No
 
 
 def test_a_provider_that_keeps_raising_fails_the_message_after_max_attempts(
-    store: SqlStore,
+    store: Repos,
 ) -> None:
     ws, cp = world(store, 1)
     fake = FakeTime()

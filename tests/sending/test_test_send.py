@@ -19,13 +19,12 @@ from clicktrail.storage import tables as t
 from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
-from clicktrail.storage.sql_store import SqlStore
-from factories import NOW_US, make_campaign, make_contacts, make_domain, make_workspace
+from factories import NOW_US, Repos, make_campaign, make_contacts, make_domain, make_workspace
 
 HUMAN = Verdict("human", 0, ())
 
 
-def _click(store: SqlStore, token: str, n: int) -> ClickRecord:
+def _click(store: Repos, token: str, n: int) -> ClickRecord:
     tk = t.tokens
     with store.engine.connect() as conn:
         r = conn.execute(sa.select(tk).where(tk.c.token == token)).one()
@@ -35,7 +34,7 @@ def _click(store: SqlStore, token: str, n: int) -> ClickRecord:
     )  # fmt: skip
 
 
-def test_a_test_send_is_real_but_never_counted(store: SqlStore, tmp_path: Path) -> None:
+def test_a_test_send_is_real_but_never_counted(store: Repos, tmp_path: Path) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
     make_contacts(store, ws, 3)
@@ -50,7 +49,7 @@ def test_a_test_send_is_real_but_never_counted(store: SqlStore, tmp_path: Path) 
     # To a contact's phone: personalized for that contact; a draft campaign stays a draft.
     mine = sending.test_send(ws, cp, outbox, to="+14155550001")
     assert mine.body.startswith("Hi Name1: ")
-    assert store.find_campaign(ws.id, cp.slug).status == "draft"  # type: ignore[union-attr]
+    assert store.campaigns.find_campaign(ws.id, cp.slug).status == "draft"  # type: ignore[union-attr]
     lines = [json.loads(x) for x in (tmp_path / "outbox.jsonl").read_text().splitlines()]
     assert [x["to"] for x in lines] == ["+14155559999", "+14155550001"]
 
@@ -79,22 +78,24 @@ def test_a_test_send_is_real_but_never_counted(store: SqlStore, tmp_path: Path) 
     # One human click on the test message, one on a real one, both delivered.
     real_token = next(
         tok
-        for tok, to, _ in store.sample_links(cp.id, 100)
+        for tok, to, _ in store.messages.sample_links(cp.id, 100)
         if to == "+14155550002" and tok not in (token,)
     )
-    test_mid = store.message_status(first.message_id)
+    test_mid = store.messages.message_status(first.message_id)
     assert test_mid is not None and test_mid["is_test"]
     # Every message delivered, the test ones too: they still must not count.
-    everything = store.queued_or_sent_ids(cp.id, 100)
+    everything = store.messages.queued_or_sent_ids(cp.id, 100)
     assert len(everything) == 5
-    outcome = store.apply_receipts(
+    outcome = store.messages.apply_receipts(
         ws.id, [Receipt(mid, "delivered", NOW_US) for mid in everything],
         skip_unknown=False, source="test", now_us=NOW_US,
     )  # fmt: skip
     assert outcome.applied == 5
-    store.insert_clicks([_click(store, token, 1), _click(store, real_token, 2)], [HUMAN, HUMAN])
+    store.clicks.insert_clicks(
+        [_click(store, token, 1), _click(store, real_token, 2)], [HUMAN, HUMAN]
+    )
 
-    report = store.campaign_report(cp)
+    report = store.reports.campaign_report(cp)
     assert (report.messages, report.sent, report.delivered) == (3, 3, 3)
     assert (report.total_clicks, report.unique_clicks, report.requests) == (1, 1, 1)
     assert report.ctr == pytest.approx(1 / 3)
@@ -117,7 +118,7 @@ def test_a_test_send_is_real_but_never_counted(store: SqlStore, tmp_path: Path) 
     assert (st.created, st.counts.sent) == (3, 3)
 
 
-def test_test_send_checks_its_input(store: SqlStore, tmp_path: Path) -> None:
+def test_test_send_checks_its_input(store: Repos, tmp_path: Path) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
     cp = make_campaign(store, ws)

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from clicktrail.storage import tables
-from factories import make_campaign, make_contacts, phone, send
+from factories import Repos, make_campaign, make_contacts, phone, send
 from inprocess_api import HOST, Api, ok, problem
 
 SPEC = {"name": "Order updates", "slug": "orders"}
@@ -162,7 +162,7 @@ def test_idempotency_key_and_client_ref_must_agree(api: Api) -> None:
 
 
 def test_batch_wraps_every_recipient_form_in_request_order(api: Api) -> None:
-    known = make_contacts(api.container.store, api.ws, 1, start=7)[0]  # ext-7, Name7
+    known = make_contacts(Repos.on(api.container.engine), api.ws, 1, start=7)[0]  # ext-7, Name7
     r = api.call(
         "POST", "/v1/wrap/batch",
         json={"campaign": SPEC, "region": "US", "items": [
@@ -191,7 +191,7 @@ def test_batch_wraps_every_recipient_form_in_request_order(api: Api) -> None:
 
 
 def test_batch_errors_name_each_item_and_nothing_is_written(api: Api) -> None:
-    make_contacts(api.container.store, api.ws, 1)
+    make_contacts(Repos.on(api.container.engine), api.ws, 1)
     before = counts(api)
     r = api.call(
         "POST", "/v1/wrap/batch",
@@ -244,7 +244,7 @@ def test_the_same_recipient_twice_in_one_batch(api: Api) -> None:
 
 
 def test_opted_out_recipients_get_no_message(api: Api) -> None:
-    store = api.container.store
+    store = Repos.on(api.container.engine)
     c = make_contacts(store, api.ws, 2)
     ok(api.call("POST", "/v1/opt-outs", json={"items": [{"contact": c[0].phone,
                                                         "opted_out": True}]}))  # fmt: skip
@@ -266,7 +266,7 @@ def test_opted_out_recipients_get_no_message(api: Api) -> None:
 
 
 def test_an_existing_campaign_gives_its_template_and_link_roles(api: Api) -> None:
-    store = api.container.store
+    store = Repos.on(api.container.engine)
     make_contacts(store, api.ws, 1)  # +14155550000, Name0
     make_campaign(
         store, api.ws, "Hi {first_name}: https://shop.example.com/bf Stop: https://x.example.com/o",
@@ -297,7 +297,7 @@ def test_an_existing_campaign_gives_its_template_and_link_roles(api: Api) -> Non
 
 
 def test_a_campaign_clicktrail_sends_cannot_be_wrapped_into(api: Api, tmp_path: Any) -> None:
-    store = api.container.store
+    store = Repos.on(api.container.engine)
     make_contacts(store, api.ws, 1)
     cp = make_campaign(store, api.ws, slug="newsletter")
     send(store, api.ws, cp, tmp_path / "outbox.jsonl")
@@ -308,7 +308,7 @@ def test_a_campaign_clicktrail_sends_cannot_be_wrapped_into(api: Api, tmp_path: 
 
 
 def test_a_wrap_only_campaign_is_never_sent_by_clicktrail(api: Api) -> None:
-    make_contacts(api.container.store, api.ws, 2)
+    make_contacts(Repos.on(api.container.engine), api.ws, 2)
     wrap_one(api, to="+14155550100", text="https://a.example.com")
     problem(api.call("POST", "/v1/campaigns/orders/send"), 409)
 
@@ -331,7 +331,7 @@ def test_a_spec_with_other_options_than_its_campaign_is_a_conflict(api: Api) -> 
 def test_a_key_only_sees_its_own_workspace(api: Api) -> None:
     from factories import make_api_key, make_domain, make_workspace
 
-    store = api.container.store
+    store = Repos.on(api.container.engine)
     other = make_workspace(store)
     make_domain(store, other, "other.example.com")
     other_key = make_api_key(store, other)

@@ -13,15 +13,14 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from clicktrail.storage import tables
-from clicktrail.storage.sql_store import SqlStore
-from factories import make_contacts, make_domain, make_workspace
+from factories import PYTHONPATH, Repos, make_contacts, make_domain, make_workspace
 
 CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
 
 
 def run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {
-        "PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
+        "PATH": os.environ.get("PATH", ""), **PYTHONPATH, "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
         "COLUMNS": "200", "CLICKTRAIL_DATABASE_URL": database_url,
         "CLICKTRAIL_DATA_DIR": str(tmp / "data"),
     }  # fmt: skip
@@ -31,14 +30,14 @@ def run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess
     )  # fmt: skip
 
 
-def messages(store: SqlStore) -> int:
+def messages(store: Repos) -> int:
     with store.engine.connect() as conn:
         return int(
             conn.execute(sa.select(sa.func.count()).select_from(tables.messages)).scalar_one()
         )
 
 
-def test_wrap_json_lines(store: SqlStore, database_url: str, tmp_path: Path) -> None:
+def test_wrap_json_lines(store: Repos, database_url: str, tmp_path: Path) -> None:
     ws = make_workspace(store)
     make_domain(store, ws, "sms.example.com")
     make_contacts(store, ws, 1)  # ext-0
@@ -70,7 +69,7 @@ def test_wrap_json_lines(store: SqlStore, database_url: str, tmp_path: Path) -> 
 
 
 def test_bad_lines_are_named_and_nothing_is_wrapped(
-    store: SqlStore, database_url: str, tmp_path: Path
+    store: Repos, database_url: str, tmp_path: Path
 ) -> None:
     ws = make_workspace(store)
     make_domain(store, ws, "sms.example.com")

@@ -11,9 +11,8 @@ import sqlalchemy as sa
 from clicktrail.domain.tokens import new_token
 from clicktrail.services.wrapping import CampaignSpec, WrapItem, WrapOutcome, wrap_messages
 from clicktrail.storage import tables
-from clicktrail.storage.sql_store import SqlStore
 from clicktrail.storage.wrapping import WrapQueries
-from factories import NOW_US, make_domain, make_workspace
+from factories import NOW_US, Repos, make_domain, make_workspace
 
 SPEC = CampaignSpec(name="Orders", slug="orders")
 
@@ -26,12 +25,12 @@ def _items(n: int) -> list[WrapItem]:
     ]  # fmt: skip
 
 
-def _count(store: SqlStore, table: sa.Table) -> int:
+def _count(store: Repos, table: sa.Table) -> int:
     with store.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
-def test_concurrent_retries_of_one_batch_make_each_message_once(store: SqlStore) -> None:
+def test_concurrent_retries_of_one_batch_make_each_message_once(store: Repos) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
     wraps = WrapQueries(store.engine)
@@ -66,7 +65,7 @@ def test_concurrent_retries_of_one_batch_make_each_message_once(store: SqlStore)
     assert _count(store, tables.tokens) == 300
 
 
-def test_a_colliding_token_is_drawn_again(store: SqlStore) -> None:
+def test_a_colliding_token_is_drawn_again(store: Repos) -> None:
     ws = make_workspace(store)
     make_domain(store, ws)
     wraps = WrapQueries(store.engine)

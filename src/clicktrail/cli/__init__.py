@@ -463,7 +463,7 @@ def campaign_create(
     assert template is not None
     c = _container()
     cp = campaigns.create_campaign(
-        c.store, _workspace(c, workspace), name=name, template=template, slug=slug,
+        c, _workspace(c, workspace), name=name, template=template, slug=slug,
         domain_host=domain, list_name=list_name, link_roles=_parse_roles(link_role),
         link_utm=_parse_link_utm(link_utm),
         options=CampaignOptions(
@@ -503,7 +503,7 @@ def campaign_preview(
     c = _container()
     ws = _workspace(c, workspace)
     p = campaigns.preview_campaign(
-        c.store, ws, campaigns.get_campaign(c.campaigns, ws, campaign), contact
+        c, ws, campaigns.get_campaign(c.campaigns, ws, campaign), contact
     )
     if as_json:
         _print_json(dataclasses.asdict(p))

@@ -89,7 +89,7 @@ def keys_create(
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.workspaces, workspace)
-        created = keys.create_key(c.key_store, ws, name, now, expires_us=expires)
+        created = keys.create_key(c.keys, ws, name, now, expires_us=expires)
     finally:
         c.dispose()
     _show_secret(created, now, as_json)
@@ -101,7 +101,7 @@ def keys_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.workspaces, workspace)
-        items = keys.list_keys(c.key_store, ws).items
+        items = keys.list_keys(c.keys, ws).items
     finally:
         c.dispose()
     now = now_us()
@@ -124,7 +124,7 @@ def keys_revoke(key: KeyArg, workspace: WorkspaceOpt = None) -> None:
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.workspaces, workspace)
-        done = keys.revoke_key(c.key_store, ws, key, now_us(), keep_one_active=False)
+        done = keys.revoke_key(c.keys, ws, key, now_us(), keep_one_active=False)
     finally:
         c.dispose()
     out.print(f"revoked {done.public_id} ({done.name}) at {iso_us(done.revoked_us)}", markup=False)
@@ -155,7 +155,7 @@ def keys_rotate(
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.workspaces, workspace)
-        done = keys.rotate_key(c.key_store, ws, key, now, grace_us=grace_us, expires_us=expires)
+        done = keys.rotate_key(c.keys, ws, key, now, grace_us=grace_us, expires_us=expires)
     finally:
         c.dispose()
     if as_json:

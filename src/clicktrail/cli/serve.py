@@ -57,10 +57,10 @@ def run_server(settings: Settings, *, demo_mode: bool = False) -> None:
     configure_logging(settings.log_level)
     tune_malloc()  # this process serves when workers == 1 (the others call create_app)
     container = Container(settings)
-    store = container.store  # migrates, once for every worker
+    container.engine  # noqa: B018 - building the engine migrates, once for every worker
     if demo_mode:
         info = demo.seed_demo(
-            store, container.provider("outbox"), host=settings.host, port=settings.port,
+            container, container.provider("outbox"), host=settings.host, port=settings.port,
             scheme="https" if tls else "http", clock=now_us,
         )  # fmt: skip
         _print_banner(container, info)
@@ -276,7 +276,7 @@ def demo_key(container: Container, info: demo.DemoInfo) -> tuple[str, Path, bool
     except (OSError, UnicodeDecodeError):
         saved = None
     key, minted = demo.demo_api_key(
-        container.store, info.workspace, saved, mint=lambda: container_key(container, info)
+        container.keys, info.workspace, saved, mint=lambda: container_key(container, info)
     )
     if minted:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -292,4 +292,4 @@ def container_key(container: Container, info: demo.DemoInfo) -> str:
     """Create a fresh API key for the demo workspace (keys are stored hashed, never re-shown)."""
     from clicktrail.services.keys import create_key
 
-    return create_key(container.key_store, info.workspace, "demo (make run)", now_us()).secret
+    return create_key(container.keys, info.workspace, "demo (make run)", now_us()).secret

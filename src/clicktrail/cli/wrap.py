@@ -105,7 +105,7 @@ def wrap(
             CampaignSpec(name=create, slug=campaign, domain=domain) if create else campaign
         )
         outcome = wrapping.wrap_messages(
-            c.store, c.wrap_queries, ws, campaign=target, items=items, where=where,
+            c, c.wrap_queries, ws, campaign=target, items=items, where=where,
             clock=now_us, mark_sent=mark_sent,
             default_region=region or c.settings.default_region or None,
             campaign_field="--campaign", max_items=None,

@@ -67,11 +67,10 @@ class CampaignStore(Protocol):
         ...
 
 
-class CampaignSetupStore(CampaignStore, ContactStore, Protocol):
-    """What creating, previewing and wrapping a campaign needs: campaigns, the workspace's
-    contacts (attribute names, lists, the audience) and its short domains (the part of
-    `services.workspaces.WorkspaceStore` it reads: that module imports API keys, which import
-    this one)."""
+class DomainStore(Protocol):
+    """The short domains a campaign is created and wrapped on: the part of
+    `services.workspaces.WorkspaceStore` campaigns read (that module imports API keys, which
+    import this one)."""
 
     def list_domains(self, workspace_id: int) -> list[Domain]:
         """Return the workspace's domains, oldest first."""
@@ -82,8 +81,29 @@ class CampaignSetupStore(CampaignStore, ContactStore, Protocol):
         ...
 
 
+class CampaignRepos(Protocol):
+    """What the use cases of a campaign as a whole need (create, preview, wrap, send), one
+    repository per area: its campaigns, the workspace's contacts (attribute names, lists, the
+    audience) and its short domains (`bootstrap.Container` has them all)."""
+
+    @property
+    def campaigns(self) -> CampaignStore:
+        """Campaigns and their links."""
+        ...
+
+    @property
+    def contacts(self) -> ContactStore:
+        """The workspace's contacts and lists."""
+        ...
+
+    @property
+    def workspaces(self) -> DomainStore:
+        """The workspace's short domains."""
+        ...
+
+
 def create_campaign(
-    store: CampaignSetupStore,
+    repos: CampaignRepos,
     workspace: Workspace,
     *,
     name: str,
@@ -108,11 +128,11 @@ def create_campaign(
     if not template.strip():
         raise InvalidInput("template is empty", field="template")
     parsed = parse_template(template)
-    check_fields(parsed, set(STANDARD_FIELDS) | store.attribute_names(workspace.id))
-    domain = _pick_domain(store, workspace, domain_host)
+    check_fields(parsed, set(STANDARD_FIELDS) | repos.contacts.attribute_names(workspace.id))
+    domain = _pick_domain(repos.workspaces, workspace, domain_host)
     list_id = None
     if list_name is not None:
-        list_id = store.find_list(workspace.id, list_name)
+        list_id = repos.contacts.find_list(workspace.id, list_name)
         if list_id is None:
             raise NotFound(f"contact list {list_name!r} not found", field="list")
     roles = dict(link_roles or {})
@@ -147,7 +167,7 @@ def create_campaign(
     ]
     if options.shift_table is not None:
         analyze("", shift_table=options.shift_table)  # raises InvalidInput naming the table
-    return store.create_campaign(
+    return repos.campaigns.create_campaign(
         public_id=new_public_id("cmp", 12),
         workspace_id=workspace.id,
         slug=slug,
@@ -173,7 +193,7 @@ def _check_params(params: Mapping[str, str], field: str) -> None:
             )
 
 
-def _pick_domain(store: CampaignSetupStore, workspace: Workspace, host: str | None) -> Domain:
+def _pick_domain(store: DomainStore, workspace: Workspace, host: str | None) -> Domain:
     domains = store.list_domains(workspace.id)
     if host is not None:
         for d in domains:
@@ -239,7 +259,7 @@ class Preview:
 
 
 def preview_campaign(
-    store: CampaignSetupStore,
+    repos: CampaignRepos,
     workspace: Workspace,
     campaign: Campaign,
     contact_ref: str | None = None,
@@ -250,14 +270,14 @@ def preview_campaign(
     The tokens shown are freshly drawn and not stored. Raises `NotFound` for an unknown contact.
     """
     template = parse_template(campaign.template)
-    domain = store.get_domain(campaign.domain_id)
+    domain = repos.workspaces.get_domain(campaign.domain_id)
     opts = campaign.options
     if contact_ref:
-        contact = store.find_contact(workspace.id, contact_ref)
+        contact = repos.contacts.find_contact(workspace.id, contact_ref)
         if contact is None:
             raise NotFound(f"contact {contact_ref!r} not found", field="contact")
     else:
-        found = store.audience(workspace.id, campaign.list_id, 0, 1)
+        found = repos.contacts.audience(workspace.id, campaign.list_id, 0, 1)
         contact = found[0] if found else Contact(0, workspace.id, "+10000000000", None, None, {})
     values = contact.field_values()
     raw_links = [lk.raw for lk in template.links]
@@ -265,7 +285,7 @@ def preview_campaign(
     sample_urls = [domain.base_url + t[0] for t in wrapped.tokens]
     _, untracked = encode_message(template, values, raw_links, opts)
     template_cost = analyze(campaign.template, shift_table=opts.shift_table)
-    candidates = store.longest_values(workspace.id, campaign.list_id) or [values]
+    candidates = repos.contacts.longest_values(workspace.id, campaign.list_id) or [values]
     worst = max(
         (encode_message(template, vs, sample_urls, opts)[1] for vs in candidates),
         key=lambda c: (c.segments, c.encoding != "GSM-7", c.units),

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from clicktrail.domain.bots.model import Verdict
 
 # ClickRecord lives in the domain with its field order (the click codec); re-exported here.
 from clicktrail.domain.clicks import ClickRecord as ClickRecord
-from clicktrail.domain.clicks import InboxBatch
-from clicktrail.domain.models import (
-    Campaign,
-    CampaignOptions,
-    Contact,
-    ContactInput,
-    Domain,
-    Receipt,
-    Workspace,
-)
 from clicktrail.domain.status import Status
-
-if TYPE_CHECKING:
-    from clicktrail.services.keys import ApiKey
-    from clicktrail.services.receipts import ReceiptOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,102 +134,6 @@ class SmsProvider(Protocol):
         that cannot know returns [] (those messages are then sent again).
         """
         ...
-
-
-class Store(Protocol):
-    """Every area's persistence at once, while it lasts (implemented by
-    `storage.sql_store.SqlStore`, the union of the area repositories).
-
-    Services take their area's small port (`services.workspaces.WorkspaceStore`,
-    `contacts.ContactStore`, `campaigns.CampaignStore`, `receipts.ReceiptStore`,
-    `bots.ClickStore`, `networks.NetworkListStore`, `keys.KeyAuthStore`…); this one remains for
-    the holders not moved yet: the web routes, the sending service and the demo."""
-
-    def create_workspace(
-        self, public_id: str, slug: str, name: str, is_demo: bool, now_us: int
-    ) -> Workspace: ...
-    def list_workspaces(self) -> list[Workspace]: ...
-    def find_workspace(self, ref: str) -> Workspace | None: ...
-    # Authentication (services/keys.py): the key with a hash, revoked and expired ones too,
-    # with its workspace in one indexed query; its last use set when unset or <= stale_us.
-    # Managing keys goes through the smaller port `services.keys.KeyStore`.
-    def api_key_for_hash(self, key_hash: str) -> tuple[Workspace, ApiKey] | None: ...
-    def record_key_use(self, key_id: int, now_us: int, stale_us: int) -> None: ...
-    def add_domain(self, domain: Domain, now_us: int) -> Domain: ...
-    def list_domains(self, workspace_id: int) -> list[Domain]: ...
-    def get_domain(self, domain_id: int) -> Domain: ...
-    def upsert_contacts(
-        self,
-        workspace_id: int,
-        contacts: Sequence[ContactInput],
-        list_name: str | None,
-        now_us: int,
-    ) -> tuple[int, int]: ...
-    def find_list(self, workspace_id: int, name: str) -> int | None: ...
-    def count_contacts(self, workspace_id: int) -> int: ...
-    def attribute_names(self, workspace_id: int) -> set[str]: ...
-    def audience(
-        self, workspace_id: int, list_id: int | None, after_id: int, limit: int
-    ) -> list[Contact]: ...
-    def find_contact(self, workspace_id: int, phone_or_external_id: str) -> Contact | None: ...
-    def longest_values(self, workspace_id: int, list_id: int | None) -> list[dict[str, str]]: ...
-    def create_campaign(
-        self,
-        *,
-        public_id: str,
-        workspace_id: int,
-        slug: str,
-        name: str,
-        template: str,
-        domain_id: int,
-        list_id: int | None,
-        links: Sequence[tuple[int, str, str, dict[str, str]]],
-        now_us: int,
-        options: CampaignOptions | None = None,
-    ) -> Campaign: ...
-    def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None: ...
-    def list_campaigns(self, workspace_id: int) -> list[Campaign]: ...
-    def set_campaign_status(
-        self, campaign_id: int, status: str, now_us: int | None = None
-    ) -> None: ...
-    def apply_receipts(
-        self,
-        workspace_id: int,
-        receipts: Sequence[Receipt],
-        *,
-        skip_unknown: bool,
-        source: str,
-        now_us: int,
-    ) -> ReceiptOutcome: ...
-    def queued_or_sent_ids(self, campaign_id: int, limit: int) -> list[str]: ...
-    def delivery_times(
-        self, message_ids: Iterable[int]
-    ) -> dict[int, tuple[int | None, int | None]]: ...
-    def requests_to_finalize(
-        self,
-        before_us: int,
-        limit: int,
-        after: tuple[int, int, int] | None = None,
-        also: Selection | None = None,
-    ) -> list[tuple[int, int, int]]: ...
-    def requests_between(
-        self, campaign_id: int, from_us: int, to_us: int
-    ) -> list[StoredRequest]: ...
-    def requests_page(
-        self,
-        after_id: int,
-        limit: int,
-        campaign_id: int | None,
-        since_us: int | None,
-        unclassified_only: bool = False,
-    ) -> list[tuple[int, StoredRequest]]: ...
-    def take_inbox(self, limit: int) -> InboxBatch | None: ...
-    def put_inbox(self, batch: InboxBatch, verdicts: Sequence[Verdict]) -> int: ...
-    def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None: ...
-    def link_count(self, campaign_id: int) -> int: ...
-    def record_early_sightings(self, sightings: Sequence[tuple[str, int, int]]) -> None: ...
-    def listed_early_entities(self, since_us: int, min_campaigns: int) -> set[str]: ...
-    def is_registered_host(self, host: str) -> bool: ...
 
 
 class Target(NamedTuple):

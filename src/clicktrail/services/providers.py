@@ -468,12 +468,23 @@ class WebhookOutcome:
         }
 
 
-class WebhookStore(WorkspaceStore, ReceiptStore, Protocol):
-    """What applying a provider's receipts needs: its workspace, and receipts applied there."""
+class WebhookRepos(Protocol):
+    """What applying a provider's receipts needs, one repository per area: the provider's
+    workspace, and its messages the receipts move."""
+
+    @property
+    def workspaces(self) -> WorkspaceStore:
+        """Workspaces: the provider's."""
+        ...
+
+    @property
+    def messages(self) -> ReceiptStore:
+        """Messages: receipts applied there."""
+        ...
 
 
 def record_webhook(
-    store: WebhookStore,
+    repos: WebhookRepos,
     providers: ProviderStore,
     kind: ProviderKind,
     hook: InboundWebhook,
@@ -508,7 +519,7 @@ def record_webhook(
             continue
         result = None
         for provider in vouching:
-            result = _apply(store, providers, provider.config, item, now_us)
+            result = _apply(repos, providers, provider.config, item, now_us)
             if result is not None:
                 break
         if result is None:
@@ -528,7 +539,7 @@ def record_webhook(
 
 
 def _apply(
-    store: WebhookStore,
+    repos: WebhookRepos,
     providers: ProviderStore,
     config: ProviderConfig,
     item: ProviderReceipt,
@@ -544,11 +555,11 @@ def _apply(
         # The provider took the message but its answer never reached us (a crash, a timeout):
         # the receipt, found by the id we put on the callback URL, tells the provider's id.
         providers.note_provider_ref(message, config.name, item.provider_message_id)
-    workspace = store.find_workspace(config.workspace_ref)
+    workspace = repos.workspaces.find_workspace(config.workspace_ref)
     assert workspace is not None  # a provider's workspace is never deleted
     assert item.status is not None
     result = receipts.record_receipts(
-        store,
+        repos.messages,
         workspace,
         [Receipt(message.public_id, item.status.value, item.at_us or now_us)],
         where=["receipt"],

@@ -7,8 +7,9 @@ How it stays fast at 1,000,000 messages and 200,000 clicks (bench/report_bench.p
   and last, first click's delay since delivery and its timing bucket, country),
   `message_link_clicks` (per message and link) and `message_click_buckets` (counted
   engagement clicks per message and timing bucket). `refresh_click_rollup` recomputes the
-  rows of every message touched by `SqlStore.insert_clicks`, `save_verdicts`,
-  `apply_receipts` and `storage.inbox.put_batch`, in their transaction; `rebuild_click_rollup` redoes a campaign or all
+  rows of every message touched by `ClickQueries.insert_clicks`, `save_verdicts`,
+  `apply_receipts` and `storage.inbox.put_batch`, in their transaction; `rebuild_click_rollup`
+  redoes a campaign or all
   (migration backfill). Reports read it with index-only scans: no clicks-messages join and no
   per-recipient grouping at report time.
 * Per-link totals, verdicts and devices read the covering index `ix_clicks_report_ua`

@@ -9,7 +9,7 @@ job at a time (a lease with an expiry); a claim only takes messages while the jo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -29,11 +29,10 @@ from clicktrail.services.sending import (
     SendJob,
 )
 from clicktrail.storage import tables as t
-from clicktrail.storage.messages import message_row, token_rows
+from clicktrail.storage.campaigns import CampaignQueries
+from clicktrail.storage.messages import MessageQueries, message_row, token_rows
 from clicktrail.storage.sql import insert_ignore
-
-if TYPE_CHECKING:
-    from clicktrail.storage.sql_store import SqlStore
+from clicktrail.storage.workspaces import WorkspaceQueries
 
 j, m = t.send_jobs, t.messages
 _OPEN = (Status.QUEUED.value, Status.SENDING.value)
@@ -50,12 +49,15 @@ def _job(r: Any) -> SendJob:
 
 
 class SqlSendJobs:
-    """Sending jobs on the engine of one `SqlStore` (SQLite or PostgreSQL)."""
+    """Sending jobs on one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
-    def __init__(self, store: SqlStore) -> None:
-        self.store = store
-        self.engine = store.engine
-        self.dialect = store.dialect
+    def __init__(self, engine: sa.Engine, *, messages: MessageQueries | None = None) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._workspaces = WorkspaceQueries(engine)
+        self._campaigns = CampaignQueries(engine)
+        # Wrapped messages are stored through `messages` (its rows and tokens written once).
+        self._messages = messages or MessageQueries(engine)
 
     # -- the job --------------------------------------------------------------------------------
 
@@ -222,8 +224,8 @@ class SqlSendJobs:
             ).first()
         if row is None:
             return None
-        workspace = self.store.find_workspace(row[0])
-        campaign = self.store.find_campaign(workspace.id, row[1]) if workspace else None
+        workspace = self._workspaces.find_workspace(row[0])
+        campaign = self._campaigns.find_campaign(workspace.id, row[1]) if workspace else None
         return None if workspace is None or campaign is None else (workspace, campaign)
 
     # -- wrapping -------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ class SqlSendJobs:
                 )
             )
 
-        self.store.insert_messages(batch, also=advance)
+        self._messages.insert_messages(batch, also=advance)
 
     # -- sending --------------------------------------------------------------------------------
 

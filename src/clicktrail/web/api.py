@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
@@ -18,8 +18,9 @@ from clicktrail.domain.errors import ClicktrailError, InvalidInput, StorageUnava
 from clicktrail.domain.models import Workspace
 from clicktrail.services import receipts
 from clicktrail.services.clock import now_us
-from clicktrail.services.ports import Store
-from clicktrail.services.workspaces import authenticate, is_tls_host_allowed
+from clicktrail.services.keys import KeyAuthStore
+from clicktrail.services.receipts import ReceiptStore
+from clicktrail.services.workspaces import WorkspaceStore, authenticate, is_tls_host_allowed
 from clicktrail.web import openapi
 from clicktrail.web import schemas as s
 from clicktrail.web.bodies import BodyCap, read_json
@@ -84,17 +85,37 @@ class Readiness:
         return JSONResponse(s.Ready(status="ready").model_dump(mode="json"))
 
 
+class ApiRepos(Protocol):
+    """The repositories the core routes read, by area (`bootstrap.Container`): API keys,
+    messages (receipts) and workspaces (their short domains)."""
+
+    @property
+    def keys(self) -> KeyAuthStore:
+        """API keys: every handler authenticates first."""
+        ...
+
+    @property
+    def messages(self) -> ReceiptStore:
+        """Messages: receipts posted to the API move them."""
+        ...
+
+    @property
+    def workspaces(self) -> WorkspaceStore:
+        """Workspaces: whether a host is a registered short domain."""
+        ...
+
+
 def build_api(
-    store: Store,
+    repos: ApiRepos,
     extra_routes: Sequence[BaseRoute] = (),
     ready: Callable[[], object] = lambda: None,
 ) -> Starlette:
-    """Return the API application bound to `store`, with the routes of other areas
+    """Return the API application over `repos`, with the routes of other areas
     (resources, reports, exports, dashboard) that the composition root hands in. `ready`
     checks the database for ``/readyz`` (raises `StorageUnavailable` when it is down)."""
 
     def workspace(request: Request) -> Workspace:
-        return authenticate(store, request.headers.get("authorization"))
+        return authenticate(repos.keys, request.headers.get("authorization"))
 
     async def health(_request: Request) -> Response:
         # Liveness: the process answers. Whether it can do its work is /readyz.
@@ -120,7 +141,7 @@ def build_api(
         where = [f"/{i}" for i in range(len(items))]
         parsed = receipts.receipts_from_items(items, where, now)
         outcome = receipts.record_receipts(
-            store, ws, parsed, where=where, skip_unknown=skip, source="api", now_us=now,
+            repos.messages, ws, parsed, where=where, skip_unknown=skip, source="api", now_us=now,
             skip_option="?skip_unknown=true",
         )  # fmt: skip
         out = s.ReceiptsOut(
@@ -136,7 +157,7 @@ def build_api(
             return problem(
                 400, "invalid_input", "query parameter 'domain' is required", field="domain"
             )
-        if is_tls_host_allowed(store, name):
+        if is_tls_host_allowed(repos.workspaces, name):
             return JSONResponse(s.TlsAllowed(allowed=True).model_dump(mode="json"))
         return problem(404, "not_found", "not a registered short domain")
 

@@ -14,22 +14,32 @@ from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import NotFound
 from clicktrail.services import campaigns, clicks, workspaces
+from clicktrail.services.campaigns import CampaignStore
+from clicktrail.services.clicks import ClickPipelineStore
 from clicktrail.services.clock import now_us
-from clicktrail.services.ports import RequestClassifier, Store
+from clicktrail.services.keys import KeyAuthStore
+from clicktrail.services.ports import RequestClassifier
 from clicktrail.web import schemas as s
 from clicktrail.web.routing import CAMPAIGN, ApiRoute, Op, Reply
 
 
-def routes(store: Store, classifier: RequestClassifier) -> list[BaseRoute]:
-    """Return the bot-classification routes over `store`, judging with `classifier`."""
+def routes(
+    keys: KeyAuthStore,
+    campaign_store: CampaignStore,
+    click_store: ClickPipelineStore,
+    classifier: RequestClassifier,
+) -> list[BaseRoute]:
+    """Return the bot-classification routes over the stored clicks `click_store` of the
+    campaigns of `campaign_store`, judging with `classifier` (API keys checked through
+    `keys`)."""
 
     def finalize(request: Request) -> Response:
-        ws = workspaces.authenticate(store, request.headers.get("authorization"))
+        ws = workspaces.authenticate(keys, request.headers.get("authorization"))
         ref = str(request.path_params["campaign"])
         if "\x00" in ref:
             raise NotFound("campaign not found", field="campaign")
-        cp = campaigns.get_campaign(store, ws, ref)
-        done = clicks.finalize_campaign(store, classifier, cp.id, now_us())
+        cp = campaigns.get_campaign(campaign_store, ws, ref)
+        done = clicks.finalize_campaign(click_store, classifier, cp.id, now_us())
         return JSONResponse(s.FinalizedOut(campaign=cp.slug, finalized=done).model_dump())
 
     async def finalize_endpoint(request: Request) -> Response:

@@ -17,8 +17,7 @@ from clicktrail.domain.models import Workspace
 from clicktrail.services import keys, listing
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import iso_utc
-from clicktrail.services.keys import ApiKey, CreatedKey, KeyStore
-from clicktrail.services.ports import Store
+from clicktrail.services.keys import ApiKey, CreatedKey, KeyAuthStore, KeyStore
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_settings as st
 from clicktrail.web.bodies import read_json
@@ -49,11 +48,11 @@ def _flag(request: Request, name: str) -> bool:
     return value in ("1", "true", "yes")
 
 
-def routes(store: Store, key_store: KeyStore) -> list[BaseRoute]:
-    """Return the API-key routes: `store` authenticates, `key_store` keeps the keys."""
+def routes(auth: KeyAuthStore, key_store: KeyStore) -> list[BaseRoute]:
+    """Return the API-key routes: `auth` authenticates, `key_store` keeps the keys."""
 
     def workspace(request: Request) -> Workspace:
-        return keys.authenticate(store, request.headers.get("authorization"))
+        return keys.authenticate(auth, request.headers.get("authorization"))
 
     def list_keys(request: Request) -> Response:
         ws = workspace(request)

@@ -17,8 +17,8 @@ from clicktrail.domain.models import Workspace
 from clicktrail.services import listing, networks, workspaces
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import iso_utc
+from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.networks import NetworkListStore, RangeInput
-from clicktrail.services.ports import Store
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_settings as st
 from clicktrail.web.bodies import read_json
@@ -41,11 +41,11 @@ def _query(request: Request, name: str) -> str | None:
     return value
 
 
-def routes(store: Store, lists: NetworkListStore) -> list[BaseRoute]:
-    """Return the network-list routes over `lists` (API keys checked through `store`)."""
+def routes(keys: KeyAuthStore, lists: NetworkListStore) -> list[BaseRoute]:
+    """Return the network-list routes over `lists` (API keys checked through `keys`)."""
 
     def workspace(request: Request) -> Workspace:
-        return workspaces.authenticate(store, request.headers.get("authorization"))
+        return workspaces.authenticate(keys, request.headers.get("authorization"))
 
     def name_of(request: Request) -> str:
         name = str(request.path_params["name"])

@@ -26,7 +26,9 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Workspace
 from clicktrail.services import optouts, workspaces
 from clicktrail.services.clock import now_us
+from clicktrail.services.contacts import ContactStore
 from clicktrail.services.exports import iso_utc
+from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.optouts import (
     InboundOutcome,
     KeywordReplies,
@@ -34,7 +36,6 @@ from clicktrail.services.optouts import (
     OptOutStore,
     TwilioSigner,
 )
-from clicktrail.services.ports import Store
 from clicktrail.services.receipts import parse_time
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_wrap as w
@@ -106,17 +107,19 @@ def vouching(
 
 
 def routes(
-    store: Store,
+    keys: KeyAuthStore,
+    contact_store: ContactStore,
     opt: OptOutStore,
     *,
     twilio_signers: Callable[[], list[TwilioSigner]],
     default_region: str | None,
 ) -> list[BaseRoute]:
-    """Return the opt-out routes. `twilio_signers` lists the Twilio accounts (and their
+    """Return the opt-out routes over the workspace's contacts `contact_store` and their
+    opt-out state `opt` (API keys checked through `keys`). `twilio_signers` lists the Twilio accounts (and their
     workspaces) that may sign inbound webhooks."""
 
     def workspace(request: Request) -> Workspace:
-        return workspaces.authenticate(store, request.headers.get("authorization"))
+        return workspaces.authenticate(keys, request.headers.get("authorization"))
 
     def inbound_out(outcome: InboundOutcome) -> w.InboundOut:
         kw = outcome.keyword
@@ -205,7 +208,7 @@ def routes(
             changes.append(ManualChange(x.contact, x.opted_out, at, x.note))
         results = await run_in_threadpool(
             lambda: optouts.set_opt_outs(
-                store,
+                contact_store,
                 opt,
                 ws,
                 changes,
@@ -231,7 +234,7 @@ def routes(
         ref = str(request.path_params["contact"])
         if "\x00" in ref:
             raise InvalidInput("contact must not contain NUL characters", field="contact")
-        history = optouts.contact_history(store, opt, ws, ref)
+        history = optouts.contact_history(contact_store, opt, ws, ref)
         return _json(
             w.OptOutHistoryOut(
                 phone=history.phone,

@@ -24,13 +24,14 @@ from clicktrail.domain.models import Workspace
 from clicktrail.services import providers, workspaces
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import iso_utc
-from clicktrail.services.ports import Store
+from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.providers import (
     InboundWebhook,
     ProviderConfig,
     ProviderKind,
     ProviderStore,
     WebhookOutcome,
+    WebhookRepos,
 )
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_settings as st
@@ -87,16 +88,18 @@ def _answer(outcome: WebhookOutcome, what: str) -> Response:
 
 
 def routes(
-    store: Store,
+    keys: KeyAuthStore,
+    repos: WebhookRepos,
     repo: ProviderStore,
     kinds: Mapping[str, ProviderKind],
     env: Mapping[str, str],
 ) -> list[BaseRoute]:
-    """Return the provider routes over `store` and the provider accounts `repo`; `kinds` are the
-    kinds a workspace can configure and `env` resolves ``${ENV}`` secrets."""
+    """Return the provider routes over the provider accounts `repo`, receipts applied through
+    `repos` (API keys checked through `keys`); `kinds` are the kinds a workspace can configure
+    and `env` resolves ``${ENV}`` secrets."""
 
     def workspace(request: Request) -> Workspace:
-        return workspaces.authenticate(store, request.headers.get("authorization"))
+        return workspaces.authenticate(keys, request.headers.get("authorization"))
 
     def name_of(request: Request) -> str:
         name = str(request.path_params["name"])
@@ -137,7 +140,7 @@ def routes(
         hook = await _hook(request)
         outcome = await run_in_threadpool(
             lambda: providers.record_webhook(
-                store, repo, kinds["twilio"], hook, env=env, now_us=now_us()
+                repos, repo, kinds["twilio"], hook, env=env, now_us=now_us()
             )
         )
         return _answer(outcome, "Twilio")
@@ -149,7 +152,7 @@ def routes(
             return _answer(WebhookOutcome(authentic=False), "HTTP")
         outcome = await run_in_threadpool(
             lambda: providers.record_webhook(
-                store, repo, kinds["http"], hook, env=env, now_us=now_us(), name=name
+                repos, repo, kinds["http"], hook, env=env, now_us=now_us(), name=name
             )
         )
         return _answer(outcome, f"HTTP {name!r}")

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.services import reports
 from clicktrail.services.clock import now_us
-from clicktrail.services.ports import Store
+from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.receipts import parse_time
 from clicktrail.services.reports import ReportSource
 from clicktrail.services.workspaces import authenticate
@@ -57,17 +57,17 @@ def _out(model: type[BaseModel], data: dict[str, Any]) -> Response:
     return JSONResponse(model.model_validate(data).model_dump(mode="json"))
 
 
-def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
-    """Return the report routes; `store` authenticates API keys, `queries` answers."""
+def routes(keys: KeyAuthStore, queries: ReportSource) -> list[BaseRoute]:
+    """Return the report routes; `keys` authenticates API keys, `queries` answers."""
 
     async def campaign_report(request: Request) -> Response:
-        ws = authenticate(store, request.headers.get("authorization"))
+        ws = authenticate(keys, request.headers.get("authorization"))
         ref = request.path_params["campaign"]
         report = await run_in_threadpool(lambda: reports.campaign_report(queries, ws, ref))
         return _out(r.CampaignReportOut, report.as_dict())
 
     async def full_report(request: Request) -> Response:
-        ws = authenticate(store, request.headers.get("authorization"))
+        ws = authenticate(keys, request.headers.get("authorization"))
         ref = request.path_params["campaign"]
         report = await run_in_threadpool(
             lambda: reports.full_report(queries, ws, ref, now_us=now_us())
@@ -75,7 +75,7 @@ def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
         return _out(r.FullReportOut, report.as_dict())
 
     async def recipients(request: Request) -> Response:
-        ws = authenticate(store, request.headers.get("authorization"))
+        ws = authenticate(keys, request.headers.get("authorization"))
         q = request.query_params
         ref = request.path_params["campaign"]
         limit = _limit(q.get("limit"))
@@ -88,7 +88,7 @@ def routes(store: Store, queries: ReportSource) -> list[BaseRoute]:
         return _out(r.RecipientsPageOut, page.as_dict())
 
     async def compare(request: Request) -> Response:
-        ws = authenticate(store, request.headers.get("authorization"))
+        ws = authenticate(keys, request.headers.get("authorization"))
         q = request.query_params
         since, until = _time(q.get("since"), "since"), _time(q.get("until"), "until")
         rows = await run_in_threadpool(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, Protocol, cast
 
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -21,10 +21,13 @@ from starlette.routing import BaseRoute
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import CampaignOptions, Domain, Workspace
 from clicktrail.services import campaigns, contacts, exports, listing, workspaces
+from clicktrail.services.campaigns import CampaignRepos
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import ClickEvent, ExportSource, MessageRecord, iso_utc
+from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.listing import CampaignView, ContactList, ContactView, Listing
-from clicktrail.services.ports import SmsProvider, Store
+from clicktrail.services.ports import SmsProvider
+from clicktrail.services.workspaces import WorkspaceStore
 from clicktrail.web import schemas as s
 from clicktrail.web.bodies import SERVER_MAX_BODY, read_json, stream_body
 from clicktrail.web.routing import (
@@ -176,17 +179,32 @@ def _t(us: int) -> str:
 # -- routes -------------------------------------------------------------------------------------
 
 
+class ResourceRepos(CampaignRepos, Protocol):
+    """The repositories the resource routes read, by area (`bootstrap.Container`): API keys,
+    workspaces and their domains, contacts and campaigns."""
+
+    @property
+    def keys(self) -> KeyAuthStore:
+        """API keys: every handler authenticates first."""
+        ...
+
+    @property
+    def workspaces(self) -> WorkspaceStore:
+        """Workspaces and their short domains."""
+        ...
+
+
 def routes(
-    store: Store,
+    repos: ResourceRepos,
     pages: Listing,
     export_source: ExportSource,
     provider: Callable[..., SmsProvider],
 ) -> list[BaseRoute]:
-    """Return the resource routes over `store`, paged reads `pages`, `export_source` and the
+    """Return the resource routes over `repos`, paged reads `pages`, `export_source` and the
     SMS `provider` that campaign sends go through."""
 
     def workspace(request: Request) -> Workspace:
-        return workspaces.authenticate(store, request.headers.get("authorization"))
+        return workspaces.authenticate(repos.keys, request.headers.get("authorization"))
 
     def limit_cursor(request: Request) -> tuple[int, str | None]:
         return listing.page_limit(_query(request, "limit")), _query(request, "cursor")
@@ -209,7 +227,7 @@ def routes(
         body = s.parse_body(s.DomainCreate, await read_json(request, MAX_BODY))
         d = await run_in_threadpool(
             lambda: workspaces.add_domain(
-                store,
+                repos.workspaces,
                 ws,
                 body.host,
                 now_us(),
@@ -222,14 +240,14 @@ def routes(
 
     def get_domain(request: Request) -> Response:
         ws = workspace(request)
-        return _json(domain_out(listing.get_domain(store, ws, _path(request, "host"))))
+        return _json(domain_out(listing.get_domain(repos.workspaces, ws, _path(request, "host"))))
 
     # -- contacts and lists
 
     def list_contacts(request: Request) -> Response:
         ws = workspace(request)
         page = listing.list_contacts(
-            store, pages, ws, *limit_cursor(request), list_name=_query(request, "list")
+            repos.contacts, pages, ws, *limit_cursor(request), list_name=_query(request, "list")
         )
         return _json(
             s.ContactPage(items=[contact_out(c) for c in page.items], next_cursor=page.next_cursor)
@@ -266,7 +284,7 @@ def routes(
                     spelling=IMPORT_SPELLING,
                 )  # fmt: skip
                 return contacts.import_contacts(
-                    store, ws, parsed, name="body", skip_invalid=skip, list_name=list_name,
+                    repos.contacts, ws, parsed, name="body", skip_invalid=skip, list_name=list_name,
                     now_us=now_us(), spelling=IMPORT_SPELLING, allow_empty=allow_empty,
                 )  # fmt: skip
 
@@ -298,7 +316,7 @@ def routes(
 
         def run() -> CampaignView:
             cp = campaigns.create_campaign(
-                store, ws, name=b.name, template=b.template, slug=b.slug, domain_host=b.domain,
+                repos, ws, name=b.name, template=b.template, slug=b.slug, domain_host=b.domain,
                 list_name=b.list, link_roles={int(k) - 1: v for k, v in b.link_role.items()},
                 link_utm={int(k) - 1: v for k, v in b.link_utm.items()},
                 options=CampaignOptions(
@@ -316,13 +334,15 @@ def routes(
     def get_campaign(request: Request) -> Response:
         ws = workspace(request)
         return _json(
-            campaign_out(listing.campaign_view(store, pages, ws, _path(request, "campaign")))
+            campaign_out(
+                listing.campaign_view(repos.campaigns, pages, ws, _path(request, "campaign"))
+            )
         )
 
     def preview(request: Request) -> Response:
         ws = workspace(request)
-        cp = campaigns.get_campaign(store, ws, _path(request, "campaign"))
-        p = campaigns.preview_campaign(store, ws, cp, _query(request, "contact") or None)
+        cp = campaigns.get_campaign(repos.campaigns, ws, _path(request, "campaign"))
+        p = campaigns.preview_campaign(repos, ws, cp, _query(request, "contact") or None)
         cost = {
             name: s.CostOut(encoding=c.encoding, segments=c.segments, units=c.units)
             for name, c in (
@@ -346,7 +366,7 @@ def routes(
     def list_messages(request: Request) -> Response:
         ws = workspace(request)
         page = listing.list_messages(
-            store, pages, ws, *limit_cursor(request),
+            repos.campaigns, pages, ws, *limit_cursor(request),
             campaign=_query(request, "campaign") or None, status=_query(request, "status") or None,
         )  # fmt: skip
         return _json(
@@ -360,7 +380,7 @@ def routes(
     def list_clicks(request: Request) -> Response:
         ws = workspace(request)
         page = listing.list_clicks(
-            store, pages, ws, *limit_cursor(request),
+            repos.campaigns, pages, ws, *limit_cursor(request),
             campaign=_query(request, "campaign") or None, since=_query(request, "since"),
             until=_query(request, "until"), verdict=_query(request, "verdict") or None,
         )  # fmt: skip
@@ -374,7 +394,7 @@ def routes(
         def handler(request: Request) -> Response:
             ws = workspace(request)
             plan = exports.plan_export(
-                store, export_source, ws, what, format=_query(request, "format") or "csv",
+                repos.campaigns, export_source, ws, what, format=_query(request, "format") or "csv",
                 campaign=_query(request, "campaign") or None, since=_query(request, "since"),
                 until=_query(request, "until"), phone=_query(request, "phone") or "plain",
                 salt=_query(request, "salt") or None,

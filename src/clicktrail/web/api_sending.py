@@ -25,7 +25,8 @@ from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.report import iso_us
 from clicktrail.services import campaigns, workspaces
-from clicktrail.services.ports import Store
+from clicktrail.services.campaigns import CampaignStore
+from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.sending import DONE, RUNNING, JobSpec, Sending, SendStatus
 from clicktrail.web import schemas as s
 from clicktrail.web.bodies import read_json
@@ -146,15 +147,18 @@ def _wait(request: Request) -> float:
     return value
 
 
-def routes(store: Store, sending: Callable[[], Sending]) -> list[BaseRoute]:
-    """Return the sending routes over `store` and the `sending` service (built on first use)."""
+def routes(
+    keys: KeyAuthStore, campaign_store: CampaignStore, sending: Callable[[], Sending]
+) -> list[BaseRoute]:
+    """Return the sending routes over `campaign_store` and the `sending` service (built on
+    first use); `keys` authenticates API keys."""
 
     def target(request: Request) -> tuple[Workspace, Campaign]:
-        ws = workspaces.authenticate(store, request.headers.get("authorization"))
+        ws = workspaces.authenticate(keys, request.headers.get("authorization"))
         ref = str(request.path_params["campaign"])
         if "\x00" in ref:
             raise NotFound("campaign not found", field="campaign")
-        return ws, campaigns.get_campaign(store, ws, ref)
+        return ws, campaigns.get_campaign(campaign_store, ws, ref)
 
     async def start(request: Request) -> Response:
         ws, cp = await run_in_threadpool(target, request)

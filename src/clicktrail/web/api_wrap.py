@@ -18,8 +18,9 @@ from starlette.routing import BaseRoute
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
 from clicktrail.services import workspaces, wrapping
+from clicktrail.services.campaigns import CampaignRepos
 from clicktrail.services.clock import now_us
-from clicktrail.services.ports import Store
+from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.wrapping import CampaignSpec, WrapItem, WrapOutcome, WrapResult, WrapStore
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_wrap as w
@@ -85,12 +86,18 @@ def batch_out(outcome: WrapOutcome) -> dict[str, Any]:
     }
 
 
-def routes(store: Store, wraps: WrapStore, *, default_region: str | None) -> list[BaseRoute]:
-    """Return the wrap routes over `store` and `wraps`; national numbers without a region
-    take `default_region`."""
+def routes(
+    keys: KeyAuthStore,
+    repos: CampaignRepos,
+    wraps: WrapStore,
+    *,
+    default_region: str | None,
+) -> list[BaseRoute]:
+    """Return the wrap routes over `repos` and `wraps` (API keys checked through `keys`);
+    national numbers without a region take `default_region`."""
 
     def workspace(request: Request) -> Workspace:
-        return workspaces.authenticate(store, request.headers.get("authorization"))
+        return workspaces.authenticate(keys, request.headers.get("authorization"))
 
     def run(
         ws: Workspace,
@@ -100,7 +107,7 @@ def routes(store: Store, wraps: WrapStore, *, default_region: str | None) -> lis
         mark_sent: bool,
     ) -> WrapOutcome:
         return wrapping.wrap_messages(
-            store, wraps, ws, campaign=campaign, items=items, where=where, clock=now_us,
+            repos, wraps, ws, campaign=campaign, items=items, where=where, clock=now_us,
             mark_sent=mark_sent, default_region=default_region,
             campaign_field="/campaign",
         )  # fmt: skip

@@ -11,8 +11,8 @@ from starlette.routing import BaseRoute
 
 from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.network import Network
-from clicktrail.services.ports import Store, Target
-from clicktrail.web.api import build_api
+from clicktrail.services.ports import Target
+from clicktrail.web.api import ApiRepos, build_api
 from clicktrail.web.home import home_route
 from clicktrail.web.redirect import LookupOffload, Message, Receive, RedirectApp, Scope, Send
 
@@ -49,7 +49,7 @@ class ClicktrailApp:
 
     def __init__(
         self,
-        store: Store,
+        repos: ApiRepos,
         resolve: Callable[[str], Target | None],
         clicks: ClickSink,
         on_close: Callable[[], None] | None = None,
@@ -75,7 +75,7 @@ class ClicktrailApp:
         self.redirect = RedirectApp(
             resolve,
             clicks.record,
-            build_api(store, extra_routes, ready),
+            build_api(repos, extra_routes, ready),
             cached=cached,
             fallback_url_for=fallback_url_for,
             trusted_proxies=trusted_proxies,

@@ -41,7 +41,8 @@ from clicktrail.domain.sending import QuietHours
 from clicktrail.domain.status import Status
 from clicktrail.domain.template import parse_template
 from clicktrail.domain.wrapping import TOKEN_RETRIES, wrap_for_contact
-from clicktrail.services.ports import NewMessage, OutgoingSms, SmsProvider, Store
+from clicktrail.services.campaigns import CampaignRepos
+from clicktrail.services.ports import NewMessage, OutgoingSms, SmsProvider
 from clicktrail.services.sending.leases import holder_is_dead, new_owner
 from clicktrail.services.sending.loop import Run, SharedBucket, execute
 from clicktrail.services.sending.records import (
@@ -59,11 +60,11 @@ from clicktrail.services.sending.records import (
     JobSpec,
     Outcome,
     SendDefaults,
+    SendingReposWithJobs,
     SendJob,
     SendJobStore,
     SendStatus,
     SendSummary,
-    StoreWithJobs,
     TestSendResult,
     check_sendable,
     check_startable,
@@ -91,14 +92,15 @@ __all__ = [
     "SendSummary",
     "SendWorker",
     "Sending",
-    "StoreWithJobs",
+    "SendingReposWithJobs",
     "TestSendResult",
     "send_campaign",
 ]
 
 
 class Sending:
-    """The sending use cases over one store, its job storage and a provider factory.
+    """The sending use cases over their repositories (`CampaignRepos`), the job storage and a
+    provider factory.
 
     `provider_for(workspace, spec)` returns the provider a job names (``outbox`` or
     ``outbox:PATH``; other names as the composition root knows them). Without `background`,
@@ -108,7 +110,7 @@ class Sending:
 
     def __init__(
         self,
-        store: Store,
+        repos: CampaignRepos,
         jobs: SendJobStore,
         provider_for: Callable[[Workspace, str], SmsProvider],
         *,
@@ -120,7 +122,7 @@ class Sending:
     ) -> None:
         from clicktrail.services.clock import now_us
 
-        self.store = store
+        self.repos = repos
         self.jobs = jobs
         self.provider_for = provider_for
         self.defaults = defaults or SendDefaults()
@@ -198,7 +200,7 @@ class Sending:
                     finished_us=None,
                 )
             )
-            self.store.set_campaign_status(campaign.id, "sending")
+            self.repos.campaigns.set_campaign_status(campaign.id, "sending")
             return job
         check_startable(campaign, job)
         if spec.provider is not None:
@@ -247,7 +249,7 @@ class Sending:
         if job.state == HELD:  # a new run sends what was released since
             self.jobs.set_state(campaign.id, RUNNING, now, expect=(HELD,))
         run = Run(
-            store=self.store,
+            repos=self.repos,
             jobs=self.jobs,
             workspace=workspace,
             campaign=campaign,
@@ -333,7 +335,7 @@ class Sending:
                 field="campaign",
             )
         self.jobs.cancel(campaign.id, self.clock())
-        self.store.set_campaign_status(campaign.id, "cancelled")
+        self.repos.campaigns.set_campaign_status(campaign.id, "cancelled")
         return self.status(campaign)
 
     def release(self, campaign: Campaign, *, resend: bool) -> int:
@@ -352,7 +354,7 @@ class Sending:
                 self.jobs.set_state(campaign.id, RUNNING, now, expect=(HELD,))
             else:
                 self.jobs.set_state(campaign.id, DONE, now, expect=(HELD,))
-                self.store.set_campaign_status(campaign.id, "sent", now)
+                self.repos.campaigns.set_campaign_status(campaign.id, "sent", now)
         return n
 
     def status(self, campaign: Campaign) -> SendStatus:
@@ -429,13 +431,13 @@ class Sending:
             raise InvalidInput(f"recipient to test: {exc}", field="to") from None
         contact: Contact | None
         if contact_ref:
-            contact = self.store.find_contact(workspace.id, contact_ref)
+            contact = self.repos.contacts.find_contact(workspace.id, contact_ref)
             if contact is None:
                 raise NotFound(f"contact {contact_ref!r} not found", field="contact")
         else:
-            contact = self.store.find_contact(workspace.id, phone)
+            contact = self.repos.contacts.find_contact(workspace.id, phone)
             if contact is None:
-                found = self.store.audience(workspace.id, campaign.list_id, 0, 1)
+                found = self.repos.contacts.audience(workspace.id, campaign.list_id, 0, 1)
                 contact = found[0] if found else None
         if contact is None:
             raise NotFound(
@@ -444,7 +446,7 @@ class Sending:
                 field="contact",
             )
         template = parse_template(campaign.template)
-        domain = self.store.get_domain(campaign.domain_id)
+        domain = self.repos.workspaces.get_domain(campaign.domain_id)
         now = self.clock()
         for attempt in range(TOKEN_RETRIES):
             w = wrap_for_contact(template, campaign, domain, contact)
@@ -511,7 +513,7 @@ class Sending:
 
 
 def send_campaign(
-    store: StoreWithJobs,
+    repos: SendingReposWithJobs,
     workspace: Workspace,
     campaign: Campaign,
     provider: SmsProvider,
@@ -529,7 +531,7 @@ def send_campaign(
     campaign becomes `sent` when no message is left to send. Raises `Conflict` if the campaign
     has already been sent, was cancelled, is paused or is being sent by another process.
     """
-    sending = Sending(store, store.send_jobs(), lambda _ws, _name: provider, clock=clock)
+    sending = Sending(repos, repos.send_jobs, lambda _ws, _name: provider, clock=clock)
     return sending.send(
         workspace, campaign, provider, progress=progress, batch_size=batch_size,
         wrap_batch=batch_size or WRAP_BATCH,

@@ -18,7 +18,8 @@ from clicktrail.domain.sending import QuietHours, TokenBucket, retry_delay
 from clicktrail.domain.status import Status
 from clicktrail.domain.template import parse_template
 from clicktrail.domain.wrapping import TOKEN_RETRIES, wrap_for_contact
-from clicktrail.services.ports import NewMessage, OutgoingSms, SendResult, SmsProvider, Store
+from clicktrail.services.campaigns import CampaignRepos
+from clicktrail.services.ports import NewMessage, OutgoingSms, SendResult, SmsProvider
 from clicktrail.services.sending.recipients import is_valid_phone, time_zones
 from clicktrail.services.sending.records import (
     CANCELLED,
@@ -63,7 +64,7 @@ class SharedBucket:
 class Run:
     """One run of a job by this process."""
 
-    store: Store
+    repos: CampaignRepos
     jobs: SendJobStore
     workspace: Workspace
     campaign: Campaign
@@ -131,9 +132,9 @@ def _poll(run: Run) -> None:
 def _wrap(run: Run) -> None:
     """Wrap the audience after the job's `wrapped_through` contact, a committed batch at a
     time; opted-out contacts and invalid numbers are counted, not wrapped."""
-    campaign, store = run.campaign, run.store
+    campaign, repos = run.campaign, run.repos
     template = parse_template(campaign.template)
-    domain = store.get_domain(campaign.domain_id)
+    domain = repos.workspaces.get_domain(campaign.domain_id)
     after = run.job.wrapped_through
     while True:
         _poll(run)
@@ -425,7 +426,7 @@ def _finish(run: Run) -> None:
         run.summary.state = HELD
         return
     if run.jobs.set_state(run.campaign.id, DONE, now, expect=(RUNNING, HELD)):
-        run.store.set_campaign_status(run.campaign.id, "sent", now)
+        run.repos.campaigns.set_campaign_status(run.campaign.id, "sent", now)
         run.summary.state = DONE
     else:
         job = run.jobs.get(run.campaign.id)

@@ -1,6 +1,6 @@
 """Sending jobs' records and their storage port: job states, settings, what a job stores, what
-the loop decides per message, counts and summaries, and `SendJobStore` (implemented by
-`storage.sending.SqlSendJobs`)."""
+the loop decides per message, counts and summaries, `SendJobStore` (implemented by
+`storage.sending.SqlSendJobs`) and `SendingReposWithJobs`, the areas `send_campaign` uses."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from clicktrail.domain.errors import Conflict, InvalidInput
 from clicktrail.domain.models import Campaign, Contact, Workspace
 from clicktrail.domain.sending import QuietHours
 from clicktrail.domain.status import Status
-from clicktrail.services.ports import NewMessage, OutgoingSms, Store
+from clicktrail.services.campaigns import CampaignRepos
+from clicktrail.services.ports import NewMessage, OutgoingSms
 
 # Job states. `held`: nothing left to send but messages in doubt wait for an operator.
 RUNNING, PAUSED, CANCELLED, HELD, DONE = "running", "paused", "cancelled", "held", "done"
@@ -195,10 +196,13 @@ class SendJobStore(Protocol):
     def campaign_of(self, campaign_id: int) -> tuple[Workspace, Campaign] | None: ...
 
 
-class StoreWithJobs(Store, Protocol):
-    """A store that also gives its sending jobs' storage (the SQL store), for `send_campaign`."""
+class SendingReposWithJobs(CampaignRepos, Protocol):
+    """The repositories of sending with its jobs' storage, for `send_campaign`."""
 
-    def send_jobs(self) -> SendJobStore: ...
+    @property
+    def send_jobs(self) -> SendJobStore:
+        """Sending jobs and their messages' send state."""
+        ...
 
 
 @dataclass

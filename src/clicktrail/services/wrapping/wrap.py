@@ -17,7 +17,7 @@ from clicktrail.domain.template import Template, parse_template
 from clicktrail.domain.tokens import new_token
 from clicktrail.domain.wrapping import encode_message, item_field, literal_template, text_digest
 from clicktrail.services import campaigns
-from clicktrail.services.campaigns import CampaignSetupStore
+from clicktrail.services.campaigns import CampaignRepos
 from clicktrail.services.contacts import normalize_phone
 from clicktrail.services.wrapping.records import (
     EXTERNAL,
@@ -49,7 +49,7 @@ class _Item:
 
 
 def wrap_messages(
-    store: CampaignSetupStore,
+    repos: CampaignRepos,
     wraps: WrapStore,
     workspace: Workspace,
     *,
@@ -86,11 +86,11 @@ def wrap_messages(
     problems.sort(key=lambda p: p[0])
     _raise([p for _, p in problems], "item")
     first_text = next((x.item.text for x in checked if x.item.text is not None), None)
-    cp = _campaign_for(store, workspace, campaign, first_text, clock(), campaign_field)
+    cp = _campaign_for(repos, workspace, campaign, first_text, clock(), campaign_field)
     for _attempt in range(SAVE_RETRIES):
         status = Status.SENT if mark_sent else Status.QUEUED
         outcome, pending, new_contacts, new_links = _wrap(
-            store, wraps, workspace, cp, checked, status, token_factory
+            repos, wraps, workspace, cp, checked, status, token_factory
         )
         if outcome.created == 0 and cp.status == EXTERNAL:
             return outcome
@@ -109,10 +109,10 @@ def wrap_messages(
             # A token collided, or a concurrent call made a contact, link or message of ours:
             # read again (its message is then returned as existing) and draw new tokens.
             _raise([p for _, p in _resolve_contacts(wraps, workspace, checked)], "item")
-            cp = campaigns.get_campaign(store, workspace, cp.public_id)
+            cp = campaigns.get_campaign(repos.campaigns, workspace, cp.public_id)
             continue
         if not saved:
-            raise _not_wrappable(campaigns.get_campaign(store, workspace, cp.public_id))
+            raise _not_wrappable(campaigns.get_campaign(repos.campaigns, workspace, cp.public_id))
         return outcome
     raise Conflict("could not store the wrapped messages after several tries; try again")
 
@@ -201,7 +201,7 @@ def _resolve_contacts(
 
 
 def _campaign_for(
-    store: CampaignSetupStore,
+    repos: CampaignRepos,
     workspace: Workspace,
     ref: str | CampaignSpec,
     first_text: str | None,
@@ -210,11 +210,11 @@ def _campaign_for(
 ) -> Campaign:
     if isinstance(ref, str):
         try:
-            cp = campaigns.get_campaign(store, workspace, ref)
+            cp = campaigns.get_campaign(repos.campaigns, workspace, ref)
         except NotFound as exc:
             raise NotFound(exc.message, field=field) from None
     else:
-        cp = _campaign_from_spec(store, workspace, ref, first_text, now_us, field)
+        cp = _campaign_from_spec(repos, workspace, ref, first_text, now_us, field)
     if cp.status not in WRAPPABLE:
         raise _not_wrappable(cp, field)
     return cp
@@ -229,7 +229,7 @@ def _not_wrappable(cp: Campaign, field: str = "campaign") -> Conflict:
 
 
 def _campaign_from_spec(
-    store: CampaignSetupStore,
+    repos: CampaignRepos,
     workspace: Workspace,
     spec: CampaignSpec,
     first_text: str | None,
@@ -244,9 +244,9 @@ def _campaign_from_spec(
         slug = check_slug(spec.slug, "campaign slug") if spec.slug else slugify(spec.name)
     except InvalidInput as exc:
         raise prefixed(exc) from None
-    existing = store.find_campaign(workspace.id, slug)
+    existing = repos.campaigns.find_campaign(workspace.id, slug)
     if existing is not None:
-        _check_same(store, existing, spec, field)
+        _check_same(repos, existing, spec, field)
         return existing
     template = spec.template
     if template is None:
@@ -258,7 +258,7 @@ def _campaign_from_spec(
         template = first_text.replace("{", "{{").replace("}", "}}")
     try:
         return campaigns.create_campaign(
-            store, workspace, name=spec.name, template=template, slug=slug,
+            repos, workspace, name=spec.name, template=template, slug=slug,
             domain_host=spec.domain, link_roles=spec.link_roles, link_utm=spec.link_utm,
             options=spec.options, now_us=now_us,
         )  # fmt: skip
@@ -268,20 +268,20 @@ def _campaign_from_spec(
         raise NotFound(exc.message, field=f"{field}/{exc.field or 'domain'}") from None
     except Conflict:
         # Another call created it meanwhile.
-        found = store.find_campaign(workspace.id, slug)
+        found = repos.campaigns.find_campaign(workspace.id, slug)
         if found is None:
             raise
-        _check_same(store, found, spec, field)
+        _check_same(repos, found, spec, field)
         return found
 
 
-def _check_same(store: CampaignSetupStore, cp: Campaign, spec: CampaignSpec, field: str) -> None:
+def _check_same(repos: CampaignRepos, cp: Campaign, spec: CampaignSpec, field: str) -> None:
     """Raise `Conflict` when `spec` asks for other options than campaign `cp` has."""
     differs = []
     if spec.options != cp.options:
         differs.append("options")
     if spec.domain is not None:
-        host = store.get_domain(cp.domain_id).host
+        host = repos.workspaces.get_domain(cp.domain_id).host
         if spec.domain.lower().rstrip(".") != host:
             differs.append(f"domain ({host})")
     if differs:
@@ -293,7 +293,7 @@ def _check_same(store: CampaignSetupStore, cp: Campaign, spec: CampaignSpec, fie
 
 
 def _wrap(
-    store: CampaignSetupStore,
+    repos: CampaignRepos,
     wraps: WrapStore,
     workspace: Workspace,
     cp: Campaign,
@@ -302,7 +302,7 @@ def _wrap(
     token_factory: Callable[[], str],
 ) -> tuple[WrapOutcome, list[PendingMessage], list[ContactInput], dict[int, str]]:
     """Return the outcome, the messages to store, the contacts and links to create."""
-    domain_base = store.get_domain(cp.domain_id).base_url
+    domain_base = repos.workspaces.get_domain(cp.domain_id).base_url
     links = {lk.index: lk for lk in cp.links}
     campaign_template: Template | None = None
     # Marketing batches often share one text: parse each distinct text once.

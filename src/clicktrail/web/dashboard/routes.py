@@ -35,8 +35,9 @@ from clicktrail.domain.errors import (
     Unauthorized,
 )
 from clicktrail.domain.models import Workspace
-from clicktrail.services.keys import authenticate, hash_key, workspace_for_hash
-from clicktrail.services.ports import Store
+from clicktrail.services.bots import ClickStore
+from clicktrail.services.campaigns import CampaignStore
+from clicktrail.services.keys import KeyAuthStore, authenticate, hash_key, workspace_for_hash
 from clicktrail.services.reports import ReportSource
 from clicktrail.web.bodies import read_body
 from clicktrail.web.dashboard import views
@@ -132,10 +133,18 @@ def _cross_site(request: Request) -> bool:
     return request.headers.get("sec-fetch-site", "same-origin") == "cross-site"
 
 
-def routes(store: Store, queries: ReportSource, *, secret: bytes) -> list[BaseRoute]:
+def routes(
+    keys: KeyAuthStore,
+    campaign_store: CampaignStore,
+    click_store: ClickStore,
+    queries: ReportSource,
+    *,
+    secret: bytes,
+) -> list[BaseRoute]:
     """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
-    ``/static/dashboard``. `store` checks logins, `queries` answers the reports, `secret`
-    signs session cookies (see `session.load_secret`)."""
+    ``/static/dashboard``. `keys` checks logins, `queries` answers the reports, the stored
+    requests come from `click_store` (of `campaign_store`), `secret` signs session cookies (see
+    `session.load_secret`)."""
     env = templates()
     signer = Signer(secret)
 
@@ -147,7 +156,7 @@ def routes(store: Store, queries: ReportSource, *, secret: bytes) -> list[BaseRo
         session = signer.load(request.cookies.get(SESSION_COOKIE))
         if session is None:
             return None
-        ws = workspace_for_hash(store, session.key_hash)
+        ws = workspace_for_hash(keys, session.key_hash)
         if ws is None or ws.public_id != session.workspace:
             return None  # the key was revoked or expired (or the cookie names another workspace)
         return ws, session
@@ -197,7 +206,7 @@ def routes(store: Store, queries: ReportSource, *, secret: bytes) -> list[BaseRo
             )  # fmt: skip
         key = form.get("key", "").strip()
         try:
-            ws = authenticate(store, f"Bearer {key}")
+            ws = authenticate(keys, f"Bearer {key}")
         except Unauthorized:
             return login_form(
                 request, status=401, next_url=next_url,
@@ -254,7 +263,8 @@ def routes(store: Store, queries: ReportSource, *, secret: bytes) -> list[BaseRo
     async def requests(request: Request, ws: Workspace, session: Session) -> Response:
         q = request.query_params
         listing = views.requests_view(
-            store, ws, request.path_params["ref"], after=views.int_param(q.get("after"), 0),
+            campaign_store, click_store, ws, request.path_params["ref"],
+            after=views.int_param(q.get("after"), 0),
             trail=q.get("trail", ""), per_page=views.int_param(q.get("per"), views.PER_PAGE[0]),
             start=views.int_param(q.get("start"), 1),
         )  # fmt: skip

@@ -20,9 +20,9 @@ from clicktrail.domain.report import (
     TimingBucket,
 )
 from clicktrail.services import reports
-from clicktrail.services.campaigns import get_campaign
+from clicktrail.services.bots import ClickStore
+from clicktrail.services.campaigns import CampaignStore, get_campaign
 from clicktrail.services.clock import now_us
-from clicktrail.services.ports import Store
 from clicktrail.services.reports import ReportSource
 from clicktrail.web.dashboard import charts
 
@@ -375,7 +375,8 @@ class RequestsView:
 
 
 def requests_view(
-    store: Store,
+    campaign_store: CampaignStore,
+    clicks: ClickStore,
     workspace: Workspace,
     ref: str,
     *,
@@ -384,14 +385,14 @@ def requests_view(
     per_page: int,
     start: int = 1,
 ) -> RequestsView:
-    """Return the requests of campaign `ref` after row `after` (0: from the first), verdicts
+    """Return the requests (`clicks`) of campaign `ref` (`campaign_store`) after row `after` (0: from the first), verdicts
     and reasons as stored; paging as in `recipients_view`. Raises `NotFound` for an unknown
     campaign."""
     from urllib.parse import urlencode
 
     per_page = per_page if per_page in PER_PAGE else PER_PAGE[0]
-    campaign = get_campaign(store, workspace, ref)
-    page = store.requests_page(after, per_page + 1, campaign.id, None)
+    campaign = get_campaign(campaign_store, workspace, ref)
+    page = clicks.requests_page(after, per_page + 1, campaign.id, None)
     more = len(page) > per_page
     page = page[:per_page]
     number_of = {lk.id: lk.index + 1 for lk in campaign.links}
