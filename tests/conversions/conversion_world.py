@@ -16,6 +16,7 @@ import httpx
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.storage.conversions import ConversionQueries
 from factories import (
+    Repos,
     make_api_key,
     make_campaign,
     make_contacts,
@@ -72,7 +73,7 @@ async def post(c: httpx.AsyncClient, key: str, body: Any) -> httpx.Response:
 
 def make_world(api: Api, tmp_path: Path, contacts: int = 3) -> World:
     """Send a campaign to `contacts` contacts of the api's workspace."""
-    store = api.container.store
+    store = Repos.on(api.container.engine)
     make_contacts(store, api.ws, contacts, list_name="all")
     cp = make_campaign(
         store, api.ws, "Hi {first_name}: https://shop.example.com/sale?x=1", list_name="all"
@@ -84,7 +85,7 @@ def make_world(api: Api, tmp_path: Path, contacts: int = 3) -> World:
 
 def other_workspace(api: Api, tmp_path: Path) -> tuple[Workspace, str, World]:
     """A second workspace with its own key, domain and sent campaign."""
-    store = api.container.store
+    store = Repos.on(api.container.engine)
     ws = make_workspace(store)
     make_domain(store, ws, "other.example.com")
     key = make_api_key(store, ws)
