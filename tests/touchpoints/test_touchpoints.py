@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from clicktrail.cli import app as cli_app
 from clicktrail.storage import tables as t
-from factories import make_contacts, make_workspace
+from factories import Repos, make_contacts, make_workspace
 from inprocess_api import Api, ok, problem
 
 AT = "2026-11-20T10:00:00Z"
@@ -31,7 +31,7 @@ def stored(api: Api) -> list[dict[str, Any]]:
 
 
 def test_one_touch_is_stored_once_per_touch_id(api: Api) -> None:
-    (c0, _c1) = make_contacts(api.container.store, api.ws, 2)
+    (c0, _c1) = make_contacts(Repos.on(api.container.engine), api.ws, 2)
     body = {"channel": "Email", "contact": {"external_id": "ext-0"}, "occurred_at": AT,
             "campaign": "bf-newsletter", "source": "mailchimp", "touch_id": "em-1",
             "metadata": {"subject": "Sale"}}  # fmt: skip
@@ -53,7 +53,7 @@ def test_one_touch_is_stored_once_per_touch_id(api: Api) -> None:
 
 
 def test_a_batch_answers_each_item_in_order(api: Api) -> None:
-    make_contacts(api.container.store, api.ws, 2)
+    make_contacts(Repos.on(api.container.engine), api.ws, 2)
     items: list[Any] = [
         {"channel": "email", "contact": {"external_id": "ext-0"}, "occurred_at": AT,
          "touch_id": "t-1"},
@@ -105,13 +105,13 @@ def test_a_batch_answers_each_item_in_order(api: Api) -> None:
     ],
 )  # fmt: skip
 def test_a_batch_of_the_wrong_shape_is_refused_whole(api: Api, body: Any, field: str) -> None:
-    make_contacts(api.container.store, api.ws, 1)
+    make_contacts(Repos.on(api.container.engine), api.ws, 1)
     problem(api.call("POST", "/v1/touchpoints", json=body), 422, field)
     assert stored(api) == []
 
 
 def test_single_refusals_are_problems(api: Api) -> None:
-    make_contacts(api.container.store, api.ws, 1)
+    make_contacts(Repos.on(api.container.engine), api.ws, 1)
     r = api.call(
         "POST", "/v1/touchpoints", json={"channel": "email", "contact": {"external_id": "nobody"}}
     )
@@ -125,8 +125,8 @@ def test_single_refusals_are_problems(api: Api) -> None:
 
 
 def test_another_workspaces_contact_is_unknown(api: Api) -> None:
-    other = make_workspace(api.container.store)
-    make_contacts(api.container.store, other, 1)
+    other = make_workspace(Repos.on(api.container.engine))
+    make_contacts(Repos.on(api.container.engine), other, 1)
     r = api.call(
         "POST", "/v1/touchpoints", json={"channel": "email", "contact": {"external_id": "ext-0"}}
     )
@@ -142,7 +142,7 @@ def _cli(api: Api, tmp_path: Path, monkeypatch: Any, *args: str) -> Any:
 
 
 def test_the_cli_imports_csv_and_json_lines(api: Api, tmp_path: Path, monkeypatch: Any) -> None:
-    make_contacts(api.container.store, api.ws, 2)
+    make_contacts(Repos.on(api.container.engine), api.ws, 2)
     csv_file = tmp_path / "touches.csv"
     csv_file.write_text(
         "channel,external_id,phone,occurred_at,campaign,source,touch_id\n"
@@ -167,7 +167,7 @@ def test_the_cli_imports_csv_and_json_lines(api: Api, tmp_path: Path, monkeypatc
 
 
 def test_the_cli_import_is_all_or_nothing(api: Api, tmp_path: Path, monkeypatch: Any) -> None:
-    make_contacts(api.container.store, api.ws, 2)
+    make_contacts(Repos.on(api.container.engine), api.ws, 2)
     lines = tmp_path / "touches.jsonl"
     lines.write_text(
         '{"channel": "email", "contact": {"external_id": "ext-0"}}\n'
