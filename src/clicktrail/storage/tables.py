@@ -544,3 +544,61 @@ touchpoints = sa.Table(
     sa.Index(None, "workspace_id", "id"),
     sa.Index(None, "contact_id", "occurred_us"),
 )
+# Attribution settings (migration 0017, docs/attribution.md): one row for a workspace
+# (`campaign_id` 0) and one per campaign that overrides it; NULL inherits (a campaign from its
+# workspace, a workspace from the defaults: last click, 5 days after a click, 12 hours after a
+# delivery).
+attribution_settings = sa.Table(
+    "attribution_settings",
+    metadata,
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("campaign_id", BigId, primary_key=True),  # 0: the workspace's own settings
+    sa.Column("model", sa.String(16)),
+    sa.Column("click_window_us", Micros),
+    sa.Column("delivery_window_us", Micros),
+    sa.Column("updated_us", Micros, nullable=False),
+)
+
+# A workspace's attribution revision: it goes up in the transaction of every change that
+# calls for re-attributing its history (windows, a re-classification); credits carry the
+# revision they were computed under, and a write of credits computed under an older revision
+# is refused (the revision guard of services/attribution.py). `attributed_revision`: the
+# newest revision whose full re-attribution finished.
+attribution_state = sa.Table(
+    "attribution_state",
+    metadata,
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("attributed_revision", sa.BigInteger, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+)
+
+# The credit each model gives for each conversion (services/attribution.py): one row per
+# (conversion, model); `kind` ``click`` (a click, `click_row` its clicks.id), ``view`` (a
+# delivered message, view-through) or ``none`` (nothing eligible: campaign and credit empty).
+# Values are read from `conversions` (a `replace` duplicate changes them); `delay_us` is the
+# time from the touch to the conversion. `settled` false: a click in the window still had a provisional
+# verdict, so the jobs process attributes it again until it has none.
+conversion_credits = sa.Table(
+    "conversion_credits",
+    metadata,
+    sa.Column("conversion_id", BigId, primary_key=True),
+    sa.Column("model", sa.String(16), primary_key=True),
+    sa.Column("workspace_id", BigId, nullable=False),
+    sa.Column("contact_id", BigId),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("campaign_id", BigId),
+    sa.Column("message_id", BigId),
+    sa.Column("link_id", BigId),
+    sa.Column("click_row", BigId),
+    sa.Column("credit", sa.Float, nullable=False),
+    sa.Column("delay_us", Micros),
+    sa.Column("conversion_us", Micros, nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("settled", sa.Boolean, nullable=False),
+    sa.Index("ix_conversion_credits_campaign", "campaign_id", "model", "link_id"),
+    sa.Index("ix_conversion_credits_workspace", "workspace_id", "settled"),
+)
+
+# Attribution looks a converting contact's messages up (migration 0017).
+sa.Index("ix_messages_contact_id", messages.c.contact_id)

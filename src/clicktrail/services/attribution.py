@@ -1,0 +1,457 @@
+"""Attribution: settings, credits kept current, re-attribution, the conversions report.
+
+The one home of "which touch gets the credit for a conversion" (the models themselves are in
+`domain.attribution`). Credits are stored per conversion and per model (every model, so a
+report can switch models without recomputing); the jobs process keeps them current
+(`Attributor.run_pending`, every few seconds):
+
+1. **re-attribution**: a workspace whose attribution revision went up (its windows changed,
+   or `bots reclassify` rewrote verdicts) has every conversion attributed again, contact by
+   contact in batches, under the new settings;
+2. **new conversions**: conversions without credits get them;
+3. **unsettled credits**: conversions attributed while a click in their window still had a
+   provisional verdict are attributed again until every such click is final (the settle-window
+   pass may turn a tap into a bot, or back).
+
+The revision guard: every batch of credits is computed under the workspace's revision read
+before its settings, and written only if the revision is still the same in the write
+transaction (which locks the workspace's state row on PostgreSQL); a change of settings bumps
+the revision in its own transaction, so a concurrent re-attribution can never write credit
+computed under the old settings — its batch is refused and the newer run redoes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+from clicktrail.domain import attribution as attr
+from clicktrail.domain.attribution import (
+    AttributionSettings,
+    ClickTouch,
+    CreditedRow,
+    Delivery,
+    SettingsOverride,
+    Windows,
+)
+from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.models import Campaign, Workspace
+from clicktrail.domain.report import CampaignReport
+from clicktrail.services import clock
+
+log = logging.getLogger("clicktrail.attribution")
+
+BATCH = 2000  # conversions per transaction of credits
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionFact:
+    """A conversion as attribution reads it: who converted (`contact_id`, None when neither
+    its click id nor its contact is known) and when. `pending`: it names a click id that is
+    not stored yet (the click is still on its way out of the inbox)."""
+
+    id: int
+    workspace_id: int
+    contact_id: int | None
+    at_us: int
+    pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRow:
+    """One stored credit (`model`, `kind` ``none`` when nothing was eligible)."""
+
+    conversion_id: int
+    model: str
+    workspace_id: int
+    contact_id: int | None
+    kind: str
+    campaign_id: int | None
+    message_id: int | None
+    link_id: int | None
+    click_row: int | None
+    credit: float
+    delay_us: int | None
+    conversion_us: int
+    revision: int
+    settled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Touches:
+    """A contact's touches: its requests on tracked links and its delivered messages."""
+
+    clicks: list[ClickTouch] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+
+
+class AttributionStore(Protocol):
+    """What attribution reads and writes (`storage.attribution.AttributionQueries`)."""
+
+    def attribution_overrides(
+        self, workspace_id: int
+    ) -> tuple[SettingsOverride | None, dict[int, SettingsOverride]]:
+        """Return the workspace's stored settings and those of its campaigns, by id."""
+        ...
+
+    def put_attribution_settings(
+        self, workspace_id: int, campaign_id: int, over: SettingsOverride, *, bump: bool,
+        now_us: int,
+    ) -> int:  # fmt: skip
+        """Store `over` for the workspace (`campaign_id` 0) or a campaign; with `bump`, raise
+        the workspace's revision in the same transaction. Return the revision."""
+        ...
+
+    def attribution_revisions(self, workspace_id: int) -> tuple[int, int]:
+        """Return (revision, attributed_revision) of a workspace ((0, 0) if never set)."""
+        ...
+
+    def bump_revisions(self, workspace_ids: Iterable[int] | None, now_us: int) -> None:
+        """Raise the revision of these workspaces (None: of every workspace with
+        conversions), calling for their re-attribution."""
+        ...
+
+    def stale_workspaces(self) -> list[tuple[int, int]]:
+        """Return (workspace id, revision) of workspaces whose revision is not attributed."""
+        ...
+
+    def conversions_page(
+        self, workspace_id: int, after_id: int, limit: int
+    ) -> list[ConversionFact]:
+        """Return up to `limit` of the workspace's conversions after id `after_id`, by id."""
+        ...
+
+    def new_conversions(self, limit: int, now_us: int) -> list[ConversionFact]:
+        """Return up to `limit` conversions (any workspace) without credits, by id."""
+        ...
+
+    def unsettled_conversions(self, after_id: int, limit: int) -> list[ConversionFact]:
+        """Return up to `limit` conversions after `after_id` with credits not settled, by id."""
+        ...
+
+    def optout_links(self, workspace_id: int) -> set[int]:
+        """Return the ids of the workspace's opt-out links."""
+        ...
+
+    def touches(self, contact_ids: Sequence[int]) -> dict[int, Touches]:
+        """Return the touches of these contacts: their GETs on tracked links that may count
+        (counted verdicts, or not final yet) and their delivered messages (test sends
+        excluded)."""
+        ...
+
+    def put_credits(
+        self, workspace_id: int, revision: int, conversion_ids: Sequence[int],
+        rows: Sequence[CreditRow], *, finished: bool = False, now_us: int = 0,
+    ) -> bool:  # fmt: skip
+        """Replace the credits of `conversion_ids` by `rows` if the workspace's revision is
+        still `revision` (locked), and with `finished` mark that revision attributed. Return
+        False (nothing written) when the revision moved."""
+        ...
+
+    def credited_rows(self, campaign_id: int, model: str) -> list[tuple[CreditedRow, bool]]:
+        """Return the campaign's credits under `model`, each with whether it is settled."""
+        ...
+
+
+# -- settings ----------------------------------------------------------------------------------
+
+
+def settings_of(
+    store: AttributionStore, workspace: Workspace, campaign: Campaign | None = None
+) -> AttributionSettings:
+    """Return the settings in force for the workspace, or for one of its campaigns."""
+    ws, campaigns = store.attribution_overrides(workspace.id)
+    return AttributionSettings.resolve(ws, campaigns.get(campaign.id) if campaign else None)
+
+
+INHERIT = ("inherit", "default", "")
+
+
+def set_settings(
+    store: AttributionStore,
+    workspace: Workspace,
+    campaign: Campaign | None,
+    *,
+    model: str | None = None,
+    click_window: str | None = None,
+    delivery_window: str | None = None,
+    now_us: int,
+) -> AttributionSettings:
+    """Change the workspace's (or a campaign's) settings: each value given replaces the
+    stored one (``inherit`` clears it), the others stay. A change of a window bumps the
+    attribution revision, so the jobs process re-attributes the workspace's history; a change
+    of model needs none (credits of every model are kept). Return the settings in force.
+    Raises `InvalidInput` naming the bad field; nothing is written then."""
+    ws, campaigns = store.attribution_overrides(workspace.id)
+    old = (campaigns.get(campaign.id) if campaign else ws) or SettingsOverride()
+
+    def window(text: str | None, name: str, current: int | None) -> int | None:
+        if text is None:
+            return current
+        return None if text.strip().lower() in INHERIT else attr.parse_window(text, name)
+
+    new_model = old.model
+    if model is not None:
+        new_model = None if model.strip().lower() in INHERIT else attr.check_model(model)
+    new = SettingsOverride(
+        new_model,
+        window(click_window, "click_window", old.click_window_us),
+        window(delivery_window, "delivery_window", old.delivery_window_us),
+    )
+    if campaign is None:  # the workspace's windows are those of its inheriting campaigns
+        before, after = AttributionSettings.resolve(ws), AttributionSettings.resolve(new)
+    else:
+        before = AttributionSettings.resolve(ws, campaigns.get(campaign.id))
+        after = AttributionSettings.resolve(ws, new)
+    windows_changed = before.windows() != after.windows()
+    store.put_attribution_settings(
+        workspace.id, campaign.id if campaign else 0, new, bump=windows_changed, now_us=now_us
+    )
+    return settings_of(store, workspace, campaign)
+
+
+def request_reattribution(
+    store: AttributionStore, workspace_ids: Iterable[int] | None, now_us: int
+) -> None:
+    """Ask for the re-attribution of these workspaces' history (None: every workspace), e.g.
+    after a re-classification rewrote bot verdicts: their revision goes up."""
+    store.bump_revisions(workspace_ids, now_us)
+
+
+# -- computing credits -------------------------------------------------------------------------
+
+
+class _Context:
+    """One workspace's windows per campaign and opt-out links, under one revision."""
+
+    def __init__(self, store: AttributionStore, workspace_id: int, revision: int) -> None:
+        ws, campaigns = store.attribution_overrides(workspace_id)
+        self.revision = revision
+        self.default = AttributionSettings.resolve(ws).windows()
+        self.windows = {
+            cid: AttributionSettings.resolve(ws, over).windows() for cid, over in campaigns.items()
+        }
+        self.optout = store.optout_links(workspace_id)
+
+    def windows_of(self, campaign_id: int) -> Windows:
+        return self.windows.get(campaign_id, self.default)
+
+
+def credit_rows(
+    conversions: Sequence[ConversionFact], touches: dict[int, Touches], ctx: _Context
+) -> list[CreditRow]:
+    """Return the credit rows of `conversions` from their contacts' `touches`: one per model
+    that found an eligible touch, or one ``none`` row when no model did."""
+    rows: list[CreditRow] = []
+    empty = Touches()
+    for conv in conversions:
+        t = touches.get(conv.contact_id, empty) if conv.contact_id is not None else empty
+        clicks = t.clicks
+        if ctx.optout:
+            clicks = [replace(c, optout=True) if c.link_id in ctx.optout else c for c in clicks]
+        result = attr.attribute(conv.at_us, clicks, t.deliveries, ctx.windows_of)
+        settled = result.settled and not conv.pending
+        base = (conv.id, conv.workspace_id, conv.contact_id)
+        for c in result.credits:
+            rows.append(
+                CreditRow(base[0], c.model, base[1], base[2], c.kind, c.campaign_id,
+                          c.message_id, c.link_id, c.click, float(c.credit), c.delay_us,
+                          conv.at_us, ctx.revision, settled)
+            )  # fmt: skip
+        if not result.credits:
+            rows.append(
+                CreditRow(base[0], "none", base[1], base[2], "none", None, None, None, None,
+                          0.0, None, conv.at_us, ctx.revision, settled)
+            )  # fmt: skip
+    return rows
+
+
+@dataclass
+class AttributionRun:
+    """What one pass did: conversions attributed, batches refused by the revision guard,
+    workspaces fully re-attributed."""
+
+    attributed: int = 0
+    refused: int = 0
+    reattributed: list[int] = field(default_factory=list)
+
+
+def _attribute(
+    store: AttributionStore, workspace_id: int, revision: int,
+    conversions: Sequence[ConversionFact], now_us: int, ctx: _Context | None = None,
+) -> bool:  # fmt: skip
+    ctx = ctx or _Context(store, workspace_id, revision)
+    contacts = sorted({c.contact_id for c in conversions if c.contact_id is not None})
+    rows = credit_rows(conversions, store.touches(contacts) if contacts else {}, ctx)
+    return store.put_credits(workspace_id, revision, [c.id for c in conversions], rows,
+                             now_us=now_us)  # fmt: skip
+
+
+def reattribute(
+    store: AttributionStore, workspace_id: int, now_us: int, batch: int = BATCH
+) -> AttributionRun:
+    """Attribute every conversion of the workspace again under its settings now, batch by
+    batch, then mark its revision attributed. Stops early (`refused`) when the revision moves
+    meanwhile: the newer revision's run does it all again."""
+    run = AttributionRun()
+    revision, _ = store.attribution_revisions(workspace_id)
+    ctx = _Context(store, workspace_id, revision)
+    after = 0
+    while page := store.conversions_page(workspace_id, after, batch):
+        if not _attribute(store, workspace_id, revision, page, now_us, ctx):
+            run.refused += 1
+            return run
+        run.attributed += len(page)
+        after = page[-1].id
+    if store.put_credits(workspace_id, revision, [], [], finished=True, now_us=now_us):
+        run.reattributed.append(workspace_id)
+    else:
+        run.refused += 1
+    return run
+
+
+class Attributor:
+    """The jobs-process job that keeps credits current (see the module docstring)."""
+
+    def __init__(self, store: AttributionStore, batch: int = BATCH) -> None:
+        self.store = store
+        self.batch = batch
+
+    def run_pending(self, now_us: int) -> AttributionRun:
+        """Re-attribute stale workspaces, then attribute new and unsettled conversions;
+        return what was done."""
+        run = AttributionRun()
+        for workspace_id, _ in self.store.stale_workspaces():
+            done = reattribute(self.store, workspace_id, now_us, self.batch)
+            run.attributed += done.attributed
+            run.refused += done.refused
+            run.reattributed += done.reattributed
+        while page := self.store.new_conversions(self.batch, now_us):
+            self._attribute_page(page, now_us, run)
+            if len(page) < self.batch:
+                break
+        after = 0
+        while page := self.store.unsettled_conversions(after, self.batch):
+            self._attribute_page(page, now_us, run)
+            after = page[-1].id
+        if run.attributed or run.refused:
+            log.info(
+                "attribution: %d conversions attributed, %d batches refused (revision moved)",
+                run.attributed, run.refused,
+            )  # fmt: skip
+        return run
+
+    def tick(self) -> None:
+        """One pass now (the jobs process calls this every few seconds)."""
+        self.run_pending(clock.now_us())
+
+    def _attribute_page(
+        self, page: Sequence[ConversionFact], now_us: int, run: AttributionRun
+    ) -> None:
+        by_ws: dict[int, list[ConversionFact]] = {}
+        for c in page:
+            by_ws.setdefault(c.workspace_id, []).append(c)
+        for workspace_id, convs in by_ws.items():
+            revision, _ = self.store.attribution_revisions(workspace_id)
+            if _attribute(self.store, workspace_id, revision, convs, now_us):
+                run.attributed += len(convs)
+            else:
+                run.refused += 1  # its settings changed meanwhile: the next pass redoes it
+
+
+# -- the conversions report ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkConversions:
+    """The conversion figures of one link (`link` its number from 1, as in reports)."""
+
+    link: int
+    url: str
+    role: str
+    delivered: int
+    unique_clicks: int
+    figures: attr.ConversionFigures
+
+
+@dataclass(frozen=True, slots=True)
+class ConversionReport:
+    """A campaign's conversions under the settings it states (`settings`). `pending`: a
+    re-attribution is due or running (credits are those of the previous settings), or some
+    credits still wait for final bot verdicts. Variants: campaigns have none yet, so there
+    is no per-variant breakdown."""
+
+    campaign: str
+    name: str
+    settings: AttributionSettings
+    delivered: int
+    unique_clicks: int
+    figures: attr.ConversionFigures
+    links: list[LinkConversions]
+    reattribution_pending: bool
+    unsettled: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as a JSON-ready mapping."""
+        return {
+            "campaign": self.campaign,
+            "name": self.name,
+            "settings": self.settings.as_dict(),
+            "delivered": self.delivered,
+            "unique_clicks": self.unique_clicks,
+            **asdict(self.figures),
+            "links": [
+                {
+                    "link": x.link,
+                    "url": x.url,
+                    "role": x.role,
+                    "unique_clicks": x.unique_clicks,
+                    **asdict(x.figures),
+                }
+                for x in self.links
+            ],
+            "reattribution_pending": self.reattribution_pending,
+            "unsettled": self.unsettled,
+            "variants": None,
+        }
+
+
+def conversion_report(
+    store: AttributionStore,
+    summary: CampaignReport,
+    workspace: Workspace,
+    campaign: Campaign,
+    model: str | None = None,
+) -> ConversionReport:
+    """Return the conversions of `campaign` under its settings (or `model` instead of its
+    own), with `summary` (its click report) for the denominators: delivered messages and
+    unique counted clickers, per link too. Raises `InvalidInput` for an unknown model."""
+    settings = settings_of(store, workspace, campaign)
+    if model is not None:
+        settings = AttributionSettings(
+            attr.check_model(model), settings.click_window_us, settings.delivery_window_us,
+            ("request", settings.source[1], settings.source[2]),
+        )  # fmt: skip
+    rows = store.credited_rows(campaign.id, settings.model)
+    credited = [r for r, _ in rows]
+    unsettled = sum(1 for _, settled in rows if not settled)
+    revision, attributed = store.attribution_revisions(workspace.id)
+    link_ids = [link.id for link in campaign.links]
+    links = []
+    for stats in summary.links:
+        if not 0 < stats.link <= len(link_ids):
+            raise InvalidInput(f"link {stats.link} of the report is not the campaign's")
+        lid = link_ids[stats.link - 1]
+        of_link = [r for r in credited if r.link_id == lid]
+        links.append(
+            LinkConversions(stats.link, stats.url, stats.role, summary.delivered,
+                            stats.unique_clicks,
+                            attr.figures(of_link, summary.delivered, stats.unique_clicks))
+        )  # fmt: skip
+    return ConversionReport(
+        campaign.slug, campaign.name, settings, summary.delivered, summary.unique_clicks,
+        attr.figures(credited, summary.delivered, summary.unique_clicks), links,
+        revision != attributed, unsettled,
+    )  # fmt: skip

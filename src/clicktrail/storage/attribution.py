@@ -1,0 +1,284 @@
+"""Attribution on SQL: settings, the revision guard, conversions to attribute, a contact's
+touches, and credits (implements `services.attribution.AttributionStore`).
+
+Each public method is one transaction. `put_credits` is the revision guard: it reads the
+workspace's revision with a row lock (PostgreSQL; on SQLite its first statement is a write,
+which takes the database's write lock) and writes nothing when it moved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import sqlalchemy as sa
+
+from clicktrail.domain.attribution import ClickTouch, CreditedRow, Delivery, SettingsOverride
+from clicktrail.domain.report import COUNTED_VERDICTS
+from clicktrail.services.attribution import ConversionFact, CreditRow, Touches
+from clicktrail.storage import tables as t
+from clicktrail.storage.sql import bulk_insert, chunks, insert_ignore, upsert
+
+_s, _st, _cc = t.attribution_settings, t.attribution_state, t.conversion_credits
+_cv, _m, _c, _k = t.conversions, t.messages, t.clicks, t.clicks.alias("k")
+OPTOUT = "optout"
+LAG_US = 300 * 1_000_000  # a conversion recorded this long ago has surely committed
+
+SETTINGS = sa.select(
+    _s.c.campaign_id, _s.c.model, _s.c.click_window_us, _s.c.delivery_window_us
+).where(_s.c.workspace_id == sa.bindparam("ws"))
+STATE = sa.select(_st.c.revision, _st.c.attributed_revision).where(
+    _st.c.workspace_id == sa.bindparam("ws")
+)
+LOCK_STATE = STATE.with_for_update()
+BUMP = (
+    _st.update()
+    .where(_st.c.workspace_id == sa.bindparam("ws"))
+    .values(revision=_st.c.revision + 1, updated_us=sa.bindparam("now"))
+)
+STALE = sa.select(_st.c.workspace_id, _st.c.revision).where(
+    _st.c.revision != _st.c.attributed_revision
+)
+WORKSPACES_WITH_CONVERSIONS = sa.select(_cv.c.workspace_id).distinct()
+OPTOUT_LINKS = (
+    sa.select(t.links.c.id)
+    .join(t.campaigns, t.campaigns.c.id == t.links.c.campaign_id)
+    .where((t.campaigns.c.workspace_id == sa.bindparam("ws")) & (t.links.c.role == OPTOUT))
+)
+# A conversion with who converted: its own contact, else its click's, else its message's.
+# `pending`: it names a click id that is not among the stored clicks yet (still in the inbox).
+_CONVERSION = (
+    sa.select(
+        _cv.c.id, _cv.c.workspace_id,
+        sa.func.coalesce(_cv.c.contact_id, _k.c.contact_id, _m.c.contact_id),
+        _cv.c.occurred_us, (_cv.c.click_id.is_not(None) & _k.c.id.is_(None)),
+    )
+    .select_from(_cv)
+    .outerjoin(_k, _k.c.click_id == _cv.c.click_id)
+    .outerjoin(_m, _m.c.id == _cv.c.message_id)
+)  # fmt: skip
+CONVERSIONS_PAGE = (
+    _CONVERSION.where((_cv.c.workspace_id == sa.bindparam("ws")) & (_cv.c.id > sa.bindparam("after")))
+    .order_by(_cv.c.id)
+    .limit(sa.bindparam("limit"))
+)  # fmt: skip
+_HAS_CREDITS = sa.exists().where(_cc.c.conversion_id == _cv.c.id)
+NEW_CONVERSIONS = (
+    _CONVERSION.where((_cv.c.id > sa.bindparam("floor")) & ~_HAS_CREDITS)
+    .order_by(_cv.c.id)
+    .limit(sa.bindparam("limit"))
+)
+# The newest conversion recorded long enough ago (`LAG_US`) that none before it can still be
+# committing: the floor of the search for new ones can move up to it.
+SURELY_COMMITTED = sa.select(sa.func.max(_cv.c.id)).where(
+    (_cv.c.id > sa.bindparam("floor")) & (_cv.c.received_us < sa.bindparam("before"))
+)
+UNSETTLED = _CONVERSION.where(
+    _cv.c.id.in_(
+        sa.select(_cc.c.conversion_id)
+        .where(~_cc.c.settled & (_cc.c.conversion_id > sa.bindparam("after")))
+        .distinct()
+        .order_by(_cc.c.conversion_id)
+        .limit(sa.bindparam("limit"))
+        .scalar_subquery()
+    )
+).order_by(_cv.c.id)
+# A contact's delivered messages and its GETs that may count: counted verdicts or none yet,
+# and any that is not final (it may still become one). Test sends are no touches.
+TOUCHES = (
+    sa.select(
+        _m.c.contact_id, _m.c.id, _m.c.campaign_id, _m.c.delivered_us, _c.c.id,
+        _c.c.click_id, _c.c.link_id, _c.c.at_us, _c.c.verdict, _c.c.final,
+    )
+    .select_from(_m)
+    .outerjoin(
+        _c,
+        (_c.c.message_id == _m.c.id) & _c.c.is_click
+        & (_c.c.verdict.is_(None) | _c.c.verdict.in_(COUNTED_VERDICTS) | ~_c.c.final),
+    )
+    .where(
+        _m.c.contact_id.in_(sa.bindparam("contacts", expanding=True)) & ~_m.c.is_test
+        & (_m.c.delivered_us.is_not(None) | _c.c.id.is_not(None))
+    )
+)  # fmt: skip
+DELETE_CREDITS = _cc.delete().where(_cc.c.conversion_id.in_(sa.bindparam("ids", expanding=True)))
+FINISH = (
+    _st.update()
+    .where(_st.c.workspace_id == sa.bindparam("ws"))
+    .values(attributed_revision=sa.bindparam("rev"), updated_us=sa.bindparam("now"))
+)
+# A campaign's credits under one model, with the conversion's value (micros) and currency.
+CREDITED = (
+    sa.select(
+        _cc.c.link_id, _cc.c.contact_id, _cc.c.kind, _cc.c.credit, _cv.c.value_micros,
+        _cv.c.currency, _cc.c.delay_us, _cc.c.settled,
+    )
+    .join(_cv, _cv.c.id == _cc.c.conversion_id)
+    .where((_cc.c.campaign_id == sa.bindparam("campaign")) & (_cc.c.model == sa.bindparam("model")))
+)  # fmt: skip
+
+
+def _fact(row: Sequence[Any]) -> ConversionFact:
+    cid, ws, contact, at_us, pending = row
+    return ConversionFact(int(cid), int(ws), contact, int(at_us), bool(pending))
+
+
+class AttributionQueries:
+    """Attribution settings and credits on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self._floor = 0  # every conversion up to this id has credits (NEW_CONVERSIONS)
+
+    def attribution_overrides(
+        self, workspace_id: int
+    ) -> tuple[SettingsOverride | None, dict[int, SettingsOverride]]:
+        """Return the workspace's stored settings and those of its campaigns, by id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(SETTINGS, {"ws": workspace_id}).all()
+        ws = None
+        campaigns = {}
+        for cid, model, click_us, delivery_us in rows:
+            over = SettingsOverride(model, click_us, delivery_us)
+            if cid == 0:
+                ws = over
+            else:
+                campaigns[cid] = over
+        return ws, campaigns
+
+    def put_attribution_settings(
+        self, workspace_id: int, campaign_id: int, over: SettingsOverride, *, bump: bool,
+        now_us: int,
+    ) -> int:  # fmt: skip
+        """Store `over` for the workspace (`campaign_id` 0) or a campaign; with `bump`, raise
+        the workspace's revision in the same transaction. Return the revision."""
+        values = {**asdict(over), "updated_us": now_us}
+        with self.engine.begin() as conn:
+            self._ensure_state(conn, workspace_id, now_us)
+            conn.execute(
+                upsert(conn, _s, {"workspace_id": workspace_id, "campaign_id": campaign_id,
+                                  **values}, ["workspace_id", "campaign_id"], values)
+            )  # fmt: skip
+            if bump:
+                conn.execute(BUMP, {"ws": workspace_id, "now": now_us})
+            return int(conn.execute(STATE, {"ws": workspace_id}).one()[0])
+
+    @staticmethod
+    def _ensure_state(conn: sa.Connection, workspace_id: int, now_us: int) -> None:
+        conn.execute(
+            insert_ignore(conn, _st).values(
+                workspace_id=workspace_id, revision=0, attributed_revision=0, updated_us=now_us
+            )
+        )
+
+    def attribution_revisions(self, workspace_id: int) -> tuple[int, int]:
+        """Return (revision, attributed_revision) of a workspace ((0, 0) if never set)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(STATE, {"ws": workspace_id}).first()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+    def bump_revisions(self, workspace_ids: Iterable[int] | None, now_us: int) -> None:
+        """Raise the revision of these workspaces (None: every workspace with conversions)."""
+        with self.engine.begin() as conn:
+            ids = (
+                list(conn.execute(WORKSPACES_WITH_CONVERSIONS).scalars())
+                if workspace_ids is None
+                else list(workspace_ids)
+            )
+            for ws in ids:
+                self._ensure_state(conn, ws, now_us)
+                conn.execute(BUMP, {"ws": ws, "now": now_us})
+
+    def stale_workspaces(self) -> list[tuple[int, int]]:
+        """Return (workspace id, revision) of workspaces whose revision is not attributed."""
+        with self.engine.connect() as conn:
+            return [(int(a), int(b)) for a, b in conn.execute(STALE)]
+
+    def conversions_page(
+        self, workspace_id: int, after_id: int, limit: int
+    ) -> list[ConversionFact]:
+        """Return up to `limit` of the workspace's conversions after id `after_id`, by id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                CONVERSIONS_PAGE, {"ws": workspace_id, "after": after_id, "limit": limit}
+            )
+            return [_fact(r) for r in rows]
+
+    def new_conversions(self, limit: int, now_us: int) -> list[ConversionFact]:
+        """Return up to `limit` conversions without credits, by id. The search starts above
+        a floor that only moves past conversions recorded `LAG_US` ago (so one still
+        committing when a later one was seen is found later)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(NEW_CONVERSIONS, {"floor": self._floor, "limit": limit}).all()
+            if len(rows) < limit:
+                old = conn.execute(
+                    SURELY_COMMITTED, {"floor": self._floor, "before": now_us - LAG_US}
+                ).scalar()
+                if old is not None:
+                    first_new = rows[0][0] - 1 if rows else old
+                    self._floor = max(self._floor, min(int(old), first_new))
+        return [_fact(r) for r in rows]
+
+    def unsettled_conversions(self, after_id: int, limit: int) -> list[ConversionFact]:
+        """Return up to `limit` conversions after `after_id` with credits not settled, by id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(UNSETTLED, {"after": after_id, "limit": limit})
+            return [_fact(r) for r in rows]
+
+    def optout_links(self, workspace_id: int) -> set[int]:
+        """Return the ids of the workspace's opt-out links."""
+        with self.engine.connect() as conn:
+            return set(conn.execute(OPTOUT_LINKS, {"ws": workspace_id}).scalars())
+
+    def touches(self, contact_ids: Sequence[int]) -> dict[int, Touches]:
+        """Return the touches of these contacts (see `TOUCHES`)."""
+        out: dict[int, Touches] = {}
+        with self.engine.connect() as conn:
+            for part in chunks(contact_ids):
+                seen: set[int] = set()
+                for row in conn.execute(TOUCHES, {"contacts": list(part)}):
+                    contact, mid, cid, delivered, kid = row[0], row[1], row[2], row[3], row[4]
+                    touches = out.get(contact)
+                    if touches is None:
+                        touches = out[contact] = Touches([], [])
+                    if delivered is not None and mid not in seen:
+                        seen.add(mid)
+                        touches.deliveries.append(Delivery(mid, cid, delivered))
+                    if kid is not None:
+                        touches.clicks.append(
+                            ClickTouch(kid, row[5], mid, cid, row[6], row[7], True, row[8],
+                                       bool(row[9]))
+                        )  # fmt: skip
+        return out
+
+    def put_credits(
+        self, workspace_id: int, revision: int, conversion_ids: Sequence[int],
+        rows: Sequence[CreditRow], *, finished: bool = False, now_us: int = 0,
+    ) -> bool:  # fmt: skip
+        """Replace the credits of `conversion_ids` by `rows` if the workspace's revision is
+        still `revision`, and with `finished` mark that revision attributed. Return False
+        (nothing written) when the revision moved."""
+        with self.engine.begin() as conn:
+            self._ensure_state(conn, workspace_id, now_us)
+            current = conn.execute(LOCK_STATE, {"ws": workspace_id}).one()[0]
+            if current != revision:
+                return False
+            for part in chunks(conversion_ids):
+                conn.execute(DELETE_CREDITS, {"ids": list(part)})
+            if rows:
+                bulk_insert(conn, _cc, [asdict(r) for r in rows])
+            if finished:
+                conn.execute(FINISH, {"ws": workspace_id, "rev": revision, "now": now_us})
+        return True
+
+    def credited_rows(self, campaign_id: int, model: str) -> list[tuple[CreditedRow, bool]]:
+        """Return the campaign's credits under `model`, each with whether it is settled."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(CREDITED, {"campaign": campaign_id, "model": model}).all()
+        return [
+            (CreditedRow(link, contact, kind, credit,
+                         None if micros is None else micros / 1_000_000, currency, delay or 0),
+             bool(settled))
+            for link, contact, kind, credit, micros, currency, delay, settled in rows
+        ]  # fmt: skip
