@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from scenario import TB, Scenario, build
 
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.errors import InvalidInput
@@ -14,7 +15,6 @@ from clicktrail.services import attribution
 from clicktrail.services.attribution import Attributor, CreditRow
 from clicktrail.storage import tables as t
 from clicktrail.storage.sql_store import SqlStore
-from scenario import TB, Scenario, build
 
 NOW = TB + 30 * 86_400_000_000
 
