@@ -26,6 +26,7 @@ from clicktrail.domain.models import Workspace
 from clicktrail.domain.network import parse_networks
 from clicktrail.outbound import OutboundPolicy
 from clicktrail.services import bots, optouts
+from clicktrail.services.attribution import Attributor
 from clicktrail.services.clicks import ClickPipeline
 from clicktrail.services.clock import now_us
 from clicktrail.services.ports import SmsProvider
@@ -38,6 +39,7 @@ from clicktrail.signals.ua import ua_facts
 from clicktrail.sms.http import HttpKind
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.sms.twilio import TwilioKind
+from clicktrail.storage.attribution import AttributionQueries
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.clicks import ClickQueries
@@ -60,6 +62,7 @@ from clicktrail.storage.touchpoints import TouchpointQueries
 from clicktrail.storage.workspaces import WorkspaceQueries
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
+    api_attribution,
     api_bots,
     api_conversions,
     api_keys,
@@ -80,6 +83,7 @@ from clicktrail.web.redirect import LookupOffload
 log = logging.getLogger("clicktrail")
 
 PROVIDERS = ("outbox",)
+ATTRIBUTION_INTERVAL = 2.0  # seconds between attribution passes of the jobs process
 
 
 class SignalsClassifier(bots.Classifier):
@@ -148,6 +152,11 @@ class Container:
         if self.run_migrations:
             migrate(engine)
         return engine
+
+    @cached_property
+    def attribution(self) -> AttributionQueries:
+        """Attribution settings and conversion credits (storage/attribution.py)."""
+        return AttributionQueries(self.engine)
 
     @cached_property
     def campaigns(self) -> CampaignQueries:
@@ -328,13 +337,15 @@ class Container:
         """Return the periodic jobs (interval in seconds, job) and the final pass to run after
         the click log drained: the click pipeline (services/clicks.py: new clicks out of the
         inbox with provisional verdicts; final verdicts after the settle window) and, with
-        `send_in_server`, the sending worker."""
+        `send_in_server`, the sending worker; and attribution (services/attribution.py: new
+        conversions, credits waiting for final verdicts, re-attribution after a change)."""
         clicks = ClickPipeline(
             self.clicks, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000
         )
         jobs: list[Job] = [
             (1.0, clicks.process_new),
             (self.settings.bot_finalize_interval, clicks.finalize),
+            (ATTRIBUTION_INTERVAL, Attributor(self.attribution).tick),
         ]
         if self.settings.send_in_server:  # sending jobs: API-started, or whose sender died
             jobs.append((2.0, self.sending.worker.tick))
@@ -404,6 +415,7 @@ class Container:
         routes += api_providers.routes(self.keys, self, self.provider_repo, self.provider_kinds, self.secret_env)  # fmt: skip
         routes += api_networks.routes(self.keys, self.network_lists)
         routes += api_bots.routes(self.keys, self.campaigns, self.clicks, self.classifier)
+        routes += api_attribution.routes(self.keys, self.attribution, self.report_queries)
         routes += api_keys.routes(self.keys, self.keys)
         # The anonymous conversion routes first: /v1/conversions/pixel.gif is no conversion id.
         routes += conversions_public.routes(self.conversions, self.conversion_keys)

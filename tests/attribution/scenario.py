@@ -87,10 +87,10 @@ class Scenario:
         }
 
 
-def build(store: SqlStore, tmp_path: Path) -> Scenario:
-    """Build the scenario (no credits yet)."""
+def build(store: SqlStore, tmp_path: Path, host: str = "sms.example.com") -> Scenario:
+    """Build the scenario (no credits yet) in a new workspace whose short domain is `host`."""
     ws = make_workspace(store)
-    make_domain(store, ws)
+    make_domain(store, ws, host)
     phones = [f"+1415555{i:04d}" for i in range(5)]
     store.upsert_contacts(
         ws.id, [ContactInput(p, f"ext-{i}", None, {}) for i, p in enumerate(phones)], None, NOW_US

@@ -171,3 +171,16 @@ def test_a_concurrent_settings_change_stops_a_reattribution(sc: Scenario) -> Non
     with sc.store.engine.connect() as conn:
         revisions = set(conn.execute(sa.select(t.conversion_credits.c.revision)).scalars())
     assert revisions == {2}
+
+
+def test_the_jobs_pass_reattributes_a_few_batches_at_a_time(sc: Scenario) -> None:
+    run(sc)
+    attribution.set_settings(sc.queries, sc.ws, None, click_window="7d", now_us=NOW)
+    job = Attributor(sc.queries, batch=2, max_batches=1)
+    passes = 1
+    while job.run_pending(NOW).reattributed == []:
+        passes += 1
+        assert sc.queries.attribution_revisions(sc.ws.id) == (1, 0)
+    assert passes == 5  # 7 conversions, 2 a batch, 1 batch a pass, then the finish
+    assert sc.queries.attribution_revisions(sc.ws.id) == (1, 1)
+    assert sc.credits()[("X6", "last_click")] == ("click", "A", 1)

@@ -250,6 +250,11 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/touchpoints"): {
         "json": {"channel": "email", "contact": {"external_id": "ext-0"}, "touch_id": "a-touch"}
     },
+    ("GET", "/v1/attribution"): {},
+    ("PUT", "/v1/attribution"): {"json": {"click_window": "1h", "model": "first_click"}},
+    ("GET", "/v1/campaigns/{campaign}/attribution"): {},
+    ("PUT", "/v1/campaigns/{campaign}/attribution"): {"json": {"delivery_window": "24h"}},
+    ("GET", "/v1/campaigns/{campaign}/report/conversions"): {},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
@@ -330,6 +335,9 @@ def _snapshot(t: Tenants) -> list[Any]:
         "/v1/opt-outs/replies", "/v1/keys", "/v1/conversions", "/v1/conversions/events",
         f"/v1/conversions/{t.ids['conversion']}", "/v1/conversions/rejected",
         "/v1/postback-secrets", "/v1/publishable-keys",
+        "/v1/attribution",
+        f"/v1/campaigns/{t.ids['campaign']}/attribution",
+        f"/v1/campaigns/{t.ids['campaign']}/report/conversions",
     ]  # fmt: skip
     answers = t.calls([("GET", p, t.a_key, {}) for p in paths])
     for p, r in zip(paths, answers, strict=True):

@@ -68,7 +68,11 @@ def parse_window(text: str, field: str) -> int:
 
 
 def format_window(us: int) -> str:
-    """Return a window in the largest whole unit that states it exactly (``5d``, ``12h``)."""
+    """Return a window as its preset's name (``24h``), else in the largest whole unit that
+    states it exactly (``5d``, ``12h``)."""
+    for name, us_of in PRESETS.items():
+        if us == us_of:
+            return name
     for unit in ("d", "h", "m", "s"):
         if us % _UNITS[unit] == 0:
             return f"{us // _UNITS[unit]}{unit}"

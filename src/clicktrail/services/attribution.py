@@ -40,6 +40,7 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.report import CampaignReport
 from clicktrail.services import clock
+from clicktrail.services.reports import find_campaign
 
 log = logging.getLogger("clicktrail.attribution")
 
@@ -271,11 +272,13 @@ def credit_rows(
 @dataclass
 class AttributionRun:
     """What one pass did: conversions attributed, batches refused by the revision guard,
-    workspaces fully re-attributed."""
+    workspaces fully re-attributed; `resume_after`: where an unfinished re-attribution stopped
+    (the last conversion id done), None when it finished or was refused."""
 
     attributed: int = 0
     refused: int = 0
     reattributed: list[int] = field(default_factory=list)
+    resume_after: int | None = None
 
 
 def _attribute(
@@ -290,21 +293,28 @@ def _attribute(
 
 
 def reattribute(
-    store: AttributionStore, workspace_id: int, now_us: int, batch: int = BATCH
-) -> AttributionRun:
-    """Attribute every conversion of the workspace again under its settings now, batch by
-    batch, then mark its revision attributed. Stops early (`refused`) when the revision moves
-    meanwhile: the newer revision's run does it all again."""
+    store: AttributionStore, workspace_id: int, now_us: int, batch: int = BATCH, *,
+    revision: int | None = None, after: int = 0, max_batches: int | None = None,
+) -> AttributionRun:  # fmt: skip
+    """Attribute every conversion of the workspace (after id `after`) again under its settings
+    of `revision` (default: now), batch by batch, then mark that revision attributed. Stops
+    early (`refused`) when the revision moves meanwhile: the newer revision's run does it all
+    again; or after `max_batches` (`resume_after` says where to go on)."""
     run = AttributionRun()
-    revision, _ = store.attribution_revisions(workspace_id)
+    if revision is None:
+        revision, _ = store.attribution_revisions(workspace_id)
     ctx = _Context(store, workspace_id, revision)
-    after = 0
+    batches = 0
     while page := store.conversions_page(workspace_id, after, batch):
         if not _attribute(store, workspace_id, revision, page, now_us, ctx):
             run.refused += 1
             return run
         run.attributed += len(page)
         after = page[-1].id
+        batches += 1
+        if max_batches is not None and batches >= max_batches:
+            run.resume_after = after
+            return run
     if store.put_credits(workspace_id, revision, [], [], finished=True, now_us=now_us):
         run.reattributed.append(workspace_id)
     else:
@@ -313,18 +323,32 @@ def reattribute(
 
 
 class Attributor:
-    """The jobs-process job that keeps credits current (see the module docstring)."""
+    """The jobs-process job that keeps credits current (see the module docstring).
 
-    def __init__(self, store: AttributionStore, batch: int = BATCH) -> None:
+    It shares the jobs' thread with the click pipeline, so a re-attribution goes on for at
+    most `max_batches` batches per pass and resumes where it stopped at the next one (from
+    the start when the revision moved meanwhile)."""
+
+    def __init__(
+        self, store: AttributionStore, batch: int = BATCH, max_batches: int | None = 25
+    ) -> None:
         self.store = store
         self.batch = batch
+        self.max_batches = max_batches
+        self._resume: dict[int, tuple[int, int]] = {}  # workspace -> (revision, after id)
 
     def run_pending(self, now_us: int) -> AttributionRun:
         """Re-attribute stale workspaces, then attribute new and unsettled conversions;
         return what was done."""
         run = AttributionRun()
-        for workspace_id, _ in self.store.stale_workspaces():
-            done = reattribute(self.store, workspace_id, now_us, self.batch)
+        for workspace_id, revision in self.store.stale_workspaces():
+            rev, after = self._resume.pop(workspace_id, (revision, 0))
+            done = reattribute(
+                self.store, workspace_id, now_us, self.batch, revision=revision,
+                after=after if rev == revision else 0, max_batches=self.max_batches,
+            )  # fmt: skip
+            if done.resume_after is not None:
+                self._resume[workspace_id] = (revision, done.resume_after)
             run.attributed += done.attributed
             run.refused += done.refused
             run.reattributed += done.reattributed
@@ -455,3 +479,71 @@ def conversion_report(
         attr.figures(credited, summary.delivered, summary.unique_clicks), links,
         revision != attributed, unsettled,
     )  # fmt: skip
+
+
+# -- use cases of the API and the CLI -----------------------------------------------------------
+
+
+class CampaignSource(Protocol):
+    """How a campaign is found and its click report read (`storage.reports.ReportQueries`)."""
+
+    def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None: ...
+
+    def list_campaigns(self, workspace_id: int) -> list[Campaign]: ...
+
+    def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsView:
+    """Settings as the API and CLI show them: in force, as stored (None inherits), and the
+    state of re-attribution."""
+
+    settings: AttributionSettings
+    stored: SettingsOverride
+    revision: int
+    attributed_revision: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the view as a JSON-ready mapping."""
+        st = self.stored
+        return {
+            **self.settings.as_dict(),
+            "stored": {
+                "model": st.model,
+                "click_window": None
+                if st.click_window_us is None
+                else attr.format_window(st.click_window_us),
+                "delivery_window": None
+                if st.delivery_window_us is None
+                else attr.format_window(st.delivery_window_us),
+            },
+            "revision": self.revision,
+            "attributed_revision": self.attributed_revision,
+            "reattribution_pending": self.revision != self.attributed_revision,
+        }
+
+
+def view(
+    store: AttributionStore, workspace: Workspace, campaign: Campaign | None = None
+) -> SettingsView:
+    """Return the settings of the workspace (or of one campaign) as the API shows them."""
+    ws, campaigns = store.attribution_overrides(workspace.id)
+    stored = (campaigns.get(campaign.id) if campaign else ws) or SettingsOverride()
+    revision, attributed = store.attribution_revisions(workspace.id)
+    return SettingsView(settings_of(store, workspace, campaign), stored, revision, attributed)
+
+
+def campaign_conversions(
+    store: AttributionStore,
+    campaigns: CampaignSource,
+    workspace: Workspace,
+    ref: str,
+    model: str | None = None,
+) -> ConversionReport:
+    """Return the conversions report of the workspace's campaign `ref`, under its settings
+    or `model`. Raises `NotFound` for an unknown campaign, `InvalidInput` for a bad model."""
+    if model is not None:
+        attr.check_model(model)
+    campaign = find_campaign(campaigns, workspace, ref)
+    return conversion_report(store, campaigns.campaign_report(campaign), workspace, campaign, model)

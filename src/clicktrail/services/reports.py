@@ -40,7 +40,17 @@ class ReportSource(Protocol):
     ) -> list[CampaignComparison]: ...
 
 
-def _campaign(queries: ReportSource, workspace: Workspace, ref: str) -> Campaign:
+class CampaignFinder(Protocol):
+    """How a report finds its campaign (part of `ReportSource`)."""
+
+    def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None: ...
+
+    def list_campaigns(self, workspace_id: int) -> list[Campaign]: ...
+
+
+def find_campaign(queries: CampaignFinder, workspace: Workspace, ref: str) -> Campaign:
+    """Return the workspace's campaign `ref` (slug or id). Raises `NotFound` naming the
+    campaign and a few the workspace has."""
     campaign = queries.find_campaign(workspace.id, ref)
     if campaign is None:
         known = ", ".join(c.slug for c in queries.list_campaigns(workspace.id)[:10]) or "none yet"
@@ -55,7 +65,7 @@ def campaign_report(queries: ReportSource, workspace: Workspace, ref: str) -> Ca
     """Return the report of campaign `ref` (slug or id): delivery, the headline click figures
     over engagement links, all links and opt-out links beside them, per link, and what is
     still provisional. Raises `NotFound` for a campaign unknown in `workspace`."""
-    return queries.campaign_report(_campaign(queries, workspace, ref))
+    return queries.campaign_report(find_campaign(queries, workspace, ref))
 
 
 def full_report(
@@ -65,7 +75,7 @@ def full_report(
 
     Raises `NotFound` for a campaign unknown in `workspace`.
     """
-    campaign = _campaign(queries, workspace, campaign_ref)
+    campaign = find_campaign(queries, workspace, campaign_ref)
     return queries.full_report(campaign, now_us=now_us, first_page=FIRST_PAGE)
 
 
@@ -86,7 +96,7 @@ def recipients_page(
     """
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
-    campaign = _campaign(queries, workspace, campaign_ref)
+    campaign = find_campaign(queries, workspace, campaign_ref)
     after = decode_cursor(cursor) if cursor else None
     if cursor and after is None:
         raise InvalidInput("not a cursor this API gave out", field="cursor")

@@ -1,0 +1,80 @@
+"""Attribution over HTTP (docs/attribution.md): a workspace's and a campaign's settings
+(``/v1/attribution``, ``/v1/campaigns/{campaign}/attribution``) and a campaign's conversions
+(``/v1/campaigns/{campaign}/report/conversions``).
+
+Thin handlers: parse, call `services.attribution`, shape the answer through
+`web.schemas_attribution`. Every call is scoped to the API key's workspace.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.models import Workspace
+from clicktrail.services import attribution, keys
+from clicktrail.services.attribution import AttributionStore, CampaignSource
+from clicktrail.services.clock import now_us
+from clicktrail.services.keys import KeyAuthStore
+from clicktrail.services.reports import find_campaign
+from clicktrail.web import schemas as s
+from clicktrail.web import schemas_attribution as sat
+from clicktrail.web.bodies import read_json
+
+MAX_BODY = 4096
+
+
+def routes(
+    auth: KeyAuthStore, store: AttributionStore, campaigns: CampaignSource
+) -> list[BaseRoute]:
+    """Return the attribution routes: `auth` checks API keys, `store` keeps settings and
+    credits, `campaigns` finds campaigns and their click reports."""
+
+    def workspace(request: Request) -> Workspace:
+        return keys.authenticate(auth, request.headers.get("authorization"))
+
+    def settings_out(ws: Workspace, ref: str | None) -> dict[str, object]:
+        campaign = None if ref is None else find_campaign(campaigns, ws, ref)
+        body = attribution.view(store, ws, campaign).as_dict()
+        return sat.AttributionSettingsOut.model_validate(body).model_dump(mode="json")
+
+    def get_settings(request: Request) -> Response:
+        ws = workspace(request)
+        return JSONResponse(settings_out(ws, request.path_params.get("campaign")))
+
+    async def put_settings(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        ref = request.path_params.get("campaign")
+        b = s.parse_body(sat.AttributionSettingsIn, await read_json(request, MAX_BODY))
+
+        def change() -> dict[str, object]:
+            campaign = None if ref is None else find_campaign(campaigns, ws, ref)
+            attribution.set_settings(
+                store, ws, campaign, model=b.model, click_window=b.click_window,
+                delivery_window=b.delivery_window, now_us=now_us(),
+            )  # fmt: skip
+            return settings_out(ws, ref)
+
+        return JSONResponse(await run_in_threadpool(change))
+
+    def conversions(request: Request) -> Response:
+        ws = workspace(request)
+        model = request.query_params.get("model") or None
+        if model is not None and "\x00" in model:
+            raise InvalidInput("model must not contain NUL characters", field="model")
+        report = attribution.campaign_conversions(
+            store, campaigns, ws, request.path_params["campaign"], model
+        )
+        body = sat.ConversionReportOut.model_validate(report.as_dict())
+        return JSONResponse(body.model_dump(mode="json"))
+
+    return [
+        Route("/v1/attribution", get_settings, methods=["GET"]),
+        Route("/v1/attribution", put_settings, methods=["PUT"]),
+        Route("/v1/campaigns/{campaign}/attribution", get_settings, methods=["GET"]),
+        Route("/v1/campaigns/{campaign}/attribution", put_settings, methods=["PUT"]),
+        Route("/v1/campaigns/{campaign}/report/conversions", conversions, methods=["GET"]),
+    ]
