@@ -21,6 +21,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from clicktrail.bootstrap import Container
+from clicktrail.cli import attribution as attribution_cli
 from clicktrail.cli import bots as bots_cli
 from clicktrail.cli import conversions as conversions_cli
 from clicktrail.cli import export as export_cli
@@ -36,7 +37,16 @@ from clicktrail.config import load_settings, setting_help
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.models import CampaignOptions, Workspace
 from clicktrail.domain.report import COUNTED_CLICKS, Provisional, iso_us
-from clicktrail.services import bots, campaigns, contacts, listing, receipts, reports, workspaces
+from clicktrail.services import (
+    attribution,
+    bots,
+    campaigns,
+    contacts,
+    listing,
+    receipts,
+    reports,
+    workspaces,
+)
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import iso_utc
 
@@ -100,6 +110,7 @@ app.add_typer(conversions_cli.app, name="conversions")
 app.add_typer(conversions_cli.secrets_app, name="postback-secret")
 app.add_typer(conversions_cli.publishable_app, name="publishable-key")
 app.add_typer(touchpoints_cli.app, name="touchpoints")
+app.add_typer(attribution_cli.app, name="attribution")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -595,6 +606,9 @@ def bots_reclassify(
             settle_us=c.settings.bot_settle_seconds * 1_000_000,
             progress=lambda n: bar.advance(task, n),
         )  # fmt: skip
+    if result.requests:  # credits follow verdicts: the jobs process re-attributes the history
+        ws_ids = None if campaign is None else [_workspace(c, workspace).id]
+        attribution.request_reattribution(c.attribution, ws_ids, now_us())
     if as_json:
         _print_json(result.__dict__)
         return

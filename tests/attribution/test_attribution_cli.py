@@ -1,0 +1,55 @@
+"""`clicktrail attribution` as a real process on SQLite and PostgreSQL: show, set, rerun and
+report over scenario.py; bad input exits non-zero and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from scenario import build
+
+from clicktrail.storage.sql_store import SqlStore
+
+CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
+
+
+def _run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
+        "COLUMNS": "200", "CLICKTRAIL_DATABASE_URL": database_url,
+        "CLICKTRAIL_DATA_DIR": str(tmp / "data"), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }  # fmt: skip
+    return subprocess.run([CLICKTRAIL, *args], cwd=tmp, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+
+
+def test_show_set_rerun_report(store: SqlStore, database_url: str, tmp_path: Path) -> None:
+    sc = build(store, tmp_path)
+    w = ("-w", sc.ws.slug)
+    bad = _run(database_url, tmp_path, "attribution", "set", *w, "--click-window", "2 weeks")
+    assert bad.returncode == 2 and "click_window" in bad.stderr
+    missing = _run(database_url, tmp_path, "attribution", "show", *w, "--campaign", "nope")
+    assert missing.returncode == 3 and "nope" in missing.stderr
+    assert sc.queries.attribution_overrides(sc.ws.id) == (None, {})
+    shown = _run(database_url, tmp_path, "attribution", "show", *w)
+    assert shown.returncode == 0, shown.stderr
+    assert "last_click (default)" in shown.stdout and "5d (default)" in shown.stdout
+    done = _run(database_url, tmp_path, "attribution", "set", *w, "--campaign", "summer",
+                "--delivery-window", "1h", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["source"]["delivery_window"] == "campaign"
+    rerun = _run(database_url, tmp_path, "attribution", "rerun", *w, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["attributed"] == 7
+    report = _run(database_url, tmp_path, "attribution", "report", "summer", *w, "--model",
+                  "last_touch", "--json")  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    r = json.loads(report.stdout)
+    # B's delivery window is 1 hour now: no view-through for X2 and X3, only c0's clicks.
+    assert (r["conversions"], r["view_conversions"]) == (2, 0)
+    table = _run(database_url, tmp_path, "attribution", "report", "summer", *w)
+    assert table.returncode == 0, table.stderr
+    assert "USD 110.00" in table.stdout and "CTCR" in table.stdout
