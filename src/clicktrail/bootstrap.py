@@ -421,7 +421,7 @@ class Container:
         routes += conversions_public.routes(self.conversions, self.conversion_keys)
         routes += api_conversions.routes(self.keys, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_touchpoints.routes(self.keys, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
-        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"))  # fmt: skip
+        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution)  # fmt: skip
         return routes
 
     def dispose(self) -> None:

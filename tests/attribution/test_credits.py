@@ -184,3 +184,45 @@ def test_the_jobs_pass_reattributes_a_few_batches_at_a_time(sc: Scenario) -> Non
     assert passes == 5  # 7 conversions, 2 a batch, 1 batch a pass, then the finish
     assert sc.queries.attribution_revisions(sc.ws.id) == (1, 1)
     assert sc.credits()[("X6", "last_click")] == ("click", "A", 1)
+
+
+def test_conversion_credits_export(sc: Scenario) -> None:
+    import io
+    import json
+
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+    from clicktrail.services import exports
+    from clicktrail.storage.campaigns import CampaignQueries
+    from clicktrail.storage.exports import ExportQueries
+
+    run(sc)
+    source, camps = ExportQueries(sc.store.engine), CampaignQueries(sc.store.engine)
+
+    def export(fmt: str, **kw: str) -> bytes:
+        plan = exports.plan_export(camps, source, sc.ws, "conversions", format=fmt, **kw)
+        return b"".join(exports.stream(plan))
+
+    rows = [json.loads(line) for line in export("jsonl").splitlines()]
+    assert len(rows) == len(INITIAL)
+    assert [(r["model"], r["kind"]) for r in rows[:3]] == [
+        ("first_click", "click"), ("last_click", "click"), ("last_touch", "click"),
+    ]  # fmt: skip
+    x0 = rows[1]
+    assert (x0["value"], x0["currency"], x0["campaign_slug"], x0["link"]) == (
+        100.0, "USD", "summer", 1,
+    )  # fmt: skip
+    assert (x0["click_id"], x0["credit"], x0["delay_s"], x0["settled"]) == (
+        "click-0-B", 1.0, 7200.0, True,
+    )  # fmt: skip
+    # A campaign: the credits that went to it; a time range: when conversions occurred.
+    summer = [json.loads(x) for x in export("jsonl", campaign="summer").splitlines()]
+    assert {(r["model"], r["kind"]) for r in summer} == {
+        ("last_click", "click"), ("last_touch", "click"), ("last_touch", "view"),
+    }  # fmt: skip
+    assert len(summer) == 6  # X0, X5 x2 models each; X2, X3 views
+    table = pq.read_table(io.BytesIO(export("parquet", phone="omit")))
+    assert table.num_rows == len(INITIAL) and "phone" not in table.column_names
+    assert str(table.schema.field("credit").type) == "double"
+    csv_head = export("csv").split(b"\r\n")[0].decode()
+    assert csv_head.startswith("conversion_id,event,occurred_at,value,currency,model,kind")

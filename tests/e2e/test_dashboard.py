@@ -38,6 +38,7 @@ REPEATERS = range(10)  # tap it a second time
 OPTOUTS = range(40, 48)  # tap the opt-out link (link 2) only
 SCANNED = range(60, 63)  # a link scanner fetches link 1 (no browser headers): not counted
 PROBED = range(70, 72)  # HEAD probes on link 1: requests, never clicks
+BUYERS = range(5)  # buy after their first tap: 25.00 USD each, by click id (ct_cid)
 
 UA_IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -163,7 +164,7 @@ def test_dashboard_in_chromium(
             ua: str = UA_IPHONE,
             browser_like: bool = True,
             messages: dict[int, tuple[str, list[str]]] = by_recipient,
-        ) -> None:
+        ) -> str:
             headers = {"Host": "sms.example.com", "User-Agent": ua}
             if browser_like:
                 headers |= BROWSER_HEADERS | (CHROME_HINTS if ua == UA_ANDROID else {})
@@ -172,9 +173,9 @@ def test_dashboard_in_chromium(
                 headers["X-Forwarded-For"] = "203.0.113.9"
             resp = http.get(f"/c/{messages[i][1][link]}", headers=headers)
             assert resp.status_code == 302, resp.text
+            return str(resp.headers["location"])
 
-        for i in CLICKERS:
-            tap(i, 0, UA_IPHONE if i % 4 else UA_ANDROID)
+        landed = {i: tap(i, 0, UA_IPHONE if i % 4 else UA_ANDROID) for i in CLICKERS}
         for i in REPEATERS:
             tap(i, 0, UA_IPHONE if i % 4 else UA_ANDROID)
         for i in OPTOUTS:
@@ -191,6 +192,23 @@ def test_dashboard_in_chromium(
         _wait_for_requests(http, auth, "spring-sale", expected_requests)
         _wait_for_requests(http, auth, "weekend-flash", 12)
         api = http.get("/v1/campaigns/spring-sale/report", headers=auth).json()
+        # Purchases reported server to server with the click id the landing page got; the jobs
+        # process attributes them within a pass or two (last click: to spring-sale's link 1).
+        for i in BUYERS:
+            cid = re.search(r"[?&]ct_cid=([^&]+)", landed[i])
+            assert cid is not None, landed[i]
+            r = http.post("/v1/conversions", headers=auth, json={
+                "click_id": cid.group(1), "event": "purchase", "value": "25.00",
+                "currency": "USD", "txn": f"order-{i}"})  # fmt: skip
+            assert r.status_code in (200, 201), r.text
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            conv = http.get("/v1/campaigns/spring-sale/report/conversions", headers=auth).json()
+            if conv["conversions"] == len(BUYERS):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the purchases were not attributed in 20 s: {conv}")
 
     # The API's report agrees with what the test did: the headline without the opt-out link,
     # every link in `all_links`.
@@ -282,6 +300,15 @@ def test_dashboard_in_chromium(
     assert " ".join(page.locator("#counted-clicks").inner_text().split()) == COUNTED_CLICKS
     assert page.locator("#bots table.barlist tr").count() >= 1  # reasons listed
     assert "iOS" in page.locator("#devices").inner_text()
+    # Conversions: 5 purchases of 25.00 USD, credited to their clicks (last click, 5 days).
+    conv_card = page.locator("#conversions")
+    assert "last click, click window 5d, delivery window 12h" in conv_card.inner_text()
+    assert _metric(conv_card, "conversions") == str(len(BUYERS))
+    assert _metric(conv_card, "conversion-rate") == f"{len(BUYERS) / DELIVERED:.1%}" == "5.0%"
+    assert _metric(conv_card, "ctcr") == f"{len(BUYERS) / len(CLICKERS):.1%}" == "12.5%"
+    assert _metric(conv_card, "revenue-USD") == "125.00"
+    assert _metric(conv_card, "rpm-USD") == f"{125 / DELIVERED:.4f}"
+    assert _metric(conv_card.locator('tr[data-conversion-link="1"]'), "conversions") == "5"
     shot(page, "dashboard-report")
 
     # Campaigns list: the same engagement figures.

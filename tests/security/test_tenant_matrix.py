@@ -194,6 +194,7 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/clicks"): {"params": {"campaign": "{campaign}"}},
     ("GET", "/v1/exports/clicks"): {"params": {"campaign": "{campaign}"}},
     ("GET", "/v1/exports/messages"): {"params": {"campaign": "{campaign}"}},
+    ("GET", "/v1/exports/conversions"): {"params": {"campaign": "{campaign}"}},
     ("POST", "/v1/wrap"): {
         "json": {
             "campaign": "{campaign}",

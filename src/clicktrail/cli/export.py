@@ -123,3 +123,22 @@ def export_messages(
         "messages", output=output, workspace=workspace, format=format,
         campaign=campaign, since=since, until=until, phone=phone, salt=salt,
     )  # fmt: skip
+
+
+@app.command("conversions")
+def export_conversions(
+    format: FormatOpt = "csv",
+    output: OutputOpt = None,
+    campaign: CampaignOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    phone: PhoneOpt = "plain",
+    salt: SaltOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Export conversions with the credit each attribution model gave them (time range: when
+    they occurred; campaign: where the credit went)."""
+    _export(
+        "conversions", output=output, workspace=workspace, format=format,
+        campaign=campaign, since=since, until=until, phone=phone, salt=salt,
+    )  # fmt: skip

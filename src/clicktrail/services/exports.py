@@ -90,6 +90,30 @@ class MessageRecord:
     status_us: int
 
 
+@dataclass(frozen=True, slots=True)
+class ConversionCredit:
+    """One conversion and the credit one attribution model gave it (docs/attribution.md):
+    `kind` ``click``, ``view`` or ``none`` (nothing eligible: no campaign, credit 0)."""
+
+    conversion_id: str
+    event: str
+    occurred_us: int
+    value: float | None
+    currency: str | None
+    model: str
+    kind: str
+    campaign_id: str | None
+    campaign_slug: str | None
+    message_id: str | None
+    link: int | None
+    click_id: str | None
+    credit: float
+    delay_s: float | None
+    settled: bool
+    external_id: str | None
+    phone: str | None
+
+
 class ExportSource(Protocol):
     """Rows for exports, read in chunks (implemented by `storage.exports.ExportQueries`)."""
 
@@ -113,6 +137,18 @@ class ExportSource(Protocol):
         chunk: int,
     ) -> Iterator[Sequence[MessageRecord]]:
         """Yield the workspace's messages in id order, `chunk` at a time."""
+        ...
+
+    def conversion_credit_chunks(
+        self,
+        workspace_id: int,
+        campaign_id: int | None,
+        since_us: int | None,
+        until_us: int | None,
+        chunk: int,
+    ) -> Iterator[Sequence[ConversionCredit]]:
+        """Yield the workspace's conversion credits by conversion and model, `chunk` at a
+        time (with a campaign: those credited to it)."""
         ...
 
 
@@ -161,7 +197,7 @@ class Column:
     """One exported column: its name, Arrow type and how it is read from a row."""
 
     name: str
-    type: str  # string | int16 | int32 | bool | timestamp | list (of strings)
+    type: str  # string | int16 | int32 | float64 | bool | timestamp | list (of strings)
     get: Callable[[Any], Any]
 
 
@@ -206,6 +242,25 @@ MESSAGE_COLUMNS: tuple[Column, ...] = (
     Column("failed_at", _TS, lambda m: m.failed_us),
     Column("status_at", _TS, lambda m: m.status_us),
 )
+CONVERSION_COLUMNS: tuple[Column, ...] = (
+    Column("conversion_id", "string", lambda c: c.conversion_id),
+    Column("event", "string", lambda c: c.event),
+    Column("occurred_at", _TS, lambda c: c.occurred_us),
+    Column("value", "float64", lambda c: c.value),
+    Column("currency", "string", lambda c: c.currency),
+    Column("model", "string", lambda c: c.model),
+    Column("kind", "string", lambda c: c.kind),
+    Column("campaign_id", "string", lambda c: c.campaign_id),
+    Column("campaign_slug", "string", lambda c: c.campaign_slug),
+    Column("message_id", "string", lambda c: c.message_id),
+    Column("link", "int32", lambda c: c.link),
+    Column("click_id", "string", lambda c: c.click_id),
+    Column("credit", "float64", lambda c: c.credit),
+    Column("delay_s", "float64", lambda c: c.delay_s),
+    Column("settled", "bool", lambda c: c.settled),
+    Column("external_id", "string", lambda c: c.external_id),
+    Column("phone", "string", lambda c: c.phone),
+)
 
 
 def phone_columns(columns: Sequence[Column], phone: str, salt: str | None) -> list[Column]:
@@ -229,7 +284,7 @@ def phone_columns(columns: Sequence[Column], phone: str, salt: str | None) -> li
 class ExportPlan:
     """A checked export: what to read, which columns and how to encode them."""
 
-    what: str  # "clicks" or "messages"
+    what: str  # "clicks", "messages" or "conversions"
     format: str
     columns: tuple[Column, ...]
     chunks: Callable[[], Iterator[Sequence[Any]]]
@@ -279,7 +334,9 @@ def plan_export(
     salt: str | None = None,
 ) -> ExportPlan:
     """Plan an export of the workspace's click events (`what` = ``clicks``: every request on
-    its tracked links) or ``messages`` (the time range then applies to when each was queued).
+    its tracked links), ``messages`` (the time range then applies to when each was queued) or
+    ``conversions`` (each conversion's credit under every attribution model; the time range
+    applies to when it occurred, the campaign to where the credit went).
 
     `since` (inclusive) and `until` (exclusive) are ISO 8601 times (UTC without a zone) or
     Unix seconds. Raises `InvalidInput` naming the bad parameter, `NotFound` for an unknown
@@ -292,8 +349,10 @@ def plan_export(
         columns, read = CLICK_COLUMNS, source.click_event_chunks
     elif what == "messages":
         columns, read = MESSAGE_COLUMNS, source.message_chunks
+    elif what == "conversions":
+        columns, read = CONVERSION_COLUMNS, source.conversion_credit_chunks
     else:
-        raise InvalidInput(f"cannot export {what!r}: clicks or messages", field="what")
+        raise InvalidInput(f"cannot export {what!r}: clicks, messages or conversions", field="what")
     return ExportPlan(
         what,
         format,
@@ -418,6 +477,7 @@ def _arrow_type(name: str) -> Any:
         "string": pa.string(),
         "int16": pa.int16(),
         "int32": pa.int32(),
+        "float64": pa.float64(),
         "bool": pa.bool_(),
         "timestamp": pa.timestamp("us", tz="UTC"),
         "list": pa.list_(pa.string()),

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from clicktrail.services.exports import ClickEvent, MessageRecord
+from clicktrail.services.exports import ClickEvent, ConversionCredit, MessageRecord
 from clicktrail.storage import tables as t
 
 
@@ -135,6 +135,51 @@ def messages_query(
     )
 
 
+def conversion_credits_query(
+    workspace_id: int,
+    *,
+    campaign_id: int | None = None,
+    since_us: int | None = None,
+    until_us: int | None = None,
+) -> sa.Select[Any]:
+    """Return the query of the workspace's conversion credits with their context, by
+    (conversion, model) (the caller adds the keyset condition and the limit). The time range
+    applies to when the conversion occurred."""
+    cc, cv, cp, m, lk, ck, ct = (t.conversion_credits, t.conversions, t.campaigns, t.messages,
+                                 t.links, t.clicks, t.contacts)  # fmt: skip
+    q = (
+        sa.select(
+            cc.c.conversion_id, cc.c.model, cv.c.public_id, cv.c.event, cv.c.occurred_us,
+            cv.c.value_micros, cv.c.currency, cc.c.kind, cp.c.public_id, cp.c.slug,
+            m.c.public_id, lk.c.idx + 1, ck.c.click_id, cc.c.credit, cc.c.delay_us,
+            cc.c.settled, ct.c.external_id, ct.c.phone,
+        )
+        .select_from(cc)
+        .join(cv, cv.c.id == cc.c.conversion_id)
+        .outerjoin(cp, cp.c.id == cc.c.campaign_id)
+        .outerjoin(m, m.c.id == cc.c.message_id)
+        .outerjoin(lk, lk.c.id == cc.c.link_id)
+        .outerjoin(ck, ck.c.id == cc.c.click_row)
+        .outerjoin(ct, ct.c.id == cc.c.contact_id)
+        .where(cc.c.workspace_id == workspace_id)
+        .order_by(cc.c.conversion_id, cc.c.model)
+    )  # fmt: skip
+    return _narrow(
+        q, (cc.c.campaign_id, campaign_id), (cv.c.occurred_us, since_us, until_us), (None, None)
+    )
+
+
+def conversion_credit(r: Any) -> ConversionCredit:
+    """Return the `ConversionCredit` of a row of `conversion_credits_query`."""
+    (_id, model, public_id, event, occurred_us, micros, currency, kind, campaign, slug, message,
+     link, click_id, credit, delay_us, settled, external_id, phone) = r  # fmt: skip
+    return ConversionCredit(
+        public_id, event, occurred_us, None if micros is None else micros / 1_000_000, currency,
+        model, kind, campaign, slug, message, link, click_id, credit,
+        None if delay_us is None else delay_us / 1_000_000, bool(settled), external_id, phone,
+    )  # fmt: skip
+
+
 def click_event(r: Any) -> ClickEvent:
     """Return the `ClickEvent` of a row of `click_events_query`."""
     # Positional: a Row unpacks much faster than it answers 20 attribute look-ups.
@@ -202,3 +247,28 @@ class ExportQueries:
         ).where(t.messages.c.is_test.is_(sa.false()))  # test sends are never exported
         for rows in self._pages(q, t.messages.c.id, chunk):
             yield [message_record(r) for r in rows]
+
+    def conversion_credit_chunks(
+        self,
+        workspace_id: int,
+        campaign_id: int | None,
+        since_us: int | None,
+        until_us: int | None,
+        chunk: int,
+    ) -> Iterator[Sequence[ConversionCredit]]:
+        """Yield the workspace's conversion credits by (conversion, model), `chunk` at a time."""
+        cc = t.conversion_credits
+        q = conversion_credits_query(
+            workspace_id, campaign_id=campaign_id, since_us=since_us, until_us=until_us
+        )
+        after: tuple[int, str] = (0, "")
+        while True:
+            key = sa.tuple_(cc.c.conversion_id, cc.c.model) > sa.tuple_(*after)
+            with self.engine.connect() as conn:
+                rows = conn.execute(q.where(key).limit(chunk)).all()
+            if not rows:
+                return
+            after = (rows[-1][0], rows[-1][1])
+            yield [conversion_credit(r) for r in rows]
+            if len(rows) < chunk:
+                return

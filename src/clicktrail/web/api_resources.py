@@ -496,4 +496,10 @@ def routes(
             Reply(200, "The export, streamed; the time range applies to when messages were "
                   "queued.", EXPORT_CONTENT),
             params=EXPORT_PARAMS, errors=(401, 404, 422))),
+        ApiRoute("/v1/exports/conversions", export("conversions"), "GET", Op(
+            "Export conversion credits", "exports",
+            Reply(200, "The export, streamed: each conversion's credit under every attribution "
+                  "model (docs/attribution.md); the time range applies to when conversions "
+                  "occurred, the campaign to where the credit went.", EXPORT_CONTENT),
+            params=EXPORT_PARAMS, errors=(401, 404, 422))),
     ]  # fmt: skip

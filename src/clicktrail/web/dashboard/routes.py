@@ -35,6 +35,7 @@ from clicktrail.domain.errors import (
     Unauthorized,
 )
 from clicktrail.domain.models import Workspace
+from clicktrail.services.attribution import AttributionStore
 from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore
 from clicktrail.services.keys import KeyAuthStore, authenticate, hash_key, workspace_for_hash
@@ -140,10 +141,12 @@ def routes(
     queries: ReportSource,
     *,
     secret: bytes,
+    credits: AttributionStore | None = None,
 ) -> list[BaseRoute]:
     """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
-    ``/static/dashboard``. `keys` checks logins, `queries` answers the reports, the stored
-    requests come from `click_store` (of `campaign_store`), `secret` signs session cookies (see
+    ``/static/dashboard``. `keys` checks logins, `queries` answers the reports and `credits`
+    the conversions (attribution), the stored requests come from `click_store` (of
+    `campaign_store`), `secret` signs session cookies (see
     `session.load_secret`)."""
     env = templates()
     signer = Signer(secret)
@@ -242,7 +245,7 @@ def routes(
         )
 
     async def campaign(request: Request, ws: Workspace, session: Session) -> Response:
-        report = views.report_page(queries, ws, request.path_params["ref"])
+        report = views.report_page(queries, ws, request.path_params["ref"], credits)
         return render(
             request, "campaign.html", workspace=ws, session=session, r=report, nav="report"
         )

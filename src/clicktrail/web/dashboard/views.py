@@ -19,7 +19,8 @@ from clicktrail.domain.report import (
     Share,
     TimingBucket,
 )
-from clicktrail.services import reports
+from clicktrail.services import attribution, reports
+from clicktrail.services.attribution import AttributionStore, ConversionReport
 from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore, get_campaign
 from clicktrail.services.clock import now_us
@@ -190,6 +191,7 @@ class ReportPage:
     devices: list[charts.Bar]
     oses: list[charts.Bar]
     browsers: list[charts.Bar]
+    conversions: ConversionReport | None = None  # None: no attribution store (tests of views)
     definition: str = COUNTED_CLICKS  # what the headline counts, as every interface says it
 
 
@@ -219,12 +221,21 @@ def _hour_label(b: TimingBucket) -> str:
     return f"{hours} h+" if b.end_s is None else f"{hours}–{hours + 1} h"
 
 
-def report_page(queries: ReportSource, workspace: Workspace, ref: str) -> ReportPage:
-    """Return the campaign page of campaign `ref`. Raises `NotFound` for an unknown campaign."""
+def report_page(
+    queries: ReportSource,
+    workspace: Workspace,
+    ref: str,
+    credits: AttributionStore | None = None,
+) -> ReportPage:
+    """Return the campaign page of campaign `ref`, with its conversions when `credits` is
+    given. Raises `NotFound` for an unknown campaign."""
     report = reports.full_report(queries, workspace, ref, now_us=now_us())
     campaign = queries.find_campaign(workspace.id, ref)
     assert campaign is not None  # full_report raised NotFound otherwise
     s = report.summary
+    conversions = (
+        None if credits is None else attribution.conversion_report(credits, s, workspace, campaign)
+    )
     awaiting = max(0, s.sent - s.delivered - s.failed - s.undelivered)
     delivery = charts.stacked(
         [
@@ -279,6 +290,7 @@ def report_page(queries: ReportSource, workspace: Workspace, ref: str) -> Report
         devices=_share_bars(report.devices, "accent"),
         oses=_share_bars(report.oses, "accent"),
         browsers=_share_bars(report.browsers, "accent"),
+        conversions=conversions,
     )
 
 

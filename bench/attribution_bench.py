@@ -1,0 +1,268 @@
+"""Attribution at scale (issue 16): re-attributing 1,000,000 conversions over 10,000,000 clicks
+on PostgreSQL (target < 60 s), and the conversions report of a 1,000,000-message campaign
+(target < 0.5 s).
+
+Builds a scratch database with the real migrations and bulk-loads (COPY) one workspace: five
+campaigns of `--messages` messages each (every contact gets one, delivered two days apart), of
+which `--clicks` requests spread over the clicked messages (85 % human, the rest preview,
+scanner, automation and probe, all final), and `--conversions` conversions: two thirds follow
+one of their contact's clicks by up to 7 days, the rest come from contacts at random times
+(views or nothing). Then it times:
+
+* `reattribute`: `services.attribution.reattribute` of the whole workspace (every conversion
+  under every model, credits replaced under the revision guard), as `clicktrail attribution
+  rerun` and the jobs process do;
+* `report`: `services.attribution.campaign_conversions` of the first campaign (its click report
+  included), median and p95 of `--runs`;
+* the in-run anchors: a full scan of the clicks table (`SELECT count(*), sum(at_us) FROM
+  clicks`) for re-attribution, and the campaign's click report alone
+  (`reports.campaign_report`) for the conversions report — what the same machine does, in the
+  same minutes, with no attribution at all.
+
+    .venv/bin/python bench/attribution_bench.py --quick     # 100k conversions, 1M clicks
+    .venv/bin/python bench/attribution_bench.py             # 1M conversions, 10M clicks
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from clicktrail.domain.models import Workspace
+from clicktrail.services import attribution, reports
+from clicktrail.signals import ua_facts
+from clicktrail.storage.attribution import AttributionQueries
+from clicktrail.storage.database import create_engine, migrate
+from clicktrail.storage.reports import ReportQueries, rebuild_click_rollup
+
+PG_ADMIN = os.environ.get(
+    "CLICKTRAIL_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
+S, H, D = 1_000_000, 3_600_000_000, 86_400_000_000
+CAMPAIGNS = 5
+VERDICTS = [("human", 85, "GET"), ("preview", 5, "GET"), ("scanner", 5, "GET"),
+            ("automation", 3, "GET"), ("probe", 2, "HEAD")]  # fmt: skip
+
+
+def _contacts(n: int) -> Iterator[tuple[object, ...]]:
+    for i in range(n):
+        yield (i + 1, 1, f"+1{i:010d}", f"crm-{i}", "{}", T0, T0)
+
+
+def _messages(n: int) -> Iterator[tuple[object, ...]]:
+    for c in range(CAMPAIGNS):
+        sent = T0 + c * 2 * D
+        for i in range(n):
+            mid = c * n + i + 1
+            yield (mid, f"msg_{mid:012d}", c + 1, i + 1, "+14150000000", "x", "gsm7", 1,
+                   "delivered", sent, sent, sent + 5 * S + (i % 60) * S, sent + 5 * S)  # fmt: skip
+
+
+def _clicks(n_msgs: int, n_clicks: int, rng: random.Random) -> Iterator[tuple[object, ...]]:
+    weights = [w for _, w, _ in VERDICTS]
+    clicked = rng.sample(range(CAMPAIGNS * n_msgs), k=min(CAMPAIGNS * n_msgs, n_clicks * 2 // 5))
+    for j in range(n_clicks):
+        m = clicked[j % len(clicked)]
+        c, i = divmod(m, n_msgs)
+        verdict, _, method = rng.choices(VERDICTS, weights)[0]
+        delivered = T0 + c * 2 * D + 5 * S + (i % 60) * S
+        at = delivered + min(int(rng.lognormvariate(7.0, 2.0) * S), 5 * D)
+        link = 3 * c + rng.choices([1, 2, 3], [85, 12, 3])[0]
+        yield (j + 1, f"clk_{j:012d}", f"t{j}", c + 1, link, m + 1, i + 1, at, method,
+               method == "GET", "203.0.113.7", "Mozilla/5.0", "{}", verdict, 0, None, "b1",
+               True)  # fmt: skip
+
+
+def _conversions(
+    n_msgs: int, n_conv: int, clicks: list[tuple[int, int]], rng: random.Random
+) -> Iterator[tuple[object, ...]]:
+    for k in range(n_conv):
+        if k % 3 < 2 and clicks:
+            contact, at = clicks[rng.randrange(len(clicks))]
+            at += rng.randrange(7 * D)
+        else:
+            contact, at = rng.randrange(n_msgs) + 1, T0 + rng.randrange(CAMPAIGNS * 2 * D + 7 * D)
+        value = rng.choice([None, 19_990_000, 49_000_000, 120_500_000])
+        yield (k + 1, f"cv_{k:012d}", 1, "purchase", value, None if value is None else "USD",
+               at, at, contact, "api", f"k{k}")  # fmt: skip
+
+
+COLUMNS = {
+    "contacts": "id, workspace_id, phone, external_id, attributes, created_us, updated_us",
+    "messages": "id, public_id, campaign_id, contact_id, to_phone, body, encoding, segments, "
+    "status, queued_us, sent_us, delivered_us, status_us",
+    "clicks": "id, click_id, token, campaign_id, link_id, message_id, contact_id, at_us, method, "
+    "is_click, ip, user_agent, headers, verdict, score, reasons, classifier_version, final",
+    "conversions": "id, public_id, workspace_id, event, value_micros, currency, occurred_us, "
+    "received_us, contact_id, source, dedup_key",
+}
+
+
+def load(engine: sa.Engine, messages: int, clicks: int, conversions: int) -> None:
+    """The workspace, its campaigns and links, then COPY of the big tables."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO workspaces (id, public_id, slug, name, is_demo, "
+                             "created_us) VALUES (1, 'ws_bench', 'bench', 'Bench', false, :t)"),
+                     {"t": T0})  # fmt: skip
+        conn.execute(sa.text("INSERT INTO domains (id, workspace_id, host, scheme, path_prefix, "
+                             "created_us) VALUES (1, 1, 'sms.bench.test', 'https', '/c/', :t)"),
+                     {"t": T0})  # fmt: skip
+        for c in range(CAMPAIGNS):
+            conn.execute(
+                sa.text("INSERT INTO campaigns (id, public_id, workspace_id, slug, name, "
+                        "template, domain_id, status, created_us, sent_us, options) VALUES "
+                        "(:i, :p, 1, :s, :s, 'Hi https://a.test/x https://a.test/y stop "
+                        "https://a.test/stop', 1, 'sent', :t, :t, '{}')"),
+                {"i": c + 1, "p": f"cmp_bench{c}", "s": f"c{c}", "t": T0 + c * 2 * D},
+            )  # fmt: skip
+            for idx, (url, role) in enumerate(
+                [("https://a.test/x", "cta"), ("https://a.test/y", "other"),
+                 ("https://a.test/stop", "optout")]
+            ):  # fmt: skip
+                conn.execute(
+                    sa.text("INSERT INTO links (id, campaign_id, idx, url, role, options) "
+                            "VALUES (:i, :c, :x, :u, :r, '{}')"),
+                    {"i": 3 * c + idx + 1, "c": c + 1, "x": idx, "u": url, "r": role},
+                )  # fmt: skip
+    rng = random.Random(16)
+    human_clicks: list[tuple[int, int]] = []
+
+    def clicks_kept() -> Iterator[tuple[object, ...]]:
+        for row in _clicks(messages, clicks, rng):
+            if row[13] == "human" and len(human_clicks) < 2_000_000:
+                human_clicks.append((int(row[6]), int(row[7])))  # type: ignore[call-overload]
+            yield row
+
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for table, rows in (("contacts", _contacts(messages)), ("messages", _messages(messages)),
+                            ("clicks", clicks_kept())):  # fmt: skip
+            with cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(row)
+        with cur.copy(f"COPY conversions ({COLUMNS['conversions']}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in _conversions(messages, conversions, human_clicks, rng):
+                copy.write_row(row)
+        for table in ("contacts", "messages", "clicks", "conversions"):
+            cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))")  # fmt: skip
+        raw.commit()
+    finally:
+        raw.close()
+    with engine.begin() as conn:
+        rebuild_click_rollup(conn)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def p95(xs: list[float]) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
+
+
+def bench(url: str, args: argparse.Namespace) -> dict[str, object]:
+    engine = create_engine(url)
+    migrate(engine)
+    load_s = timed(lambda: load(engine, args.messages, args.clicks, args.conversions))
+    store = AttributionQueries(engine)
+    queries = ReportQueries(engine, ua_facts=ua_facts)
+    ws = Workspace(1, "ws_bench", "bench", "Bench")
+    now = T0 + 30 * D
+
+    def scan() -> object:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*), sum(at_us) FROM clicks")).one()
+
+    anchor_scan = [timed(scan) for _ in range(3)]
+    runs: list[float] = []
+    done = attribution.AttributionRun()
+    for r in range(args.reattribute_runs):
+        if r:  # a window change: every credit is replaced
+            attribution.set_settings(store, ws, None, click_window=("7d", "5d")[r % 2],
+                                     now_us=now)  # fmt: skip
+        t = time.perf_counter()
+        done = attribution.reattribute(store, ws.id, now)
+        runs.append(time.perf_counter() - t)
+        assert done.reattributed == [ws.id], done
+    with engine.connect() as conn:
+        credits = dict(conn.execute(sa.text(
+            "SELECT kind, count(*) FROM conversion_credits WHERE model = 'last_touch' "
+            "OR kind = 'none' GROUP BY kind")).all())  # fmt: skip
+    report_ms: list[float] = []
+    anchor_ms: list[float] = []
+    for _ in range(args.runs):  # interleaved: contention hits both alike
+        anchor_ms.append(1000 * timed(lambda: reports.campaign_report(queries, ws, "c0")))
+        report_ms.append(1000 * timed(
+            lambda: attribution.campaign_conversions(store, queries, ws, "c0")))  # fmt: skip
+    rep = attribution.campaign_conversions(store, queries, ws, "c0")
+    engine.dispose()
+    return {
+        "load_s": round(load_s, 1),
+        "conversions": done.attributed,
+        "credits_last_touch_by_kind": credits,
+        "reattribute_s": [round(x, 1) for x in runs],
+        "anchor_click_scan_s": round(statistics.median(anchor_scan), 2),
+        "report_ms": {"median": round(statistics.median(report_ms), 1),
+                      "p95": round(p95(report_ms), 1)},  # fmt: skip
+        "anchor_click_report_ms": {"median": round(statistics.median(anchor_ms), 1),
+                                   "p95": round(p95(anchor_ms), 1)},  # fmt: skip
+        "report_campaign": {"delivered": rep.delivered, "conversions": rep.figures.conversions,
+                            "ctcr": rep.figures.ctcr},  # fmt: skip
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="100k conversions over 1M clicks")
+    p.add_argument("--messages", type=int, help="per campaign (5 campaigns; default 1,000,000)")
+    p.add_argument("--clicks", type=int, help="default 10,000,000 (--quick: 1,000,000)")
+    p.add_argument("--conversions", type=int, help="default 1,000,000 (--quick: 100,000)")
+    p.add_argument("--reattribute-runs", type=int, default=2)
+    p.add_argument("--runs", type=int, default=15)
+    args = p.parse_args()
+    args.messages = args.messages or (200_000 if args.quick else 1_000_000)
+    args.clicks = args.clicks or (1_000_000 if args.quick else 10_000_000)
+    args.conversions = args.conversions or (100_000 if args.quick else 1_000_000)
+    name = f"clicktrail_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        result = bench(PG_ADMIN.rsplit("/", 1)[0] + "/" + name, args)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    out = {
+        "command": " ".join(["bench/attribution_bench.py", *sys.argv[1:]]),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
+        "size": {"messages": CAMPAIGNS * args.messages, "clicks": args.clicks,
+                 "conversions": args.conversions},  # fmt: skip
+        **result,
+    }
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
