@@ -221,12 +221,19 @@ def bench(url: str, args: argparse.Namespace) -> dict[str, object]:
         "credits_last_touch_by_kind": credits,
         "reattribute_s": [round(x, 1) for x in runs],
         "anchor_click_scan_s": round(statistics.median(anchor_scan), 2),
-        "report_ms": {"median": round(statistics.median(report_ms), 1),
-                      "p95": round(p95(report_ms), 1)},  # fmt: skip
-        "anchor_click_report_ms": {"median": round(statistics.median(anchor_ms), 1),
-                                   "p95": round(p95(anchor_ms), 1)},  # fmt: skip
-        "report_campaign": {"delivered": rep.delivered, "conversions": rep.figures.conversions,
-                            "ctcr": rep.figures.ctcr},  # fmt: skip
+        "report_ms": {
+            "median": round(statistics.median(report_ms), 1),
+            "p95": round(p95(report_ms), 1),
+        },
+        "anchor_click_report_ms": {
+            "median": round(statistics.median(anchor_ms), 1),
+            "p95": round(p95(anchor_ms), 1),
+        },
+        "report_campaign": {
+            "delivered": rep.delivered,
+            "conversions": rep.figures.conversions,
+            "ctcr": rep.figures.ctcr,
+        },
     }
 
 
@@ -256,8 +263,11 @@ def main() -> int:
         "command": " ".join(["bench/attribution_bench.py", *sys.argv[1:]]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.python_version()}",
-        "size": {"messages": CAMPAIGNS * args.messages, "clicks": args.clicks,
-                 "conversions": args.conversions},  # fmt: skip
+        "size": {
+            "messages": CAMPAIGNS * args.messages,
+            "clicks": args.clicks,
+            "conversions": args.conversions,
+        },
         **result,
     }
     print(json.dumps(out, indent=2))
