@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Workspace
@@ -23,6 +23,7 @@ from clicktrail.services.reports import find_campaign
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_attribution as sat
 from clicktrail.web.bodies import read_json
+from clicktrail.web.routing import CAMPAIGN, ApiRoute, Op, Reply, query
 
 MAX_BODY = 4096
 
@@ -71,10 +72,41 @@ def routes(
         body = sat.ConversionReportOut.model_validate(report.as_dict())
         return JSONResponse(body.model_dump(mode="json"))
 
+    settings = sat.AttributionSettingsOut
+    model = query(
+        "model",
+        "Read this model instead of the campaign's own.",
+        {"type": "string", "enum": ["last_click", "first_click", "last_touch"]},
+    )
     return [
-        Route("/v1/attribution", get_settings, methods=["GET"]),
-        Route("/v1/attribution", put_settings, methods=["PUT"]),
-        Route("/v1/campaigns/{campaign}/attribution", get_settings, methods=["GET"]),
-        Route("/v1/campaigns/{campaign}/attribution", put_settings, methods=["PUT"]),
-        Route("/v1/campaigns/{campaign}/report/conversions", conversions, methods=["GET"]),
-    ]
+        ApiRoute("/v1/attribution", get_settings, "GET", Op(
+            "Get the workspace's attribution settings", "attribution",
+            Reply(200, "Settings in force, as stored, and the state of re-attribution.",
+                  settings),
+            description="Model (`last_click` by default, `first_click`, `last_touch` with "
+            "view-through) and windows (click 5 days, delivery 12 hours by default) "
+            "(docs/attribution.md).", errors=(401,))),
+        ApiRoute("/v1/attribution", put_settings, "PUT", Op(
+            "Change the workspace's attribution settings", "attribution",
+            Reply(200, "The settings in force now.", settings),
+            description="Fields left out stay; `inherit` clears one. A change of a window "
+            "re-attributes the workspace's history in the background "
+            "(`reattribution_pending` until done); a change of model needs none.",
+            body=sat.AttributionSettingsIn, errors=(401, 422))),
+        ApiRoute("/v1/campaigns/{campaign}/attribution", get_settings, "GET", Op(
+            "Get a campaign's attribution settings", "attribution",
+            Reply(200, "Settings in force for the campaign, as stored for it (null: the "
+                  "workspace's).", settings),
+            params=(CAMPAIGN,), errors=(401, 404))),
+        ApiRoute("/v1/campaigns/{campaign}/attribution", put_settings, "PUT", Op(
+            "Change a campaign's attribution settings", "attribution",
+            Reply(200, "The campaign's settings in force now.", settings),
+            description="The campaign's windows decide which of its touches are eligible; "
+            "its model is the one its reports read.",
+            params=(CAMPAIGN,), body=sat.AttributionSettingsIn, errors=(401, 404, 422))),
+        ApiRoute("/v1/campaigns/{campaign}/report/conversions", conversions, "GET", Op(
+            "Conversions of a campaign", "attribution",
+            Reply(200, "Conversions, rates, revenue, RPM, AOV and time to convert, per link "
+                  "too, under the settings the report states.", sat.ConversionReportOut),
+            params=(CAMPAIGN, model), errors=(401, 404, 422))),
+    ]  # fmt: skip
