@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from clicktrail.domain.errors import InvalidInput
-from clicktrail.domain.report import is_counted, ratio
+from clicktrail.domain.report import COUNTED_VERDICTS, is_counted, ratio
 
 MODELS = ("last_click", "first_click", "last_touch")
 DEFAULT_MODEL = "last_click"
@@ -235,24 +235,33 @@ def attribute(
     """Return the credits of a conversion at `at_us` under every model, from the converting
     contact's `clicks` (requests of any verdict, in any order) and `deliveries`, each touch
     eligible within its own campaign's window (`windows_of`)."""
-    eligible: list[ClickTouch] = []
+    # One pass over the clicks, the hot loop of re-attribution (millions of clicks): the last
+    # and first eligible click are kept as they come rather than sorted.
+    last: ClickTouch | None = None
+    first: ClickTouch | None = None
     clicked: set[int] = set()
     settled = True
+    windows: dict[int, int] = {}
     for c in clicks:
         delay = at_us - c.at_us
         if delay < 0:
             continue
-        in_window = delay <= windows_of(c.campaign_id).click_us
-        if c.attributable:
-            clicked.add(c.message_id)
-            if in_window:
-                eligible.append(c)
-        if in_window and not c.final and not c.optout and c.is_click:
-            settled = False
+        window = windows.get(c.campaign_id)
+        if window is None:
+            window = windows[c.campaign_id] = windows_of(c.campaign_id).click_us
+        in_window = delay <= window
+        if not c.optout and c.is_click:
+            if c.verdict is None or c.verdict in COUNTED_VERDICTS:  # `attributable`
+                clicked.add(c.message_id)
+                if in_window:
+                    if last is None or (c.at_us, c.id) > (last.at_us, last.id):
+                        last = c
+                    if first is None or (c.at_us, c.id) < (first.at_us, first.id):
+                        first = c
+            if in_window and not c.final:
+                settled = False
     credits: list[Credit] = []
-    if eligible:
-        last = max(eligible, key=lambda c: (c.at_us, c.id))
-        first = min(eligible, key=lambda c: (c.at_us, c.id))
+    if last is not None and first is not None:
         credits.append(_click_credit("last_click", last, at_us))
         credits.append(_click_credit("first_click", first, at_us))
         credits.append(_click_credit("last_touch", last, at_us))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from clicktrail.domain import attribution as attr
 from clicktrail.domain.attribution import (
@@ -60,9 +60,9 @@ class ConversionFact:
     pending: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class CreditRow:
-    """One stored credit (`model`, `kind` ``none`` when nothing was eligible)."""
+class CreditRow(NamedTuple):
+    """One stored credit (`model`, `kind` ``none`` when nothing was eligible); a tuple in the
+    column order of `conversion_credits`, so a million of them go to storage as they are."""
 
     conversion_id: int
     model: str

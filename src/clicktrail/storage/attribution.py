@@ -18,7 +18,7 @@ from clicktrail.domain.attribution import ClickTouch, CreditedRow, Delivery, Set
 from clicktrail.domain.report import COUNTED_VERDICTS
 from clicktrail.services.attribution import ConversionFact, CreditRow, Touches
 from clicktrail.storage import tables as t
-from clicktrail.storage.sql import bulk_insert, chunks, insert_ignore, upsert
+from clicktrail.storage.sql import chunks, insert_ignore, insert_tuples, is_postgres, upsert
 
 _s, _st, _cc = t.attribution_settings, t.attribution_state, t.conversion_credits
 _cv, _m, _c, _k = t.conversions, t.messages, t.clicks, t.clicks.alias("k")
@@ -85,24 +85,22 @@ UNSETTLED = _CONVERSION.where(
     )
 ).order_by(_cv.c.id)
 # A contact's delivered messages and its GETs that may count: counted verdicts or none yet,
-# and any that is not final (it may still become one). Test sends are no touches.
-TOUCHES = (
-    sa.select(
-        _m.c.contact_id, _m.c.id, _m.c.campaign_id, _m.c.delivered_us, _c.c.id,
-        _c.c.click_id, _c.c.link_id, _c.c.at_us, _c.c.verdict, _c.c.final,
-    )
-    .select_from(_m)
-    .outerjoin(
-        _c,
-        (_c.c.message_id == _m.c.id) & _c.c.is_click
-        & (_c.c.verdict.is_(None) | _c.c.verdict.in_(COUNTED_VERDICTS) | ~_c.c.final),
-    )
-    .where(
-        _m.c.contact_id.in_(sa.bindparam("contacts", expanding=True)) & ~_m.c.is_test
-        & (_m.c.delivered_us.is_not(None) | _c.c.id.is_not(None))
-    )
-)  # fmt: skip
-DELETE_CREDITS = _cc.delete().where(_cc.c.conversion_id.in_(sa.bindparam("ids", expanding=True)))
+# and any that is not final (it may still become one). Test sends are no touches. Raw SQL run
+# on the driver's cursor: re-attribution reads millions of these rows, and SQLAlchemy's row
+# processing would be most of its time. `{contacts}`: ``= ANY(%s)`` (an array) on PostgreSQL,
+# an IN list on SQLite.
+_COUNTED = ", ".join(f"'{v}'" for v in COUNTED_VERDICTS)  # our own constants
+TOUCHES = f"""
+SELECT m.contact_id, m.id, m.campaign_id, m.delivered_us, k.id, k.click_id, k.link_id,
+       k.at_us, k.verdict, k.final
+FROM messages m
+LEFT JOIN clicks k ON k.message_id = m.id AND k.is_click
+     AND (k.verdict IS NULL OR k.verdict IN ({_COUNTED}) OR NOT k.final)
+WHERE m.contact_id {{contacts}} AND NOT m.is_test
+  AND (m.delivered_us IS NOT NULL OR k.id IS NOT NULL)
+"""
+DELETE_CREDITS = "DELETE FROM conversion_credits WHERE conversion_id {ids}"
+CREDIT_COLUMNS = CreditRow._fields
 FINISH = (
     _st.update()
     .where(_st.c.workspace_id == sa.bindparam("ws"))
@@ -117,6 +115,19 @@ CREDITED = (
     .join(_cv, _cv.c.id == _cc.c.conversion_id)
     .where((_cc.c.campaign_id == sa.bindparam("campaign")) & (_cc.c.model == sa.bindparam("model")))
 )  # fmt: skip
+
+
+def _in_list(conn: sa.Connection, sql: str, name: str, ids: Sequence[int]) -> list[tuple[str, Any]]:
+    """Return `sql` with its `{name}` condition and parameters for `ids`: one ``= ANY(%s)``
+    statement on PostgreSQL, IN lists of at most `CHUNK` on SQLite."""
+    if not ids:
+        return []
+    if is_postgres(conn):
+        return [(sql.replace("{" + name + "}", "= ANY(%s)"), (list(ids),))]
+    return [
+        (sql.replace("{" + name + "}", f"IN ({', '.join('?' * len(part))})"), tuple(part))
+        for part in chunks(ids)
+    ]
 
 
 def _fact(row: Sequence[Any]) -> ConversionFact:
@@ -234,11 +245,25 @@ class AttributionQueries:
     def touches(self, contact_ids: Sequence[int]) -> dict[int, Touches]:
         """Return the touches of these contacts (see `TOUCHES`)."""
         out: dict[int, Touches] = {}
+        seen: set[int] = set()
         with self.engine.connect() as conn:
-            for part in chunks(contact_ids):
-                seen: set[int] = set()
-                for row in conn.execute(TOUCHES, {"contacts": list(part)}):
-                    contact, mid, cid, delivered, kid = row[0], row[1], row[2], row[3], row[4]
+            for sql, params in _in_list(conn, TOUCHES, "contacts", contact_ids):
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                cur = raw.cursor()
+                cur.execute(sql, params)
+                for (
+                    contact,
+                    mid,
+                    cid,
+                    delivered,
+                    kid,
+                    click_id,
+                    lid,
+                    at,
+                    verdict,
+                    final,
+                ) in cur.fetchall():
                     touches = out.get(contact)
                     if touches is None:
                         touches = out[contact] = Touches([], [])
@@ -247,9 +272,10 @@ class AttributionQueries:
                         touches.deliveries.append(Delivery(mid, cid, delivered))
                     if kid is not None:
                         touches.clicks.append(
-                            ClickTouch(kid, row[5], mid, cid, row[6], row[7], True, row[8],
-                                       bool(row[9]))
+                            ClickTouch(kid, click_id, mid, cid, lid, at, True, verdict,
+                                       bool(final))
                         )  # fmt: skip
+                cur.close()
         return out
 
     def put_credits(
@@ -264,10 +290,10 @@ class AttributionQueries:
             current = conn.execute(LOCK_STATE, {"ws": workspace_id}).one()[0]
             if current != revision:
                 return False
-            for part in chunks(conversion_ids):
-                conn.execute(DELETE_CREDITS, {"ids": list(part)})
+            for sql, params in _in_list(conn, DELETE_CREDITS, "ids", conversion_ids):
+                conn.exec_driver_sql(sql, params)
             if rows:
-                bulk_insert(conn, _cc, [asdict(r) for r in rows])
+                insert_tuples(conn, _cc, CREDIT_COLUMNS, rows)
             if finished:
                 conn.execute(FINISH, {"ws": workspace_id, "rev": revision, "now": now_us})
         return True

@@ -95,6 +95,23 @@ def driver_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any
     raw.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
 
 
+def insert_tuples(
+    conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert `rows` (tuples of plain values in the order of `columns`) as fast as the driver
+    can: COPY on PostgreSQL, executemany on SQLite; no per-row mapping is built."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    names = ", ".join(columns)  # names from our own tables
+    if is_postgres(conn):
+        with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" * len(columns))
+    raw.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({marks})", rows)
+
+
 def placeholder(conn: sa.Connection) -> str:
     """Return the driver's positional placeholder for raw SQL (``?`` or ``%s``)."""
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"
