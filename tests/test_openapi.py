@@ -271,7 +271,7 @@ def test_every_response_has_a_schema_and_json_ones_are_named_models() -> None:
     # The report responses are real models now, not free-form objects.
     report_ops = {p: ms["get"] for p, ms in doc["paths"].items() if "report" in p or
                   p.endswith("/recipients")}  # fmt: skip
-    assert len(report_ops) == 4
+    assert len(report_ops) == 5  # report, report/full, report/conversions, recipients, compare
     for op in report_ops.values():
         ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
         assert schemas[ref.rsplit("/", 1)[-1]]["required"]
