@@ -25,8 +25,7 @@ from clicktrail.domain.models import Campaign, ContactInput, Receipt, Workspace
 from clicktrail.services.ports import ClickRecord
 from clicktrail.storage import tables as t
 from clicktrail.storage.attribution import AttributionQueries
-from clicktrail.storage.sql_store import SqlStore
-from factories import NOW_US, make_campaign, make_domain, make_workspace, message_ids, send
+from factories import NOW_US, Repos, make_campaign, make_domain, make_workspace, message_ids, send
 
 S = 1_000_000
 MIN, H, D = 60 * S, 3600 * S, 86400 * S
@@ -60,7 +59,7 @@ CONVERSIONS = {
 
 @dataclass
 class Scenario:
-    store: SqlStore
+    store: Repos
     queries: AttributionQueries
     ws: Workspace
     a: Campaign
@@ -87,15 +86,15 @@ class Scenario:
         }
 
 
-def build(store: SqlStore, tmp_path: Path, host: str = "sms.example.com") -> Scenario:
+def build(store: Repos, tmp_path: Path, host: str = "sms.example.com") -> Scenario:
     """Build the scenario (no credits yet) in a new workspace whose short domain is `host`."""
     ws = make_workspace(store)
     make_domain(store, ws, host)
     phones = [f"+1415555{i:04d}" for i in range(5)]
-    store.upsert_contacts(
+    store.contacts.upsert_contacts(
         ws.id, [ContactInput(p, f"ext-{i}", None, {}) for i, p in enumerate(phones)], None, NOW_US
     )
-    contacts = [store.find_contact(ws.id, p).id for p in phones]  # type: ignore[union-attr]
+    contacts = [store.contacts.find_contact(ws.id, p).id for p in phones]  # type: ignore[union-attr]
     a = make_campaign(
         store, ws, "A https://a.example.com/1 B https://a.example.com/2 stop https://a.example.com/s",
         slug="spring", link_roles={1: "other", 2: "optout"},
@@ -106,7 +105,7 @@ def build(store: SqlStore, tmp_path: Path, host: str = "sms.example.com") -> Sce
     for name, cp, at in (("A", a, TA), ("B", b, TB)):
         send(store, ws, cp, tmp_path / f"outbox-{name}.jsonl")
         ids = message_ids(store, cp)
-        store.apply_receipts(
+        store.messages.apply_receipts(
             ws.id, [Receipt(i, "delivered", at) for i in ids], skip_unknown=False, source="t",
             now_us=at,
         )  # fmt: skip
@@ -117,8 +116,8 @@ def build(store: SqlStore, tmp_path: Path, host: str = "sms.example.com") -> Sce
                 )
             ):
                 messages[(contacts.index(contact), name)] = mid
-    a = store.find_campaign(ws.id, "spring")  # type: ignore[assignment]
-    b = store.find_campaign(ws.id, "summer")  # type: ignore[assignment]
+    a = store.campaigns.find_campaign(ws.id, "spring")  # type: ignore[assignment]
+    b = store.campaigns.find_campaign(ws.id, "summer")  # type: ignore[assignment]
     campaigns = {"A": a, "B": b}
     records, verdicts, finals = [], [], []
     for n, (who, name, link, at, verdict, final) in enumerate(CLICKS):
@@ -132,8 +131,8 @@ def build(store: SqlStore, tmp_path: Path, host: str = "sms.example.com") -> Sce
         )  # fmt: skip
         verdicts.append(verdict)
         finals.append(final)
-    store.insert_clicks(records, verdicts)
-    store.save_verdicts([(r.click_id, v, f) for r, v, f in zip(records, verdicts, finals, strict=True) if f])  # fmt: skip
+    store.clicks.insert_clicks(records, verdicts)
+    store.clicks.save_verdicts([(r.click_id, v, f) for r, v, f in zip(records, verdicts, finals, strict=True) if f])  # fmt: skip
     clicks: dict[tuple[int, str], int] = {}
     with store.engine.connect() as conn:
         for rid, cid in conn.execute(sa.select(t.clicks.c.id, t.clicks.c.click_id)):
@@ -144,7 +143,7 @@ def build(store: SqlStore, tmp_path: Path, host: str = "sms.example.com") -> Sce
                     messages, conversions)  # fmt: skip
 
 
-def add_conversion(store: SqlStore, ws: Workspace, name: str, contacts: list[int]) -> int:
+def add_conversion(store: Repos, ws: Workspace, name: str, contacts: list[int]) -> int:
     """Store conversion `name` of `CONVERSIONS` as the ingest would; return its id."""
     who, at, micros, currency, click_id = CONVERSIONS[name]
     with store.engine.begin() as conn:

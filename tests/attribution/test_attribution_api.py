@@ -9,7 +9,7 @@ import pytest
 from scenario import TA, TB, H, Scenario, build
 
 from clicktrail.services.attribution import Attributor
-from factories import make_api_key
+from factories import Repos, make_api_key
 from inprocess_api import Api, ok, problem
 
 NOW = TB + 30 * 86_400 * 1_000_000
@@ -17,9 +17,10 @@ NOW = TB + 30 * 86_400 * 1_000_000
 
 @pytest.fixture
 def sc(api: Api, tmp_path: Path) -> tuple[Scenario, str]:
-    sc = build(api.container.store, tmp_path, host="attr.example.com")
+    repos = Repos.on(api.container.engine)
+    sc = build(repos, tmp_path, host="attr.example.com")
     Attributor(api.container.attribution).run_pending(NOW)
-    return sc, make_api_key(api.container.store, sc.ws)
+    return sc, make_api_key(repos, sc.ws)
 
 
 def test_settings_default_then_changed_then_inherited(api: Api) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from scenario import build
 
-from clicktrail.storage.sql_store import SqlStore
+from factories import PYTHONPATH, Repos
 
 CLICKTRAIL = str(Path(sys.executable).with_name("clicktrail"))
 
@@ -20,13 +20,13 @@ def _run(database_url: str, tmp: Path, *args: str) -> subprocess.CompletedProces
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "NO_COLOR": "1", "TERM": "dumb",
         "COLUMNS": "200", "CLICKTRAIL_DATABASE_URL": database_url,
-        "CLICKTRAIL_DATA_DIR": str(tmp / "data"), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "CLICKTRAIL_DATA_DIR": str(tmp / "data"), **PYTHONPATH,
     }  # fmt: skip
     return subprocess.run([CLICKTRAIL, *args], cwd=tmp, env=env, capture_output=True, text=True,
                           timeout=60, check=False)  # fmt: skip
 
 
-def test_show_set_rerun_report(store: SqlStore, database_url: str, tmp_path: Path) -> None:
+def test_show_set_rerun_report(store: Repos, database_url: str, tmp_path: Path) -> None:
     sc = build(store, tmp_path)
     w = ("-w", sc.ws.slug)
     bad = _run(database_url, tmp_path, "attribution", "set", *w, "--click-window", "2 weeks")

@@ -14,7 +14,7 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.services import attribution
 from clicktrail.services.attribution import Attributor, CreditRow
 from clicktrail.storage import tables as t
-from clicktrail.storage.sql_store import SqlStore
+from factories import Repos
 
 NOW = TB + 30 * 86_400_000_000
 
@@ -38,7 +38,7 @@ INITIAL = {
 
 
 @pytest.fixture
-def sc(store: SqlStore, tmp_path: Path) -> Scenario:
+def sc(store: Repos, tmp_path: Path) -> Scenario:
     return build(store, tmp_path)
 
 
@@ -66,7 +66,9 @@ def test_every_model_credits_exactly_the_expected_touch(sc: Scenario) -> None:
 
 def test_a_verdict_change_at_finalization_moves_the_credit(sc: Scenario) -> None:
     run(sc)
-    sc.store.save_verdicts([("click-6", Verdict("scanner", 95, ("NET_HOSTING",), "t1"), True)])
+    sc.store.clicks.save_verdicts(
+        [("click-6", Verdict("scanner", 95, ("NET_HOSTING",), "t1"), True)]
+    )
     run(sc)
     expected = {k: v for k, v in INITIAL.items() if k[0] != "X4"}
     expected[("X4", "none")] = ("none", None, None)  # A's delivery is 24 h old: no view
@@ -76,7 +78,9 @@ def test_a_verdict_change_at_finalization_moves_the_credit(sc: Scenario) -> None
 def test_a_reclassification_asks_for_reattribution(sc: Scenario) -> None:
     run(sc)
     # Rewrite a final verdict (as `bots reclassify` does): c0's click on B becomes a scanner.
-    sc.store.save_verdicts([("click-0-B", Verdict("scanner", 95, ("NET_HOSTING",), "t1"), True)])
+    sc.store.clicks.save_verdicts(
+        [("click-0-B", Verdict("scanner", 95, ("NET_HOSTING",), "t1"), True)]
+    )
     run(sc)
     assert sc.credits() == INITIAL  # settled credits stay until re-attribution is asked
     attribution.request_reattribution(sc.queries, [sc.ws.id], NOW)
