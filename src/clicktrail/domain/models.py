@@ -38,12 +38,16 @@ class Domain:
 
 @dataclass(frozen=True, slots=True)
 class ContactInput:
-    """A recipient as read from an import, phone already normalized to E.164."""
+    """A recipient as read from an import, phone already normalized to E.164.
+
+    `valid_under`: the phone rules (`services.contacts.PHONE_RULES`) under which the number was
+    found valid, or None when nobody checked (a send checks it then)."""
 
     phone: str
     external_id: str | None = None
     first_name: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    valid_under: str | None = None
 
     def merged_with(self, later: ContactInput) -> ContactInput:
         """Return this contact updated by `later`'s non-empty values (duplicates merge)."""
@@ -52,12 +56,14 @@ class ContactInput:
             external_id=later.external_id or self.external_id,
             first_name=later.first_name or self.first_name,
             attributes={**self.attributes, **{k: v for k, v in later.attributes.items() if v}},
+            valid_under=later.valid_under or self.valid_under,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """A stored recipient."""
+    """A stored recipient. `valid_under`: the phone rules its number was last found valid under
+    (None: not checked since it was stored; see `ContactInput`)."""
 
     id: int
     workspace_id: int
@@ -66,6 +72,7 @@ class Contact:
     first_name: str | None
     attributes: dict[str, Any]
     opted_out: bool = False
+    valid_under: str | None = None
 
     def field_values(self) -> dict[str, str]:
         """Return the values a template placeholder can use, attributes first."""

@@ -18,6 +18,10 @@ from clicktrail.domain.errors import InvalidInput, Problem
 from clicktrail.domain.models import Contact, ContactInput, Workspace
 
 STANDARD_COLUMNS = ("phone", "external_id", "first_name")
+# The phone rules in force: phonenumbers' metadata, which changes with its version. A contact
+# stores the rules its number was found valid under (`Contact.valid_under`); a send trusts
+# that while the rules are the same and checks the number again once they change.
+PHONE_RULES = f"phonenumbers {phonenumbers.__version__}"
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -104,7 +108,7 @@ class ContactStore(Protocol):
 
 
 def normalize_phone(raw: str, region: str | None) -> str:
-    """Return `raw` as E.164 (``+14155550123``).
+    """Return `raw` as E.164 (``+14155550123``), valid under `PHONE_RULES`.
 
     Raises `ValueError` with the reason when it is not a valid number (numbers without a
     ``+country`` prefix need `region`).
@@ -233,6 +237,7 @@ def parse_contacts_csv(
                 external_id=row.get("external_id") or None,
                 first_name=row.get("first_name") or None,
                 attributes={k: v for k, v in row.items() if k not in STANDARD_COLUMNS},
+                valid_under=PHONE_RULES,
             )
             known = out.contacts.get(phone)
             if known is not None:

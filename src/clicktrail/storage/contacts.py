@@ -36,6 +36,10 @@ MERGE_CONTACT = (
         first_name=sa.bindparam("first_name"),
         attributes=sa.bindparam("attributes"),
         updated_us=sa.bindparam("updated_us"),
+        # Checked again by this import: its rules; otherwise what the row had.
+        phone_valid_under=sa.func.coalesce(
+            sa.bindparam("valid_under", type_=sa.String), _c.c.phone_valid_under
+        ),
     )
 )
 LIST_BY_NAME = sa.select(_lst.c.id).where(
@@ -63,7 +67,7 @@ def contact_from_row(r: Any) -> Contact:
     """Return the contact of a `contacts` row."""
     return Contact(
         r.id, r.workspace_id, r.phone, r.external_id, r.first_name, dict(r.attributes or {}),
-        r.opted_out_us is not None,
+        r.opted_out_us is not None, r.phone_valid_under,
     )  # fmt: skip
 
 
@@ -106,6 +110,7 @@ class ContactQueries:
                                 "attributes": x.attributes,
                                 "created_us": now_us,
                                 "updated_us": now_us,
+                                "phone_valid_under": x.valid_under,
                             }
                         )
                     else:
@@ -119,6 +124,7 @@ class ContactQueries:
                                 "first_name": merged.first_name,
                                 "attributes": merged.attributes,
                                 "updated_us": now_us,
+                                "valid_under": x.valid_under,
                             }
                         )
                 if inserts:

@@ -19,7 +19,7 @@ from clicktrail.services.ports import NewMessage
 from clicktrail.services.receipts import ReceiptOutcome
 from clicktrail.storage import tables as t
 from clicktrail.storage.reports import refresh_click_rollup
-from clicktrail.storage.sql import bulk_insert, chunks
+from clicktrail.storage.sql import chunks, driver_insert
 
 _m, _tk, _lk, _cp = t.messages, t.tokens, t.links, t.campaigns
 
@@ -69,21 +69,23 @@ class MessageQueries:
 
         Raises `Conflict` when a token collides (the caller draws new tokens and retries).
         """
+        # A unique clash, as SQLAlchemy raises it or as the driver does (driver_insert).
+        clash = (sa.exc.IntegrityError, self.engine.dialect.loaded_dbapi.IntegrityError)
         try:
             with self.engine.begin() as conn:
                 if also is not None:
                     also(conn)
                 if not batch:
                     return
-                bulk_insert(conn, _m, [message_row(x) for x in batch])
+                driver_insert(conn, _m, [message_row(x) for x in batch])
                 by_pid = dict(
                     conn.execute(IDS_BY_PUBLIC_ID, {"pids": [x.public_id for x in batch]}).all()
                 )
                 ids = [by_pid[x.public_id] for x in batch]
                 tokens = [r for mid, x in zip(ids, batch, strict=True) for r in token_rows(mid, x)]
                 if tokens:
-                    bulk_insert(conn, _tk, tokens)
-        except sa.exc.IntegrityError as exc:
+                    driver_insert(conn, _tk, tokens)
+        except clash as exc:
             raise Conflict("token or message collision; retry with new tokens") from exc
 
     def apply_receipts(

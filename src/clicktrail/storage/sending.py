@@ -30,13 +30,99 @@ from clicktrail.services.sending import (
 )
 from clicktrail.storage import tables as t
 from clicktrail.storage.campaigns import CampaignQueries
+from clicktrail.storage.contacts import contact_from_row
 from clicktrail.storage.messages import MessageQueries, message_row, token_rows
-from clicktrail.storage.sql import insert_ignore
+from clicktrail.storage.sql import chunks, insert_ignore
 from clicktrail.storage.workspaces import WorkspaceQueries
 
-j, m = t.send_jobs, t.messages
-_OPEN = (Status.QUEUED.value, Status.SENDING.value)
+j, m, _c, _lm = t.send_jobs, t.messages, t.contacts, t.list_members
 _SENT = (Status.SENT.value, Status.DELIVERED.value, Status.UNDELIVERED.value)
+_QUEUED = Status.QUEUED.value
+
+# The audience after a contact, by id: the workspace's contacts, or a list's members.
+AUDIENCE = (
+    sa.select(_c)
+    .where(_c.c.workspace_id == sa.bindparam("ws"), _c.c.id > sa.bindparam("after"))
+    .order_by(_c.c.id)
+    .limit(sa.bindparam("limit"))
+)
+AUDIENCE_OF_LIST = (
+    sa.select(_c)
+    .join(_lm, _lm.c.contact_id == _c.c.id)
+    .where(
+        _c.c.workspace_id == sa.bindparam("ws"),
+        _c.c.id > sa.bindparam("after"),
+        _lm.c.list_id == sa.bindparam("list"),
+    )
+    .order_by(_c.c.id)
+    .limit(sa.bindparam("limit"))
+)
+# Contacts whose numbers a send found valid under the phone rules in force.
+PHONES_VALID_UNDER = (
+    _c.update()
+    .where(_c.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(phone_valid_under=sa.bindparam("rules"))
+)
+# Queued messages whose time has come, by id, with their contact's opt-out.
+_DUE_COLUMNS = (
+    m.c.id, m.c.public_id, m.c.to_phone, m.c.body, m.c.encoding, m.c.segments, m.c.attempts,
+    m.c.first_attempt_us, _c.c.opted_out_us,
+)  # fmt: skip
+DUE = (
+    sa.select(*_DUE_COLUMNS)
+    .join(_c, _c.c.id == m.c.contact_id)
+    .where(
+        m.c.campaign_id == sa.bindparam("campaign"),
+        m.c.status == _QUEUED,
+        m.c.is_test.is_(sa.false()),
+        sa.or_(m.c.next_attempt_us.is_(None), m.c.next_attempt_us <= sa.bindparam("now")),
+    )
+    .order_by(m.c.id)
+    .limit(sa.bindparam("limit"))
+)
+# A claim: queued messages become `sending` (one more attempt) while the job runs.
+CLAIM = (
+    m.update()
+    .where(
+        m.c.id.in_(sa.bindparam("ids", expanding=True)),
+        m.c.status == _QUEUED,
+        sa.select(j.c.campaign_id)
+        .where(j.c.campaign_id == sa.bindparam("campaign"), j.c.state == RUNNING)
+        .exists(),
+    )
+    .values(
+        status=Status.SENDING.value,
+        attempts=m.c.attempts + 1,
+        first_attempt_us=sa.func.coalesce(m.c.first_attempt_us, sa.bindparam("now")),
+        status_us=sa.bindparam("now"),
+    )
+    .returning(m.c.id)
+)
+# The outcomes of a provider call, written to messages still queued, sending or unknown (one
+# moved on meanwhile, by a receipt say, is left as it is). On SQLite the driver's executemany
+# with a row of plain values per message (SQLAlchemy's per-row parameter processing cost as
+# much as the update itself); on PostgreSQL one statement over arrays.
+RECORD_SQLITE = (
+    "UPDATE messages SET status = ?, provider = ?, "
+    "provider_message_id = COALESCE(?, provider_message_id), error_code = ?, "
+    "error_message = ?, sent_us = COALESCE(?, sent_us), failed_us = COALESCE(?, failed_us), "
+    "next_attempt_us = ?, status_us = ? "
+    "WHERE public_id = ? AND status IN ('queued', 'sending', 'unknown')"
+)
+RECORD_POSTGRES = sa.text(
+    "UPDATE messages AS m SET status = v.status, provider = :provider, "
+    "provider_message_id = COALESCE(v.ref, m.provider_message_id), "
+    "error_code = v.err, error_message = v.msg, "
+    "sent_us = COALESCE(v.sent, m.sent_us), "
+    "failed_us = COALESCE(v.failed, m.failed_us), next_attempt_us = v.next, "
+    "status_us = :now "
+    "FROM unnest(CAST(:pids AS text[]), CAST(:statuses AS text[]), "
+    "CAST(:refs AS text[]), CAST(:errs AS text[]), CAST(:msgs AS text[]), "
+    "CAST(:sents AS bigint[]), CAST(:faileds AS bigint[]), "
+    "CAST(:nexts AS bigint[])) "
+    "AS v(pid, status, ref, err, msg, sent, failed, next) "
+    "WHERE m.public_id = v.pid AND m.status IN ('queued', 'sending', 'unknown')"
+)
 
 
 def _job(r: Any) -> SendJob:
@@ -45,6 +131,16 @@ def _job(r: Any) -> SendJob:
         r.max_age_s, r.origin, r.wrapped_through, r.wrapped, r.skipped_opted_out,
         r.skipped_invalid, r.lease_owner, r.lease_until_us, r.last_error, r.created_us,
         r.updated_us, r.finished_us,
+    )  # fmt: skip
+
+
+def _record_row(o: Outcome, provider: str, now_us: int) -> tuple[Any, ...]:
+    """Return the parameters of `RECORD_SQLITE` for outcome `o`."""
+    return (
+        o.status.value, provider, o.provider_message_id, o.error_code, o.error_message,
+        now_us if o.status == Status.SENT else None,
+        now_us if o.status == Status.FAILED else None,
+        o.next_attempt_us, now_us, o.message_id,
     )  # fmt: skip
 
 
@@ -235,26 +331,13 @@ class SqlSendJobs:
     ) -> list[Contact]:
         """Return up to `limit` contacts of the audience with id > `after_id`, by id, opted-out
         ones included (`Contact.opted_out`): the job counts them."""
-        c = t.contacts
-        q = sa.select(c).where(c.c.workspace_id == workspace_id, c.c.id > after_id)
-        if list_id is not None:
-            q = q.join(t.list_members, t.list_members.c.contact_id == c.c.id).where(
-                t.list_members.c.list_id == list_id
-            )
+        params = {"ws": workspace_id, "after": after_id, "limit": limit}
         with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(c.c.id).limit(limit)).all()
-        return [
-            Contact(
-                r.id,
-                r.workspace_id,
-                r.phone,
-                r.external_id,
-                r.first_name,
-                dict(r.attributes or {}),
-                r.opted_out_us is not None,
-            )
-            for r in rows
-        ]
+            if list_id is None:
+                rows = conn.execute(AUDIENCE, params).all()
+            else:
+                rows = conn.execute(AUDIENCE_OF_LIST, {**params, "list": list_id}).all()
+        return [contact_from_row(r) for r in rows]
 
     def insert_wrapped(
         self,
@@ -265,12 +348,18 @@ class SqlSendJobs:
         skipped_opted_out: int,
         skipped_invalid: int,
         now_us: int,
+        phones_checked: Sequence[int] = (),
+        phone_rules: str | None = None,
     ) -> None:
         """Store a wrapped batch (queued messages and tokens) and, in the same commit, that
-        wrapping got through contact `through` and what it skipped. Raises `Conflict` on a token
-        collision (nothing is written; the caller draws new tokens)."""
+        wrapping got through contact `through`, what it skipped, and that the numbers of the
+        contacts `phones_checked` were found valid under `phone_rules`. Raises `Conflict` on a
+        token collision (nothing is written; the caller draws new tokens)."""
 
         def advance(conn: sa.Connection) -> None:
+            if phones_checked and phone_rules:
+                for ids in chunks(phones_checked):
+                    conn.execute(PHONES_VALID_UNDER, {"ids": list(ids), "rules": phone_rules})
             conn.execute(
                 j.update()
                 .where(j.c.campaign_id == campaign_id)
@@ -290,38 +379,11 @@ class SqlSendJobs:
     def due(self, campaign_id: int, now_us: int, limit: int) -> list[DueMessage]:
         """Return up to `limit` queued messages of the campaign whose time has come, by id,
         with whether their contact has opted out since."""
-        ct = t.contacts
-        q = (
-            sa.select(
-                m.c.id,
-                m.c.public_id,
-                m.c.to_phone,
-                m.c.body,
-                m.c.encoding,
-                m.c.segments,
-                m.c.attempts,
-                m.c.first_attempt_us,
-                ct.c.opted_out_us,
-            )
-            .join(ct, ct.c.id == m.c.contact_id)
-            .where(
-                m.c.campaign_id == campaign_id,
-                m.c.status == Status.QUEUED.value,
-                m.c.is_test.is_(sa.false()),
-                sa.or_(m.c.next_attempt_us.is_(None), m.c.next_attempt_us <= now_us),
-            )
-            .order_by(m.c.id)
-            .limit(limit)
-        )
         with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
+            rows = conn.execute(DUE, {"campaign": campaign_id, "now": now_us, "limit": limit}).all()
         return [
             DueMessage(
-                r.id,
-                OutgoingSms(r.public_id, r.to_phone, r.body, r.encoding, r.segments),
-                r.attempts,
-                r.first_attempt_us,
-                r.opted_out_us is not None,
+                r[0], OutgoingSms(r[1], r[2], r[3], r[4], r[5]), r[6], r[7], r[8] is not None
             )
             for r in rows
         ]
@@ -343,24 +405,9 @@ class SqlSendJobs:
     def claim(self, campaign_id: int, ids: Sequence[int], now_us: int) -> set[int]:
         """Mark the messages `ids` `sending` (one more attempt) if still queued and the job
         still running; commit; return the ids claimed."""
-        running = (
-            sa.select(j.c.campaign_id)
-            .where(j.c.campaign_id == campaign_id, j.c.state == RUNNING)
-            .exists()
-        )
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                m.update()
-                .where(m.c.id.in_(list(ids)), m.c.status == Status.QUEUED.value, running)
-                .values(
-                    status=Status.SENDING.value,
-                    attempts=m.c.attempts + 1,
-                    first_attempt_us=sa.func.coalesce(m.c.first_attempt_us, now_us),
-                    status_us=now_us,
-                )
-                .returning(m.c.id)
-            ).all()
-        return {r[0] for r in rows}
+            rows = conn.execute(CLAIM, {"ids": list(ids), "campaign": campaign_id, "now": now_us})
+            return set(rows.scalars().all())
 
     def defer(self, items: Sequence[tuple[int, int]]) -> None:
         """Set when queued messages are due next: (message id, µs)."""
@@ -377,82 +424,27 @@ class SqlSendJobs:
         (a message moved on meanwhile, e.g. by a receipt, is left as it is)."""
         if not outcomes:
             return
-        rows = [
-            {
-                "b_pid": o.message_id,
-                "b_status": o.status.value,
-                "b_ref": o.provider_message_id,
-                "b_err": o.error_code,
-                "b_msg": o.error_message,
-                "b_sent": now_us if o.status == Status.SENT else None,
-                "b_failed": now_us if o.status == Status.FAILED else None,
-                "b_next": o.next_attempt_us,
-            }
-            for o in outcomes
-        ]
-        movable = (*_OPEN, Status.UNKNOWN.value)
+        sent, failed = Status.SENT, Status.FAILED
         with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # One statement over arrays instead of one UPDATE per message.
-                conn.execute(
-                    sa.text(
-                        "UPDATE messages AS m SET status = v.status, provider = :provider, "
-                        "provider_message_id = COALESCE(v.ref, m.provider_message_id), "
-                        "error_code = v.err, error_message = v.msg, "
-                        "sent_us = COALESCE(v.sent, m.sent_us), "
-                        "failed_us = COALESCE(v.failed, m.failed_us), next_attempt_us = v.next, "
-                        "status_us = :now "
-                        "FROM unnest(CAST(:pids AS text[]), CAST(:statuses AS text[]), "
-                        "CAST(:refs AS text[]), CAST(:errs AS text[]), CAST(:msgs AS text[]), "
-                        "CAST(:sents AS bigint[]), CAST(:faileds AS bigint[]), "
-                        "CAST(:nexts AS bigint[])) "
-                        "AS v(pid, status, ref, err, msg, sent, failed, next) "
-                        "WHERE m.public_id = v.pid AND m.status IN ('queued', 'sending', 'unknown')"
-                    ),
-                    {
-                        "provider": provider,
-                        "now": now_us,
-                        **{
-                            name: [r[key] for r in rows]
-                            for name, key in (
-                                ("pids", "b_pid"),
-                                ("statuses", "b_status"),
-                                ("refs", "b_ref"),
-                                ("errs", "b_err"),
-                                ("msgs", "b_msg"),
-                                ("sents", "b_sent"),
-                                ("faileds", "b_failed"),
-                                ("nexts", "b_next"),
-                            )
-                        },
-                    },
-                )
+            if self.dialect != "postgresql":
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.executemany(RECORD_SQLITE, [_record_row(o, provider, now_us) for o in outcomes])
                 return
             conn.execute(
-                m.update()
-                .where(
-                    m.c.public_id == sa.bindparam("b_pid"),
-                    # Not IN (…): an expanding IN cannot be used with executemany.
-                    sa.or_(*(m.c.status == s for s in movable)),
-                )
-                .values(
-                    status=sa.bindparam("b_status"),
-                    provider=provider,
-                    provider_message_id=sa.func.coalesce(
-                        sa.bindparam("b_ref", type_=sa.String), m.c.provider_message_id
-                    ),
-                    error_code=sa.bindparam("b_err"),
-                    error_message=sa.bindparam("b_msg"),
-                    sent_us=sa.func.coalesce(
-                        sa.bindparam("b_sent", type_=sa.BigInteger), m.c.sent_us
-                    ),
-                    failed_us=sa.func.coalesce(
-                        sa.bindparam("b_failed", type_=sa.BigInteger), m.c.failed_us
-                    ),
-                    next_attempt_us=sa.bindparam("b_next"),
-                    status_us=now_us,
-                ),
-                rows,
+                RECORD_POSTGRES,
+                {
+                    "provider": provider,
+                    "now": now_us,
+                    "pids": [o.message_id for o in outcomes],
+                    "statuses": [o.status.value for o in outcomes],
+                    "refs": [o.provider_message_id for o in outcomes],
+                    "errs": [o.error_code for o in outcomes],
+                    "msgs": [o.error_message for o in outcomes],
+                    "sents": [now_us if o.status == sent else None for o in outcomes],
+                    "faileds": [now_us if o.status == failed else None for o in outcomes],
+                    "nexts": [o.next_attempt_us for o in outcomes],
+                },
             )
 
     def in_flight(self, campaign_id: int) -> list[OutgoingSms]:

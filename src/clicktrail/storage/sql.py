@@ -8,6 +8,7 @@ spelling differs between them are built here, once, so each area module keeps on
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -92,7 +93,8 @@ def driver_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any
     )
     raw = conn.connection.driver_connection
     assert raw is not None
-    raw.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
+    values = itemgetter(*cols) if len(cols) > 1 else lambda r: (r[cols[0]],)
+    raw.executemany(sql, [values(r) for r in rows])
 
 
 def insert_tuples(

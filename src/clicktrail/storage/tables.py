@@ -84,6 +84,9 @@ contacts = sa.Table(
     sa.Column("opted_out_us", Micros),
     sa.Column("created_us", Micros, nullable=False),
     sa.Column("updated_us", Micros, nullable=False),
+    # The phone rules the number was last found valid under (services.contacts.PHONE_RULES);
+    # NULL: not checked since stored. A send checks a number again when they differ.
+    sa.Column("phone_valid_under", sa.String(40)),
     sa.UniqueConstraint("workspace_id", "phone"),
     sa.Index(None, "workspace_id", "external_id"),
 )

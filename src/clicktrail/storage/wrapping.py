@@ -160,7 +160,8 @@ class WrapQueries:
                         [
                             {"workspace_id": workspace_id, "phone": x.phone,
                              "external_id": x.external_id, "first_name": x.first_name,
-                             "attributes": {}, "created_us": now_us, "updated_us": now_us}
+                             "attributes": {}, "created_us": now_us, "updated_us": now_us,
+                             "phone_valid_under": x.valid_under}
                             for x in new_contacts
                         ],
                     )  # fmt: skip

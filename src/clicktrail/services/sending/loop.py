@@ -20,7 +20,7 @@ from clicktrail.domain.template import parse_template
 from clicktrail.domain.wrapping import TOKEN_RETRIES, wrap_for_contact
 from clicktrail.services.campaigns import CampaignRepos
 from clicktrail.services.ports import NewMessage, OutgoingSms, SendResult, SmsProvider
-from clicktrail.services.sending.recipients import is_valid_phone, time_zones
+from clicktrail.services.sending.recipients import PHONE_RULES, sendable, time_zones
 from clicktrail.services.sending.records import (
     CANCELLED,
     DONE,
@@ -143,7 +143,7 @@ def _wrap(run: Run) -> None:
             return
         after = contacts[-1].id
         opted_out = sum(1 for c in contacts if c.opted_out)
-        valid = [c for c in contacts if not c.opted_out and is_valid_phone(c.phone)]
+        valid, checked = sendable([c for c in contacts if not c.opted_out])
         invalid = len(contacts) - opted_out - len(valid)
         for attempt in range(TOKEN_RETRIES):
             now = run.clock()
@@ -159,7 +159,8 @@ def _wrap(run: Run) -> None:
             try:
                 run.jobs.insert_wrapped(
                     campaign.id, batch, through=after, skipped_opted_out=opted_out,
-                    skipped_invalid=invalid, now_us=now,
+                    skipped_invalid=invalid, now_us=now, phones_checked=checked,
+                    phone_rules=PHONE_RULES,
                 )  # fmt: skip
                 break
             except Conflict:

@@ -18,7 +18,7 @@ from clicktrail.domain.tokens import new_token
 from clicktrail.domain.wrapping import encode_message, item_field, literal_template, text_digest
 from clicktrail.services import campaigns
 from clicktrail.services.campaigns import CampaignRepos
-from clicktrail.services.contacts import normalize_phone
+from clicktrail.services.contacts import PHONE_RULES, normalize_phone
 from clicktrail.services.wrapping.records import (
     EXTERNAL,
     MAX_CLIENT_REF,
@@ -374,7 +374,7 @@ def _wrap(
             if contact is None:
                 contact = new_contacts[phone] = ContactInput(
                     phone, (item.external_id or "").strip() or None,
-                    (item.first_name or "").strip() or None,
+                    (item.first_name or "").strip() or None, valid_under=PHONE_RULES,
                 )  # fmt: skip
             values = Contact(0, workspace.id, phone, contact.external_id, contact.first_name,
                              {}).field_values()  # fmt: skip
