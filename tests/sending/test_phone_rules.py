@@ -37,7 +37,7 @@ def valid_under(store: Repos) -> dict[str, str | None]:
 
 def test_an_import_records_the_rules_its_numbers_were_valid_under(store: Repos) -> None:
     ws = make_workspace(store)
-    # Stored without a check (as before migration 0017), then imported again: checked now.
+    # Stored without a check (as before migration 0018), then imported again: checked now.
     store.contacts.upsert_contacts(ws.id, [ContactInput("+14155550001")], None, NOW_US)
     assert valid_under(store) == {"+14155550001": None}
     data = b"phone,first_name\n+14155550001,Ann\n+14155550002,Bo\n"

@@ -5,8 +5,8 @@ contact's number was last found valid: an import or a wrap call writes the rules
 send trusts them while they are the same and checks the number again (then records it) once
 they change. Contacts stored before have NULL: their next send checks them.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
