@@ -450,6 +450,13 @@ def campaign_create(
         str,
         typer.Option(help="Query parameter carrying each click's id; '' adds none."),
     ] = "ct_cid",
+    sub: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="subN=VALUE: the value of the link macro {subN} (sub1 … sub5), e.g. "
+            "sub1=spring. Repeatable (docs/conversions.md)."
+        ),
+    ] = None,
     shift_table: Annotated[
         str | None,
         typer.Option(
@@ -478,7 +485,8 @@ def campaign_create(
         domain_host=domain, list_name=list_name, link_roles=_parse_roles(link_role),
         link_utm=_parse_link_utm(link_utm),
         options=CampaignOptions(
-            smart_encoding, shift_table, not no_utm, _parse_pairs(utm, "--utm"), click_id_param
+            smart_encoding, shift_table, not no_utm, _parse_pairs(utm, "--utm"), click_id_param,
+            _parse_pairs(sub, "--sub"),
         ),
         now_us=now_us(),
     )  # fmt: skip

@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
+# Where a link's URL wants each click's id (docs/conversions.md#destination-macros).
+CLICK_ID_MACRO = "{click_id}"
+_MACRO = re.compile(r"\{click_id\}|%7Bclick_id%7D", re.IGNORECASE)
+
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # Characters left as they are when percent-encoding a path, query or fragment: everything legal
 # in a URL, plus '%' so existing escapes are kept.
@@ -88,9 +92,16 @@ def redirect_location(
 
     Returns (location, head, tail, add_click_id): with `add_click_id`, each click answers
     ``head + click_id + tail``; otherwise `location` as is (no parameter name, or the URL
-    already carries it).
+    already carries it). A URL holding the macro ``{click_id}`` gets the click id there
+    instead of in `click_id_param`.
     """
     location = add_query_params(location_for(url), utm)
+    at = _MACRO.search(location)
+    if at is not None:
+        # The link says where the click id goes (``…&aff_sub={click_id}``, percent-encoded
+        # when the URL had to be): there, and only there (its first occurrence);
+        # `click_id_param` is not added then.
+        return location, location[: at.start()], location[at.end() :], True
     if not click_id_param:
         return location, "", "", False
     head, tail = split_for_click_id(location, click_id_param)

@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from clicktrail.domain.destinations import CLICK_ID_MACRO
+
+# Placeholders a campaign fills (`Campaign.macro_values`) beside the contact's fields.
+# ``{click_id}`` (CLICK_ID_MACRO) belongs in a link's URL only: the redirect puts each click's
+# id there.
+SUB_MACROS = ("sub1", "sub2", "sub3", "sub4", "sub5")
+LINK_MACROS = ("campaign", "click_id", *SUB_MACROS)
+
 
 @dataclass(frozen=True, slots=True)
 class Workspace:
@@ -80,6 +88,7 @@ class Contact:
         values["phone"] = self.phone
         values["external_id"] = self.external_id or ""
         values["first_name"] = self.first_name or ""
+        values["contact_id"] = self.external_id or ""
         return values
 
 
@@ -110,6 +119,15 @@ class Campaign:
     links: tuple[LinkRow, ...] = ()
     options: CampaignOptions = field(default_factory=lambda: CampaignOptions())
 
+    def macro_values(self) -> dict[str, str]:
+        """Return the values of the campaign's link macros (`LINK_MACROS`): ``{campaign}`` its
+        slug, ``{sub1}`` … ``{sub5}`` its options (empty when unset), and ``{click_id}`` left
+        as written for the redirect to fill with each click's id."""
+        values = {f"sub{i}": self.options.subs.get(f"sub{i}", "") for i in range(1, 6)}
+        values["campaign"] = self.slug
+        values["click_id"] = CLICK_ID_MACRO
+        return values
+
 
 @dataclass(frozen=True, slots=True)
 class CampaignOptions:
@@ -120,6 +138,7 @@ class CampaignOptions:
     language table (e.g. ``turkish``) that keeps that language's letters in GSM-7.
     `utm_enabled`/`utm`: UTM parameters added to destinations (see `utm_params`).
     `click_id_param`: the query parameter carrying each click's id ('' for none).
+    `subs`: values of the link macros ``{sub1}`` … ``{sub5}`` (docs/conversions.md).
     """
 
     smart_encoding: bool = False
@@ -127,6 +146,7 @@ class CampaignOptions:
     utm_enabled: bool = True
     utm: dict[str, str] = field(default_factory=dict)
     click_id_param: str = "ct_cid"
+    subs: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the options as stored."""
@@ -136,6 +156,7 @@ class CampaignOptions:
             "utm_enabled": self.utm_enabled,
             "utm": dict(self.utm),
             "click_id_param": self.click_id_param,
+            "subs": dict(self.subs),
         }
 
     @classmethod
@@ -148,6 +169,7 @@ class CampaignOptions:
             bool(data.get("utm_enabled", True)),
             dict(data.get("utm") or {}),
             str(data.get("click_id_param", "ct_cid")),
+            dict(data.get("subs") or {}),
         )
 
     def utm_params(self, campaign_slug: str, link_utm: dict[str, str]) -> dict[str, str]:

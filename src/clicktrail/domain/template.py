@@ -25,7 +25,8 @@ from clicktrail.domain.sms.errors import check_characters
 from clicktrail.domain.urls import find_urls
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-STANDARD_FIELDS = ("phone", "external_id", "first_name")
+# `contact_id` is the contact's external id under the name links use (docs/conversions.md).
+STANDARD_FIELDS = ("phone", "external_id", "first_name", "contact_id")
 
 
 @dataclass(frozen=True, slots=True)

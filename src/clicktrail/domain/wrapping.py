@@ -40,7 +40,7 @@ def wrap_for_contact(
     token_factory: Callable[[], str] = new_token,
 ) -> WrappedMessage:
     """Render the template for `contact`, each link replaced by a fresh short URL."""
-    values = contact.field_values()
+    values = {**contact.field_values(), **campaign.macro_values()}
     link_ids = {lk.index: lk.id for lk in campaign.links}
     base = domain.base_url
     tokens: list[tuple[str, int, str | None]] = []

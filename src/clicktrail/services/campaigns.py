@@ -11,6 +11,8 @@ from clicktrail.domain.destinations import redirect_location
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import (
+    LINK_MACROS,
+    SUB_MACROS,
     Campaign,
     CampaignOptions,
     Contact,
@@ -22,6 +24,7 @@ from clicktrail.domain.slugs import check_slug, slugify
 from clicktrail.domain.sms import SmsInfo, analyze, smart_encode
 from clicktrail.domain.template import (
     STANDARD_FIELDS,
+    Field,
     check_fields,
     parse_template,
     render_with_spans,
@@ -128,7 +131,16 @@ def create_campaign(
     if not template.strip():
         raise InvalidInput("template is empty", field="template")
     parsed = parse_template(template)
-    check_fields(parsed, set(STANDARD_FIELDS) | repos.contacts.attribute_names(workspace.id))
+    check_fields(
+        parsed,
+        set(STANDARD_FIELDS) | set(LINK_MACROS) | repos.contacts.attribute_names(workspace.id),
+    )
+    if any(isinstance(p, Field) and p.name == "click_id" for p in parsed.parts):
+        raise InvalidInput(
+            "template: {click_id} belongs in a link's URL (the redirect fills it with each "
+            "click's id); in the text it would be sent as written",
+            field="template",
+        )
     domain = _pick_domain(repos.workspaces, workspace, domain_host)
     list_id = None
     if list_name is not None:
@@ -156,6 +168,7 @@ def create_campaign(
         _check_params(params, "link_utm")
     options = options or CampaignOptions()
     _check_params(options.utm, "utm")
+    check_subs(options.subs)
     if options.click_id_param and not _PARAM.fullmatch(options.click_id_param):
         raise InvalidInput(
             f"click id parameter {options.click_id_param!r} must be letters, digits, '_' or '-'",
@@ -182,6 +195,19 @@ def create_campaign(
 
 
 _PARAM = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+MAX_SUB = 200
+
+
+def check_subs(subs: Mapping[str, str]) -> None:
+    """Raise `InvalidInput` (field ``subs``) unless `subs` maps some of sub1…sub5 to text of at
+    most `MAX_SUB` characters without control characters."""
+    for name, value in subs.items():
+        if name not in SUB_MACROS:
+            raise InvalidInput(f"subs: {name!r} is not one of sub1 … sub5", field="subs")
+        if not isinstance(value, str) or len(value) > MAX_SUB or not value.isprintable():
+            raise InvalidInput(
+                f"subs: {name} must be at most {MAX_SUB} printable characters", field="subs"
+            )
 
 
 def _check_params(params: Mapping[str, str], field: str) -> None:
@@ -279,7 +305,7 @@ def preview_campaign(
     else:
         found = repos.contacts.audience(workspace.id, campaign.list_id, 0, 1)
         contact = found[0] if found else Contact(0, workspace.id, "+10000000000", None, None, {})
-    values = contact.field_values()
+    values = {**contact.field_values(), **campaign.macro_values()}
     raw_links = [lk.raw for lk in template.links]
     wrapped = wrap_for_contact(template, campaign, domain, contact)
     sample_urls = [domain.base_url + t[0] for t in wrapped.tokens]
@@ -308,7 +334,9 @@ def preview_campaign(
 
     warnings: list[str] = []
     for name in sorted(template.fields_without_fallback):
-        if not values.get(name):
+        if name in SUB_MACROS and not values.get(name):
+            warnings.append(f"the campaign sets no {name}: {{{name}}} renders empty")
+        elif not values.get(name):
             warnings.append(
                 f"this contact has no {name}: the placeholder renders empty "
                 f"(give a fallback: {{{name}|…}})"

@@ -141,6 +141,7 @@ def campaign_out(v: CampaignView) -> s.CampaignOut:
         options=s.CampaignOptionsOut(
             smart_encoding=o.smart_encoding, shift_table=o.shift_table,
             utm_enabled=o.utm_enabled, utm=o.utm, click_id_param=o.click_id_param,
+            subs=o.subs,
         ),
         created_at=_t(v.created_us), sent_at=iso_utc(v.sent_us),
     )  # fmt: skip
@@ -320,7 +321,8 @@ def routes(
                 list_name=b.list, link_roles={int(k) - 1: v for k, v in b.link_role.items()},
                 link_utm={int(k) - 1: v for k, v in b.link_utm.items()},
                 options=CampaignOptions(
-                    b.smart_encoding, b.shift_table, b.utm_enabled, b.utm, b.click_id_param
+                    b.smart_encoding, b.shift_table, b.utm_enabled, b.utm, b.click_id_param,
+                    {str(k): v for k, v in b.subs.items()},
                 ),
                 now_us=now_us(),
             )  # fmt: skip

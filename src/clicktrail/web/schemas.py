@@ -153,6 +153,13 @@ class CampaignCreate(_Request):
         description="Parameters added to every destination (an empty value removes one).",
     )
     click_id_param: Annotated[Text, Field(max_length=64)] = "ct_cid"
+    subs: dict[
+        Literal["sub1", "sub2", "sub3", "sub4", "sub5"], Annotated[Text, Field(max_length=200)]
+    ] = Field(
+        default_factory=dict,
+        description="Values of the link macros {sub1} … {sub5} (docs/conversions.md).",
+        examples=[{"sub1": "spring", "sub2": "vip"}],
+    )
 
 
 # -- responses ----------------------------------------------------------------------------------
@@ -253,6 +260,7 @@ class CampaignOptionsOut(_Response):
     utm_enabled: bool
     utm: dict[str, str]
     click_id_param: str
+    subs: dict[str, str]
 
 
 class CampaignOut(_Response):

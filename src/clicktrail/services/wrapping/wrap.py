@@ -368,7 +368,7 @@ def _wrap(
             continue
         # A new message.
         if x.contact is not None:
-            values = x.contact.field_values()
+            values = {**x.contact.field_values(), **cp.macro_values()}
         else:
             contact = new_contacts.get(phone)
             if contact is None:
@@ -376,8 +376,8 @@ def _wrap(
                     phone, (item.external_id or "").strip() or None,
                     (item.first_name or "").strip() or None, valid_under=PHONE_RULES,
                 )  # fmt: skip
-            values = Contact(0, workspace.id, phone, contact.external_id, contact.first_name,
-                             {}).field_values()  # fmt: skip
+            values = {**Contact(0, workspace.id, phone, contact.external_id,
+                                contact.first_name, {}).field_values(), **cp.macro_values()}  # fmt: skip
             ext = contact.external_id
         if item.text is not None:
             template = parsed.get(item.text) or parsed.setdefault(
