@@ -11,6 +11,7 @@ public method is one transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,12 +29,18 @@ from clicktrail.services.conversions import (
 )
 from clicktrail.storage import tables as t
 from clicktrail.storage.inbox import inbox_lines
-from clicktrail.storage.sql import chunks, insert_ignore, upsert
+from clicktrail.storage.sql import chunks, is_postgres, upsert
 
 _cv, _ev, _rj = t.conversions, t.conversion_events, t.rejected_conversions
 _ck, _cp, _ct, _ms, _lk, _ib = t.clicks, t.campaigns, t.contacts, t.messages, t.links, t.click_inbox
 _WS: sa.BindParameter[Any] = sa.bindparam("ws")
-ROWS_PER_INSERT = 500  # 17 columns each: well under both databases' parameter limits
+ROWS_PER_INSERT = 500  # 16 columns each: well under both databases' parameter limits
+# The columns a new conversion fills, in `_params` order.
+INSERT_COLUMNS = (
+    "public_id", "workspace_id", "event", "value_micros", "currency", "occurred_us",
+    "received_us", "click_id", "contact_id", "message_id", "campaign_id", "link_id", "txn",
+    "source", "dedup_key", "meta",
+)  # fmt: skip
 # Inbox rows searched for a recent click id: the newest ones (a batch each; the jobs process
 # empties the inbox every second, so a click of minutes ago is in these or in `clicks`).
 INBOX_ROWS_SEARCHED = 500
@@ -115,14 +122,30 @@ REJECTED_CUTOFF = (
 TRIM_REJECTED = _rj.delete().where(_RJ_WS, _rj.c.id <= sa.bindparam("cutoff"))
 
 
-def _row(r: NewConversion) -> dict[str, Any]:
-    return {
-        "public_id": r.public_id, "workspace_id": r.workspace_id, "event": r.event,
-        "value_micros": r.value_micros, "currency": r.currency, "occurred_us": r.occurred_us,
-        "received_us": r.received_us, "click_id": r.click_id, "contact_id": r.contact_id,
-        "message_id": r.message_id, "campaign_id": r.campaign_id, "link_id": r.link_id,
-        "txn": r.txn, "source": r.source, "dedup_key": r.dedup_key, "meta": r.metadata,
-    }  # fmt: skip
+@functools.cache
+def insert_sql(rows: int, postgres: bool) -> str:
+    """The INSERT of `rows` new conversions that skips taken dedup keys and returns the keys it
+    stored: driver SQL with positional placeholders, built once per size. (SQLAlchemy compiled
+    a 500-row multi-VALUES statement afresh each time: 80 % of a batch's cost.)"""
+    p = "%s" if postgres else "?"
+    one = "(" + ", ".join([p] * (len(INSERT_COLUMNS) - 1) + [f"{p}::json" if postgres else p]) + ")"
+    return (
+        f"INSERT INTO conversions ({', '.join(INSERT_COLUMNS)}) VALUES "  # our own names
+        + ", ".join([one] * rows)
+        + " ON CONFLICT DO NOTHING RETURNING dedup_key"
+    )
+
+
+def _params(rows: Sequence[NewConversion]) -> tuple[Any, ...]:
+    out: list[Any] = []
+    for r in rows:
+        out += (
+            r.public_id, r.workspace_id, r.event, r.value_micros, r.currency, r.occurred_us,
+            r.received_us, r.click_id, r.contact_id, r.message_id, r.campaign_id, r.link_id,
+            r.txn, r.source, r.dedup_key,
+            None if r.metadata is None else orjson.dumps(r.metadata).decode(),
+        )  # fmt: skip
+    return tuple(out)
 
 
 def _conversion(r: Any) -> Conversion:
@@ -210,10 +233,10 @@ class ConversionQueries:
         ws = rows[0].workspace_id
         out: dict[str, Stored] = {}
         with self.engine.begin() as conn:
-            ins = insert_ignore(conn, _cv)
+            postgres = is_postgres(conn)
             for chunk in chunks(rows, ROWS_PER_INSERT):
-                stmt = ins.values([_row(r) for r in chunk]).returning(_cv.c.dedup_key)
-                new = set(conn.execute(stmt).scalars())
+                sql = insert_sql(len(chunk), postgres)
+                new = {k for (k,) in conn.exec_driver_sql(sql, _params(chunk))}
                 out.update((r.dedup_key, Stored(r.public_id, "inserted")) for r in chunk
                            if r.dedup_key in new)  # fmt: skip
             taken = {r.dedup_key: r for r in rows if r.dedup_key not in out}
