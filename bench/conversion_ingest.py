@@ -76,17 +76,16 @@ def build(url: str, tmp: Path, contacts: int, clicks: int) -> tuple[str, list[st
     container = Container(
         load_settings(env={"CLICKTRAIL_DATABASE_URL": url, "CLICKTRAIL_DATA_DIR": str(tmp)})
     )
-    store = container.store
     now = time.time_ns() // 1000
-    ws = workspaces.create_workspace(store, "Bench", now)
-    workspaces.add_domain(store, ws, "sms.example.com", now)
-    key = keys.create_key(container.key_store, ws, "bench", now).secret
+    ws = workspaces.create_workspace(container.workspaces, "Bench", now)
+    workspaces.add_domain(container.workspaces, ws, "sms.example.com", now)
+    key = keys.create_key(container.keys, ws, "bench", now).secret
     people = [ContactInput(f"+1415{200 + i // 10000:03d}{i % 10000:04d}", f"c-{i}", None, {})
               for i in range(contacts)]  # fmt: skip
-    store.upsert_contacts(ws.id, people, "all", now)
-    cp = campaigns.create_campaign(store, ws, name="Sale", template="Sale https://shop.example.com/",
+    container.contacts.upsert_contacts(ws.id, people, "all", now)
+    cp = campaigns.create_campaign(container, ws, name="Sale", template="Sale https://shop.example.com/",
                                    list_name="all", now_us=now)  # fmt: skip
-    send_campaign(store, ws, cp, OutboxProvider(tmp / "outbox.jsonl"), clock=lambda: now)
+    send_campaign(container, ws, cp, OutboxProvider(tmp / "outbox.jsonl"), clock=lambda: now)
     with container.engine.connect() as conn:
         targets = conn.execute(
             sa.select(t.tokens.c.token, t.tokens.c.link_id, t.tokens.c.message_id,

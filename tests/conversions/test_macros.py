@@ -13,7 +13,7 @@ from conversion_world import BROWSER
 from clicktrail.domain.destinations import redirect_location
 from clicktrail.services import campaigns
 from clicktrail.storage import tables as t
-from factories import make_contacts, send, tokens_of
+from factories import Repos, make_contacts, send, tokens_of
 from inprocess_api import Api, ok, problem
 
 OFFER = (
@@ -23,7 +23,7 @@ OFFER = (
 
 
 def test_the_click_id_goes_where_the_link_says(api: Api, tmp_path: Path) -> None:
-    make_contacts(api.container.store, api.ws, 2, list_name="all")
+    make_contacts(Repos.on(api.container.engine), api.ws, 2, list_name="all")
     made = ok(api.call("POST", "/v1/campaigns", json={
         "name": "Offer", "template": f"Deal: {OFFER} bye", "list": "all",
         "subs": {"sub1": "spring", "sub5": "x"}}), 201)  # fmt: skip
@@ -31,8 +31,8 @@ def test_the_click_id_goes_where_the_link_says(api: Api, tmp_path: Path) -> None
     preview = ok(api.call("GET", f"/v1/campaigns/{made['slug']}/preview"))
     assert "aff_sub={click_id}&aff_sub2=spring&aff_sub3=offer" in preview["links"][0]["destination"]
     cp = campaigns.get_campaign(api.container.campaigns, api.ws, made["slug"])
-    send(api.container.store, api.ws, cp, tmp_path / "outbox.jsonl")
-    token = sorted(tokens_of(api.container.store, cp), key=lambda x: x[1])[0][0]
+    send(Repos.on(api.container.engine), api.ws, cp, tmp_path / "outbox.jsonl")
+    token = sorted(tokens_of(Repos.on(api.container.engine), cp), key=lambda x: x[1])[0][0]
     r = api.call("GET", f"/c/{token}", key=None, headers=BROWSER)
     assert r.status_code == 302
     location = r.headers["location"]
