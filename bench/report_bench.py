@@ -49,7 +49,8 @@ from clicktrail.storage import clicks as click_storage
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicks import ClickQueries
 from clicktrail.storage.database import create_engine, migrate
-from clicktrail.storage.reports import ReportQueries, rebuild_click_rollup
+from clicktrail.storage.reports import ReportQueries
+from clicktrail.storage.rollup import rebuild_click_rollup
 
 PG_ADMIN = os.environ.get(
     "CLICKTRAIL_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -1,4 +1,4 @@
-"""The per-recipient click rollup behind the full report (storage/reports.py, migration 0006)
+"""The per-recipient click rollup behind the full report (storage/rollup.py, migration 0006)
 stays exact: after click replays, re-classification, late receipts and the migration backfill
 it equals a rebuild from scratch, and the report equals figures worked out from raw clicks."""
 
@@ -18,7 +18,7 @@ from clicktrail.domain.report import FullReport, bucket_key, median
 from clicktrail.services.ports import ClickRecord
 from clicktrail.storage import tables as t
 from clicktrail.storage.database import alembic_config
-from clicktrail.storage.reports import rebuild_click_rollup
+from clicktrail.storage.rollup import rebuild_click_rollup
 from factories import Repos, message_ids
 from test_reports_full import HUMAN, PROBE, SCANNER, SUSPECT, T0, Built, build, full
 

@@ -30,7 +30,8 @@ from clicktrail.services import reports
 from clicktrail.services.ports import ClickRecord
 from clicktrail.signals import ua_facts
 from clicktrail.storage import tables as t
-from clicktrail.storage.reports import ReportQueries, country_of
+from clicktrail.storage.reports import ReportQueries
+from clicktrail.storage.rollup import country_of
 from factories import (
     NOW_US,
     PYTHONPATH,

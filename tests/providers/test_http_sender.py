@@ -17,7 +17,9 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.status import Status
 from clicktrail.services.ports import OutgoingSms
 from clicktrail.services.providers import ProviderConfig, Resolved
-from clicktrail.sms.http import HttpKind, HttpProvider, at_path, presets, render, render_body
+from clicktrail.sms.http import HttpKind, HttpProvider
+from clicktrail.sms.http_config import presets
+from clicktrail.sms.http_templates import at_path, render, render_body
 
 PUBLIC = "https://ct.example.com"
 

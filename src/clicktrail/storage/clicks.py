@@ -22,7 +22,7 @@ from clicktrail.domain.report import COUNTED_VERDICTS
 from clicktrail.services.ports import Selection, StoredRequest
 from clicktrail.storage import inbox
 from clicktrail.storage import tables as t
-from clicktrail.storage.reports import refresh_click_rollup
+from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import insert_ignore, is_postgres
 
 # Stored requests with their message's times ({text}: ``::text`` on PostgreSQL, so JSON

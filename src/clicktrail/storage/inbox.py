@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.clicks import ClickRecord, InboxBatch, click_from_row
 from clicktrail.storage.database import raise_if_unavailable
-from clicktrail.storage.reports import refresh_click_rollup
+from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import chunks, placeholder
 
 log = logging.getLogger("clicktrail.clicks")

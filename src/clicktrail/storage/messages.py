@@ -18,7 +18,7 @@ from clicktrail.domain.status import FINAL, RANK, Status
 from clicktrail.services.ports import NewMessage
 from clicktrail.services.receipts import ReceiptOutcome
 from clicktrail.storage import tables as t
-from clicktrail.storage.reports import refresh_click_rollup
+from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import chunks, driver_insert
 
 _m, _tk, _lk, _cp = t.messages, t.tokens, t.links, t.campaigns

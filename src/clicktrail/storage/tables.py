@@ -250,7 +250,7 @@ click_inbox = sa.Table(
 )
 
 # Messages per campaign, recipient country and status: the one report figure that needs every
-# message's phone, kept as a rollup checked against live status counts (storage/reports.py).
+# message's phone, kept as a rollup checked against live status counts (storage/rollup.py).
 report_country_counts = sa.Table(
     "report_country_counts",
     metadata,
@@ -260,7 +260,7 @@ report_country_counts = sa.Table(
     sa.Column("messages", sa.Integer, nullable=False),
 )
 
-# Per-recipient click rollup of the full report (storage/reports.py, migration 0006): one row
+# Per-recipient click rollup of the full report (storage/rollup.py, migration 0006): one row
 # per message with at least one GET, recomputed from `clicks` and the message's delivery time
 # for every message touched by a click insert, a verdict update or a delivery receipt.
 # `flags`: 1 counted click, 2 raw click, 4 counted engagement click, 8 raw engagement click,

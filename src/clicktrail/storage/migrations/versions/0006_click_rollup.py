@@ -75,7 +75,7 @@ def upgrade() -> None:
         ["campaign_id", "bucket", "clicks"],
     )
     # Backfill from the stored clicks (the same code that maintains the rollup afterwards).
-    from clicktrail.storage.reports import rebuild_click_rollup
+    from clicktrail.storage.rollup import rebuild_click_rollup
 
     rebuild_click_rollup(op.get_bind())
 
