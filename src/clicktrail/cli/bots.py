@@ -1,5 +1,5 @@
-"""`clicktrail bots`: explain bot verdicts, import cloud range files, a workspace's network
-lists (`bots networks`, cli/networks.py).
+"""`clicktrail bots`: explain bot verdicts, import cloud range files, finalize, re-classify and
+process stored requests, a workspace's network lists (`bots networks`, cli/networks.py).
 
 `explain` and `import-ranges` need only the pure rules and the signal adapters: no database,
 no settings (`explain --workspace` reads that workspace's network lists). `explain` judges
@@ -12,17 +12,29 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import Progress, TextColumn
 
 from clicktrail.bootstrap import SignalsClassifier
 from clicktrail.cli import networks as networks_cli
-from clicktrail.cli.options import JsonOpt, WorkspaceOpt
+from clicktrail.cli.options import (
+    JsonOpt,
+    WorkspaceOpt,
+    container,
+    err,
+    out,
+    print_json,
+    workspace_of,
+)
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.errors import InvalidInput
+from clicktrail.services import attribution, bots, campaigns, receipts
+from clicktrail.services.clock import now_us
 from clicktrail.signals import (
     NetworkList,
     load_networks,
@@ -274,3 +286,57 @@ def finalize(
         typer.echo(json.dumps({"campaign": cp.slug, "finalized": done}))
         return
     typer.echo(f"{done} requests of {cp.slug} finalized")
+
+
+@app.command("reclassify")
+def bots_reclassify(
+    campaign: Annotated[
+        str | None, typer.Option(help="Only this campaign (slug or id; needs --workspace).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only requests from this time on (ISO 8601).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run every bot rule over stored requests and rebuild their verdicts."""
+    c = container()
+    campaign_id = None
+    if campaign is not None:
+        campaign_id = campaigns.get_campaign(c.campaigns, workspace_of(c, workspace), campaign).id
+    since_us = receipts.parse_time(since, "since", 0) if since else None
+    with Progress(TextColumn("reclassified"), TextColumn("{task.completed}"), console=err,
+                  transient=True) as bar:  # fmt: skip
+        task = bar.add_task("requests", total=None)
+        result = bots.reclassify(
+            c.clicks, c.classifier, now_us(), campaign_id=campaign_id, since_us=since_us,
+            settle_us=c.settings.bot_settle_seconds * 1_000_000,
+            progress=lambda n: bar.advance(task, n),
+        )  # fmt: skip
+    if result.requests:  # credits follow verdicts: the jobs process re-attributes the history
+        ws_ids = None if campaign is None else [workspace_of(c, workspace).id]
+        attribution.request_reattribution(c.attribution, ws_ids, now_us())
+    if as_json:
+        print_json(result.__dict__)
+        return
+    out.print(
+        f"{result.requests} requests re-classified, {result.verdict_changes} changed verdict, "
+        f"{result.finalized} final"
+    )
+
+
+@app.command("process")
+def bots_process(as_json: JsonOpt = False) -> None:
+    """Classify the requests waiting in the click inbox now and move them to the clicks table
+    (the server's jobs process does this every second; use it after a server was stopped in
+    the middle of a backlog, or in scripts that need every click in the reports at once)."""
+    c = container()
+    waiting = c.clicks.inbox_size()
+    started = time.perf_counter()
+    _, final_pass = c.background_jobs()
+    done = final_pass()
+    seconds = time.perf_counter() - started
+    if as_json:
+        print_json({"waiting": waiting, "processed": done, "seconds": round(seconds, 3)})
+        return
+    out.print(f"{done} requests classified and moved to clicks in {seconds:.1f} s")
