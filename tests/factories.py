@@ -23,6 +23,7 @@ from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicks import ClickQueries
 from clicktrail.storage.contacts import ContactQueries
+from clicktrail.storage.holdouts import HoldoutQueries
 from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.messages import MessageQueries
 from clicktrail.storage.networks import NetworkListQueries
@@ -148,6 +149,7 @@ def send(
         provider or OutboxProvider(outbox_path),
         clock=fixed_clock(),
         batch_size=batch_size,
+        holdouts=HoldoutQueries(store.engine),
     )
 
 

@@ -48,6 +48,7 @@ from clicktrail.storage.conversion_keys import ConversionKeyQueries
 from clicktrail.storage.conversions import ConversionQueries
 from clicktrail.storage.database import check_ready, create_engine, migrate
 from clicktrail.storage.exports import ExportQueries
+from clicktrail.storage.holdouts import HoldoutQueries
 from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.listing import ListingQueries
@@ -283,8 +284,18 @@ class Container:
             rate=s.send_rate, max_attempts=s.send_max_attempts, max_age_s=s.send_max_age
         )
         return Sending(
-            self, self.send_jobs, provider_for, defaults=defaults, background=s.send_in_server
+            self,
+            self.send_jobs,
+            provider_for,
+            defaults=defaults,
+            background=s.send_in_server,
+            holdouts=self.holdouts,
         )
+
+    @cached_property
+    def holdouts(self) -> HoldoutQueries:
+        """Campaigns' holdouts: their draws and held-out contacts (services/holdouts.py)."""
+        return HoldoutQueries(self.engine)
 
     @cached_property
     def provider_repo(self) -> ProviderRepo:

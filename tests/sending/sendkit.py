@@ -15,6 +15,7 @@ from typing import Any
 from clicktrail.domain.status import Status
 from clicktrail.services.ports import OutgoingSms, SendResult
 from clicktrail.services.sending import SendDefaults, Sending
+from clicktrail.storage.holdouts import HoldoutQueries
 from factories import NOW_US, Repos
 
 
@@ -110,6 +111,7 @@ def sending_for(
         clock=fake.clock if fake else None,
         sleep=fake.sleep if fake else time.sleep,
         jitter=lambda: 0.5,
+        holdouts=HoldoutQueries(store.engine),
     )
 
 

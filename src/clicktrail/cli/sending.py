@@ -121,6 +121,7 @@ def _print_status(st: SendStatus) -> None:
         ("sending", c.sending), ("sent", c.sent), ("delivered", c.delivered),
         ("failed", c.failed), ("cancelled", c.cancelled), ("in doubt (unknown)", c.unknown),
         ("skipped: opted out", c.skipped_opted_out), ("skipped: invalid number", c.skipped_invalid),
+        ("held out (the campaign's holdout)", c.held_out),
     ]:  # fmt: skip
         t.add_row(label, str(value))
     out.print(t)
@@ -206,6 +207,8 @@ def send(
             f"skipped {summary.skipped_opted_out} opted-out and {summary.skipped_invalid} "
             "invalid number(s)"
         )
+    if summary.held_out:
+        out.print(f"held out {summary.held_out} contact(s): the campaign's holdout gets nothing")
     if summary.state != "done":
         _print_status(sending.status(cp))
 

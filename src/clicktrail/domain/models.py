@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clicktrail.domain.destinations import CLICK_ID_MACRO
+from clicktrail.domain.holdout import HoldoutSpec
 
 # Placeholders a campaign fills (`Campaign.macro_values`) beside the contact's fields.
 # ``{click_id}`` (CLICK_ID_MACRO) belongs in a link's URL only: the redirect puts each click's
@@ -139,6 +140,8 @@ class CampaignOptions:
     `utm_enabled`/`utm`: UTM parameters added to destinations (see `utm_params`).
     `click_id_param`: the query parameter carrying each click's id ('' for none).
     `subs`: values of the link macros ``{sub1}`` … ``{sub5}`` (docs/conversions.md).
+    `holdout`: a share of the audience that gets nothing, the baseline of the lift report
+    (`domain.holdout`); None for none.
     """
 
     smart_encoding: bool = False
@@ -147,6 +150,7 @@ class CampaignOptions:
     utm: dict[str, str] = field(default_factory=dict)
     click_id_param: str = "ct_cid"
     subs: dict[str, str] = field(default_factory=dict)
+    holdout: HoldoutSpec | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the options as stored."""
@@ -157,6 +161,7 @@ class CampaignOptions:
             "utm": dict(self.utm),
             "click_id_param": self.click_id_param,
             "subs": dict(self.subs),
+            "holdout": None if self.holdout is None else self.holdout.as_dict(),
         }
 
     @classmethod
@@ -170,6 +175,7 @@ class CampaignOptions:
             dict(data.get("utm") or {}),
             str(data.get("click_id_param", "ct_cid")),
             dict(data.get("subs") or {}),
+            HoldoutSpec.from_dict(data.get("holdout")),
         )
 
     def utm_params(self, campaign_slug: str, link_utm: dict[str, str]) -> dict[str, str]:

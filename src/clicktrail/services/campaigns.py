@@ -31,6 +31,7 @@ from clicktrail.domain.template import (
 )
 from clicktrail.domain.wrapping import encode_message, wrap_for_contact
 from clicktrail.services.contacts import ContactStore
+from clicktrail.services.holdouts import check_stratify
 
 ROLES = ("cta", "optout", "other")
 BATCH = 1000
@@ -180,6 +181,9 @@ def create_campaign(
     ]
     if options.shift_table is not None:
         analyze("", shift_table=options.shift_table)  # raises InvalidInput naming the table
+    if options.holdout is not None:
+        options.holdout.check()
+        check_stratify(options.holdout, repos.contacts.attribute_names(workspace.id))
     return repos.campaigns.create_campaign(
         public_id=new_public_id("cmp", 12),
         workspace_id=workspace.id,

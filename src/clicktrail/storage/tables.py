@@ -605,3 +605,28 @@ conversion_credits = sa.Table(
 
 # Attribution looks a converting contact's messages up (migration 0017).
 sa.Index("ix_messages_contact_id", messages.c.contact_id)
+
+# Campaign holdouts (migration 0018, storage/holdouts.py, docs/attribution.md "Holdout and
+# lift"): a campaign's draw, made once when its send starts (the seed, share and stratification
+# it used, how many contacts were eligible and held out, per stratum: {name: [eligible, held]}),
+# and the held-out contacts, who get no message.
+holdout_draws = sa.Table(
+    "holdout_draws",
+    metadata,
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("share", sa.Float, nullable=False),
+    sa.Column("stratify", sa.String(200)),
+    sa.Column("eligible", sa.Integer, nullable=False),
+    sa.Column("held", sa.Integer, nullable=False),
+    sa.Column("strata", sa.JSON, nullable=False),
+    sa.Column("drawn_us", Micros, nullable=False),
+)
+
+campaign_holdouts = sa.Table(
+    "campaign_holdouts",
+    metadata,
+    sa.Column("campaign_id", BigId, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("stratum", sa.Text, nullable=False),
+)

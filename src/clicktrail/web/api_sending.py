@@ -98,6 +98,10 @@ class SendJobOut(s._Response):
     unknown: int = Field(description="In doubt: held for `release`.")
     skipped_opted_out: int
     skipped_invalid: int
+    held_out: int = Field(
+        description="The campaign's holdout: contacts of the audience who get nothing "
+        '(docs/attribution.md, "Holdout and lift").'
+    )
     segments: int
     last_error: str | None
     started_at: s.Time | None
@@ -125,7 +129,8 @@ def job_out(st: SendStatus) -> SendJobOut:
         created=st.created, queued=c.queued, deferred=c.deferred, sending=c.sending,
         sent=c.sent, delivered=c.delivered, failed=c.failed, cancelled=c.cancelled,
         unknown=c.unknown, skipped_opted_out=c.skipped_opted_out,
-        skipped_invalid=c.skipped_invalid, segments=c.segments, last_error=st.last_error,
+        skipped_invalid=c.skipped_invalid, held_out=c.held_out, segments=c.segments,
+        last_error=st.last_error,
         started_at=iso_us(st.created_us), finished_at=iso_us(st.finished_us),
     )  # fmt: skip
 

@@ -42,6 +42,7 @@ from clicktrail.domain.status import Status
 from clicktrail.domain.template import parse_template
 from clicktrail.domain.wrapping import TOKEN_RETRIES, wrap_for_contact
 from clicktrail.services.campaigns import CampaignRepos
+from clicktrail.services.holdouts import HoldoutStore
 from clicktrail.services.ports import NewMessage, OutgoingSms, SmsProvider
 from clicktrail.services.sending.leases import holder_is_dead, new_owner
 from clicktrail.services.sending.loop import Run, SharedBucket, execute
@@ -105,7 +106,8 @@ class Sending:
     `provider_for(workspace, spec)` returns the provider a job names (``outbox`` or
     ``outbox:PATH``; other names as the composition root knows them). Without `background`,
     this process never runs jobs on threads (`start_in_background` only records the job: a
-    `clicktrail campaign send` runs it).
+    `clicktrail campaign send` runs it). `holdouts` draws campaigns' holdouts and tells the
+    send whom to skip; a campaign with a holdout refuses to send without it.
     """
 
     def __init__(
@@ -119,9 +121,11 @@ class Sending:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         background: bool = True,
+        holdouts: HoldoutStore | None = None,
     ) -> None:
         from clicktrail.services.clock import now_us
 
+        self.holdouts = holdouts
         self.repos = repos
         self.jobs = jobs
         self.provider_for = provider_for
@@ -267,6 +271,7 @@ class Sending:
             stop_pauses=stop_pauses,
             summary=SendSummary(campaign.public_id),
             buckets=self.bucket_for,
+            holdouts=self.holdouts,
         )
         try:
             execute(run)
@@ -369,6 +374,8 @@ class Sending:
         counts = self.jobs.counts(campaign.id, now)
         counts.skipped_opted_out += job.skipped_opted_out
         counts.skipped_invalid += job.skipped_invalid
+        drawn = None if self.holdouts is None else self.holdouts.holdout_draw(campaign.id)
+        counts.held_out = drawn.held if drawn is not None else 0
         live = (
             job.lease_owner is not None
             and (job.lease_until_us or 0) > now
@@ -521,6 +528,7 @@ def send_campaign(
     clock: Callable[[], int],
     progress: Callable[[str, int], None] | None = None,
     batch_size: int | None = None,
+    holdouts: HoldoutStore | None = None,
 ) -> SendSummary:
     """Wrap the campaign for every opted-in contact of its audience and send it, in this
     thread, as a sending job through `provider` (the job's rate is the provider's default;
@@ -531,7 +539,9 @@ def send_campaign(
     campaign becomes `sent` when no message is left to send. Raises `Conflict` if the campaign
     has already been sent, was cancelled, is paused or is being sent by another process.
     """
-    sending = Sending(repos, repos.send_jobs, lambda _ws, _name: provider, clock=clock)
+    sending = Sending(
+        repos, repos.send_jobs, lambda _ws, _name: provider, clock=clock, holdouts=holdouts
+    )
     return sending.send(
         workspace, campaign, provider, progress=progress, batch_size=batch_size,
         wrap_batch=batch_size or WRAP_BATCH,

@@ -19,6 +19,7 @@ from clicktrail.domain.status import Status
 from clicktrail.domain.template import parse_template
 from clicktrail.domain.wrapping import TOKEN_RETRIES, wrap_for_contact
 from clicktrail.services.campaigns import CampaignRepos
+from clicktrail.services.holdouts import HoldoutStore, assign_holdout
 from clicktrail.services.ports import NewMessage, OutgoingSms, SendResult, SmsProvider
 from clicktrail.services.sending.recipients import PHONE_RULES, sendable, time_zones
 from clicktrail.services.sending.records import (
@@ -82,6 +83,7 @@ class Run:
     stop_pauses: bool
     summary: SendSummary
     buckets: Callable[[str, float], SharedBucket]
+    holdouts: HoldoutStore | None = None
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -129,19 +131,45 @@ def _poll(run: Run) -> None:
         raise _Stop
 
 
+def _draw_holdout(run: Run) -> bool:
+    """Draw the campaign's holdout before its first message (services/holdouts.py); return
+    whether it holds anyone out. Raises `Conflict` when the campaign has a holdout but this
+    sender was given no holdout storage: it must not send to the holdout."""
+    if run.campaign.options.holdout is None:
+        return False
+    if run.holdouts is None:
+        raise Conflict(
+            f"campaign {run.campaign.slug!r} has a holdout and this sender cannot read it: "
+            "nothing was sent",
+            field="campaign",
+        )
+    drawn = assign_holdout(
+        run.holdouts, run.campaign, is_valid_phone=is_valid_phone, now_us=run.clock()
+    )
+    return drawn is not None and drawn.held > 0
+
+
 def _wrap(run: Run) -> None:
     """Wrap the audience after the job's `wrapped_through` contact, a committed batch at a
-    time; opted-out contacts and invalid numbers are counted, not wrapped."""
+    time; held-out contacts (the campaign's holdout: they get nothing) are left out, opted-out
+    contacts and invalid numbers are counted, not wrapped."""
     campaign, repos = run.campaign, run.repos
     template = parse_template(campaign.template)
     domain = repos.workspaces.get_domain(campaign.domain_id)
     after = run.job.wrapped_through
+    holding_out = _draw_holdout(run)
     while True:
         _poll(run)
         contacts = run.jobs.audience(run.workspace.id, campaign.list_id, after, run.wrap_batch)
         if not contacts:
             return
-        after = contacts[-1].id
+        through, seen = contacts[-1].id, len(contacts)
+        if holding_out:
+            assert run.holdouts is not None
+            held = run.holdouts.held_between(campaign.id, after, through)
+            run.summary.held_out += len(held)
+            contacts = [c for c in contacts if c.id not in held]
+        after = through
         opted_out = sum(1 for c in contacts if c.opted_out)
         valid, checked = sendable([c for c in contacts if not c.opted_out])
         invalid = len(contacts) - opted_out - len(valid)
@@ -170,7 +198,7 @@ def _wrap(run: Run) -> None:
         run.summary.skipped_opted_out += opted_out
         run.summary.skipped_invalid += invalid
         if run.progress:
-            run.progress("wrapped", len(contacts))
+            run.progress("wrapped", seen)
 
 
 def _recover(run: Run) -> None:

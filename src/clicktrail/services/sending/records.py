@@ -146,6 +146,7 @@ class JobCounts:
     skipped_opted_out: int = 0
     skipped_invalid: int = 0
     segments: int = 0  # of the sent ones
+    held_out: int = 0  # the campaign's holdout: never wrapped, never sent (services/holdouts.py)
 
 
 class SendJobStore(Protocol):
@@ -227,6 +228,7 @@ class SendSummary:
     unknown: int = 0
     skipped_opted_out: int = 0
     skipped_invalid: int = 0
+    held_out: int = 0  # contacts of the audience this run left out: the campaign's holdout
 
 
 @dataclass

@@ -1,0 +1,130 @@
+"""Campaign holdouts on SQL: the audience with its strata for a draw, the stored draw and its
+held-out contacts, and which of them a wrapping batch must skip.
+
+Implements `services.holdouts.HoldoutStore` on `holdout_draws` and `campaign_holdouts`. Each
+public method is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+
+from clicktrail.domain.holdout import MISSING, STRATIFY_LIST, Draw, HoldoutSpec, Stratum
+from clicktrail.domain.holdout import stratum_attribute as attribute_of
+from clicktrail.services.holdouts import AudienceMember, DrawRecord
+from clicktrail.storage import tables as t
+from clicktrail.storage.sql import bulk_insert, chunks, insert_ignore
+
+_c, _lm, _cl = t.contacts, t.list_members, t.contact_lists
+_dr, _ho = t.holdout_draws, t.campaign_holdouts
+
+# The campaign's audience (a list's members, else the workspace's contacts), by id.
+AUDIENCE = (
+    sa.select(_c.c.id, _c.c.phone, _c.c.opted_out_us, _c.c.attributes)
+    .where(_c.c.workspace_id == sa.bindparam("ws"))
+    .order_by(_c.c.id)
+)
+LIST_AUDIENCE = AUDIENCE.join_from(_c, _lm, _lm.c.contact_id == _c.c.id).where(
+    _lm.c.list_id == sa.bindparam("list")
+)
+# Every list membership in the workspace, with the list's name (the `list` strata).
+MEMBERSHIPS = (
+    sa.select(_lm.c.contact_id, _cl.c.name)
+    .select_from(_lm.join(_cl, _cl.c.id == _lm.c.list_id))
+    .where(_cl.c.workspace_id == sa.bindparam("ws"))
+)
+DRAW = sa.select(_dr).where(_dr.c.campaign_id == sa.bindparam("campaign"))
+HELD_BETWEEN = sa.select(_ho.c.contact_id).where(
+    _ho.c.campaign_id == sa.bindparam("campaign"),
+    _ho.c.contact_id > sa.bindparam("after"),
+    _ho.c.contact_id <= sa.bindparam("through"),
+)
+HELD = sa.select(_ho.c.contact_id).where(_ho.c.campaign_id == sa.bindparam("campaign"))
+
+
+def _record(r: Any) -> DrawRecord:
+    strata = tuple(Stratum(name, int(e), int(h)) for name, (e, h) in sorted(r.strata.items()))
+    spec = HoldoutSpec(float(r.share), int(r.seed), r.stratify)
+    return DrawRecord(spec, int(r.eligible), int(r.held), strata, int(r.drawn_us))
+
+
+class HoldoutQueries:
+    """Holdouts on one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def holdout_draw(self, campaign_id: int) -> DrawRecord | None:
+        """Return the campaign's draw, None before its send started (or without a holdout)."""
+        with self.engine.connect() as conn:
+            r = conn.execute(DRAW, {"campaign": campaign_id}).first()
+        return None if r is None else _record(r)
+
+    def audience_strata(
+        self, workspace_id: int, list_id: int | None, stratify: str | None
+    ) -> Iterator[AudienceMember]:
+        """Return the audience's contacts with their stratum (``list``: the sorted names of
+        the lists a contact is on, joined by ``|``; ``attribute:NAME``: the attribute's value;
+        ``""`` when missing or unstratified), opted-out ones included."""
+        attribute = None if stratify in (None, STRATIFY_LIST) else attribute_of(stratify)
+        with self.engine.connect() as conn:
+            lists: dict[int, list[str]] = {}
+            if stratify == STRATIFY_LIST:
+                for cid, name in conn.execute(MEMBERSHIPS, {"ws": workspace_id}):
+                    lists.setdefault(cid, []).append(name)
+            query = AUDIENCE if list_id is None else LIST_AUDIENCE
+            rows = conn.execute(query, {"ws": workspace_id, "list": list_id}).all()
+        for r in rows:
+            if stratify is None:
+                stratum = MISSING
+            elif attribute is None:
+                stratum = "|".join(sorted(lists.get(r.id, ())))
+            else:
+                value = (r.attributes or {}).get(attribute)
+                stratum = MISSING if value is None else str(value)
+            yield AudienceMember(r.id, r.phone, r.opted_out_us is not None, stratum)
+
+    def save_draw(self, campaign_id: int, found: Draw, now_us: int) -> bool:
+        """Store the draw and its held-out contacts in one transaction; False (nothing
+        written) when the campaign has a draw already."""
+        spec = found.spec
+        assert spec is not None
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                insert_ignore(conn, _dr).returning(_dr.c.campaign_id),
+                {
+                    "campaign_id": campaign_id,
+                    "seed": spec.seed,
+                    "share": spec.share,
+                    "stratify": spec.stratify,
+                    "eligible": found.eligible,
+                    "held": len(found.held),
+                    "strata": {s.name: [s.eligible, s.held] for s in found.strata},
+                    "drawn_us": now_us,
+                },
+            ).scalar()
+            if inserted is None:
+                return False
+            rows = [
+                {"campaign_id": campaign_id, "contact_id": cid, "stratum": stratum}
+                for cid, stratum in sorted(found.held.items())
+            ]
+            for part in chunks(rows, 10_000):
+                bulk_insert(conn, _ho, list(part))
+        return True
+
+    def held_between(self, campaign_id: int, after_id: int, through_id: int) -> set[int]:
+        """Return the campaign's held-out contacts with ids in (`after_id`, `through_id`]."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                HELD_BETWEEN, {"campaign": campaign_id, "after": after_id, "through": through_id}
+            ).scalars()
+            return {int(x) for x in found}
+
+    def held_out(self, campaign_id: int) -> set[int]:
+        """Return every held-out contact of the campaign."""
+        with self.engine.connect() as conn:
+            return {int(x) for x in conn.execute(HELD, {"campaign": campaign_id}).scalars()}

@@ -1,0 +1,143 @@
+"""Held-out contacts get nothing: a campaign with a holdout sent through the real send path
+(sending job, outbox provider) on SQLite and PostgreSQL; the draw is stored, reproducible and
+stratified; the send counts the holdout apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from clicktrail.domain.errors import Conflict, InvalidInput
+from clicktrail.domain.holdout import HoldoutSpec
+from clicktrail.domain.models import Campaign, CampaignOptions, Workspace
+from clicktrail.services.sending import send_campaign
+from clicktrail.sms.outbox import OutboxProvider
+from clicktrail.storage import tables as t
+from clicktrail.storage.holdouts import HoldoutQueries
+from factories import (
+    Repos,
+    fixed_clock,
+    make_campaign,
+    make_contacts,
+    make_domain,
+    make_workspace,
+    send,
+)
+
+
+def audience(store: Repos) -> Workspace:
+    """120 contacts on list A (region north), 80 on list B (region south), 6 of them opted out."""
+    ws = make_workspace(store)
+    make_domain(store, ws)
+    make_contacts(store, ws, 120, list_name="A", attributes={"region": "north"})
+    make_contacts(store, ws, 80, start=120, list_name="B", attributes={"region": "south"})
+    with store.engine.begin() as conn:
+        conn.execute(
+            t.contacts.update()
+            .where(t.contacts.c.workspace_id == ws.id, t.contacts.c.phone.like("%0%5"))
+            .values(opted_out_us=1)
+        )
+    return ws
+
+
+def held_phones(store: Repos, cp: Campaign) -> set[str]:
+    with store.engine.connect() as conn:
+        return set(
+            conn.execute(
+                sa.select(t.contacts.c.phone)
+                .join(t.campaign_holdouts, t.campaign_holdouts.c.contact_id == t.contacts.c.id)
+                .where(t.campaign_holdouts.c.campaign_id == cp.id)
+            ).scalars()
+        )
+
+
+def outbox_phones(path: Path) -> list[str]:
+    return [json.loads(line)["to"] for line in path.read_text().splitlines()]
+
+
+def test_held_out_contacts_are_never_sent(store: Repos, tmp_path: Path) -> None:
+    ws = audience(store)
+    opted_out = 200 - len(store.contacts.audience(ws.id, None, 0, 1000))  # opted-in ones
+    assert opted_out > 0
+    eligible = 200 - opted_out
+    cp = make_campaign(store, ws, options=CampaignOptions(holdout=HoldoutSpec(0.25, 7, "list")))
+    outbox = tmp_path / "outbox.jsonl"
+    summary = send(store, ws, cp, outbox, batch_size=37)  # several wrap batches
+
+    held = held_phones(store, cp)
+    sent = outbox_phones(outbox)
+    assert len(held) == round(0.25 * eligible)
+    assert not held & set(sent)
+    assert len(sent) == len(set(sent)) == eligible - len(held)
+    assert summary.held_out == len(held)
+    assert summary.skipped_opted_out == opted_out
+    with store.engine.connect() as conn:
+        messaged = set(
+            conn.execute(
+                sa.select(t.messages.c.to_phone).where(t.messages.c.campaign_id == cp.id)
+            ).scalars()
+        )
+    assert not messaged & held  # not even wrapped
+
+    drawn = HoldoutQueries(store.engine).holdout_draw(cp.id)
+    assert drawn is not None
+    assert (drawn.spec, drawn.eligible, drawn.held) == (cp.options.holdout, eligible, len(held))
+    assert {s.name for s in drawn.strata} == {"A", "B"}
+    for s in drawn.strata:
+        assert abs(s.held - 0.25 * s.eligible) < 1
+
+
+def test_same_seed_and_audience_same_holdout_in_storage(store: Repos, tmp_path: Path) -> None:
+    ws = audience(store)
+    spec = HoldoutSpec(0.1, 123456789, "attribute:region")
+    one = make_campaign(store, ws, options=CampaignOptions(holdout=spec))
+    two = make_campaign(store, ws, options=CampaignOptions(holdout=spec))
+    other = make_campaign(store, ws, options=CampaignOptions(holdout=HoldoutSpec(0.1, 5)))
+    for i, cp in enumerate((one, two, other)):
+        send(store, ws, cp, tmp_path / f"outbox{i}.jsonl")
+    assert held_phones(store, one) == held_phones(store, two)
+    assert held_phones(store, one) != held_phones(store, other)
+    drawn = HoldoutQueries(store.engine).holdout_draw(one.id)
+    assert drawn is not None
+    assert {s.name for s in drawn.strata} == {"north", "south"}
+
+
+def test_a_second_draw_keeps_the_first(store: Repos) -> None:
+    from clicktrail.domain.holdout import draw
+
+    ws = audience(store)
+    cp = make_campaign(store, ws, options=CampaignOptions(holdout=HoldoutSpec(0.2, 1)))
+    ids = [c.id for c in store.contacts.audience(ws.id, None, 0, 1000)]
+    repo = HoldoutQueries(store.engine)
+    assert repo.save_draw(cp.id, draw(HoldoutSpec(0.2, 1), [(i, "") for i in ids]), 10)
+    assert not repo.save_draw(cp.id, draw(HoldoutSpec(0.2, 2), [(i, "") for i in ids]), 20)
+    drawn = repo.holdout_draw(cp.id)
+    assert drawn is not None
+    assert (drawn.spec.seed, drawn.drawn_us) == (1, 10)
+    assert len(repo.held_out(cp.id)) == round(0.2 * len(ids))
+
+
+def test_no_send_without_holdout_storage(store: Repos, tmp_path: Path) -> None:
+    ws = audience(store)
+    cp = make_campaign(store, ws, options=CampaignOptions(holdout=HoldoutSpec(0.2, 1)))
+    outbox = tmp_path / "outbox.jsonl"
+    with pytest.raises(Conflict, match="holdout"):
+        send_campaign(store, ws, cp, OutboxProvider(outbox), clock=fixed_clock())
+    assert not outbox.exists() or outbox.read_text() == ""
+
+
+def test_campaign_holdout_options_are_checked(store: Repos) -> None:
+    ws = audience(store)
+    with pytest.raises(InvalidInput) as e:
+        make_campaign(store, ws, options=CampaignOptions(holdout=HoldoutSpec(0.75, 1)))
+    assert e.value.field == "holdout_share"
+    with pytest.raises(InvalidInput) as e:
+        make_campaign(
+            store, ws, options=CampaignOptions(holdout=HoldoutSpec(0.1, 1, "attribute:tier"))
+        )
+    assert e.value.field == "holdout_stratify"
+    assert "'tier'" in e.value.message
+    assert store.campaigns.list_campaigns(ws.id) == []
