@@ -33,6 +33,8 @@ from starlette.routing import BaseRoute, Route
 
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
+from clicktrail.domain.holdout import HoldoutSpec
+from clicktrail.domain.models import CampaignOptions
 from clicktrail.web.api import build_api
 from clicktrail.web.openapi import (
     UndocumentedRoute,
@@ -96,8 +98,9 @@ def served(
     ws = make_workspace(store)
     make_domain(store, ws, "sms.example.com")
     make_contacts(store, ws, 3, list_name="vip")
+    # One contact of three held out: the lift report has a holdout to answer about.
     cp = make_campaign(store, ws, "Hi {first_name}: https://shop.example.com/a",
-                       slug="spring")  # fmt: skip
+                       slug="spring", options=CampaignOptions(holdout=HoldoutSpec(0.34, 1)))  # fmt: skip
     send(store, ws, cp, tmp / "outbox.jsonl")
     key = make_api_key(store, ws)
     ids = {"campaign": cp.slug, "contact": "ext-0", "message": message_ids(store, cp)[0],
@@ -144,6 +147,11 @@ def served(
             "currency": "EUR", "txn": "order-1"})  # fmt: skip
         assert conversion.status_code == 201, conversion.text
         ids["conversion"] = conversion.json()["conversion"]["id"]
+        # The first lift or power call of a process imports statsmodels and scipy (seconds on a
+        # busy machine): make it here, so no generated case below waits for it.
+        warm = httpx.get(f"{server.url}/v1/holdout-size", headers=auth, timeout=300,
+                         params={"audience": 1000, "baseline": 0.04, "mde": 0.02})  # fmt: skip
+        assert warm.status_code == 200, warm.text
         yield server.url, key, ids
     container.dispose()
 
@@ -271,7 +279,8 @@ def test_every_response_has_a_schema_and_json_ones_are_named_models() -> None:
     # The report responses are real models now, not free-form objects.
     report_ops = {p: ms["get"] for p, ms in doc["paths"].items() if "report" in p or
                   p.endswith("/recipients")}  # fmt: skip
-    assert len(report_ops) == 5  # report, report/full, report/conversions, recipients, compare
+    # report, report/full, report/conversions, report/lift, recipients, compare
+    assert len(report_ops) == 6
     for op in report_ops.values():
         ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
         assert schemas[ref.rsplit("/", 1)[-1]]["required"]
@@ -299,6 +308,7 @@ def test_real_responses_of_every_read_validate_against_the_document(
             "/v1/tls/allowed": {"domain": "sms.example.com"},
             "/postback": {"cid": ids["_cid"], "txn": "pb-1", "secret": ids["_pbs"]},
             "/v1/conversions/pixel.gif": {"cid": ids["_cid"], "txn": "px-1", "key": ids["_pk"]},
+            "/v1/holdout-size": {"audience": "1000", "baseline": "0.04", "mde": "0.02"},
         }.get(path, {})
         r = httpx.get(f"{base_url}{url}", params=params,
                       headers={"Authorization": f"Bearer {key}"})  # fmt: skip

@@ -22,13 +22,14 @@ from clicktrail.config import Settings, load_settings
 from clicktrail.domain.bots.model import RequestFacts
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.guessing import MissGuard
-from clicktrail.domain.models import Workspace
+from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.network import parse_networks
 from clicktrail.outbound import OutboundPolicy
-from clicktrail.services import bots, optouts
+from clicktrail.services import bots, incrementality, optouts
 from clicktrail.services.attribution import Attributor
 from clicktrail.services.clicks import ClickPipeline
 from clicktrail.services.clock import now_us
+from clicktrail.services.incrementality import LiftReport
 from clicktrail.services.ports import SmsProvider
 from clicktrail.services.providers import ProviderKind, SecretEnvironment, build_sender
 from clicktrail.services.scheduler import Job, Periodic
@@ -67,6 +68,7 @@ from clicktrail.web import (
     api_bots,
     api_conversions,
     api_keys,
+    api_lift,
     api_networks,
     api_optouts,
     api_providers,
@@ -292,6 +294,17 @@ class Container:
             holdouts=self.holdouts,
         )
 
+    def campaign_lift(self, _workspace: Workspace, campaign: Campaign) -> LiftReport | None:
+        """A campaign's lift against its holdout, None without one (the dashboard's card)."""
+        return incrementality.lift_if_any(
+            self.holdouts, campaign, now_us=now_us(), window_for=self.lift_window
+        )
+
+    def lift_window(self, campaign: Campaign) -> tuple[int, str]:
+        """The window a campaign's lift counts conversions in (its attribution click window),
+        and where it comes from."""
+        return incrementality.attribution_window(self.attribution, campaign)
+
     @cached_property
     def holdouts(self) -> HoldoutQueries:
         """Campaigns' holdouts: their draws and held-out contacts (services/holdouts.py)."""
@@ -432,7 +445,8 @@ class Container:
         routes += conversions_public.routes(self.conversions, self.conversion_keys)
         routes += api_conversions.routes(self.keys, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_touchpoints.routes(self.keys, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
-        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution)  # fmt: skip
+        routes += api_lift.routes(self.keys, self.campaigns, self.holdouts, self.lift_window)
+        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution, lift=self.campaign_lift)  # fmt: skip
         return routes
 
     def dispose(self) -> None:

@@ -440,3 +440,87 @@ def test_chart_axes_use_whole_round_steps() -> None:
     parts = stacked([("x", 3, "good"), ("y", 1, "bad"), ("z", 0, "muted")])
     assert [p.width for p in parts] == [75.0, 25.0, 0.0] and parts[1].x == 75.0
     assert [p.share for p in stacked([("x", 0, "good")])] == [None]
+
+
+LIFT_N = 300  # recipients; a 20 % holdout: 60 held out, 240 sent
+LIFT_TREATED_CONVERT, LIFT_HELD_CONVERT = 24, 3  # 10 % against 5 %: a lift of 5 points
+
+
+def lift_phone(i: int) -> str:
+    """Return lift recipient i's phone number (fictional 555 numbers)."""
+    return f"+1415555{i:04d}"
+
+
+def test_dashboard_shows_lift_with_its_interval(
+    env: Env, server_factory: type, browser: Any
+) -> None:
+    csv_path = env.data_dir / "lift.csv"
+    csv_path.write_text(
+        "phone,external_id\n" + "".join(f"{lift_phone(i)},lift-{i:04d}\n" for i in range(LIFT_N)),
+        encoding="utf-8",
+    )
+    env.cli("workspace", "create", "Acme Lift")
+    env.cli("domain", "add", "sms.example.com")
+    env.cli("contacts", "import", str(csv_path))
+    env.cli(
+        "campaign", "create", "Lift Test", "--template", "Deals: https://shop.example.com/lift",
+        "--holdout", "20%", "--holdout-seed", "7",
+    )  # fmt: skip
+    sent = env.cli("campaign", "send", "lift-test").stdout
+    assert "held out 60 contact(s)" in sent
+    key = env.cli("keys", "create").stdout.strip()
+    auth = {"Authorization": f"Bearer {key}"}
+    outbox = _outbox(env)
+    treated = sorted(m["to"] for m in outbox)
+    held = sorted({lift_phone(i) for i in range(LIFT_N)} - set(treated))
+    assert (len(treated), len(held)) == (240, 60)
+
+    server = server_factory(env)
+    with httpx.Client(base_url=server.base, timeout=30) as http:
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        receipts = [
+            {"message_id": m["message_id"], "status": "delivered", "at": now} for m in outbox
+        ]
+        assert http.post("/v1/messages/status", json=receipts, headers=auth).status_code == 200
+        buyers = treated[:LIFT_TREATED_CONVERT] + held[:LIFT_HELD_CONVERT]
+        r = http.post(
+            "/v1/conversions",
+            json={"conversions": [
+                {"event": "purchase", "value": "20.00", "currency": "USD", "txn": f"o-{i}",
+                 "contact": {"phone": p}}
+                for i, p in enumerate(buyers)
+            ]},
+            headers=auth,
+        )  # fmt: skip
+        assert r.status_code < 300, r.text
+        # The first lift of a server imports statsmodels and scipy: give it time on a busy machine.
+        api = http.get("/v1/campaigns/lift-test/report/lift", headers=auth, timeout=180).json()
+    assert (api["treated"], api["holdout_arm"]) == (
+        {"contacts": 240, "converted": 24}, {"contacts": 60, "converted": 3},
+    )  # fmt: skip
+    assert api["absolute_lift"] == pytest.approx(0.05)
+    assert api["too_small"]  # 3 converting held-out contacts: fewer than 10
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.goto(server.base + "/dashboard/campaigns/lift-test")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/campaigns/lift-test")
+    card = page.locator("#lift")
+    assert _metric(card, "treated-rate") == "10.00%"
+    assert _metric(card, "holdout-rate") == "5.00%"
+    assert _metric(card, "lift") == "+5.00 pts"
+    low, high = api["absolute_interval"]["low"], api["absolute_interval"]["high"]
+    assert low < 0.05 < high
+    assert _metric(card, "lift-interval") == f"95 % CI {low * 100:+.2f} to {high * 100:+.2f} pts"
+    assert _metric(card, "relative-lift") == "+100.0%"
+    assert _metric(card, "p-value") == f"{api['p_value']:.4f}"
+    assert _metric(card, "revenue-lift-USD") == "+1.00"  # 24 × 20 / 240 − 3 × 20 / 60
+    assert "Too small a sample to trust" in page.locator("#lift-too-small").inner_text()
+    assert "60 of 300 reachable contacts held out (20%, seed 7)" in card.inner_text()
+    assert card.locator("svg.chart-interval").count() == 1
+    assert not console_errors
+    context.close()

@@ -140,8 +140,10 @@ def test_revenue_bootstrap_is_seeded_and_covers_the_difference() -> None:
     assert a.low == pytest.approx(1.5 - Z * se, abs=0.25)
     assert a.high == pytest.approx(1.5 + Z * se, abs=0.25)
     stats = lift(treated, holdout, seed=5)
-    assert stats.revenue_lift == pytest.approx(1.5)
-    assert stats.revenue_interval == a
+    (rev,) = stats.revenue
+    assert (rev.treated_per_recipient, rev.holdout_per_recipient) == pytest.approx((2.5, 1.0))
+    assert rev.lift == pytest.approx(1.5)
+    assert rev.interval == a
     assert revenue_interval(Arm(400, 0), Arm(200, 0), seed=5) is None
 
 

@@ -18,6 +18,7 @@ from clicktrail.cli import campaigns as campaigns_cli
 from clicktrail.cli import contacts as contacts_cli
 from clicktrail.cli import conversions as conversions_cli
 from clicktrail.cli import export as export_cli
+from clicktrail.cli import holdout as holdout_cli
 from clicktrail.cli import keys as keys_cli
 from clicktrail.cli import messages as messages_cli
 from clicktrail.cli import optouts as optouts_cli
@@ -70,6 +71,7 @@ app.add_typer(keys_cli.app, name="keys")
 app.add_typer(contacts_cli.app, name="contacts")
 app.add_typer(campaigns_cli.app, name="campaign")
 sending_cli.register(campaigns_cli.app)  # send, status, pause, resume, cancel…
+holdout_cli.register(campaigns_cli.app)  # lift, holdout-size
 app.add_typer(messages_cli.app, name="messages")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")

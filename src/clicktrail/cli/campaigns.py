@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from clicktrail.cli.holdout import HoldoutOpt, HoldoutSeedOpt, HoldoutStratifyOpt, parse_share
 from clicktrail.cli.options import (
     JsonOpt,
     WorkspaceOpt,
@@ -24,6 +25,7 @@ from clicktrail.services import (
     campaigns,
 )
 from clicktrail.services.clock import now_us
+from clicktrail.services.holdouts import holdout_spec
 
 app = typer.Typer(help="Campaigns: create, preview, send.", no_args_is_help=True)
 
@@ -118,6 +120,9 @@ def campaign_create(
             "gujarati, hindi, kannada, malayalam, oriya, punjabi, tamil, telugu or urdu."
         ),
     ] = None,
+    holdout: HoldoutOpt = None,
+    holdout_seed: HoldoutSeedOpt = None,
+    holdout_stratify: HoldoutStratifyOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Create a campaign from a message template."""
@@ -141,6 +146,7 @@ def campaign_create(
         options=CampaignOptions(
             smart_encoding, shift_table, not no_utm, _parse_pairs(utm, "--utm"), click_id_param,
             _parse_pairs(sub, "--sub"),
+            holdout_spec(parse_share(holdout), holdout_seed, holdout_stratify),
         ),
         now_us=now_us(),
     )  # fmt: skip

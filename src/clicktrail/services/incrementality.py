@@ -20,11 +20,16 @@ for it):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from clicktrail.domain.errors import InvalidInput
-from clicktrail.domain.holdout import MAX_SHARE, too_small
+from clicktrail.domain.attribution import AttributionSettings, SettingsOverride
+from clicktrail.domain.errors import Conflict, InvalidInput
+from clicktrail.domain.holdout import DEFAULT_WINDOW_US, MAX_SHARE, too_small
+from clicktrail.domain.models import Campaign, Workspace
+from clicktrail.services.campaigns import CampaignStore, get_campaign
+from clicktrail.services.holdouts import DrawRecord
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
@@ -62,11 +67,23 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
+class RevenueLift:
+    """Revenue per recipient of each arm in one currency, their difference and its 95 %
+    bootstrap interval (None when it cannot be computed)."""
+
+    currency: str
+    treated_per_recipient: float
+    holdout_per_recipient: float
+    lift: float
+    interval: Interval | None
+
+
+@dataclass(frozen=True, slots=True)
 class LiftStats:
     """The lift of treated over holdout: conversion rates, their difference (absolute lift)
     and ratio minus one (relative lift) with 95 % intervals and the p-value; revenue per
-    recipient of each arm and the bootstrap interval of its difference; whether the sample is
-    too small (`too_small`, the reason) and the smallest absolute lift it could detect at
+    recipient per currency with the bootstrap interval of the difference; whether the sample
+    is too small (`too_small`, the reason) and the smallest absolute lift it could detect at
     80 % power (`detectable_lift`)."""
 
     treated_rate: float | None
@@ -76,10 +93,7 @@ class LiftStats:
     relative_lift: float | None
     relative_interval: Interval | None
     p_value: float | None
-    treated_revenue_per_recipient: float | None
-    holdout_revenue_per_recipient: float | None
-    revenue_lift: float | None
-    revenue_interval: Interval | None
+    revenue: tuple[RevenueLift, ...]
     too_small: str | None
     detectable_lift: float | None
     confidence: float = CONFIDENCE
@@ -99,10 +113,18 @@ def _interval(low: Any, high: Any) -> Interval | None:
     return None if lo is None or hi is None else Interval(lo, hi)
 
 
-def lift(treated: Arm, holdout: Arm, *, seed: int) -> LiftStats:
-    """Return the lift of `treated` over `holdout` (module docstring for the methods); the
-    revenue bootstrap draws from `seed`. Figures that cannot be computed (an empty arm, no
-    conversion in the holdout for a ratio) are None."""
+def lift(
+    treated: Arm,
+    holdout: Arm,
+    *,
+    seed: int,
+    revenue: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+) -> LiftStats:
+    """Return the lift of `treated` over `holdout` (module docstring for the methods), and of
+    revenue per recipient for each currency of `revenue` (the per-contact revenues of the
+    converting contacts of each arm: treated, holdout; `Arm.revenue` when None), the bootstrap
+    drawing from `seed`. Figures that cannot be computed (an empty arm, no conversion in the
+    holdout for a ratio) are None."""
     from statsmodels.stats.proportion import (
         confint_proportions_2indep,
         test_proportions_2indep,
@@ -133,12 +155,23 @@ def lift(treated: Arm, holdout: Arm, *, seed: int) -> LiftStats:
                 x1, n1, x0, n0, method="log", compare="ratio", alpha=alpha
             )
             rel_ci = _interval(float(lo) - 1, float(hi) - 1)
-    rpr1, rpr0 = treated.revenue_per_contact, holdout.revenue_per_contact
-    revenue_lift = None if rpr1 is None or rpr0 is None else rpr1 - rpr0
+    if revenue is None:
+        revenue = (
+            {"": (treated.revenue, holdout.revenue)} if treated.revenue or holdout.revenue else {}
+        )
+    revenues = []
+    if n1 and n0:
+        for currency, (values1, values0) in sorted(revenue.items()):
+            arm1, arm0 = Arm(n1, x1, tuple(values1)), Arm(n0, x0, tuple(values0))
+            rpr1, rpr0 = sum(values1) / n1, sum(values0) / n0
+            revenues.append(
+                RevenueLift(
+                    currency, rpr1, rpr0, rpr1 - rpr0, revenue_interval(arm1, arm0, seed=seed)
+                )
+            )
     return LiftStats(
         treated.rate, holdout.rate, absolute, abs_ci, relative, rel_ci, p_value,
-        rpr1, rpr0, revenue_lift, revenue_interval(treated, holdout, seed=seed),
-        too_small(n1, x1, n0, x0), detectable_lift(n1, n0, holdout.rate),
+        tuple(revenues), too_small(n1, x1, n0, x0), detectable_lift(n1, n0, holdout.rate),
     )  # fmt: skip
 
 
@@ -281,4 +314,193 @@ def holdout_size(
             lo = mid + 1
     return HoldoutSize(
         audience, baseline, mde, alpha, power, h, True, lo, audience - lo, lo / audience, at_max
+    )
+
+
+# -- the lift report ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArmRows:
+    """One arm as storage reads it: its contacts, and each conversion of its contacts in the
+    window summed per contact and currency (contact id, currency, value in micros; currency and
+    value None for conversions without a value)."""
+
+    contacts: int
+    conversions: tuple[tuple[int, str | None, int | None], ...]
+
+
+class LiftSource(Protocol):
+    """What the lift report reads (implemented by `storage.holdouts.HoldoutQueries`)."""
+
+    def holdout_draw(self, campaign_id: int) -> DrawRecord | None:
+        """Return the campaign's draw, None before its send started."""
+        ...
+
+    def lift_arms(
+        self, campaign: Campaign, *, start_us: int, end_us: int, event: str | None
+    ) -> tuple[ArmRows, ArmRows]:
+        """Return the treated arm (contacts with a delivered message of the campaign, test
+        sends apart) and the holdout arm (its held-out contacts), with their conversions in
+        the workspace that occurred in [`start_us`, `end_us`) (of `event` only, when given)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LiftReport:
+    """A campaign's lift against its holdout, with what it was measured on: the draw, the
+    window (from the draw, when the send started, for both arms; `window_source` says where
+    its length came from; `window_open` while it has not ended), the event counted (None: any)
+    and each arm's contacts and converting contacts."""
+
+    campaign: str
+    slug: str
+    draw: DrawRecord
+    window_start_us: int
+    window_end_us: int
+    window_source: str
+    window_open: bool
+    event: str | None
+    treated: Arm
+    holdout: Arm
+    stats: LiftStats
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as a JSON-ready mapping."""
+        from clicktrail.domain.report import iso_us
+
+        d = self.draw
+        return {
+            "campaign": self.campaign,
+            "slug": self.slug,
+            "holdout": {
+                "share": d.spec.share, "seed": d.spec.seed, "stratify": d.spec.stratify,
+                "eligible": d.eligible, "held_out": d.held, "drawn_at": iso_us(d.drawn_us),
+                "strata": [
+                    {"name": s.name, "eligible": s.eligible, "held_out": s.held} for s in d.strata
+                ],
+            },
+            "window": {
+                "start": iso_us(self.window_start_us), "end": iso_us(self.window_end_us),
+                "seconds": (self.window_end_us - self.window_start_us) // 1_000_000,
+                "source": self.window_source, "open": self.window_open,
+            },
+            "event": self.event,
+            "treated": {"contacts": self.treated.contacts, "converted": self.treated.converted},
+            "holdout_arm": {"contacts": self.holdout.contacts, "converted": self.holdout.converted},
+            **self.stats.as_dict(),
+        }  # fmt: skip
+
+
+def lift_report(
+    source: LiftSource,
+    campaign: Campaign,
+    *,
+    window_us: int,
+    window_source: str,
+    now_us: int,
+    event: str | None = None,
+) -> LiftReport:
+    """Return the lift of `campaign` against its holdout: conversions within `window_us` of
+    the start of its send, treated (delivered) against held-out contacts.
+
+    Raises `Conflict` when the campaign has no holdout or its send has not started (no draw
+    yet)."""
+    if campaign.options.holdout is None:
+        raise Conflict(
+            f"campaign {campaign.slug!r} has no holdout: create a campaign with one "
+            "(`--holdout 10%`, or `holdout` in the API) to measure its lift",
+            field="campaign",
+        )
+    drawn = source.holdout_draw(campaign.id)
+    if drawn is None:
+        raise Conflict(
+            f"campaign {campaign.slug!r} has not been sent: its holdout is drawn when the send "
+            "starts",
+            field="campaign",
+        )
+    start, end = drawn.drawn_us, drawn.drawn_us + window_us
+    treated_rows, holdout_rows = source.lift_arms(campaign, start_us=start, end_us=end, event=event)
+    revenue: dict[str, tuple[list[float], list[float]]] = {}
+    arms = []
+    for side, rows in enumerate((treated_rows, holdout_rows)):
+        converted = set()
+        for contact_id, currency, micros in rows.conversions:
+            converted.add(contact_id)
+            if currency is not None and micros is not None:
+                revenue.setdefault(currency, ([], []))[side].append(micros / 1_000_000)
+        arms.append(Arm(rows.contacts, len(converted)))
+    stats = lift(
+        arms[0], arms[1], seed=drawn.spec.seed,
+        revenue={c: (tuple(t), tuple(h)) for c, (t, h) in revenue.items()},
+    )  # fmt: skip
+    return LiftReport(
+        campaign.public_id, campaign.slug, drawn, start, end, window_source, now_us < end,
+        event, arms[0], arms[1], stats,
+    )  # fmt: skip
+
+
+def default_window(_campaign: Campaign) -> tuple[int, str]:
+    """The lift window of a campaign without an attribution window of its own: 5 days."""
+    return DEFAULT_WINDOW_US, "default"
+
+
+class WindowSettings(Protocol):
+    """Where a campaign's attribution windows are stored (`services.attribution`'s store)."""
+
+    def attribution_overrides(
+        self, workspace_id: int
+    ) -> tuple[SettingsOverride | None, dict[int, SettingsOverride]]:
+        """Return the workspace's stored settings and those of its campaigns, by id."""
+        ...
+
+
+def attribution_window(settings: WindowSettings, campaign: Campaign) -> tuple[int, str]:
+    """The lift window of `campaign`: its attribution click window (the campaign's, else its
+    workspace's, else the default of 5 days), and where it comes from (``campaign``,
+    ``workspace`` or ``default``)."""
+    ws, campaigns = settings.attribution_overrides(campaign.workspace_id)
+    found = AttributionSettings.resolve(ws, campaigns.get(campaign.id))
+    return found.click_window_us, found.source[1]
+
+
+def campaign_lift(
+    campaigns: CampaignStore,
+    source: LiftSource,
+    workspace: Workspace,
+    ref: str,
+    *,
+    now_us: int,
+    event: str | None = None,
+    window_for: Callable[[Campaign], tuple[int, str]] = default_window,
+) -> LiftReport:
+    """Return the lift report of the workspace's campaign `ref` (slug or id), over the window
+    `window_for` gives (its length and where it comes from).
+
+    Raises `NotFound` for an unknown campaign, `InvalidInput` for a bad event name, `Conflict`
+    when the campaign has no holdout or has not been sent."""
+    if event is not None and not (0 < len(event) <= 64 and event.isprintable()):
+        raise InvalidInput("event must be 1-64 printable characters", field="event")
+    campaign = get_campaign(campaigns, workspace, ref)
+    window_us, window_source = window_for(campaign)
+    return lift_report(
+        source, campaign, window_us=window_us, window_source=window_source, now_us=now_us,
+        event=event,
+    )  # fmt: skip
+
+
+def lift_if_any(
+    source: LiftSource,
+    campaign: Campaign,
+    *,
+    now_us: int,
+    window_for: Callable[[Campaign], tuple[int, str]] = default_window,
+) -> LiftReport | None:
+    """Return the campaign's lift report, None when it has no holdout or was not sent yet
+    (for pages that show the lift where there is one)."""
+    if campaign.options.holdout is None or source.holdout_draw(campaign.id) is None:
+        return None
+    window_us, window_source = window_for(campaign)
+    return lift_report(
+        source, campaign, window_us=window_us, window_source=window_source, now_us=now_us
     )

@@ -14,12 +14,15 @@ import sqlalchemy as sa
 
 from clicktrail.domain.holdout import MISSING, STRATIFY_LIST, Draw, HoldoutSpec, Stratum
 from clicktrail.domain.holdout import stratum_attribute as attribute_of
+from clicktrail.domain.models import Campaign
 from clicktrail.services.holdouts import AudienceMember, DrawRecord
+from clicktrail.services.incrementality import ArmRows
 from clicktrail.storage import tables as t
 from clicktrail.storage.sql import bulk_insert, chunks, insert_ignore
 
 _c, _lm, _cl = t.contacts, t.list_members, t.contact_lists
 _dr, _ho = t.holdout_draws, t.campaign_holdouts
+_ms, _cv = t.messages, t.conversions
 
 # The campaign's audience (a list's members, else the workspace's contacts), by id.
 AUDIENCE = (
@@ -43,6 +46,40 @@ HELD_BETWEEN = sa.select(_ho.c.contact_id).where(
     _ho.c.contact_id <= sa.bindparam("through"),
 )
 HELD = sa.select(_ho.c.contact_id).where(_ho.c.campaign_id == sa.bindparam("campaign"))
+
+# The lift's arms: the contacts a campaign's message reached (delivered; test sends apart) and
+# its held-out contacts; then their conversions in the window, per contact and currency.
+_DELIVERED = (
+    _ms.c.campaign_id == sa.bindparam("campaign"),
+    _ms.c.is_test.is_(False),
+    _ms.c.delivered_us.is_not(None),
+)
+DELIVERED_CONTACTS = sa.select(_ms.c.contact_id).where(*_DELIVERED)
+HELD_CONTACTS = sa.select(_ho.c.contact_id).where(_ho.c.campaign_id == sa.bindparam("campaign"))
+TREATED_COUNT = sa.select(sa.func.count(sa.distinct(_ms.c.contact_id))).where(*_DELIVERED)
+HELD_COUNT = sa.select(sa.func.count()).select_from(HELD_CONTACTS.subquery())
+
+
+def arm_conversions(arm: sa.Select[Any], event: bool) -> sa.Select[Any]:
+    """The conversions of `arm`'s contacts in the workspace within [start, end), summed per
+    contact and currency (of event `event` only, when asked)."""
+    q = (
+        sa.select(_cv.c.contact_id, _cv.c.currency, sa.func.sum(_cv.c.value_micros))
+        .where(
+            _cv.c.workspace_id == sa.bindparam("ws"),
+            _cv.c.contact_id.in_(arm),
+            _cv.c.occurred_us >= sa.bindparam("start"),
+            _cv.c.occurred_us < sa.bindparam("end"),
+        )
+        .group_by(_cv.c.contact_id, _cv.c.currency)
+    )
+    return q.where(_cv.c.event == sa.bindparam("event")) if event else q
+
+
+TREATED_CONVERSIONS = arm_conversions(DELIVERED_CONTACTS, False)
+TREATED_EVENT_CONVERSIONS = arm_conversions(DELIVERED_CONTACTS, True)
+HELD_CONVERSIONS = arm_conversions(HELD_CONTACTS, False)
+HELD_EVENT_CONVERSIONS = arm_conversions(HELD_CONTACTS, True)
 
 
 def _record(r: Any) -> DrawRecord:
@@ -128,3 +165,25 @@ class HoldoutQueries:
         """Return every held-out contact of the campaign."""
         with self.engine.connect() as conn:
             return {int(x) for x in conn.execute(HELD, {"campaign": campaign_id}).scalars()}
+
+    def lift_arms(
+        self, campaign: Campaign, *, start_us: int, end_us: int, event: str | None
+    ) -> tuple[ArmRows, ArmRows]:
+        """Return the treated arm (contacts with a delivered message of the campaign) and the
+        holdout arm, with their conversions in the workspace in [`start_us`, `end_us`)."""
+        params = {
+            "campaign": campaign.id, "ws": campaign.workspace_id, "start": start_us,
+            "end": end_us, "event": event,
+        }  # fmt: skip
+        treated_q = TREATED_EVENT_CONVERSIONS if event else TREATED_CONVERSIONS
+        held_q = HELD_EVENT_CONVERSIONS if event else HELD_CONVERSIONS
+        with self.engine.connect() as conn:
+            arms = []
+            for count, query in ((TREATED_COUNT, treated_q), (HELD_COUNT, held_q)):
+                n = int(conn.execute(count, params).scalar_one())
+                rows = tuple(
+                    (int(cid), currency, None if total is None else int(total))
+                    for cid, currency, total in conn.execute(query, params)
+                )
+                arms.append(ArmRows(n, rows))
+        return arms[0], arms[1]

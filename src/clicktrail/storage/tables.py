@@ -606,7 +606,7 @@ conversion_credits = sa.Table(
 # Attribution looks a converting contact's messages up (migration 0017).
 sa.Index("ix_messages_contact_id", messages.c.contact_id)
 
-# Campaign holdouts (migration 0018, storage/holdouts.py, docs/attribution.md "Holdout and
+# Campaign holdouts (migration 0019, storage/holdouts.py, docs/attribution.md "Holdout and
 # lift"): a campaign's draw, made once when its send starts (the seed, share and stratification
 # it used, how many contacts were eligible and held out, per stratum: {name: [eligible, held]}),
 # and the held-out contacts, who get no message.

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import CampaignOptions, Domain, Workspace
-from clicktrail.services import campaigns, contacts, exports, listing, workspaces
+from clicktrail.services import campaigns, contacts, exports, holdouts, listing, workspaces
 from clicktrail.services.campaigns import CampaignRepos
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import ClickEvent, ExportSource, MessageRecord, iso_utc
@@ -142,6 +142,9 @@ def campaign_out(v: CampaignView) -> s.CampaignOut:
             smart_encoding=o.smart_encoding, shift_table=o.shift_table,
             utm_enabled=o.utm_enabled, utm=o.utm, click_id_param=o.click_id_param,
             subs=o.subs,
+            holdout=None if o.holdout is None else s.HoldoutOut(
+                share=o.holdout.share, seed=o.holdout.seed, stratify=o.holdout.stratify
+            ),
         ),
         created_at=_t(v.created_us), sent_at=iso_utc(v.sent_us),
     )  # fmt: skip
@@ -323,6 +326,9 @@ def routes(
                 options=CampaignOptions(
                     b.smart_encoding, b.shift_table, b.utm_enabled, b.utm, b.click_id_param,
                     {str(k): v for k, v in b.subs.items()},
+                    holdouts.holdout_spec(
+                        b.holdout.share, b.holdout.seed, b.holdout.stratify
+                    ) if b.holdout else None,
                 ),
                 now_us=now_us(),
             )  # fmt: skip

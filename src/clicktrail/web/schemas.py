@@ -115,6 +115,18 @@ class DomainCreate(_Request):
     )
 
 
+class HoldoutIn(_Request):
+    """A campaign's holdout (docs/attribution.md, "Holdout and lift")."""
+
+    share: Annotated[float, Field(gt=0, le=0.5, description="Share of the audience, up to 0.5.")]
+    seed: Annotated[int, Field(ge=0, lt=2**63)] | None = Field(
+        default=None, description="Seed of the draw (default: a random one, recorded)."
+    )
+    stratify: Annotated[Text, Field(max_length=200)] | None = Field(
+        default=None, description="``list`` or ``attribute:NAME`` (segments once they exist)."
+    )
+
+
 class CampaignCreate(_Request):
     """A campaign to create as a draft (the options of `clicktrail campaign create`)."""
 
@@ -159,6 +171,9 @@ class CampaignCreate(_Request):
         default_factory=dict,
         description="Values of the link macros {sub1} … {sub5} (docs/conversions.md).",
         examples=[{"sub1": "spring", "sub2": "vip"}],
+    )
+    holdout: HoldoutIn | None = Field(
+        default=None, description="Hold out a share of the audience: they get nothing."
     )
 
 
@@ -252,6 +267,14 @@ class LinkOut(_Response):
     utm: dict[str, str]
 
 
+class HoldoutOut(_Response):
+    """A campaign's holdout: its share, the seed of its draw and how it is stratified."""
+
+    share: float
+    seed: int
+    stratify: str | None
+
+
 class CampaignOptionsOut(_Response):
     """How messages are encoded and links tagged."""
 
@@ -261,6 +284,7 @@ class CampaignOptionsOut(_Response):
     utm: dict[str, str]
     click_id_param: str
     subs: dict[str, str]
+    holdout: HoldoutOut | None
 
 
 class CampaignOut(_Response):

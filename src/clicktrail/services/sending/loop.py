@@ -21,7 +21,12 @@ from clicktrail.domain.wrapping import TOKEN_RETRIES, wrap_for_contact
 from clicktrail.services.campaigns import CampaignRepos
 from clicktrail.services.holdouts import HoldoutStore, assign_holdout
 from clicktrail.services.ports import NewMessage, OutgoingSms, SendResult, SmsProvider
-from clicktrail.services.sending.recipients import PHONE_RULES, sendable, time_zones
+from clicktrail.services.sending.recipients import (
+    PHONE_RULES,
+    is_valid_phone,
+    sendable,
+    time_zones,
+)
 from clicktrail.services.sending.records import (
     CANCELLED,
     DONE,

@@ -34,10 +34,11 @@ from clicktrail.domain.errors import (
     TooLarge,
     Unauthorized,
 )
-from clicktrail.domain.models import Workspace
+from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.services.attribution import AttributionStore
 from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore
+from clicktrail.services.incrementality import LiftReport
 from clicktrail.services.keys import KeyAuthStore, authenticate, hash_key, workspace_for_hash
 from clicktrail.services.reports import ReportSource
 from clicktrail.web.bodies import read_body
@@ -142,12 +143,13 @@ def routes(
     *,
     secret: bytes,
     credits: AttributionStore | None = None,
+    lift: Callable[[Workspace, Campaign], LiftReport | None] | None = None,
 ) -> list[BaseRoute]:
     """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
     ``/static/dashboard``. `keys` checks logins, `queries` answers the reports and `credits`
-    the conversions (attribution), the stored requests come from `click_store` (of
-    `campaign_store`), `secret` signs session cookies (see
-    `session.load_secret`)."""
+    the conversions (attribution), `lift` a campaign's lift against its holdout (None without
+    one), the stored requests come from `click_store` (of `campaign_store`), `secret` signs
+    session cookies (see `session.load_secret`)."""
     env = templates()
     signer = Signer(secret)
 
@@ -246,9 +248,11 @@ def routes(
 
     async def campaign(request: Request, ws: Workspace, session: Session) -> Response:
         report = views.report_page(queries, ws, request.path_params["ref"], credits)
+        lifted = views.lift_view(lift(ws, report.campaign)) if lift else None
         return render(
-            request, "campaign.html", workspace=ws, session=session, r=report, nav="report"
-        )
+            request, "campaign.html", workspace=ws, session=session, r=report, nav="report",
+            lift=lifted,
+        )  # fmt: skip
 
     async def recipients(request: Request, ws: Workspace, session: Session) -> Response:
         q = request.query_params

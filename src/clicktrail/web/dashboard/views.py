@@ -24,6 +24,7 @@ from clicktrail.services.attribution import AttributionStore, ConversionReport
 from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore, get_campaign
 from clicktrail.services.clock import now_us
+from clicktrail.services.incrementality import LiftReport
 from clicktrail.services.reports import ReportSource
 from clicktrail.web.dashboard import charts
 
@@ -292,6 +293,53 @@ def report_page(
         browsers=_share_bars(report.browsers, "accent"),
         conversions=conversions,
     )
+
+
+# -- lift against the holdout ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalBar:
+    """An estimate and its interval on a scale that includes zero, in percent of the width."""
+
+    low: float
+    high: float
+    point: float
+    zero: float
+
+
+def interval_bar(point: float, low: float, high: float) -> IntervalBar:
+    """Return where `point`, its interval [`low`, `high`] and zero sit on a common scale."""
+    lo, hi = min(low, 0.0, point), max(high, 0.0, point)
+    pad = (hi - lo) * 0.08 or 1.0
+    lo, hi = lo - pad, hi + pad
+
+    def at(x: float) -> float:
+        return round(100 * (x - lo) / (hi - lo), 2)
+
+    return IntervalBar(at(low), at(high), at(point), at(0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class LiftView:
+    """The lift card: the report and the bar of its absolute lift's interval."""
+
+    report: LiftReport
+    bar: IntervalBar | None
+
+
+def lift_view(report: LiftReport | None) -> LiftView | None:
+    """Return the campaign page's lift card (None: the campaign has no holdout or was not sent)."""
+    if report is None:
+        return None
+    s = report.stats
+    ci = s.absolute_interval
+    bar = (
+        interval_bar(s.absolute_lift, ci.low, ci.high)
+        if s.absolute_lift is not None and ci is not None
+        else None
+    )
+    return LiftView(report, bar)
 
 
 # -- recipients ------------------------------------------------------------------------------------
