@@ -153,3 +153,19 @@ def test_too_small_is_said() -> None:
     assert "holdout arm has 1 converting" in stats.too_small
     assert stats.detectable_lift is not None
     assert stats.detectable_lift > 0.05  # a holdout of 30 sees only large lifts
+
+
+def test_large_arms_take_the_normal_revenue_interval() -> None:
+    # 60,000 treated (3,000 spent $25) against 15,000 held out (600 spent $20): past
+    # BOOTSTRAP_MAX, the normal interval d ± 1.96·√(s1²/n1 + s0²/n0), computed here by hand.
+    treated, holdout = Arm(60_000, 3000, (25.0,) * 3000), Arm(15_000, 600, (20.0,) * 600)
+    (rev,) = lift(treated, holdout, seed=1).revenue
+    assert rev.method == "normal"
+    s1 = 0.05 * 0.95 * 25**2 * 60_000 / 59_999
+    s0 = 0.04 * 0.96 * 20**2 * 15_000 / 14_999
+    half = Z * math.sqrt(s1 / 60_000 + s0 / 15_000)
+    assert rev.lift == pytest.approx(1.25 - 0.80)
+    assert rev.interval is not None
+    assert (rev.interval.low, rev.interval.high) == pytest.approx((0.45 - half, 0.45 + half))
+    (small,) = lift(Arm(400, 40, (25.0,) * 40), Arm(200, 10, (20.0,) * 10), seed=5).revenue
+    assert small.method == "bootstrap"

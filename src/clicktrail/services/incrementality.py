@@ -13,7 +13,10 @@ for it):
   (`test_proportions_2indep`, method ``score``), which for a difference of zero is the classic
   pooled two-proportion z-test;
 * revenue per recipient: a percentile bootstrap of the difference of means
-  (`scipy.stats.bootstrap`), seeded with the holdout's seed so a report is reproducible;
+  (`scipy.stats.bootstrap`), seeded with the holdout's seed so a report is reproducible, up to
+  `BOOTSTRAP_MAX` recipients in both arms; above (where resampling every recipient 2,000
+  times takes minutes: 40 s for 125,000 on a busy 2-core machine) the normal interval of the
+  difference of means, which the bootstrap's agrees with at such sizes;
 * power: Cohen's effect size h and `NormalIndPower` for unequal arms.
 """
 
@@ -35,6 +38,7 @@ CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
 # Memory bound of one bootstrap batch: resamples × recipients values at a time.
 BOOTSTRAP_CELLS = 20_000_000
+BOOTSTRAP_MAX = 50_000  # recipients in both arms; above, the normal interval (module docstring)
 MAX_AUDIENCE = 1_000_000_000
 
 
@@ -76,6 +80,7 @@ class RevenueLift:
     holdout_per_recipient: float
     lift: float
     interval: Interval | None
+    method: str = "bootstrap"  # or "normal" past BOOTSTRAP_MAX recipients
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,11 +169,11 @@ def lift(
         for currency, (values1, values0) in sorted(revenue.items()):
             arm1, arm0 = Arm(n1, x1, tuple(values1)), Arm(n0, x0, tuple(values0))
             rpr1, rpr0 = sum(values1) / n1, sum(values0) / n0
-            revenues.append(
-                RevenueLift(
-                    currency, rpr1, rpr0, rpr1 - rpr0, revenue_interval(arm1, arm0, seed=seed)
-                )
-            )
+            if n1 + n0 > BOOTSTRAP_MAX:
+                ci, method = normal_revenue_interval(arm1, arm0), "normal"
+            else:
+                ci, method = revenue_interval(arm1, arm0, seed=seed), "bootstrap"
+            revenues.append(RevenueLift(currency, rpr1, rpr0, rpr1 - rpr0, ci, method))
     return LiftStats(
         treated.rate, holdout.rate, absolute, abs_ci, relative, rel_ci, p_value,
         tuple(revenues), too_small(n1, x1, n0, x0), detectable_lift(n1, n0, holdout.rate),
@@ -204,6 +209,26 @@ def revenue_interval(treated: Arm, holdout: Arm, *, seed: int) -> Interval | Non
     )  # fmt: skip
     ci = found.confidence_interval
     return _interval(ci.low, ci.high)
+
+
+def normal_revenue_interval(treated: Arm, holdout: Arm) -> Interval | None:
+    """Return the 95 % normal interval of the difference in revenue per recipient (treated
+    minus holdout): ``d ± z·√(s₁²/n₁ + s₀²/n₀)`` with each arm's sample variance over all its
+    contacts (zeros for those who did not convert); None when an arm has fewer than two."""
+    from statistics import NormalDist
+
+    parts = []
+    for arm in (treated, holdout):
+        n = arm.contacts
+        if n < 2:
+            return None
+        total = sum(arm.revenue)
+        mean = total / n
+        var = max(0.0, (sum(v * v for v in arm.revenue) - n * mean * mean) / (n - 1))
+        parts.append((mean, var / n))
+    d = parts[0][0] - parts[1][0]
+    half = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2) * math.sqrt(parts[0][1] + parts[1][1])
+    return Interval(d - half, d + half)
 
 
 def detectable_lift(treated: int, holdout: int, baseline: float | None) -> float | None:

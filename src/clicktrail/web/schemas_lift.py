@@ -79,6 +79,10 @@ class RevenueOut(_Response):
     holdout_per_recipient: float
     lift: float
     interval: IntervalOut | None
+    method: str = Field(
+        description="`bootstrap` (percentile, 2,000 resamples, seeded) up to 50,000 recipients "
+        "in both arms; `normal` (the normal interval of the difference of means) above."
+    )
 
 
 class LiftOut(_Response):
