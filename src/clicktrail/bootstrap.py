@@ -54,6 +54,7 @@ from clicktrail.storage.inbox import InboxWriter
 from clicktrail.storage.keys import KeyQueries
 from clicktrail.storage.listing import ListingQueries
 from clicktrail.storage.messages import MessageQueries
+from clicktrail.storage.multitouch import MultiTouchQueries
 from clicktrail.storage.networks import NetworkListQueries
 from clicktrail.storage.optouts import OptOutQueries
 from clicktrail.storage.providers import ProviderRepo
@@ -69,6 +70,7 @@ from clicktrail.web import (
     api_conversions,
     api_keys,
     api_lift,
+    api_multitouch,
     api_networks,
     api_optouts,
     api_providers,
@@ -185,6 +187,11 @@ class Container:
     def conversion_keys(self) -> ConversionKeyQueries:
         """Postback secrets and publishable keys (storage/conversion_keys.py)."""
         return ConversionKeyQueries(self.engine)
+
+    @cached_property
+    def multitouch(self) -> MultiTouchQueries:
+        """Multi-touch attribution's reads (storage/multitouch.py)."""
+        return MultiTouchQueries(self.engine, self.attribution)
 
     @cached_property
     def touchpoints(self) -> TouchpointQueries:
@@ -439,7 +446,8 @@ class Container:
         routes += api_providers.routes(self.keys, self, self.provider_repo, self.provider_kinds, self.secret_env)  # fmt: skip
         routes += api_networks.routes(self.keys, self.network_lists)
         routes += api_bots.routes(self.keys, self.campaigns, self.clicks, self.classifier)
-        routes += api_attribution.routes(self.keys, self.attribution, self.report_queries)
+        routes += api_attribution.routes(self.keys, self.attribution, self.report_queries, self.multitouch)  # fmt: skip
+        routes += api_multitouch.routes(self.keys, self.multitouch)
         routes += api_keys.routes(self.keys, self.keys)
         # The anonymous conversion routes first: /v1/conversions/pixel.gif is no conversion id.
         routes += conversions_public.routes(self.conversions, self.conversion_keys)

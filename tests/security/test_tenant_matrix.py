@@ -258,6 +258,8 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/campaigns/{campaign}/attribution"): {},
     ("PUT", "/v1/campaigns/{campaign}/attribution"): {"json": {"delivery_window": "24h"}},
     ("GET", "/v1/campaigns/{campaign}/report/conversions"): {},
+    ("GET", "/v1/attribution/channels"): {"params": {"half_life": "1d"}},
+    ("GET", "/v1/exports/conversion-paths"): {"params": {"format": "jsonl"}},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
@@ -338,7 +340,7 @@ def _snapshot(t: Tenants) -> list[Any]:
         "/v1/opt-outs/replies", "/v1/keys", "/v1/conversions", "/v1/conversions/events",
         f"/v1/conversions/{t.ids['conversion']}", "/v1/conversions/rejected",
         "/v1/postback-secrets", "/v1/publishable-keys",
-        "/v1/attribution",
+        "/v1/attribution", "/v1/attribution/channels",
         f"/v1/campaigns/{t.ids['campaign']}/attribution",
         f"/v1/campaigns/{t.ids['campaign']}/report/conversions",
     ]  # fmt: skip

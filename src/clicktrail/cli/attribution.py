@@ -21,7 +21,7 @@ from clicktrail.cli.options import JsonOpt, WorkspaceOpt
 from clicktrail.config import load_settings
 from clicktrail.domain.attribution import METRICS, ConversionFigures
 from clicktrail.domain.models import Campaign, Workspace
-from clicktrail.services import attribution, workspaces
+from clicktrail.services import attribution, exports, multitouch, workspaces
 from clicktrail.services.clock import now_us
 from clicktrail.services.reports import find_campaign
 
@@ -189,3 +189,41 @@ def attribution_report(
     if r.unsettled:
         out.print(f"{r.unsettled} credits wait for final bot verdicts")
     out.print(f"[dim]{METRICS}[/]")
+
+
+@app.command("channels")
+def attribution_channels(
+    half_life: Annotated[
+        str | None, typer.Option(help="Time-decay half-life, 1h to 90d (default 7d).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Conversions from this time on (ISO 8601 or Unix seconds).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Conversions before this time.")] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Multi-touch credit per channel and campaign: linear, time-decay, position-based and last
+    click side by side (computed now, from the touches, verdicts and windows as they are)."""
+    hl = multitouch.half_life_us(half_life)
+    since_us, until_us = exports.time_param(since, "since"), exports.time_param(until, "until")
+    c, ws, _ = _open(workspace, None)
+    try:
+        r = multitouch.channel_report(c.multitouch, ws, hl, since_us, until_us)
+    finally:
+        c.dispose()
+    d = r.as_dict()
+    if as_json:
+        _print_json(d)
+        return
+    s = d["settings"]
+    out.print(f"{d['conversions']} conversions, {d['with_touches']} with touches; half-life "
+              f"{s['half_life']}, click window {s['click_window']}, delivery window "
+              f"{s['delivery_window']}, touchpoints {s['touchpoint_window']}")  # fmt: skip
+    for title, key, rows in (("channel", ("channel",), d["channels"]),
+                             ("campaign", ("channel", "campaign"), d["campaigns"])):  # fmt: skip
+        t = Table(*key, "touches", "conversions", *d["models"], title=f"credit per {title}")
+        for row in rows:
+            t.add_row(*(str(row[k] or "—") for k in key), str(row["touches"]),
+                      str(row["conversions"]), *(f"{row['credit'][m]:.4f}" for m in d["models"]))  # fmt: skip
+        out.print(t)

@@ -17,7 +17,7 @@ from clicktrail.bootstrap import Container
 from clicktrail.cli.options import WorkspaceOpt
 from clicktrail.config import load_settings
 from clicktrail.domain.errors import InvalidInput
-from clicktrail.services import exports, workspaces
+from clicktrail.services import exports, multitouch, workspaces
 
 app = typer.Typer(
     help="Export click events and messages (columns: docs/exports.md).", no_args_is_help=True
@@ -142,3 +142,31 @@ def export_conversions(
         "conversions", output=output, workspace=workspace, format=format,
         campaign=campaign, since=since, until=until, phone=phone, salt=salt,
     )  # fmt: skip
+
+
+@app.command("conversion-paths")
+def export_conversion_paths(
+    format: FormatOpt = "csv",
+    output: OutputOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    phone: PhoneOpt = "plain",
+    salt: SaltOpt = None,
+    half_life: Annotated[
+        str | None, typer.Option(help="Time-decay half-life, 1h to 90d (default 7d).")
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Export conversion paths: each conversion's touches in order (SMS deliveries and clicks,
+    other channels' touchpoints) with their credit under every multi-touch model (time range:
+    when conversions occurred)."""
+    c = Container(load_settings())
+    try:
+        ws = workspaces.resolve_workspace(c.workspaces, workspace)
+        plan = multitouch.plan_paths_export(
+            c.multitouch, ws, format=format, since=since, until=until, phone=phone, salt=salt,
+            half_life=half_life,
+        )  # fmt: skip
+        _write(plan, output)
+    finally:
+        c.dispose()

@@ -300,9 +300,11 @@ class ExportPlan:
         return f"{self.what}.{self.format}"
 
 
-def _check(
+def check_params(
     fmt: str, phone: str, salt: str | None, since: str | None, until: str | None
 ) -> tuple[int | None, int | None]:
+    """Check an export's format, phone mode, salt and time range; return the range in µs.
+    Raises `InvalidInput` naming the bad parameter."""
     if fmt not in FORMATS:
         raise InvalidInput(f"format {fmt!r} is not one of {', '.join(FORMATS)}", field="format")
     if phone not in PHONE_MODES:
@@ -342,7 +344,7 @@ def plan_export(
     Unix seconds. Raises `InvalidInput` naming the bad parameter, `NotFound` for an unknown
     campaign.
     """
-    since_us, until_us = _check(format, phone, salt, since, until)
+    since_us, until_us = check_params(format, phone, salt, since, until)
     campaign_id = get_campaign(store, workspace, campaign).id if campaign else None
     read: Callable[[int, int | None, int | None, int | None, int], Iterator[Sequence[Any]]]
     if what == "clicks":

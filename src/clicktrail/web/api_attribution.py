@@ -15,13 +15,15 @@ from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Workspace
-from clicktrail.services import attribution, keys
+from clicktrail.services import attribution, keys, multitouch
 from clicktrail.services.attribution import AttributionStore, CampaignSource
 from clicktrail.services.clock import now_us
 from clicktrail.services.keys import KeyAuthStore
+from clicktrail.services.multitouch import MultiTouchStore
 from clicktrail.services.reports import find_campaign
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_attribution as sat
+from clicktrail.web.api_multitouch import HALF_LIFE
 from clicktrail.web.bodies import read_json
 from clicktrail.web.routing import CAMPAIGN, ApiRoute, Op, Reply, query
 
@@ -29,10 +31,12 @@ MAX_BODY = 4096
 
 
 def routes(
-    auth: KeyAuthStore, store: AttributionStore, campaigns: CampaignSource
-) -> list[BaseRoute]:
+    auth: KeyAuthStore, store: AttributionStore, campaigns: CampaignSource,
+    multi: MultiTouchStore | None = None,
+) -> list[BaseRoute]:  # fmt: skip
     """Return the attribution routes: `auth` checks API keys, `store` keeps settings and
-    credits, `campaigns` finds campaigns and their click reports."""
+    credits, `campaigns` finds campaigns and their click reports; with `multi`, the
+    conversions report has the campaign's multi-touch credit (``multi_touch``)."""
 
     def workspace(request: Request) -> Workspace:
         return keys.authenticate(auth, request.headers.get("authorization"))
@@ -69,7 +73,12 @@ def routes(
         report = attribution.campaign_conversions(
             store, campaigns, ws, request.path_params["campaign"], model
         )
-        body = sat.ConversionReportOut.model_validate(report.as_dict())
+        out = report.as_dict()
+        if multi is not None:
+            half_life = multitouch.half_life_us(request.query_params.get("half_life"))
+            shares = multitouch.channel_report(multi, ws, half_life)
+            out["multi_touch"] = multitouch.campaign_share(shares, report.campaign)
+        body = sat.ConversionReportOut.model_validate(out)
         return JSONResponse(body.model_dump(mode="json"))
 
     settings = sat.AttributionSettingsOut
@@ -108,5 +117,8 @@ def routes(
             "Conversions of a campaign", "attribution",
             Reply(200, "Conversions, rates, revenue, RPM, AOV and time to convert, per link "
                   "too, under the settings the report states.", sat.ConversionReportOut),
-            params=(CAMPAIGN, model), errors=(401, 404, 422))),
+            description="`multi_touch`: the credit the campaign's SMS touches get under every "
+            "multi-touch model (docs/attribution.md, \"Multi-touch\"; `half_life` sets time "
+            "decay's).",
+            params=(CAMPAIGN, model, HALF_LIFE), errors=(401, 404, 422))),
     ]  # fmt: skip

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from clicktrail.web.schemas import Text, _Request, _Response
+from clicktrail.web.schemas_multitouch import CampaignMultiTouchOut
 
 WINDOW_TEXT = (
     "A window: a preset (`1h`, `24h`, `7d`) or a whole number with `s`, `m`, `h` or `d` "
@@ -130,3 +131,7 @@ class ConversionReportOut(_Figures):
     reattribution_pending: bool
     unsettled: int = Field(description="Credits waiting for final bot verdicts.")
     variants: None = Field(description="Per-variant figures: campaigns have no variants yet.")
+    multi_touch: CampaignMultiTouchOut | None = Field(
+        default=None, description="The campaign's SMS touches' multi-touch credit under every "
+        "model (docs/attribution.md, \"Multi-touch\")."
+    )  # fmt: skip
