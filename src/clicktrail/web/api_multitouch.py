@@ -9,7 +9,7 @@ API key's workspace; both are computed when asked (nothing is stored).
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput
@@ -18,7 +18,7 @@ from clicktrail.services import exports, keys, multitouch
 from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.multitouch import MultiTouchStore
 from clicktrail.web import schemas_multitouch as smt
-from clicktrail.web.api_resources import EXPORT_CONTENT
+from clicktrail.web.api_resources import EXPORT_CONTENT, export_response
 from clicktrail.web.routing import SINCE, UNTIL, ApiRoute, Op, Reply, query
 
 HALF_LIFE = query(
@@ -66,14 +66,7 @@ def routes(auth: KeyAuthStore, store: MultiTouchStore) -> list[BaseRoute]:
             until=_query(request, "until"), phone=_query(request, "phone") or "plain",
             salt=_query(request, "salt"), half_life=_query(request, "half_life"),
         )  # fmt: skip
-        return StreamingResponse(
-            exports.stream(plan),
-            media_type=plan.media_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{plan.filename}"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return export_response(plan)
 
     return [
         ApiRoute("/v1/attribution/channels", channels, "GET", Op(

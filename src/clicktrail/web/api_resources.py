@@ -57,6 +57,19 @@ IMPORT_SPELLING = contacts.Spelling(
 )  # fmt: skip
 TRUE, FALSE = ("1", "true", "yes"), ("0", "false", "no", "")
 
+
+def export_response(plan: exports.ExportPlan) -> StreamingResponse:
+    """Return the streamed answer of a planned export (a download, never cached)."""
+    return StreamingResponse(
+        exports.stream(plan),
+        media_type=plan.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{plan.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 EXPORT_PARAMS = (
     query("format", "Output format.", {"type": "string", "enum": list(exports.FORMATS),
                                        "default": "csv"}),
@@ -407,14 +420,7 @@ def routes(
                 until=_query(request, "until"), phone=_query(request, "phone") or "plain",
                 salt=_query(request, "salt") or None,
             )  # fmt: skip
-            return StreamingResponse(
-                exports.stream(plan),
-                media_type=plan.media_type,
-                headers={
-                    "Content-Disposition": f'attachment; filename="{plan.filename}"',
-                    "Cache-Control": "no-store",
-                },
-            )
+            return export_response(plan)
 
         return handler
 
