@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
+import pytest
 from scenario import build
 
 from factories import PYTHONPATH, Repos
@@ -53,3 +55,28 @@ def test_show_set_rerun_report(store: Repos, database_url: str, tmp_path: Path) 
     table = _run(database_url, tmp_path, "attribution", "report", "summer", *w)
     assert table.returncode == 0, table.stderr
     assert "USD 110.00" in table.stdout and "CTCR" in table.stdout
+
+
+def test_channels_and_the_conversion_paths_export(
+    store: Repos, database_url: str, tmp_path: Path
+) -> None:
+    sc = build(store, tmp_path)
+    w = ("-w", sc.ws.slug)
+    bad = _run(database_url, tmp_path, "attribution", "channels", *w, "--half-life", "0h")
+    assert bad.returncode == 2 and "half_life" in bad.stderr
+    shown = _run(database_url, tmp_path, "attribution", "channels", *w, "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    # scenario.py without touchpoints: every credited touch is an SMS touch; X6 has none.
+    assert (data["conversions"], data["with_touches"]) == (7, 6)
+    (sms,) = data["channels"]
+    assert sms["channel"] == "sms" and sms["credit"]["linear"] == pytest.approx(6)
+    table = _run(database_url, tmp_path, "attribution", "channels", *w)
+    assert table.returncode == 0 and "credit per channel" in table.stdout
+    out = tmp_path / "paths.parquet"
+    done = _run(database_url, tmp_path, "export", "conversion-paths", *w, "--format", "parquet",
+                "--output", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = pq.read_table(out).to_pylist()
+    assert {r["conversion_id"] for r in rows} == {f"cv_{sc.ws.id}_X{i}" for i in range(7)}
+    assert sum(r["credit_linear"] or 0 for r in rows) == pytest.approx(6)
