@@ -148,8 +148,8 @@ def test_workers_share_the_port_and_drain_every_click_on_sigterm(
     statuses: Counter[int] = Counter()
     lock = threading.Lock()
 
-    def hammer(worker: int) -> None:
-        for n in range(worker, REQUESTS, THREADS):
+    def hammer(worker: int, first: int) -> None:
+        for n in range(first + worker, first + REQUESTS, THREADS):
             # A fresh connection per request, so the kernel picks a process every time.
             r = httpx.get(
                 f"{server.base}/c/{tokens[n % len(tokens)]}",
@@ -159,25 +159,35 @@ def test_workers_share_the_port_and_drain_every_click_on_sigterm(
             with lock:
                 statuses[r.status_code] += 1
 
-    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert statuses == {302: REQUESTS}
+    def clicks_by_pid() -> Counter[int]:
+        counts: Counter[int] = Counter()
+        for seg in (env.data_dir / "spool").glob("clicks-*.jsonl"):
+            counts[int(seg.name.split("-")[1])] += len(seg.read_bytes().splitlines())
+        return counts
 
-    clicks_by_pid: Counter[int] = Counter()
-    for seg in (env.data_dir / "spool").glob("clicks-*.jsonl"):
-        pid = int(seg.name.split("-")[1])
-        clicks_by_pid[pid] += len(seg.read_bytes().splitlines())
-    assert server.proc.pid not in clicks_by_pid  # the parent only supervises
-    assert sum(clicks_by_pid.values()) == REQUESTS
-    serving = [pid for pid, n in clicks_by_pid.items() if n]
-    assert len(serving) == 2, f"clicks per worker process: {dict(clicks_by_pid)}"
+    # Rounds of REQUESTS clicks until both workers have answered some: on a busy machine the
+    # second worker may still be importing while the first answers a whole round.
+    sent = 0
+    deadline = time.monotonic() + 60
+    while True:
+        threads = [threading.Thread(target=hammer, args=(i, sent)) for i in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        sent += REQUESTS
+        by_pid = clicks_by_pid()
+        if len([pid for pid, n in by_pid.items() if n]) >= 2 or time.monotonic() > deadline:
+            break
+    assert statuses == {302: sent}
+    assert server.proc.pid not in by_pid  # the parent only supervises
+    assert sum(by_pid.values()) == sent
+    serving = [pid for pid, n in by_pid.items() if n]
+    assert len(serving) == 2, f"clicks per worker process: {dict(by_pid)}"
 
     server.stop()
     stored = Counter(_stored_user_agents(env))
-    assert set(stored) == {f"workers-test/{n}" for n in range(REQUESTS)}
+    assert set(stored) == {f"workers-test/{n}" for n in range(sent)}
     assert max(stored.values()) == 1
     assert list((env.data_dir / "spool").glob("clicks-*.jsonl")) == []
 
