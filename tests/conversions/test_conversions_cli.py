@@ -66,6 +66,19 @@ def test_import_checks_every_line_first_then_counts(api: Api, tmp_path: Path) ->
     odd.write_text("click_id,amount\nx,1\n")
     r = run(api, tmp_path, "conversions", "import", str(odd))
     assert r.returncode == 2 and "unknown column 'amount'" in r.stderr
+    # Unreadable lines are named with the others, in file order (one reader: services/imports).
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        '{"click_id": "' + cid2 + '", "event": "x", "value": "1", "currency": "DOLLARS"}\n{oops\n'
+    )
+    r = run(api, tmp_path, "conversions", "import", str(mixed))
+    assert r.returncode == 2 and "2 bad line(s); nothing was imported" in r.stderr, r.stderr
+    assert r.stderr.index("line 1: currency") < r.stderr.index("line 2: not JSON")
+    extra = tmp_path / "extra.csv"
+    extra.write_text("click_id,event\nx,signup,surplus\n")
+    r = run(api, tmp_path, "conversions", "import", str(extra))
+    assert r.returncode == 2 and "line 2: more cells than the header has columns" in r.stderr
+    assert len(ok(api.call("GET", "/v1/conversions"))["items"]) == 2
 
 
 def test_event_modes_secrets_and_the_rejected_log(api: Api, tmp_path: Path) -> None:

@@ -9,11 +9,9 @@ field. A secret is printed once, on stdout, alone on its line.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +25,7 @@ from clicktrail.config import load_settings
 from clicktrail.domain import conversions as rules
 from clicktrail.domain.errors import InvalidInput, Problem
 from clicktrail.domain.report import iso_us
-from clicktrail.services import campaigns, conversion_keys, conversions, workspaces
+from clicktrail.services import campaigns, conversion_keys, conversions, imports, workspaces
 from clicktrail.services.clock import now_us
 from clicktrail.services.conversion_keys import ConversionKey, KeyKind
 from clicktrail.services.conversions import Conversion, ConversionFilter
@@ -49,6 +47,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 CSV_COLUMNS = ("click_id", "ct_cid", "contact_external_id", "contact_phone", "event", "value",
                "currency", "occurred_at", "txn")  # fmt: skip
+CONTACT_COLUMNS = ("contact_external_id", "contact_phone")
 MAX_SHOWN = 20  # bad lines printed (all of them with --json)
 
 
@@ -106,38 +105,6 @@ def conversions_list(
         err.print(f"(the first {limit}; more with --limit or the API's cursor)")
 
 
-def _csv_items(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        unknown = [c for c in reader.fieldnames or () if c not in CSV_COLUMNS]
-        if unknown:
-            raise InvalidInput(
-                f"{path}: unknown column {unknown[0]!r} (columns: {', '.join(CSV_COLUMNS)})",
-                field="line 1",
-            )
-        for row in reader:
-            item: dict[str, Any] = {k: v for k, v in row.items() if v not in (None, "")}
-            ext, phone = item.pop("contact_external_id", None), item.pop("contact_phone", None)
-            if ext is not None:
-                item["contact"] = {"external_id": ext}
-            elif phone is not None:
-                item["contact"] = {"phone": phone}
-            yield f"line {reader.line_num}: ", item
-
-
-def _jsonl_items(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"line {n}: ", json.loads(line)
-            except ValueError as exc:
-                raise InvalidInput(
-                    f"{path}: line {n}: not JSON ({exc})", field=f"line {n}"
-                ) from None
-
-
 def _problem(field: str, detail: str, outcome: str) -> Problem:
     text = detail if detail.startswith(field) else f"{field}: {detail}"
     return Problem(field, f"{text} ({outcome})")
@@ -160,22 +127,30 @@ def conversions_import(
     kind = fmt or ("csv" if file.suffix.lower() == ".csv" else "jsonl")
     if kind not in ("csv", "jsonl"):
         raise InvalidInput("--format must be csv or jsonl", field="format")
-    lines = list((_csv_items if kind == "csv" else _jsonl_items)(file))
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"file: cannot read {file}: {exc.strerror}", field="file") from None
+    read = imports.read_lines(data, kind, CSV_COLUMNS, CONTACT_COLUMNS, name=str(file))
+    bad = {i: Problem(read.where[i].rstrip(": "), read.where[i] + reason)
+           for i, reason in read.unreadable.items()}  # fmt: skip
+    readable = [i for i in range(len(read.items)) if i not in bad]
+    batches = [readable[i : i + conversions.MAX_BATCH]
+               for i in range(0, len(readable), conversions.MAX_BATCH)]  # fmt: skip
     c = Container(load_settings())
     try:
         ws = workspaces.resolve_workspace(c.workspaces, workspace)
         region = c.settings.default_region or None
-        batches = [lines[i : i + conversions.MAX_BATCH]
-                   for i in range(0, len(lines), conversions.MAX_BATCH)]  # fmt: skip
         now = now_us()
-        problems: list[Problem] = []
         for batch in batches:
             checked = conversions.record_conversions(
-                c.conversions, ws, [item for _w, item in batch], source="import", now_us=now,
-                where=[w for w, _i in batch], region=region, dry_run=True,
+                c.conversions, ws, [read.items[i] for i in batch], source="import", now_us=now,
+                where=[read.where[i] for i in batch], region=region, dry_run=True,
             )  # fmt: skip
-            problems += [_problem(o.field or "", o.detail or "", o.outcome)
-                         for o in checked if o.outcome != "accepted"]  # fmt: skip
+            for i, o in zip(batch, checked, strict=True):
+                if o.outcome != "accepted":
+                    bad[i] = _problem(o.field or "", o.detail or "", o.outcome)
+        problems = [bad[i] for i in sorted(bad)]
         if problems:
             shown = "\n".join(f"  {p.message}" for p in problems[:MAX_SHOWN])
             more = (
@@ -188,16 +163,18 @@ def conversions_import(
         counts: Counter[str] = Counter()
         for batch in batches:
             done = conversions.record_conversions(
-                c.conversions, ws, [item for _w, item in batch], source="import", now_us=now,
-                where=[w for w, _i in batch], region=region,
+                c.conversions, ws, [read.items[i] for i in batch], source="import", now_us=now,
+                where=[read.where[i] for i in batch], region=region,
             )  # fmt: skip
             counts.update(o.outcome for o in done)
     finally:
         c.dispose()
     if as_json:
-        _print_json({"lines": len(lines), **counts})
+        _print_json({"lines": len(read.items), **counts})
         return
-    out.print(f"{len(lines)} line(s): " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    out.print(
+        f"{len(read.items)} line(s): " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    )
 
 
 @app.command("rejected")

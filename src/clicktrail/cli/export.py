@@ -65,83 +65,46 @@ def _write(plan: exports.ExportPlan, output: Path | None) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _export(
-    what: str,
-    *,
-    output: Path | None,
-    workspace: str | None,
-    format: str,
-    campaign: str | None,
-    since: str | None,
-    until: str | None,
-    phone: str,
-    salt: str | None,
-) -> None:
-    c = Container(load_settings())
-    try:
-        ws = workspaces.resolve_workspace(c.workspaces, workspace)
-        plan = exports.plan_export(
-            c.campaigns, c.export_queries, ws, what, format=format, campaign=campaign, since=since,
-            until=until, phone=phone, salt=salt,
-        )  # fmt: skip
-        _write(plan, output)
-    finally:
-        c.dispose()
+def _export_command(what: str, doc: str) -> None:
+    """Add the command `what`: the export `services.exports.plan_export` plans by that name."""
+
+    def command(
+        format: FormatOpt = "csv",
+        output: OutputOpt = None,
+        campaign: CampaignOpt = None,
+        since: SinceOpt = None,
+        until: UntilOpt = None,
+        phone: PhoneOpt = "plain",
+        salt: SaltOpt = None,
+        workspace: WorkspaceOpt = None,
+    ) -> None:
+        c = Container(load_settings())
+        try:
+            ws = workspaces.resolve_workspace(c.workspaces, workspace)
+            plan = exports.plan_export(
+                c.campaigns, c.export_queries, ws, what, format=format, campaign=campaign,
+                since=since, until=until, phone=phone, salt=salt,
+            )  # fmt: skip
+            _write(plan, output)
+        finally:
+            c.dispose()
+
+    command.__doc__ = doc
+    command.__name__ = command.__qualname__ = f"export_{what}"
+    app.command(what)(command)
 
 
-@app.command("clicks")
-def export_clicks(
-    format: FormatOpt = "csv",
-    output: OutputOpt = None,
-    campaign: CampaignOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    phone: PhoneOpt = "plain",
-    salt: SaltOpt = None,
-    workspace: WorkspaceOpt = None,
-) -> None:
-    """Export every request on tracked links, with recipient, link, time and bot verdict."""
-    _export(
-        "clicks", output=output, workspace=workspace, format=format,
-        campaign=campaign, since=since, until=until, phone=phone, salt=salt,
-    )  # fmt: skip
-
-
-@app.command("messages")
-def export_messages(
-    format: FormatOpt = "csv",
-    output: OutputOpt = None,
-    campaign: CampaignOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    phone: PhoneOpt = "plain",
-    salt: SaltOpt = None,
-    workspace: WorkspaceOpt = None,
-) -> None:
-    """Export messages with their delivery status and times (time range: when queued)."""
-    _export(
-        "messages", output=output, workspace=workspace, format=format,
-        campaign=campaign, since=since, until=until, phone=phone, salt=salt,
-    )  # fmt: skip
-
-
-@app.command("conversions")
-def export_conversions(
-    format: FormatOpt = "csv",
-    output: OutputOpt = None,
-    campaign: CampaignOpt = None,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    phone: PhoneOpt = "plain",
-    salt: SaltOpt = None,
-    workspace: WorkspaceOpt = None,
-) -> None:
+_export_command(
+    "clicks", "Export every request on tracked links, with recipient, link, time and bot verdict."
+)
+_export_command(
+    "messages", "Export messages with their delivery status and times (time range: when queued)."
+)
+_export_command(
+    "conversions",
     """Export conversions with the credit each attribution model gave them (time range: when
-    they occurred; campaign: where the credit went)."""
-    _export(
-        "conversions", output=output, workspace=workspace, format=format,
-        campaign=campaign, since=since, until=until, phone=phone, salt=salt,
-    )  # fmt: skip
+    they occurred; campaign: where the credit went).""",
+)
 
 
 @app.command("conversion-paths")

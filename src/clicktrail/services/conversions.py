@@ -234,19 +234,27 @@ class _Resolved:
     contact_id: int
 
 
+def known_fields(item: object, where: str, known: frozenset[str], what: str) -> Mapping[str, Any]:
+    """Return `item` when it is an object (a `what`) of `known` fields only. Raises
+    `InvalidInput` naming the item (``/conversions/3``, ``line 12``; ``body`` alone) when it is
+    not an object, else its first unknown field (prefixed by `where`)."""
+    if not isinstance(item, Mapping):
+        at = where.rstrip("/: ") or "body"
+        raise InvalidInput(f"{at}: expected a {what} object", field=at)
+    unknown = sorted(str(k) for k in item if k not in known)
+    if unknown:
+        raise InvalidInput(
+            f"{where}{unknown[0]}: unknown field (known: {', '.join(sorted(known))})",
+            field=where + unknown[0],
+        )
+    return item
+
+
 def check_item(item: object, where: str, now_us: int, region: str | None = None) -> _Checked:
     """Return one conversion of a request checked (not resolved). `where` prefixes the field
     names in errors (``/conversions/3/``, ``line 12: ``). Raises `InvalidInput` naming the
     first field at fault."""
-    if not isinstance(item, Mapping):
-        at = where.rstrip("/: ") or "body"
-        raise InvalidInput(f"{at}: expected a conversion object", field=at)
-    unknown = sorted(str(k) for k in item if k not in FIELDS)
-    if unknown:
-        raise InvalidInput(
-            f"{where}{unknown[0]}: unknown field (known: {', '.join(sorted(FIELDS))})",
-            field=where + unknown[0],
-        )
+    item = known_fields(item, where, FIELDS, "conversion")
     event = rules.event_name(item.get("event"), where + "event")
     micros, currency = rules.money(item.get("value"), item.get("currency"), where)
     occurred = parse_time(item.get("occurred_at"), where + "occurred_at", now_us)

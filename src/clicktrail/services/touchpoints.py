@@ -11,20 +11,17 @@ clicktrail's own tables by multi-touch attribution; they are never ingested here
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-import orjson
 
 from clicktrail.domain import conversions as money_rules
 from clicktrail.domain import touchpoints as rules
 from clicktrail.domain.errors import ClicktrailError, InvalidInput
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Workspace
-from clicktrail.services.conversions import Outcome, contact_ref
+from clicktrail.services.conversions import Outcome, contact_ref, known_fields
+from clicktrail.services.imports import read_lines
 from clicktrail.services.receipts import parse_time
 
 MAX_BATCH = 1000
@@ -33,7 +30,6 @@ FIELDS = frozenset(
 )
 # The columns of an imported CSV file: the API's fields, the contact flattened.
 CSV_COLUMNS = ("channel", "external_id", "phone", "occurred_at", "campaign", "source", "touch_id")
-FORMATS = ("csv", "jsonl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +89,7 @@ def check_item(item: object, where: str, now_us: int, region: str | None = None)
     """Return one touchpoint of a request checked (not resolved); `where` prefixes the field
     names in errors (``/touchpoints/3/``, ``line 12: ``). Raises `InvalidInput` naming the
     first field at fault."""
-    if not isinstance(item, Mapping):
-        at = where.rstrip("/: ") or "body"
-        raise InvalidInput(f"{at}: expected a touchpoint object", field=at)
-    unknown = sorted(str(k) for k in item if k not in FIELDS)
-    if unknown:
-        raise InvalidInput(
-            f"{where}{unknown[0]}: unknown field (known: {', '.join(sorted(FIELDS))})",
-            field=where + unknown[0],
-        )
+    item = known_fields(item, where, FIELDS, "touchpoint")
     channel = rules.channel_name(item.get("channel"), where + "channel")
     external_id, phone = contact_ref(item.get("contact"), where, region)
     if external_id is None and phone is None:
@@ -203,58 +191,6 @@ def record_touchpoints(
 # -- the CLI's import ---------------------------------------------------------------------------
 
 
-def read_lines(data: bytes, fmt: str) -> tuple[list[object], list[str], dict[int, str]]:
-    """Return the items of an import file (CSV with a header of `CSV_COLUMNS`, or one JSON
-    object per line), each one's place (``line N: ``) and, by index, why a line could not be
-    read as an item (not JSON, more cells than columns). Raises `InvalidInput` for a file that
-    cannot be read at all (not UTF-8, no CSV header, an unknown CSV column)."""
-    if fmt not in FORMATS:
-        raise InvalidInput(f"format {fmt!r} is not one of {', '.join(FORMATS)}", field="format")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"file: not UTF-8 (byte {exc.start})", field="file") from None
-    items: list[object] = []
-    where: list[str] = []
-    unreadable: dict[int, str] = {}
-    if fmt == "jsonl":
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(orjson.loads(line))
-            except orjson.JSONDecodeError as exc:
-                unreadable[len(items)] = f"not JSON ({exc})"
-                items.append(None)
-            where.append(f"line {n}: ")
-        return items, where, unreadable
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames
-    if not header:
-        raise InvalidInput(f"file: no CSV header (columns: {', '.join(CSV_COLUMNS)})", "file")
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown:
-        raise InvalidInput(
-            f"file: unknown column {unknown[0]!r} (columns: {', '.join(CSV_COLUMNS)})", "file"
-        )
-    for row in reader:
-        if None in row:
-            unreadable[len(items)] = "more cells than the header has columns"
-        items.append(_csv_item(row))
-        where.append(f"line {reader.line_num}: ")
-    return items, where, unreadable
-
-
-def _csv_item(row: Mapping[str | None, Any]) -> dict[str, Any]:
-    item: dict[str, Any] = {k: v for k, v in row.items() if k in FIELDS and v not in ("", None)}
-    ext, phone = row.get("external_id") or None, row.get("phone") or None
-    if ext is not None and phone is not None:
-        item["contact"] = {"external_id": ext, "phone": phone}  # refused: one of the two
-    elif ext is not None or phone is not None:
-        item["contact"] = {"external_id": ext} if ext is not None else {"phone": phone}
-    return item
-
-
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     """An import: the outcome of each line (`where` its place), stored only if none failed."""
@@ -284,7 +220,8 @@ def import_lines(
     """Import a file of touchpoints all or nothing: every line checked and its contact
     resolved; any refused line and nothing is stored (the result lists every refusal);
     else all are stored in one transaction (repeated touch ids are ``duplicate``)."""
-    items, where, unreadable = read_lines(data, fmt)
+    lines = read_lines(data, fmt, CSV_COLUMNS, ("external_id", "phone"))
+    items, where, unreadable = lines.items, lines.where, lines.unreadable
     if not items:
         raise InvalidInput("file: no touchpoints in it", field="file")
     outcomes, rows = prepare(store, ws, items, now_us=now_us, where=where, region=region)

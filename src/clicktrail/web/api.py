@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -23,7 +22,7 @@ from clicktrail.services.receipts import ReceiptStore
 from clicktrail.services.workspaces import WorkspaceStore, authenticate, is_tls_host_allowed
 from clicktrail.web import openapi
 from clicktrail.web import schemas as s
-from clicktrail.web.bodies import BodyCap, read_json
+from clicktrail.web.bodies import BodyCap, read_json_value
 from clicktrail.web.errors import handle_clicktrail_error, handle_unexpected, problem, problem_for
 from clicktrail.web.routing import ApiRoute, Body, Op, Reply, flag, query
 
@@ -51,16 +50,6 @@ RECEIPT_BATCH = {
         {"type": "object", "required": ["receipts"], "properties": {"receipts": _RECEIPTS}},
     ],
 }
-
-
-async def _json_body(request: Request) -> Any:
-    body = await read_json(request, MAX_BODY)
-    try:
-        # orjson refuses what json would let through to storage and fail there: lone UTF-16
-        # surrogates ("\ud8e5") in strings.
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
 
 
 class Readiness:
@@ -123,7 +112,7 @@ def build_api(
 
     async def post_status(request: Request) -> Response:
         ws = workspace(request)
-        body = await _json_body(request)
+        body = await read_json_value(request, MAX_BODY)
         items = body.get("receipts") if isinstance(body, dict) else body
         if not isinstance(items, list) or not items:
             raise InvalidInput(

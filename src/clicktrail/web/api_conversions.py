@@ -25,12 +25,18 @@ from clicktrail.services import campaigns, conversion_keys, conversions, keys, l
 from clicktrail.services.campaigns import CampaignStore
 from clicktrail.services.clock import now_us
 from clicktrail.services.conversion_keys import ConversionKey, ConversionKeyStore, KeyKind
-from clicktrail.services.conversions import Conversion, ConversionFilter, ConversionStore, Rejection
+from clicktrail.services.conversions import (
+    Conversion,
+    ConversionFilter,
+    ConversionStore,
+    Outcome,
+    Rejection,
+)
 from clicktrail.services.exports import iso_utc
 from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.receipts import parse_time
 from clicktrail.web import schemas_conversions as sc
-from clicktrail.web.bodies import read_json
+from clicktrail.web.bodies import batch_items, read_json, read_json_value
 from clicktrail.web.routing import (
     CAMPAIGN_FILTER,
     CURSOR,
@@ -70,6 +76,17 @@ def rejection_out(r: Rejection) -> dict[str, Any]:
             "detail": r.detail, "query": r.query, "ip": r.ip}  # fmt: skip
 
 
+def batch_out(results: list[Outcome]) -> dict[str, Any]:
+    """Return the wire shape of a batch's outcomes (`ConversionBatchOut`,
+    `TouchpointBatchOut`): one result per item, in order, and how many of each outcome."""
+    out = [
+        {"outcome": r.outcome, "id": r.id} if r.field is None
+        else {"outcome": r.outcome, "id": r.id, "field": r.field, "detail": r.detail}
+        for r in results
+    ]  # fmt: skip
+    return {"results": out, "counts": dict(Counter(r.outcome for r in results))}
+
+
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status, headers, media_type="application/json")
 
@@ -105,32 +122,13 @@ def routes(
 
     def record(ws: Workspace, body: Any) -> Response:
         now = now_us()
-        if isinstance(body, dict) and "conversions" in body:
-            items = body["conversions"]
-            if len(body) != 1:
-                extra = sorted(k for k in body if k != "conversions")[0]
-                raise InvalidInput(f"{extra}: unknown field beside conversions", field=extra)
-            if not isinstance(items, list) or not items:
-                raise InvalidInput(
-                    "conversions must be a non-empty array of conversion objects",
-                    field="conversions",
-                )
+        items = batch_items(body, "conversions", "conversion")
+        if items is not None:
             where = [f"/conversions/{i}/" for i in range(len(items))]
             results = conversions.record_conversions(
                 store, ws, items, source="api", now_us=now, where=where, region=default_region
             )
-            counts = Counter(r.outcome for r in results)
-            out = [
-                {"outcome": r.outcome, "id": r.id} if r.field is None
-                else {"outcome": r.outcome, "id": r.id, "field": r.field, "detail": r.detail}
-                for r in results
-            ]  # fmt: skip
-            return _json({"results": out, "counts": dict(counts)})
-        if not isinstance(body, dict):
-            raise InvalidInput(
-                "body must be a conversion object, or an object with a 'conversions' array",
-                field="body",
-            )
+            return _json(batch_out(results))
         outcome, conv = conversions.record_one(
             store, ws, body, source="api", now_us=now, region=default_region
         )
@@ -142,11 +140,7 @@ def routes(
 
     async def post_conversions(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        raw = await read_json(request, MAX_BODY)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
+        body = await read_json_value(request, MAX_BODY)
         return await run_in_threadpool(record, ws, body)
 
     def list_conversions(request: Request) -> Response:

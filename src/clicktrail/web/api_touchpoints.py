@@ -9,7 +9,6 @@ is scoped to the API key's workspace: another workspace's contacts are `unknown_
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import orjson
@@ -18,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Workspace
 from clicktrail.services import keys, touchpoints
 from clicktrail.services.clock import now_us
@@ -26,7 +24,8 @@ from clicktrail.services.conversions import raise_for
 from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.touchpoints import TouchpointStore
 from clicktrail.web import schemas_touchpoints as st
-from clicktrail.web.bodies import read_json
+from clicktrail.web.api_conversions import batch_out
+from clicktrail.web.bodies import batch_items, read_json_value
 from clicktrail.web.routing import AnyOf, ApiRoute, Op, Reply, json_body
 
 # A batch of 1,000 touches with metadata; a single touch is far smaller.
@@ -47,31 +46,13 @@ def routes(
 
     def record(ws: Workspace, body: Any) -> Response:
         now = now_us()
-        if isinstance(body, dict) and "touchpoints" in body:
-            items = body["touchpoints"]
-            if len(body) != 1:
-                extra = sorted(k for k in body if k != "touchpoints")[0]
-                raise InvalidInput(f"{extra}: unknown field beside touchpoints", field=extra)
-            if not isinstance(items, list) or not items:
-                raise InvalidInput(
-                    "touchpoints must be a non-empty array of touchpoint objects",
-                    field="touchpoints",
-                )
+        items = batch_items(body, "touchpoints", "touchpoint")
+        if items is not None:
             where = [f"/touchpoints/{i}/" for i in range(len(items))]
             results = touchpoints.record_touchpoints(
                 store, ws, items, now_us=now, where=where, region=default_region
             )
-            out = [
-                {"outcome": r.outcome, "id": r.id} if r.field is None
-                else {"outcome": r.outcome, "id": r.id, "field": r.field, "detail": r.detail}
-                for r in results
-            ]  # fmt: skip
-            return _json({"results": out, "counts": dict(Counter(r.outcome for r in results))})
-        if not isinstance(body, dict):
-            raise InvalidInput(
-                "body must be a touchpoint object, or an object with a 'touchpoints' array",
-                field="body",
-            )
+            return _json(batch_out(results))
         (outcome,) = touchpoints.record_touchpoints(
             store, ws, [body], now_us=now, where=[""], region=default_region
         )
@@ -81,11 +62,7 @@ def routes(
 
     async def post_touchpoints(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
-        raw = await read_json(request, MAX_BODY)
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
+        body = await read_json_value(request, MAX_BODY)
         return await run_in_threadpool(record, ws, body)
 
     return [

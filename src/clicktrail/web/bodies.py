@@ -23,6 +23,7 @@ from itertools import accumulate, repeat
 from operator import add, gt
 from typing import Any
 
+import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -87,6 +88,37 @@ async def read_json(request: Request, limit: int) -> bytes:
     else:
         check_json_depth(body)
     return body
+
+
+async def read_json_value(request: Request, limit: int) -> Any:
+    """Return the body parsed as JSON (read as `read_json` reads it). Raises `InvalidInput`
+    (field ``body``) when it is not JSON."""
+    body = await read_json(request, limit)
+    try:
+        # orjson refuses what json would let through to storage and fail there: lone UTF-16
+        # surrogates ("\ud8e5") in strings.
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}", field="body") from None
+
+
+def batch_items(body: Any, name: str, what: str) -> list[Any] | None:
+    """Return the items of a batch body, ``{name: [...]}`` with nothing beside it, or None
+    when `body` is one `what` object. Raises `InvalidInput` for anything else: another key
+    beside `name`, a `name` that is not a non-empty array, a body that is not an object."""
+    if isinstance(body, dict) and name in body:
+        items = body[name]
+        if len(body) != 1:
+            extra = sorted(k for k in body if k != name)[0]
+            raise InvalidInput(f"{extra}: unknown field beside {name}", field=extra)
+        if not isinstance(items, list) or not items:
+            raise InvalidInput(f"{name} must be a non-empty array of {what} objects", field=name)
+        return items
+    if not isinstance(body, dict):
+        raise InvalidInput(
+            f"body must be a {what} object, or an object with a '{name}' array", field="body"
+        )
+    return None
 
 
 # A JSON string, escapes included: what a bracket inside it is not. Possessive, and a string
