@@ -25,7 +25,7 @@ from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.network import parse_networks
 from clicktrail.outbound import OutboundPolicy
-from clicktrail.services import bots, incrementality, optouts
+from clicktrail.services import bots, engagement, incrementality, optouts
 from clicktrail.services.attribution import Attributor
 from clicktrail.services.clicks import ClickPipeline
 from clicktrail.services.clock import now_us
@@ -48,6 +48,7 @@ from clicktrail.storage.contacts import ContactQueries
 from clicktrail.storage.conversion_keys import ConversionKeyQueries
 from clicktrail.storage.conversions import ConversionQueries
 from clicktrail.storage.database import check_ready, create_engine, migrate
+from clicktrail.storage.engagement import EngagementQueries
 from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.holdouts import HoldoutQueries
 from clicktrail.storage.inbox import InboxWriter
@@ -68,6 +69,7 @@ from clicktrail.web import (
     api_attribution,
     api_bots,
     api_conversions,
+    api_engagement,
     api_keys,
     api_lift,
     api_multitouch,
@@ -197,6 +199,12 @@ class Container:
     def touchpoints(self) -> TouchpointQueries:
         """Other channels' touchpoints (storage/touchpoints.py)."""
         return TouchpointQueries(self.engine)
+
+    @cached_property
+    def engagement(self) -> EngagementQueries:
+        """Engagement scores: settings, kept scores, contacts to score again
+        (storage/engagement.py)."""
+        return EngagementQueries(self.engine)
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -367,12 +375,14 @@ class Container:
     def background_jobs(self) -> tuple[list[Job], Callable[[], object]]:
         """Return the periodic jobs (interval in seconds, job) and the final pass to run after
         the click log drained: the click pipeline (services/clicks.py: new clicks out of the
-        inbox with provisional verdicts; final verdicts after the settle window) and, with
+        inbox with provisional verdicts; final verdicts after the settle window; the engagement
+        scores of the contacts they and conversions touched) and, with
         `send_in_server`, the sending worker; and attribution (services/attribution.py: new
         conversions, credits waiting for final verdicts, re-attribution after a change)."""
         clicks = ClickPipeline(
-            self.clicks, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000
-        )
+            self.clicks, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000,
+            rescore=lambda: engagement.refresh_dirty(self.engagement, now_us()),
+        )  # fmt: skip
         jobs: list[Job] = [
             (1.0, clicks.process_new),
             (self.settings.bot_finalize_interval, clicks.finalize),
@@ -454,6 +464,7 @@ class Container:
         routes += api_conversions.routes(self.keys, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_touchpoints.routes(self.keys, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_lift.routes(self.keys, self.campaigns, self.holdouts, self.lift_window)
+        routes += api_engagement.routes(self.keys, self.contacts, self.engagement)
         routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution, lift=self.campaign_lift)  # fmt: skip
         return routes
 

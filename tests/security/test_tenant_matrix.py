@@ -74,6 +74,7 @@ DASHBOARD = "/dashboard"
 A_ORDER = "a-order-7731"
 A_NOTE = "a's private note"
 A_NETWORK = "a-network-impact"
+A_CLICK_WEIGHT = 17.25
 
 
 @dataclass
@@ -136,6 +137,10 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
             ("POST", "/v1/publishable-keys", t.a_key, {"json": {"name": A_NETWORK}}),
         ]
     )  # fmt: skip
+    (scoring,) = t.calls(
+        [("PUT", "/v1/engagement/settings", t.a_key, {"json": {"click_weight": A_CLICK_WEIGHT}})]
+    )
+    assert scoring.status_code == 200, scoring.text
     assert conversion.status_code == 201 and mode.status_code == 200, conversion.text
     assert pbs.status_code == 201 and pk.status_code == 201, pbs.text
     (keys,) = t.calls([("GET", "/v1/keys", t.a_key, {})])
@@ -260,12 +265,15 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/campaigns/{campaign}/report/conversions"): {},
     ("GET", "/v1/attribution/channels"): {"params": {"half_life": "1d"}},
     ("GET", "/v1/exports/conversion-paths"): {"params": {"format": "jsonl"}},
+    ("GET", "/v1/engagement/settings"): {},
+    ("PUT", "/v1/engagement/settings"): {"json": {"click_weight": 12}},
+    ("GET", "/v1/contacts/{contact}/engagement"): {},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
 A_MARKERS = (
     CAMPAIGN_NAME, A_ORDER, A_NOTE, "19.99", A_NETWORK, '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
-    "192.0.2.0/24", "tenant-a-auth-token", "a1a1a1a1", "+14155550199",
+    "192.0.2.0/24", "tenant-a-auth-token", "a1a1a1a1", "+14155550199", str(A_CLICK_WEIGHT),
 )  # fmt: skip
 
 
@@ -343,6 +351,7 @@ def _snapshot(t: Tenants) -> list[Any]:
         "/v1/attribution", "/v1/attribution/channels",
         f"/v1/campaigns/{t.ids['campaign']}/attribution",
         f"/v1/campaigns/{t.ids['campaign']}/report/conversions",
+        "/v1/engagement/settings",
     ]  # fmt: skip
     answers = t.calls([("GET", p, t.a_key, {}) for p in paths])
     for p, r in zip(paths, answers, strict=True):

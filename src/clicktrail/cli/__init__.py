@@ -17,6 +17,7 @@ from clicktrail.cli import bots as bots_cli
 from clicktrail.cli import campaigns as campaigns_cli
 from clicktrail.cli import contacts as contacts_cli
 from clicktrail.cli import conversions as conversions_cli
+from clicktrail.cli import engagement as engagement_cli
 from clicktrail.cli import export as export_cli
 from clicktrail.cli import holdout as holdout_cli
 from clicktrail.cli import keys as keys_cli
@@ -86,6 +87,7 @@ app.add_typer(conversions_cli.secrets_app, name="postback-secret")
 app.add_typer(conversions_cli.publishable_app, name="publishable-key")
 app.add_typer(touchpoints_cli.app, name="touchpoints")
 app.add_typer(attribution_cli.app, name="attribution")
+app.add_typer(engagement_cli.app, name="engagement")
 
 
 def fail(exc: ClicktrailError) -> NoReturn:

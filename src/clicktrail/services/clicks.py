@@ -10,6 +10,9 @@ then one `click_inbox` row per batch: storage/inbox.py). From there, over storag
    stored clicks that never got a verdict (older versions, imports).
 3. `ClickPipeline.finalize`: requests older than the settle window get their final verdict,
    behaviour included (`bots.finalize_settled`). `finalize_campaign` does a campaign now.
+4. After each of those passes, `rescore`: the engagement scores of the contacts whose clicks,
+   verdicts or conversions changed (`services.engagement.refresh_dirty`; the writers noted
+   them in their transactions).
 
 Storage never classifies nor calls back here; which verdicts count as clicks is the domain's
 (`domain.report.COUNTED_VERDICTS`), the click row's shape too (`domain.clicks`).
@@ -154,6 +157,8 @@ class ClickPipeline:
     settle_us: int = bots.DEFAULT_SETTLE_US
     batch: int = 2000
     clock: Callable[[], int] = now_us
+    # Engagement scores of the contacts noted since the last pass (None: not kept here).
+    rescore: Callable[[], int] | None = None
     _new: ClassifyNew = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -161,11 +166,19 @@ class ClickPipeline:
 
     def process_new(self) -> int:
         """Move the inbox to the clicks table with provisional verdicts, and classify stored
-        requests without one; return how many got a verdict."""
-        return self._new()
+        requests without one, then score the contacts they (or conversions) touched; return
+        how many got a verdict."""
+        done = self._new()
+        if self.rescore is not None:
+            self.rescore()
+        return done
 
     def finalize(self) -> bots.FinalizeResult:
-        """Give final verdicts to the requests older than the settle window."""
-        return bots.finalize_settled(
+        """Give final verdicts to the requests older than the settle window, then score the
+        contacts whose verdicts changed."""
+        result = bots.finalize_settled(
             self.store, self.clock(), settle_us=self.settle_us, ip_kind=self.classifier.ip_kind
         )
+        if self.rescore is not None:
+            self.rescore()
+        return result

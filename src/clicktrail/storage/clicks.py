@@ -22,6 +22,7 @@ from clicktrail.domain.report import COUNTED_VERDICTS
 from clicktrail.services.ports import Selection, StoredRequest
 from clicktrail.storage import inbox
 from clicktrail.storage import tables as t
+from clicktrail.storage.engagement import mark_dirty
 from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import insert_ignore, is_postgres
 
@@ -39,13 +40,13 @@ TO_FINALIZE_SQL = (
     "ORDER BY campaign_id, at_us, id LIMIT ?"
 )
 # One statement for a whole batch of verdicts instead of one UPDATE per request: PostgreSQL
-# joins arrays (unnest), SQLite a temporary table; both return the rows' messages.
+# joins arrays (unnest), SQLite a temporary table; both return the rows' messages and contacts.
 SAVE_VERDICTS_PG = (
     "UPDATE clicks AS c SET verdict = u.verdict, score = u.score, "
     "reasons = u.reasons::json, classifier_version = u.version, final = u.final "
     "FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[], "
     "%s::bool[]) AS u(click_id, verdict, score, reasons, version, final) "
-    "WHERE c.click_id = u.click_id RETURNING c.message_id"
+    "WHERE c.click_id = u.click_id RETURNING c.message_id, c.contact_id"
 )
 VERDICT_UPDATES_TABLE = (
     "CREATE TEMP TABLE IF NOT EXISTS verdict_updates (click_id TEXT PRIMARY KEY, "
@@ -59,7 +60,7 @@ SAVE_VERDICTS_SQLITE = (
     "(SELECT verdict, score, reasons, version, final FROM verdict_updates u "
     "WHERE u.click_id = clicks.click_id) "
     "WHERE click_id IN (SELECT click_id FROM verdict_updates) "
-    "RETURNING message_id"
+    "RETURNING message_id, contact_id"
 )
 _ck, _es, _lk = t.clicks, t.early_sightings, t.links
 INBOX_SIZE = sa.select(sa.func.coalesce(sa.func.sum(t.click_inbox.c.n), 0))
@@ -93,6 +94,7 @@ class ClickQueries:
         with self.engine.begin() as conn:
             inbox.insert_clicks(conn, recs, verdicts)
             refresh_click_rollup(conn, {r.message_id for r in recs})
+            mark_dirty(conn, (r.contact_id for r in recs))
         return len(recs)
 
     def take_inbox(self, limit: int) -> InboxBatch | None:
@@ -231,7 +233,8 @@ class ClickQueries:
 
     def save_verdicts(self, verdicts: Sequence[tuple[str, Verdict, bool]]) -> None:
         """Store (click id, verdict, final) for each request (the last one of a click id given
-        twice), and refresh the click rollup of their messages, in one transaction."""
+        twice), refresh the click rollup of their messages and note their contacts for scoring,
+        in one transaction."""
         if not verdicts:
             return
         latest = {cid: (v, final) for cid, v, final in verdicts}
@@ -248,10 +251,11 @@ class ClickQueries:
                 conn.exec_driver_sql(VERDICT_UPDATES_TABLE)
                 conn.exec_driver_sql(VERDICT_UPDATES_FILL, rows)
                 found = conn.exec_driver_sql(SAVE_VERDICTS_SQLITE)
-            message_ids = set(found.scalars())
+            changed = found.all()
             if not postgres:
                 conn.exec_driver_sql(VERDICT_UPDATES_EMPTY)
-            refresh_click_rollup(conn, message_ids)
+            refresh_click_rollup(conn, {m for m, _ in changed})
+            mark_dirty(conn, (c for _, c in changed))
 
     def count_clicks(self) -> int:
         """Return the number of stored requests on tokens (clicks and probes)."""

@@ -28,6 +28,7 @@ from clicktrail.services.conversions import (
     Stored,
 )
 from clicktrail.storage import tables as t
+from clicktrail.storage.engagement import mark_dirty
 from clicktrail.storage.inbox import inbox_lines
 from clicktrail.storage.sql import chunks, is_postgres, upsert
 
@@ -239,6 +240,7 @@ class ConversionQueries:
                 new = {k for (k,) in conn.exec_driver_sql(sql, _params(chunk))}
                 out.update((r.dedup_key, Stored(r.public_id, "inserted")) for r in chunk
                            if r.dedup_key in new)  # fmt: skip
+                mark_dirty(conn, (r.contact_id for r in chunk if r.dedup_key in new))
             taken = {r.dedup_key: r for r in rows if r.dedup_key not in out}
             for keys in chunks(list(taken)):
                 for key, public_id, micros, currency in conn.execute(

@@ -10,8 +10,8 @@ instead of 5,000 tuples and index entries); see bench/RESULTS.md and migration 0
 The classification job's side are primitives the click pipeline (services/clicks.py) calls in
 order: `take_batch` (whole inbox rows, oldest first, decoded with the click codec of
 domain/clicks.py), `delivery_times` (what classification needs of their messages) and
-`put_batch` (the clicks with their verdicts, their messages' click rollup and the removal of
-the inbox rows, in one transaction). Nothing here classifies or calls back into services.
+`put_batch` (the clicks with their verdicts, their messages' click rollup, their contacts noted
+for scoring and the removal of the inbox rows, in one transaction). Nothing here classifies or calls back into services.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.clicks import ClickRecord, InboxBatch, click_from_row
 from clicktrail.storage.database import raise_if_unavailable
+from clicktrail.storage.engagement import mark_dirty
 from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import chunks, placeholder
 
@@ -176,12 +177,13 @@ def delivery_times(
 
 def put_batch(engine: sa.Engine, batch: InboxBatch, verdicts: Sequence[Verdict]) -> int:
     """Store `batch`'s clicks with their provisional `verdicts` (aligned with its records),
-    refresh their messages' click rollup and remove the batch's inbox rows, in one transaction;
+    refresh their messages' click rollup, note their contacts for scoring and remove the batch's inbox rows, in one transaction;
     return how many clicks it held. A click moved twice (a concurrent mover, a replayed spool)
     is stored once."""
     with engine.begin() as conn:
         insert_clicks(conn, batch.records, verdicts)
         refresh_click_rollup(conn, {r.message_id for r in batch.records})
+        mark_dirty(conn, (r.contact_id for r in batch.records))
         for chunk in chunks(batch.rows):
             conn.exec_driver_sql(_in_list(_DELETE_SQL, conn, chunk), tuple(chunk))
     return len(batch.records)

@@ -1,6 +1,7 @@
 """Every table of clicktrail, on one `metadata`: `core` (workspaces, contacts, campaigns,
 messages, clicks and their rollups, opt-outs, providers, sending jobs) and `outcomes`
-(conversions, touchpoints, attribution, holdouts).
+(conversions, touchpoints, attribution, holdouts), `audiences` (engagement scores and
+segments).
 
 Times are integers: microseconds since the Unix epoch, UTC (columns end in ``_us``). One
 representation on SQLite and PostgreSQL keeps time arithmetic (time to click since delivery,
@@ -10,6 +11,11 @@ Integer keys stay internal; the API shows ``public_id`` strings.
 
 from __future__ import annotations
 
+from clicktrail.storage.tables.audiences import (
+    contact_engagement,
+    engagement_dirty,
+    engagement_settings,
+)
 from clicktrail.storage.tables.core import (
     BigId,
     Micros,
@@ -62,6 +68,7 @@ __all__ = [
     "campaigns",
     "click_inbox",
     "clicks",
+    "contact_engagement",
     "contact_lists",
     "contacts",
     "conversion_credits",
@@ -70,6 +77,8 @@ __all__ = [
     "conversions",
     "domains",
     "early_sightings",
+    "engagement_dirty",
+    "engagement_settings",
     "holdout_draws",
     "keyword_replies",
     "links",

@@ -1,0 +1,60 @@
+"""The tables of engagement scores and segments (issue 17): a workspace's scoring settings,
+each contact's kept score, and the contacts whose score must be computed again.
+
+The same `metadata` as `tables.core`; conventions there (times in µs, internal integer keys).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from clicktrail.storage.tables.core import BigId, Micros, metadata
+
+# A workspace's scoring (domain/engagement.py, docs/segments.md); a workspace without a row
+# scores with the defaults. `revision` goes up with every change: rows of `contact_engagement`
+# computed under an older one are stale until `clicktrail engagement recompute`.
+engagement_settings = sa.Table(
+    "engagement_settings",
+    metadata,
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), primary_key=True),
+    sa.Column("click_weight", sa.Float, nullable=False),
+    sa.Column("conversion_weight", sa.Float, nullable=False),
+    sa.Column("preview_weight", sa.Float, nullable=False),
+    sa.Column("half_life_days", sa.Float, nullable=False),
+    sa.Column("engaged_min", sa.Float, nullable=False),
+    sa.Column("at_risk_min", sa.Float, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+)
+
+# One row per contact with at least one event that counts (a contact without one scores 0):
+# `score_key` is log2 of the decayed total's numerator (`domain.engagement.key_of`; NULL: a
+# total of zero), so "score >= x now" is a range of `ix_contact_engagement_band`. Counts and
+# last times serve the segment filters ("no click in N days", "converted").
+contact_engagement = sa.Table(
+    "contact_engagement",
+    metadata,
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("score_key", sa.Float(precision=53)),
+    sa.Column("clicks", sa.Integer, nullable=False),
+    sa.Column("conversions", sa.Integer, nullable=False),
+    sa.Column("previews", sa.Integer, nullable=False),
+    sa.Column("last_click_us", Micros),
+    sa.Column("last_conversion_us", Micros),
+    sa.Column("last_event_us", Micros),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+    sa.Index("ix_contact_engagement_band", "workspace_id", "score_key"),
+    sa.Index("ix_contact_engagement_last_click", "workspace_id", "last_click_us"),
+)
+
+# Contacts whose events changed (a click stored or given another verdict, a conversion),
+# written in the same transaction as the change; the click pipeline of the jobs process
+# (services/engagement.py) computes their rows again and deletes the rows it read, by `seq`.
+engagement_dirty = sa.Table(
+    "engagement_dirty",
+    metadata,
+    sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+    sa.Column("contact_id", BigId, nullable=False),
+)

@@ -1,0 +1,188 @@
+"""Engagement scores through storage, on SQLite and PostgreSQL: clicks through the real inbox and
+click pipeline, a re-classification, a conversion, each moving the kept scores by exactly what
+they are worth; the kept rows equal a full recompute; settings and their revision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from clicktrail.domain.bots.model import Verdict
+from clicktrail.domain.clicks import ClickRecord
+from clicktrail.domain.engagement import DAY_US, DEFAULTS, score_at
+from clicktrail.domain.errors import InvalidInput, NotFound
+from clicktrail.domain.models import Campaign, Contact, Workspace
+from clicktrail.services import engagement
+from clicktrail.services.clicks import ClickPipeline
+from clicktrail.services.conversions import record_conversions
+from clicktrail.services.ports import StoredRequest
+from clicktrail.storage import tables as t
+from clicktrail.storage.conversions import ConversionQueries
+from clicktrail.storage.engagement import EngagementQueries
+from clicktrail.storage.inbox import InboxWriter
+from factories import NOW_US, Repos, make_campaign, make_contacts, make_domain, make_workspace, send
+
+NOW = NOW_US
+HUMAN_UA = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)"
+
+
+class UaClassifier:
+    """Verdicts by user agent: ``Bot`` scanner, ``Preview`` preview, anything else human."""
+
+    def classify(self, request: StoredRequest) -> Verdict:
+        ua = request.user_agent or ""
+        if "Bot" in ua:
+            return Verdict("scanner", 90, ("TEST_BOT",))
+        if "Preview" in ua:
+            return Verdict("preview", 80, ("TEST_PREVIEW",))
+        return Verdict("human", 5, ())
+
+    def ip_kind(self, ip: str | None, campaign_id: int | None = None) -> str | None:
+        return None
+
+
+@dataclass
+class World:
+    store: Repos
+    eng: EngagementQueries
+    ws: Workspace
+    contacts: list[Contact]
+    campaign: Campaign
+    messages: dict[int, int]  # contact id -> message id
+    pipeline: ClickPipeline
+    n: int = 0
+
+    def click(self, who: int, days_ago: float, *, ua: str = HUMAN_UA, link: int = 0) -> str:
+        """Spool one request of contact `who` on link `link` (0: the sale, 1: opt-out) into
+        the inbox, as the redirect does; return its click id."""
+        self.n += 1
+        c = self.contacts[who]
+        lk = self.campaign.links[link]
+        rec = ClickRecord(
+            f"ck{self.n:04d}", f"tk{self.n}", self.campaign.id, lk.id, self.messages[c.id], c.id,
+            NOW - round(days_ago * DAY_US), "GET", "203.0.113.7", ua, {},
+        )  # fmt: skip
+        InboxWriter(self.store.engine)([orjson.dumps(list(rec))])
+        return rec.click_id
+
+    def score(self, who: int) -> float:
+        kept = self.eng.stored_engagement(self.contacts[who].id)
+        return score_at(None if kept is None else kept.state.key, NOW, DEFAULTS)
+
+
+@pytest.fixture
+def world(store: Repos, tmp_path: Path) -> World:
+    ws = make_workspace(store)
+    make_domain(store, ws)
+    contacts = make_contacts(store, ws, 4)
+    cp = make_campaign(
+        store, ws, "Sale https://shop.example.com/a stop: https://x.example.com/o",
+        link_roles={1: "optout"},
+    )  # fmt: skip
+    send(store, ws, cp, tmp_path / "outbox.jsonl")
+    with store.engine.connect() as conn:
+        msgs = dict(
+            conn.execute(
+                sa.select(t.messages.c.contact_id, t.messages.c.id).where(
+                    t.messages.c.campaign_id == cp.id
+                )
+            ).all()
+        )
+    eng = EngagementQueries(store.engine)
+    pipeline = ClickPipeline(
+        store.clicks,
+        UaClassifier(),
+        clock=lambda: NOW,
+        rescore=lambda: engagement.refresh_dirty(eng, NOW),
+    )
+    return World(store, eng, ws, contacts, cp, msgs, pipeline)
+
+
+def kept_rows(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    ce = t.contact_engagement
+    cols = [c for c in ce.c if c.name != "updated_us"]
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(*cols).order_by(ce.c.contact_id))]
+
+
+def test_pipeline_keeps_scores_exact_and_equal_to_a_recompute(world: World) -> None:
+    w = world
+    recent = w.click(0, 0)  # 10
+    w.click(0, 30)  # 5
+    w.click(1, 0, ua="WhatsApp Preview")  # 1
+    w.click(1, 0, link=1)  # an opt-out link: 0
+    w.click(2, 1, ua="SecurityBot")  # a scanner: 0
+    assert w.pipeline.process_new() == 5
+    assert w.eng.dirty_count() == 0
+    assert [w.score(i) for i in range(4)] == pytest.approx([15.0, 1.0, 0.0, 0.0], rel=1e-12)
+    assert w.eng.stored_engagement(w.contacts[2].id) is None  # no event that counts: no row
+    row = w.eng.stored_engagement(w.contacts[0].id)
+    assert row is not None and (row.state.clicks, row.state.previews) == (2, 0)
+    assert row.state.last_click_us == NOW
+
+    # Re-classified as a scanner (as `bots reclassify` and finalization store verdicts).
+    w.store.clicks.save_verdicts([(recent, Verdict("scanner", 95, ("LATE",)), True)])
+    assert w.eng.dirty_count() == 1
+    w.pipeline.finalize()  # nothing to finalize at NOW's clock; contacts are scored again
+    assert w.score(0) == pytest.approx(5.0, rel=1e-12)
+
+    # A conversion 30 days ago: 30 halved.
+    (out,) = record_conversions(
+        ConversionQueries(w.store.engine), w.ws,
+        [{"event": "purchase", "contact": {"external_id": "ext-3"},
+          "occurred_at": str((NOW - 30 * DAY_US) // 1_000_000)}],
+        source="api", now_us=NOW,
+    )  # fmt: skip
+    assert out.outcome == "accepted", out
+    w.pipeline.process_new()
+    assert w.score(3) == pytest.approx(15.0, rel=1e-12)
+
+    incremental = kept_rows(w.store.engine)
+    with w.store.engine.begin() as conn:
+        conn.execute(t.contact_engagement.delete())
+    assert engagement.recompute(w.eng, w.ws, NOW) == 4
+    assert kept_rows(w.store.engine) == incremental
+
+
+def test_explain_lists_each_event_and_flags_pending_changes(world: World) -> None:
+    w = world
+    w.click(0, 0)
+    w.click(0, 60)
+    w.pipeline.process_new()
+    got = engagement.explain_contact(w.store.contacts, w.eng, w.ws, "ext-0", NOW)
+    assert got.score == pytest.approx(12.5, rel=1e-12) and not got.pending
+    assert [round(c.value, 9) for c in got.explanation.contributions] == [10.0, 2.5]
+    assert got.explanation.contributions[0].event.label == w.campaign.slug
+    w.click(0, 0)  # in the inbox, not moved yet: not part of either
+    w.store.clicks.insert_clicks([])  # nothing
+    with w.store.engine.begin() as conn:  # a click stored by hand, not scored yet
+        conn.execute(t.engagement_dirty.insert(), {"contact_id": w.contacts[0].id})
+    w.pipeline.process_new()
+    got = engagement.explain_contact(w.store.contacts, w.eng, w.ws, "+14155550000", NOW)
+    assert got.score == pytest.approx(22.5, rel=1e-12) and not got.pending
+    with pytest.raises(NotFound) as e:
+        engagement.explain_contact(w.store.contacts, w.eng, w.ws, "ext-99", NOW)
+    assert e.value.field == "contact"
+
+
+def test_settings_revision_stale_rows_and_recompute(world: World) -> None:
+    w = world
+    w.click(0, 30)
+    w.pipeline.process_new()
+    view = engagement.get_settings(w.eng, w.ws)
+    assert (view.settings, view.revision, view.stale, view.stored) == (DEFAULTS, 0, 0, False)
+    view = engagement.set_settings(w.eng, w.ws, {"click_weight": 20, "half_life_days": 15}, NOW)
+    assert (view.revision, view.stale) == (1, 1)
+    with pytest.raises(InvalidInput) as e:
+        engagement.set_settings(w.eng, w.ws, {"at_risk_min": 50}, NOW)
+    assert e.value.field == "at_risk_min"
+    assert engagement.get_settings(w.eng, w.ws).revision == 1  # nothing stored
+    engagement.recompute(w.eng, w.ws, NOW)
+    assert engagement.get_settings(w.eng, w.ws).stale == 0
+    got = engagement.explain_contact(w.store.contacts, w.eng, w.ws, "ext-0", NOW)
+    assert got.score == pytest.approx(5.0, rel=1e-12)  # 20 after two half-lives of 15 days
