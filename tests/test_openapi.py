@@ -8,6 +8,7 @@ Runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from pydantic import ValidationError
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -35,6 +37,7 @@ from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
 from clicktrail.domain.holdout import HoldoutSpec
 from clicktrail.domain.models import CampaignOptions
+from clicktrail.web import schemas_touchpoints as st
 from clicktrail.web.api import build_api
 from clicktrail.web.openapi import (
     UndocumentedRoute,
@@ -46,6 +49,7 @@ from clicktrail.web.openapi import (
 )
 from clicktrail.web.openapi_page import render_docs
 from clicktrail.web.routing import ApiRoute, Op, Reply
+from clicktrail.web.schemas import out_json
 from factories import (
     Repos,
     make_api_key,
@@ -385,3 +389,66 @@ def test_docs_page_escapes_what_it_shows() -> None:
     doc = document(app_routes())
     evil = {**doc, "info": {**doc["info"], "title": "<script>alert(1)</script>"}}
     assert "<script>alert" not in render_docs(evil)
+
+
+def test_real_answers_of_the_writes_of_conversions_touchpoints_and_attribution(
+    served: tuple[str, str, dict[str, str]],
+) -> None:
+    """Every write of conversions, touchpoints, credentials and attribution settings, asked
+    with real data, answers a body its documented schema for that status accepts: single and
+    batch, accepted and duplicate, refused items in a batch."""
+    base_url, key, ids = served
+    doc = httpx.get(f"{base_url}/openapi.json").json()
+    auth = {"Authorization": f"Bearer {key}"}
+    conversion = {"contact": {"external_id": "ext-1"}, "event": "signup", "txn": "w-1"}
+    touch = {"channel": "email", "contact": {"external_id": "ext-1"}, "touch_id": "t-1"}
+    calls: list[tuple[str, str, str, dict[str, Any] | None, int]] = [
+        ("POST", "/v1/conversions", "/v1/conversions", conversion, 201),
+        ("POST", "/v1/conversions", "/v1/conversions", conversion, 200),
+        ("POST", "/v1/conversions", "/v1/conversions",
+         {"conversions": [conversion, {"click_id": "AAAAAAAAAAAAAAAA"}, {"event": 3}]}, 200),
+        ("POST", "/v1/touchpoints", "/v1/touchpoints", touch, 201),
+        ("POST", "/v1/touchpoints", "/v1/touchpoints", touch, 200),
+        ("POST", "/v1/touchpoints", "/v1/touchpoints",
+         {"touchpoints": [touch, {"channel": "sms"}, {**touch, "contact": {"phone": "x"}}]}, 200),
+        ("PUT", "/v1/conversions/events/lead", "/v1/conversions/events/{event}",
+         {"duplicate_mode": "count"}, 200),
+        ("POST", "/v1/postback-secrets", "/v1/postback-secrets", {"name": "w"}, 201),
+        ("PUT", "/v1/attribution", "/v1/attribution", {"model": "last_click"}, 200),
+        ("PUT", f"/v1/campaigns/{ids['campaign']}/attribution",
+         "/v1/campaigns/{campaign}/attribution", {"model": "first_click"}, 200),
+    ]  # fmt: skip
+    answers = []
+    for method, url, path, body, status in calls:
+        r = httpx.request(method, f"{base_url}{url}", json=body, headers=auth)
+        assert r.status_code == status, (method, url, r.text)
+        answers.append(r.json())
+        schema = doc["paths"][path][method.lower()]["responses"][str(status)]["content"]
+        v = _validator(doc, schema["application/json"]["schema"])
+        assert not [str(e) for e in v.iter_errors(r.json())], (method, url, r.json())
+    assert [x["outcome"] for x in answers[2]["results"]] == ["duplicate", "unknown_click",
+                                                             "invalid"]  # fmt: skip
+    assert [x["outcome"] for x in answers[5]["results"]] == ["duplicate", "invalid", "invalid"]
+    revoke = f"/v1/postback-secrets/{answers[7]['id']}"
+    r = httpx.delete(f"{base_url}{revoke}", headers=auth)
+    op = doc["paths"]["/v1/postback-secrets/{postback_secret}"]["delete"]
+    v = _validator(doc, op["responses"]["200"]["content"]["application/json"]["schema"])
+    assert r.status_code == 200 and v.is_valid(r.json()), r.text
+    # The check can fail: a batch answer with an unknown key is refused by the same schema.
+    op = doc["paths"]["/v1/conversions"]["post"]
+    v = _validator(doc, op["responses"]["200"]["content"]["application/json"]["schema"])
+    assert not v.is_valid({**answers[2], "extra": 1})
+
+
+def test_answers_are_checked_against_their_model_before_they_are_written() -> None:
+    """`out_json` writes a conforming answer as it is, and refuses one that drifted (a key
+    more, a key less, a type changed) instead of sending it."""
+    good = {"outcome": "accepted", "id": "tch_1"}
+    assert json.loads(out_json(st.TouchpointRecorded, good)) == good
+    batch = {"results": [{"outcome": "invalid", "id": None, "field": "/x", "detail": "d"},
+                         {"outcome": "accepted", "id": "tch_1"}], "counts": {"accepted": 1}}  # fmt: skip
+    assert json.loads(out_json(st.TouchpointBatchOut, batch)) == batch  # no null keys added
+    for bad in ({**good, "extra": 1}, {"outcome": "accepted"}, {**good, "id": 7},
+                {**good, "outcome": "stored"}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            out_json(st.TouchpointRecorded, bad)

@@ -3,8 +3,8 @@ get one; events' duplicate modes; the rejected log of postbacks, pixels and beac
 
 Thin handlers: parse the request, call `services.conversions`, shape the answer. Every call is
 scoped to the API key's workspace: another workspace's click ids answer `unknown_click` like ids
-that do not exist, its conversions 404. The batch answer is written with orjson directly (the
-ingest path: bench/conversion_ingest.py); its shape is `schemas_conversions.ConversionBatchOut`.
+that do not exist, its conversions 404. Every answer is checked against its response model in
+`web.schemas_conversions` before it is written (`schemas.out_json`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,7 +50,7 @@ from clicktrail.web.routing import (
     path,
     query,
 )
-from clicktrail.web.schemas import parse_body
+from clicktrail.web.schemas import _Response, out_json, parse_body
 
 # A batch of 1,000 conversions with metadata; a single conversion is far smaller.
 MAX_BODY = 8 * 1024 * 1024
@@ -87,8 +86,10 @@ def batch_out(results: list[Outcome]) -> dict[str, Any]:
     return {"results": out, "counts": dict(Counter(r.outcome for r in results))}
 
 
-def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), status, headers, media_type="application/json")
+def _json(
+    model: type[_Response], data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(out_json(model, data), status, headers, media_type="application/json")
 
 
 def _query(request: Request, name: str) -> str | None:
@@ -128,15 +129,17 @@ def routes(
             results = conversions.record_conversions(
                 store, ws, items, source="api", now_us=now, where=where, region=default_region
             )
-            return _json(batch_out(results))
+            return _json(sc.ConversionBatchOut, batch_out(results))
         outcome, conv = conversions.record_one(
             store, ws, body, source="api", now_us=now, region=default_region
         )
         assert conv is not None
         data = {"outcome": outcome.outcome, "conversion": conversion_out(conv)}
         if outcome.outcome == "accepted":
-            return _json(data, 201, {"Location": f"/v1/conversions/{conv.public_id}"})
-        return _json(data)
+            return _json(
+                sc.ConversionRecorded, data, 201, {"Location": f"/v1/conversions/{conv.public_id}"}
+            )
+        return _json(sc.ConversionRecorded, data)
 
     async def post_conversions(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
@@ -161,14 +164,13 @@ def routes(
             until_us=None if until is None else parse_time(until, "until", 0),
         )  # fmt: skip
         page = conversions.list_conversions(store, ws, where, limit, _query(request, "cursor"))
-        return _json(
-            {"items": [conversion_out(c) for c in page.items], "next_cursor": page.next_cursor}
-        )
+        items = [conversion_out(c) for c in page.items]
+        return _json(sc.ConversionPage, {"items": items, "next_cursor": page.next_cursor})
 
     def get_conversion(request: Request) -> Response:
         ws = workspace(request)
         found = conversions.get_conversion(store, ws, str(request.path_params["conversion"]))
-        return _json(conversion_out(found))
+        return _json(sc.ConversionOut, conversion_out(found))
 
     def list_modes(request: Request) -> Response:
         ws = workspace(request)
@@ -176,7 +178,7 @@ def routes(
             {"event": e, "duplicate_mode": m, "updated_at": iso_utc(u)}
             for e, m, u in conversions.event_modes(store, ws)
         ]
-        return _json({"items": items})
+        return _json(sc.EventModeList, {"items": items})
 
     async def set_mode(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
@@ -185,21 +187,22 @@ def routes(
         name, mode = await run_in_threadpool(
             lambda: conversions.set_event_mode(store, ws, event, b.duplicate_mode, now_us=now)
         )
-        return _json({"event": name, "duplicate_mode": mode, "updated_at": iso_utc(now)})
+        return _json(
+            sc.EventModeOut, {"event": name, "duplicate_mode": mode, "updated_at": iso_utc(now)}
+        )
 
     def list_rejected(request: Request) -> Response:
         ws = workspace(request)
         limit = listing.page_limit(_query(request, "limit"))
         page = conversions.rejected(store, ws, limit, _query(request, "cursor"))
-        return _json(
-            {"items": [rejection_out(r) for r in page.items], "next_cursor": page.next_cursor}
-        )
+        items = [rejection_out(r) for r in page.items]
+        return _json(sc.RejectedPage, {"items": items, "next_cursor": page.next_cursor})
 
     def credential_routes(kind: KeyKind, base: str, name: str) -> list[BaseRoute]:
         def list_keys(request: Request) -> Response:
             ws = workspace(request)
             items = [key_out(k) for k in conversion_keys.list_keys(key_store, ws, kind)]
-            return _json({"items": items})
+            return _json(sc.ConversionKeyList, {"items": items})
 
         async def create(request: Request) -> Response:
             ws = await run_in_threadpool(workspace, request)
@@ -210,16 +213,15 @@ def routes(
                 )
             )
             return _json(
-                {**key_out(made.key), "secret": made.secret}, 201,
+                sc.ConversionKeyCreated, {**key_out(made.key), "secret": made.secret}, 201,
                 {"Location": f"{base}/{made.key.public_id}"},
             )  # fmt: skip
 
         def revoke(request: Request) -> Response:
             ws = workspace(request)
             public_id = str(request.path_params[name])
-            return _json(
-                key_out(conversion_keys.revoke_key(key_store, ws, kind, public_id, now_us()))
-            )
+            revoked = conversion_keys.revoke_key(key_store, ws, kind, public_id, now_us())
+            return _json(sc.ConversionKeyOut, key_out(revoked))
 
         label = conversion_keys.NAMES[kind]
         return [

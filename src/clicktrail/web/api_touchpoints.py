@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,13 +26,14 @@ from clicktrail.web import schemas_touchpoints as st
 from clicktrail.web.api_conversions import batch_out
 from clicktrail.web.bodies import batch_items, read_json_value
 from clicktrail.web.routing import AnyOf, ApiRoute, Op, Reply, json_body
+from clicktrail.web.schemas import _Response, out_json
 
 # A batch of 1,000 touches with metadata; a single touch is far smaller.
 MAX_BODY = 8 * 1024 * 1024
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status, media_type="application/json")
+def _json(model: type[_Response], data: Any, status: int = 200) -> Response:
+    return Response(out_json(model, data), status, media_type="application/json")
 
 
 def routes(
@@ -52,13 +52,13 @@ def routes(
             results = touchpoints.record_touchpoints(
                 store, ws, items, now_us=now, where=where, region=default_region
             )
-            return _json(batch_out(results))
+            return _json(st.TouchpointBatchOut, batch_out(results))
         (outcome,) = touchpoints.record_touchpoints(
             store, ws, [body], now_us=now, where=[""], region=default_region
         )
         raise_for(outcome)
         data = {"outcome": outcome.outcome, "id": outcome.id}
-        return _json(data, 201 if outcome.outcome == "accepted" else 200)
+        return _json(st.TouchpointRecorded, data, 201 if outcome.outcome == "accepted" else 200)
 
     async def post_touchpoints(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)

@@ -32,6 +32,7 @@ from clicktrail.services.conversions import ConversionStore
 from clicktrail.web import schemas_conversions as sc
 from clicktrail.web.bodies import read_json
 from clicktrail.web.routing import ApiRoute, Body, Op, Reply, query
+from clicktrail.web.schemas import out_json
 
 MAX_BEACON = 8 * 1024
 MAX_PARAMS = 64
@@ -49,8 +50,9 @@ def snippet() -> bytes:
     return resources.files("clicktrail.web").joinpath("ct.js").read_bytes()
 
 
-def _json(data: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(data), 200, headers, media_type="application/json")
+def _recorded(outcome: str, conversion_id: str | None, headers: dict[str, str]) -> Response:
+    body = out_json(sc.RecordedOut, {"outcome": outcome, "id": conversion_id})
+    return Response(body, 200, headers, media_type="application/json")
 
 
 def _client(request: Request) -> str | None:
@@ -107,7 +109,7 @@ def routes(store: ConversionStore, keys: ConversionKeyStore) -> list[BaseRoute]:
         outcome, conversion_id = await run_in_threadpool(
             record, request, "postback", "postback", item, credential, error, names
         )
-        return _json({"outcome": outcome, "id": conversion_id}, {"Cache-Control": "no-store"})
+        return _recorded(outcome, conversion_id, {"Cache-Control": "no-store"})
 
     async def pixel(request: Request) -> Response:
         item, credential, error, names = _read_query(request)
@@ -134,7 +136,7 @@ def routes(store: ConversionStore, keys: ConversionKeyStore) -> list[BaseRoute]:
         outcome, conversion_id = await run_in_threadpool(
             record, request, "publishable", "beacon", item, credential, error, {}
         )
-        return _json({"outcome": outcome, "id": conversion_id}, _CORS)
+        return _recorded(outcome, conversion_id, _CORS)
 
     async def ct_js(_request: Request) -> Response:
         return Response(

@@ -1,6 +1,6 @@
 """Wire shapes of conversions (``/v1/conversions``), as pydantic models for the OpenAPI
-document and the answers that are not on the ingest path (the batch answer is built directly:
-`web.api_conversions`). Items of a request are checked by `services.conversions`, item by item,
+document and the answers (every one validated against its model before it is written:
+`schemas.out_json`). Items of a request are checked by `services.conversions`, item by item,
 so that one bad conversion gets its own `invalid` outcome instead of refusing the batch."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Wire shapes of touchpoints (``POST /v1/touchpoints``), as pydantic models for the OpenAPI
 document. The items of a request are checked by `services.touchpoints`, item by item, so that
 one bad touch gets its own `invalid` outcome instead of refusing the batch; the answers are
-built directly (`web.api_touchpoints`)."""
+validated against their models before they are written (`schemas.out_json`)."""
 
 from __future__ import annotations
 
