@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.models import Workspace
 from clicktrail.services import reports
 from clicktrail.services.clock import now_us
 from clicktrail.services.keys import KeyAuthStore
@@ -63,14 +64,19 @@ async def _out(model: type[BaseModel], data: dict[str, Any]) -> Response:
 def routes(keys: KeyAuthStore, queries: ReportSource) -> list[BaseRoute]:
     """Return the report routes; `keys` authenticates API keys, `queries` answers."""
 
+    def workspace(request: Request) -> Workspace:
+        # A database lookup (and a write of the key's last use): in the thread pool, never on
+        # the event loop the redirect shares.
+        return authenticate(keys, request.headers.get("authorization"))
+
     async def campaign_report(request: Request) -> Response:
-        ws = authenticate(keys, request.headers.get("authorization"))
+        ws = await run_in_threadpool(workspace, request)
         ref = request.path_params["campaign"]
         report = await run_in_threadpool(lambda: reports.campaign_report(queries, ws, ref))
         return await _out(r.CampaignReportOut, report.as_dict())
 
     async def full_report(request: Request) -> Response:
-        ws = authenticate(keys, request.headers.get("authorization"))
+        ws = await run_in_threadpool(workspace, request)
         ref = request.path_params["campaign"]
         report = await run_in_threadpool(
             lambda: reports.full_report(queries, ws, ref, now_us=now_us())
@@ -78,7 +84,7 @@ def routes(keys: KeyAuthStore, queries: ReportSource) -> list[BaseRoute]:
         return await _out(r.FullReportOut, report.as_dict())
 
     async def recipients(request: Request) -> Response:
-        ws = authenticate(keys, request.headers.get("authorization"))
+        ws = await run_in_threadpool(workspace, request)
         q = request.query_params
         ref = request.path_params["campaign"]
         limit = _limit(q.get("limit"))
@@ -91,7 +97,7 @@ def routes(keys: KeyAuthStore, queries: ReportSource) -> list[BaseRoute]:
         return await _out(r.RecipientsPageOut, page.as_dict())
 
     async def compare(request: Request) -> Response:
-        ws = authenticate(keys, request.headers.get("authorization"))
+        ws = await run_in_threadpool(workspace, request)
         q = request.query_params
         since, until = _time(q.get("since"), "since"), _time(q.get("until"), "until")
         rows = await run_in_threadpool(

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -67,7 +68,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 
-Handler = Callable[[Request, Workspace, Session], Awaitable[Response]]
+# A page: sync, run in the thread pool (its queries never hold the event loop).
+Handler = Callable[[Request, Workspace, Session], Response]
 
 
 def templates() -> Environment:
@@ -157,24 +159,25 @@ def routes(
         html = env.get_template(name).render(request_path=request.url.path, **context)
         return HTMLResponse(html, status_code=status)
 
-    def current(request: Request) -> tuple[Workspace, Session] | None:
+    async def current(request: Request) -> tuple[Workspace, Session] | None:
         session = signer.load(request.cookies.get(SESSION_COOKIE))
         if session is None:
             return None
-        ws = workspace_for_hash(keys, session.key_hash)
+        # A database lookup: in the thread pool, never on the event loop the redirect shares.
+        ws = await run_in_threadpool(workspace_for_hash, keys, session.key_hash)
         if ws is None or ws.public_id != session.workspace:
             return None  # the key was revoked or expired (or the cookie names another workspace)
         return ws, session
 
     def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            found = current(request)
+            found = await current(request)
             if found is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(
                     f"{PREFIX}/login?next={quote(target, safe='')}", status_code=303
                 )
-            return await handler(request, *found)
+            return await run_in_threadpool(handler, request, *found)
 
         return endpoint
 
@@ -197,7 +200,7 @@ def routes(
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
-            if current(request) is not None:
+            if await current(request) is not None:
                 return RedirectResponse(_local_next(request.query_params.get("next")), 303)
             return login_form(request)
         form = await _form(request)
@@ -211,7 +214,7 @@ def routes(
             )  # fmt: skip
         key = form.get("key", "").strip()
         try:
-            ws = authenticate(keys, f"Bearer {key}")
+            ws = await run_in_threadpool(authenticate, keys, f"Bearer {key}")
         except Unauthorized:
             return login_form(
                 request, status=401, next_url=next_url,
@@ -224,7 +227,7 @@ def routes(
         return response
 
     async def logout(request: Request) -> Response:
-        found = current(request)
+        found = await current(request)
         form = await _form(request)
         if found is not None and (
             _cross_site(request) or not secrets.compare_digest(form.get("csrf", ""), found[1].csrf)
@@ -237,7 +240,7 @@ def routes(
         response.delete_cookie(SESSION_COOKIE, path=PREFIX)
         return response
 
-    async def campaigns(request: Request, ws: Workspace, session: Session) -> Response:
+    def campaigns(request: Request, ws: Workspace, session: Session) -> Response:
         q = request.query_params
         listing = views.campaign_list(
             queries, ws, since=q.get("since", "")[:10], until=q.get("until", "")[:10]
@@ -246,7 +249,7 @@ def routes(
             request, "campaigns.html", workspace=ws, session=session, c=listing, nav="campaigns"
         )
 
-    async def campaign(request: Request, ws: Workspace, session: Session) -> Response:
+    def campaign(request: Request, ws: Workspace, session: Session) -> Response:
         report = views.report_page(queries, ws, request.path_params["ref"], credits)
         lifted = views.lift_view(lift(ws, report.campaign)) if lift else None
         return render(
@@ -254,7 +257,7 @@ def routes(
             lift=lifted,
         )  # fmt: skip
 
-    async def recipients(request: Request, ws: Workspace, session: Session) -> Response:
+    def recipients(request: Request, ws: Workspace, session: Session) -> Response:
         q = request.query_params
         listing = views.recipients_view(
             queries, ws, request.path_params["ref"], search=q.get("q", ""),
@@ -267,7 +270,7 @@ def routes(
             nav="recipients",
         )  # fmt: skip
 
-    async def requests(request: Request, ws: Workspace, session: Session) -> Response:
+    def requests(request: Request, ws: Workspace, session: Session) -> Response:
         q = request.query_params
         listing = views.requests_view(
             campaign_store, click_store, ws, request.path_params["ref"],
@@ -283,7 +286,7 @@ def routes(
         return RedirectResponse(PREFIX + "/", status_code=307)
 
     async def not_found(request: Request, _exc: Exception) -> Response:
-        found = current(request)
+        found = await current(request)
         return render(
             request, "error.html", 404, workspace=found[0] if found else None,
             session=found[1] if found else None, title="Not found",
@@ -299,7 +302,7 @@ def routes(
             )  # fmt: skip
             response.headers["Retry-After"] = str(RETRY_AFTER_S)
             return response
-        found = current(request)
+        found = await current(request)
         status = status_of(exc) if isinstance(exc, NotFound | TooLarge) else 422
         return render(
             request, "error.html", status, workspace=found[0] if found else None,
