@@ -12,12 +12,15 @@ import sqlalchemy as sa
 
 from clicktrail.domain.errors import Conflict, InvalidInput
 from clicktrail.domain.holdout import HoldoutSpec
-from clicktrail.domain.models import Campaign, CampaignOptions, Workspace
-from clicktrail.services.sending import send_campaign
+from clicktrail.domain.models import Campaign, CampaignOptions, ContactInput, Workspace
+from clicktrail.services.contacts import PHONE_RULES
+from clicktrail.services.holdouts import assign_holdout
+from clicktrail.services.sending import recipients, send_campaign
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.storage import tables as t
 from clicktrail.storage.holdouts import HoldoutQueries
 from factories import (
+    NOW_US,
     Repos,
     fixed_clock,
     make_campaign,
@@ -141,3 +144,35 @@ def test_campaign_holdout_options_are_checked(store: Repos) -> None:
     assert e.value.field == "holdout_stratify"
     assert "'tier'" in e.value.message
     assert store.campaigns.list_campaigns(ws.id) == []
+
+
+def test_the_draw_trusts_numbers_recorded_valid_under_the_rules_in_force(store: Repos) -> None:
+    """Like the send (tests/sending/test_phone_rules.py), the draw checks only numbers not
+    recorded valid under `PHONE_RULES` (contacts.phone_valid_under, migration 0018)."""
+    ws = make_workspace(store)
+    make_domain(store, ws)
+    old = "phonenumbers 0.0.1"
+    store.contacts.upsert_contacts(
+        ws.id,
+        [
+            ContactInput("+14155550001", valid_under=PHONE_RULES),  # trusted
+            ContactInput("+15555550101", valid_under=PHONE_RULES),  # trusted: not checked again
+            ContactInput("+14155550002", valid_under=old),  # checked: valid
+            ContactInput("+14155550003"),  # never checked: valid
+            ContactInput("+15555550100", valid_under=old),  # checked: invalid, not eligible
+        ],
+        None,
+        NOW_US,
+    )  # fmt: skip
+    cp = make_campaign(store, ws, options=CampaignOptions(holdout=HoldoutSpec(0.5, 7)))
+    checked: list[str] = []
+
+    def spy(phone: str) -> bool:
+        checked.append(phone)
+        return recipients.is_valid_phone(phone)
+
+    record = assign_holdout(HoldoutQueries(store.engine), cp, is_valid_phone=spy,
+                            phone_rules=PHONE_RULES, now_us=NOW_US)  # fmt: skip
+    assert sorted(checked) == ["+14155550002", "+14155550003", "+15555550100"]
+    assert record is not None and (record.eligible, record.held) == (4, 2)
+    assert "+15555550100" not in held_phones(store, cp)

@@ -29,6 +29,7 @@ class AudienceMember:
     phone: str
     opted_out: bool
     stratum: str
+    valid_under: str | None = None  # the phone rules its number was last found valid under
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +106,14 @@ def assign_holdout(
     campaign: Campaign,
     *,
     is_valid_phone: Callable[[str], bool],
+    phone_rules: str,
     now_us: int,
 ) -> DrawRecord | None:
     """Draw the campaign's holdout unless it has one already; return the draw (None: the
     campaign has no holdout). Only contacts a send could reach are eligible: opted in, with a
-    number `is_valid_phone` accepts."""
+    valid number. As the send itself does (`sending.recipients.sendable`), a number recorded
+    valid under `phone_rules` (the rules in force) is trusted; only the others are checked
+    with `is_valid_phone` (the send records what it finds when it wraps them)."""
     spec = campaign.options.holdout
     if spec is None:
         return None
@@ -119,7 +123,7 @@ def assign_holdout(
     members = (
         (m.contact_id, m.stratum)
         for m in store.audience_strata(campaign.workspace_id, campaign.list_id, spec.stratify)
-        if not m.opted_out and is_valid_phone(m.phone)
+        if not m.opted_out and (m.valid_under == phone_rules or is_valid_phone(m.phone))
     )
     store.save_draw(campaign.id, draw(spec, members), now_us)
     record = store.holdout_draw(campaign.id)

@@ -26,7 +26,7 @@ _ms, _cv = t.messages, t.conversions
 
 # The campaign's audience (a list's members, else the workspace's contacts), by id.
 AUDIENCE = (
-    sa.select(_c.c.id, _c.c.phone, _c.c.opted_out_us, _c.c.attributes)
+    sa.select(_c.c.id, _c.c.phone, _c.c.opted_out_us, _c.c.attributes, _c.c.phone_valid_under)
     .where(_c.c.workspace_id == sa.bindparam("ws"))
     .order_by(_c.c.id)
 )
@@ -122,7 +122,9 @@ class HoldoutQueries:
             else:
                 value = (r.attributes or {}).get(attribute)
                 stratum = MISSING if value is None else str(value)
-            yield AudienceMember(r.id, r.phone, r.opted_out_us is not None, stratum)
+            yield AudienceMember(
+                r.id, r.phone, r.opted_out_us is not None, stratum, r.phone_valid_under
+            )
 
     def save_draw(self, campaign_id: int, found: Draw, now_us: int) -> bool:
         """Store the draw and its held-out contacts in one transaction; False (nothing

@@ -149,8 +149,9 @@ def _draw_holdout(run: Run) -> bool:
             field="campaign",
         )
     drawn = assign_holdout(
-        run.holdouts, run.campaign, is_valid_phone=is_valid_phone, now_us=run.clock()
-    )
+        run.holdouts, run.campaign, is_valid_phone=is_valid_phone, phone_rules=PHONE_RULES,
+        now_us=run.clock(),
+    )  # fmt: skip
     return drawn is not None and drawn.held > 0
 
 
