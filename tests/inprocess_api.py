@@ -4,6 +4,7 @@ PostgreSQL: a workspace with a short domain and an API key, helpers to read answ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,17 @@ def problem(r: httpx.Response, status: int, field: str | None = None) -> dict[st
     if field is not None:
         assert body["field"] == field, body
     return body
+
+
+async def sign_in(c: httpx.AsyncClient, key: str) -> None:
+    """Sign in to the dashboard with `key` through its login form."""
+    form = await c.get("/dashboard/login")
+    token = re.search(r'name="token" value="([^"]+)"', form.text)
+    assert token is not None, form.text
+    r = await c.post(
+        "/dashboard/login", data={"key": key, "token": token[1], "next": "/dashboard/"}
+    )
+    assert r.status_code == 303 and "ct_session" in r.cookies, r.text
 
 
 @pytest.fixture

@@ -10,25 +10,15 @@ import httpx
 
 from clicktrail.services import keys
 from clicktrail.services.clock import now_us
-from inprocess_api import HOST, Api
+from inprocess_api import HOST, Api, sign_in
 from served import in_process
-
-
-async def _sign_in(c: httpx.AsyncClient, key: str) -> None:
-    form = await c.get("/dashboard/login")
-    token = re.search(r'name="token" value="([^"]+)"', form.text)
-    assert token is not None, form.text
-    r = await c.post(
-        "/dashboard/login", data={"key": key, "token": token[1], "next": "/dashboard/"}
-    )
-    assert r.status_code == 303 and "ct_session" in r.cookies, r.text
 
 
 def test_revoking_the_key_ends_its_sessions_at_once(api: Api) -> None:
     spare = keys.create_key(api.container.keys, api.ws, "browser", now_us())
 
     async def use(c: httpx.AsyncClient) -> None:
-        await _sign_in(c, spare.secret)
+        await sign_in(c, spare.secret)
         assert (await c.get("/dashboard/")).status_code == 200
         r = await c.delete(
             f"/v1/keys/{spare.key.public_id}", headers={"Authorization": f"Bearer {api.key}"}
@@ -52,7 +42,7 @@ def test_an_expired_key_ends_its_sessions(api: Api) -> None:
     short = keys.create_key(api.container.keys, api.ws, "short", now, expires_us=now + 800_000)
 
     async def use(c: httpx.AsyncClient) -> None:
-        await _sign_in(c, short.secret)
+        await sign_in(c, short.secret)
         assert (await c.get("/dashboard/")).status_code == 200
         time.sleep(1)
         r = await c.get("/dashboard/")

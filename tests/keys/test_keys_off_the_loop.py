@@ -13,9 +13,8 @@ import pytest
 from clicktrail.domain.models import Workspace
 from clicktrail.services.keys import ApiKey
 from factories import Repos, make_campaign
-from inprocess_api import HOST, Api
+from inprocess_api import HOST, Api, sign_in
 from served import in_process
-from test_keys_dashboard import _sign_in
 
 
 def test_report_routes_and_dashboard_look_keys_up_off_the_event_loop(
@@ -46,7 +45,7 @@ def test_report_routes_and_dashboard_look_keys_up_off_the_event_loop(
         answers["bad key"] = (
             await c.get(f"/v1/campaigns/{cp.slug}/report", headers={"Authorization": "Bearer x"})
         ).status_code
-        await _sign_in(c, api.key)  # the login's key check
+        await sign_in(c, api.key)  # the login's key check
         answers["page"] = (await c.get(f"/dashboard/campaigns/{cp.slug}")).status_code
         answers["missing page"] = (await c.get("/dashboard/campaigns/nope")).status_code
 
