@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import iso4217
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -51,6 +52,20 @@ def test_money_needs_value_and_currency_together() -> None:
         with pytest.raises(InvalidInput) as e:
             rules.money(value, currency)
         assert e.value.field == field
+
+
+def test_currencies_are_iso_4217s_current_table() -> None:
+    """The domain keeps its own copy (standard library only); it is the table the `iso4217`
+    package ships, less XTS (testing) and XXX (no currency). Withdrawn codes are refused with
+    the same words as any unknown one."""
+    assert {c.code for c in iso4217.Currency} - {"XTS", "XXX"} == rules.CURRENCIES
+    assert rules.money("1", "xad") == (1_000_000, "XAD")  # new in 2025
+    for withdrawn in ("BGN", "ANG", "CUC", "SLL", "ZWL"):
+        with pytest.raises(InvalidInput) as e:
+            rules.money("1", withdrawn)
+        assert e.value.message == (
+            f"currency: {withdrawn!r} is not an ISO 4217 currency code (e.g. USD, EUR)"
+        )
 
 
 def test_event_names() -> None:
