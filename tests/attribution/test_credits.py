@@ -154,12 +154,19 @@ class _BumpsMidway:
     def __getattr__(self, name: str) -> object:
         return getattr(self.sc.queries, name)
 
-    def put_credits(self, *args: object, **kwargs: object) -> bool:
+    def _batch(self) -> None:
         self.batches += 1
         if self.batches == 2:
             attribution.set_settings(self.sc.queries, self.sc.ws, None, click_window="7d",
                                      now_us=NOW)  # fmt: skip
+
+    def put_credits(self, *args: object, **kwargs: object) -> bool:
+        self._batch()
         return self.sc.queries.put_credits(*args, **kwargs)  # type: ignore[arg-type]
+
+    def recredit(self, *args: object, **kwargs: object) -> object:  # PostgreSQL's batches
+        self._batch()
+        return self.sc.queries.recredit(*args, **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_concurrent_settings_change_stops_a_reattribution(sc: Scenario) -> None:

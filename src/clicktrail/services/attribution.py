@@ -45,6 +45,9 @@ from clicktrail.services.reports import find_campaign
 log = logging.getLogger("clicktrail.attribution")
 
 BATCH = 2000  # conversions per transaction of credits
+# Conversions per transaction of a re-attribution done in the database: one statement each
+# (about a second on the bench machine), so the jobs pass still yields between them.
+BATCH_IN_DATABASE = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,17 @@ class AttributionStore(Protocol):
         """Return the campaign's credits under `model`, each with whether it is settled."""
         ...
 
+    def in_database(self) -> bool:
+        """Whether `recredit` is available (PostgreSQL: the database picks the winners)."""
+        ...
+
+    def recredit(
+        self, workspace_id: int, rules: WorkspaceRules, after_id: int, limit: int, now_us: int
+    ) -> tuple[int, int] | None:
+        """As `put_credits`, for the next `limit` conversions after `after_id`, the winners
+        picked in the database: (conversions done, the last one's id), or None."""
+        ...
+
 
 # -- settings ----------------------------------------------------------------------------------
 
@@ -224,24 +238,38 @@ def request_reattribution(
 # -- computing credits -------------------------------------------------------------------------
 
 
-class _Context:
-    """One workspace's windows per campaign and opt-out links, under one revision."""
+@dataclass(frozen=True, slots=True)
+class WorkspaceRules:
+    """What attributing a workspace's conversions takes besides their touches, under one
+    revision: the workspace's windows (`default`, those of campaigns without their own), the
+    windows of campaigns with stored settings, the opt-out links (never a click)."""
 
-    def __init__(self, store: AttributionStore, workspace_id: int, revision: int) -> None:
+    revision: int
+    default: Windows
+    windows: dict[int, Windows]
+    optout: frozenset[int]
+
+    @classmethod
+    def of(cls, store: AttributionStore, workspace_id: int, revision: int) -> WorkspaceRules:
+        """Return the workspace's rules as stored now, under `revision`."""
         ws, campaigns = store.attribution_overrides(workspace_id)
-        self.revision = revision
-        self.default = AttributionSettings.resolve(ws).windows()
-        self.windows = {
-            cid: AttributionSettings.resolve(ws, over).windows() for cid, over in campaigns.items()
-        }
-        self.optout = store.optout_links(workspace_id)
+        return cls(
+            revision,
+            AttributionSettings.resolve(ws).windows(),
+            {
+                cid: AttributionSettings.resolve(ws, over).windows()
+                for cid, over in campaigns.items()
+            },
+            frozenset(store.optout_links(workspace_id)),
+        )
 
     def windows_of(self, campaign_id: int) -> Windows:
+        """Return the windows of a campaign."""
         return self.windows.get(campaign_id, self.default)
 
 
 def credit_rows(
-    conversions: Sequence[ConversionFact], touches: dict[int, Touches], ctx: _Context
+    conversions: Sequence[ConversionFact], touches: dict[int, Touches], ctx: WorkspaceRules
 ) -> list[CreditRow]:
     """Return the credit rows of `conversions` from their contacts' `touches`: one per model
     that found an eligible touch, or one ``none`` row when no model did."""
@@ -283,9 +311,9 @@ class AttributionRun:
 
 def _attribute(
     store: AttributionStore, workspace_id: int, revision: int,
-    conversions: Sequence[ConversionFact], now_us: int, ctx: _Context | None = None,
+    conversions: Sequence[ConversionFact], now_us: int, ctx: WorkspaceRules | None = None,
 ) -> bool:  # fmt: skip
-    ctx = ctx or _Context(store, workspace_id, revision)
+    ctx = ctx or WorkspaceRules.of(store, workspace_id, revision)
     contacts = sorted({c.contact_id for c in conversions if c.contact_id is not None})
     rows = credit_rows(conversions, store.touches(contacts) if contacts else {}, ctx)
     return store.put_credits(workspace_id, revision, [c.id for c in conversions], rows,
@@ -293,24 +321,42 @@ def _attribute(
 
 
 def reattribute(
-    store: AttributionStore, workspace_id: int, now_us: int, batch: int = BATCH, *,
+    store: AttributionStore, workspace_id: int, now_us: int, batch: int | None = None, *,
     revision: int | None = None, after: int = 0, max_batches: int | None = None,
 ) -> AttributionRun:  # fmt: skip
     """Attribute every conversion of the workspace (after id `after`) again under its settings
-    of `revision` (default: now), batch by batch, then mark that revision attributed. Stops
-    early (`refused`) when the revision moves meanwhile: the newer revision's run does it all
-    again; or after `max_batches` (`resume_after` says where to go on)."""
+    of `revision` (default: now), `batch` conversions a transaction (default: `BATCH`, or
+    `BATCH_IN_DATABASE` where the database picks the winners), then mark that revision
+    attributed. Stops early (`refused`) when the revision moves meanwhile: the newer revision's
+    run does it all again; or after `max_batches` (`resume_after` says where to go on).
+
+    Where the store can (`in_database`: PostgreSQL), each batch is one statement that picks
+    the winners in the database (`storage.attribution.RECREDIT`, the domain's rules in SQL)."""
     run = AttributionRun()
     if revision is None:
         revision, _ = store.attribution_revisions(workspace_id)
-    ctx = _Context(store, workspace_id, revision)
+    rules = WorkspaceRules.of(store, workspace_id, revision)
+    in_database = store.in_database()
+    size = batch or (BATCH_IN_DATABASE if in_database else BATCH)
     batches = 0
-    while page := store.conversions_page(workspace_id, after, batch):
-        if not _attribute(store, workspace_id, revision, page, now_us, ctx):
-            run.refused += 1
-            return run
-        run.attributed += len(page)
-        after = page[-1].id
+    while True:
+        if in_database:
+            done = store.recredit(workspace_id, rules, after, size, now_us)
+            if done is None:
+                run.refused += 1
+                return run
+            count, after = done
+            if not count:
+                break
+        else:
+            page = store.conversions_page(workspace_id, after, size)
+            if not page:
+                break
+            if not _attribute(store, workspace_id, revision, page, now_us, rules):
+                run.refused += 1
+                return run
+            count, after = len(page), page[-1].id
+        run.attributed += count
         batches += 1
         if max_batches is not None and batches >= max_batches:
             run.resume_after = after
@@ -330,10 +376,11 @@ class Attributor:
     the start when the revision moved meanwhile)."""
 
     def __init__(
-        self, store: AttributionStore, batch: int = BATCH, max_batches: int | None = 25
+        self, store: AttributionStore, batch: int | None = None, max_batches: int | None = 25
     ) -> None:
         self.store = store
-        self.batch = batch
+        self.batch = batch  # None: reattribute's default
+        self.pages = batch or BATCH  # conversions per batch of new and unsettled ones
         self.max_batches = max_batches
         self._resume: dict[int, tuple[int, int]] = {}  # workspace -> (revision, after id)
 
@@ -352,12 +399,12 @@ class Attributor:
             run.attributed += done.attributed
             run.refused += done.refused
             run.reattributed += done.reattributed
-        while page := self.store.new_conversions(self.batch, now_us):
+        while page := self.store.new_conversions(self.pages, now_us):
             self._attribute_page(page, now_us, run)
-            if len(page) < self.batch:
+            if len(page) < self.pages:
                 break
         after = 0
-        while page := self.store.unsettled_conversions(after, self.batch):
+        while page := self.store.unsettled_conversions(after, self.pages):
             self._attribute_page(page, now_us, run)
             after = page[-1].id
         if run.attributed or run.refused:

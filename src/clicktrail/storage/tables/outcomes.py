@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from clicktrail.storage.tables.core import BigId, Micros, id_column, messages, metadata
+from clicktrail.storage.tables.core import BigId, Micros, clicks, id_column, messages, metadata
 
 # Conversions (migration 0015, storage/conversions.py, docs/conversions.md): an outcome tied to
 # a click (`click_id`: the public click id the redirect put in the destination URL, the key of
@@ -176,8 +176,16 @@ conversion_credits = sa.Table(
     sa.Index("ix_conversion_credits_workspace", "workspace_id", "settled"),
 )
 
-# Attribution looks a converting contact's messages up (migration 0017).
-sa.Index("ix_messages_contact_id", messages.c.contact_id)
+# Attribution looks a converting contact's messages up, and their requests: covering indexes
+# of re-attribution in the database (storage/attribution.py `RECREDIT`, migration 0021).
+sa.Index(
+    "ix_messages_attribution", messages.c.contact_id,
+    postgresql_include=["id", "campaign_id", "delivered_us", "is_test"],
+)  # fmt: skip
+sa.Index(
+    "ix_clicks_attribution", clicks.c.message_id, clicks.c.at_us,
+    postgresql_include=["id", "link_id", "is_click", "verdict", "final"],
+)  # fmt: skip
 
 # Campaign holdouts (migration 0019, storage/holdouts.py, docs/attribution.md "Holdout and
 # lift"): a campaign's draw, made once when its send starts (the seed, share and stratification
