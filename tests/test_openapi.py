@@ -151,6 +151,10 @@ def served(
             "currency": "EUR", "txn": "order-1"})  # fmt: skip
         assert conversion.status_code == 201, conversion.text
         ids["conversion"] = conversion.json()["conversion"]["id"]
+        hook = httpx.post(f"{server.url}/v1/webhook-endpoints", headers=auth, json={
+            "url": "https://crm.example.com/hooks", "events": ["conversion.created"]})  # fmt: skip
+        assert hook.status_code == 201, hook.text
+        ids["endpoint"] = hook.json()["id"]
         # The first lift or power call of a process imports statsmodels and scipy (seconds on a
         # busy machine): make it here, so no generated case below waits for it.
         warm = httpx.get(f"{server.url}/v1/holdout-size", headers=auth, timeout=300,

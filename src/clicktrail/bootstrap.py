@@ -63,6 +63,7 @@ from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.sending import SqlSendJobs
 from clicktrail.storage.touchpoints import TouchpointQueries
+from clicktrail.storage.webhooks import WebhookQueries
 from clicktrail.storage.workspaces import WorkspaceQueries
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
@@ -80,6 +81,7 @@ from clicktrail.web import (
     api_resources,
     api_sending,
     api_touchpoints,
+    api_webhooks,
     api_wrap,
     conversions_public,
     dashboard,
@@ -205,6 +207,11 @@ class Container:
         """Engagement scores: settings, kept scores, contacts to score again
         (storage/engagement.py)."""
         return EngagementQueries(self.engine)
+
+    @cached_property
+    def webhooks(self) -> WebhookQueries:
+        """Webhook endpoints (storage/webhooks.py)."""
+        return WebhookQueries(self.engine)
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -463,6 +470,7 @@ class Container:
         routes += conversions_public.routes(self.conversions, self.conversion_keys)
         routes += api_conversions.routes(self.keys, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_touchpoints.routes(self.keys, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
+        routes += api_webhooks.routes(self.keys, self.webhooks, self.outbound.check_url)
         routes += api_lift.routes(self.keys, self.campaigns, self.holdouts, self.lift_window)
         routes += api_engagement.routes(self.keys, self.contacts, self.engagement)
         routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution, lift=self.campaign_lift)  # fmt: skip

@@ -75,6 +75,8 @@ A_ORDER = "a-order-7731"
 A_NOTE = "a's private note"
 A_NETWORK = "a-network-impact"
 A_CLICK_WEIGHT = 17.25
+A_HOOK = "https://hooks.a-shop.example.com/clicktrail"
+A_HOOK_SECRET = "whsec_QVNlY3JldE9mVGVuYW50QVNpZ25pbmdXZWJob29rcw=="
 
 
 @dataclass
@@ -143,6 +145,10 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
     assert scoring.status_code == 200, scoring.text
     assert conversion.status_code == 201 and mode.status_code == 200, conversion.text
     assert pbs.status_code == 201 and pk.status_code == 201, pbs.text
+    (hook,) = t.calls([("POST", "/v1/webhook-endpoints", t.a_key,
+                        {"json": {"url": A_HOOK, "events": ["click.created"],
+                                  "secret": A_HOOK_SECRET}})])  # fmt: skip
+    assert hook.status_code == 201, hook.text
     (keys,) = t.calls([("GET", "/v1/keys", t.a_key, {})])
     (a_key_id,) = [k["id"] for k in keys.json()["items"]]
     t.ids = {
@@ -156,6 +162,7 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
         "conversion": conversion.json()["conversion"]["id"],
         "postback_secret": pbs.json()["id"],
         "publishable_key": pk.json()["id"],
+        "endpoint": hook.json()["id"],
     }
     yield t
     container.dispose()
@@ -268,12 +275,22 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/engagement/settings"): {},
     ("PUT", "/v1/engagement/settings"): {"json": {"click_weight": 12}},
     ("GET", "/v1/contacts/{contact}/engagement"): {},
+    ("GET", "/v1/webhook-endpoints"): {},
+    ("POST", "/v1/webhook-endpoints"): {
+        "json": {"url": "https://b.example.com/h", "events": ["click.created"]}
+    },
+    ("GET", "/v1/webhook-endpoints/{endpoint}"): {},
+    ("PATCH", "/v1/webhook-endpoints/{endpoint}"): {"json": {"enabled": False}},
+    ("DELETE", "/v1/webhook-endpoints/{endpoint}"): {},
+    ("GET", "/v1/webhook-endpoints/{endpoint}/secret"): {},
+    ("POST", "/v1/webhook-endpoints/{endpoint}/rotate-secret"): {"json": {}},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
 A_MARKERS = (
     CAMPAIGN_NAME, A_ORDER, A_NOTE, "19.99", A_NETWORK, '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
     "192.0.2.0/24", "tenant-a-auth-token", "a1a1a1a1", "+14155550199", str(A_CLICK_WEIGHT),
+    A_HOOK, A_HOOK_SECRET,
 )  # fmt: skip
 
 
@@ -348,6 +365,7 @@ def _snapshot(t: Tenants) -> list[Any]:
         "/v1/opt-outs/replies", "/v1/keys", "/v1/conversions", "/v1/conversions/events",
         f"/v1/conversions/{t.ids['conversion']}", "/v1/conversions/rejected",
         "/v1/postback-secrets", "/v1/publishable-keys",
+        "/v1/webhook-endpoints", f"/v1/webhook-endpoints/{t.ids['endpoint']}/secret",
         "/v1/attribution", "/v1/attribution/channels",
         f"/v1/campaigns/{t.ids['campaign']}/attribution",
         f"/v1/campaigns/{t.ids['campaign']}/report/conversions",

@@ -28,6 +28,7 @@ from clicktrail.cli import reports as reports_cli
 from clicktrail.cli import sending as sending_cli
 from clicktrail.cli import sms as sms_cli
 from clicktrail.cli import touchpoints as touchpoints_cli
+from clicktrail.cli import webhooks as webhooks_cli
 from clicktrail.cli import workspaces as workspaces_cli
 from clicktrail.cli import wrap as wrap_cli
 from clicktrail.cli.options import JsonOpt, container, err, out, print_json
@@ -88,6 +89,7 @@ app.add_typer(conversions_cli.publishable_app, name="publishable-key")
 app.add_typer(touchpoints_cli.app, name="touchpoints")
 app.add_typer(attribution_cli.app, name="attribution")
 app.add_typer(engagement_cli.app, name="engagement")
+app.add_typer(webhooks_cli.app, name="webhooks")
 
 
 def fail(exc: ClicktrailError) -> NoReturn:

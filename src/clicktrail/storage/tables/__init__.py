@@ -1,7 +1,7 @@
 """Every table of clicktrail, on one `metadata`: `core` (workspaces, contacts, campaigns,
 messages, clicks and their rollups, opt-outs, providers, sending jobs) and `outcomes`
 (conversions, touchpoints, attribution, holdouts), `audiences` (engagement scores and
-segments).
+segments) and `events` (the event outbox, webhook endpoints and deliveries).
 
 Times are integers: microseconds since the Unix epoch, UTC (columns end in ``_us``). One
 representation on SQLite and PostgreSQL keeps time arithmetic (time to click since delivery,
@@ -45,6 +45,13 @@ from clicktrail.storage.tables.core import (
     tokens,
     workspaces,
 )
+from clicktrail.storage.tables.events import (
+    event_cursors,
+    events,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+)
 from clicktrail.storage.tables.outcomes import (
     attribution_settings,
     attribution_state,
@@ -79,6 +86,8 @@ __all__ = [
     "early_sightings",
     "engagement_dirty",
     "engagement_settings",
+    "event_cursors",
+    "events",
     "holdout_draws",
     "keyword_replies",
     "links",
@@ -98,5 +107,8 @@ __all__ = [
     "sms_providers",
     "tokens",
     "touchpoints",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
     "workspaces",
 ]
