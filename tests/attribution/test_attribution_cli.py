@@ -55,6 +55,28 @@ def test_show_set_rerun_report(store: Repos, database_url: str, tmp_path: Path) 
     table = _run(database_url, tmp_path, "attribution", "report", "summer", *w)
     assert table.returncode == 0, table.stderr
     assert "USD 110.00" in table.stdout and "CTCR" in table.stdout
+    assert "multi-touch" not in table.stdout
+    # --multi-touch adds the campaign's share of `attribution channels`, exactly.
+    multi = _run(database_url, tmp_path, "attribution", "report", "summer", *w, "--model",
+                 "last_touch", "--multi-touch", "--half-life", "36h", "--json")  # fmt: skip
+    assert multi.returncode == 0, multi.stderr
+    m = json.loads(multi.stdout)
+    assert "multi_touch" not in r and {k: v for k, v in m.items() if k != "multi_touch"} == r
+    channels = _run(database_url, tmp_path, "attribution", "channels", *w, "--half-life", "36h",
+                    "--json")  # fmt: skip
+    assert channels.returncode == 0, channels.stderr
+    c = json.loads(channels.stdout)
+    (summer,) = [x for x in c["campaigns"] if (x["channel"], x["campaign"]) == ("sms", "summer")]
+    assert m["multi_touch"] == {"settings": c["settings"],
+                                **{k: v for k, v in summer.items()
+                                   if k not in ("channel", "campaign")}}  # fmt: skip
+    assert m["multi_touch"]["settings"]["half_life"] == "36h"
+    shown = _run(database_url, tmp_path, "attribution", "report", "summer", *w, "--multi-touch")
+    assert shown.returncode == 0, shown.stderr
+    assert "multi-touch credit of summer" in shown.stdout and "position_based" in shown.stdout
+    bad_hl = _run(database_url, tmp_path, "attribution", "report", "summer", *w, "--multi-touch",
+                  "--half-life", "2y")  # fmt: skip
+    assert bad_hl.returncode == 2 and "half_life" in bad_hl.stderr
 
 
 def test_channels_and_the_conversion_paths_export(

@@ -164,12 +164,32 @@ def test_the_report_sums_the_paths_per_channel_and_campaign(api: Api, sc: Scenar
     assert spring["credit"]["position_based"] == pytest.approx(2 / 5 + 2 / 5 + 1 / 2 + 1)
     assert (spring["credit"]["last_click"], summer["credit"]["last_click"]) == (2, 0)
     assert share(r["campaigns"], channel="email", campaign="bf-mail")["touches"] == 2
-    # The campaign's conversions report carries its share, with the same settings.
+    # The campaign's conversions report carries its share when asked, with the same settings.
     key = make_api_key(Repos.on(api.container.engine), sc.ws)
-    rep = ok(api.call("GET", "/v1/campaigns/spring/report/conversions", key=key))
+    url = "/v1/campaigns/spring/report/conversions"
+    plain, asked, hour, bad = api.calls([
+        ("GET", url, {"key": key}),
+        ("GET", url + "?multi_touch=true", {"key": key}),
+        ("GET", url + "?multi_touch=1&half_life=1h", {"key": key}),
+        ("GET", url + "?multi_touch=maybe", {"key": key}),
+    ])  # fmt: skip
+    rep = ok(asked)
+    assert rep["multi_touch"] == {
+        "settings": r["settings"],
+        **{k: v for k, v in spring.items() if k not in ("channel", "campaign")},
+    }  # fmt: skip
     assert rep["multi_touch"]["credit"] == spring["credit"]
     assert rep["multi_touch"]["settings"]["half_life"] == "7d"
     assert rep["campaign"] == "spring" and rep["multi_touch"]["touches"] == spring["touches"]
+    # By default it is left out (not null), and every other figure is the same.
+    default = ok(plain)
+    assert "multi_touch" not in default
+    assert default == {k: v for k, v in rep.items() if k != "multi_touch"}
+    by_hour = share(ok(call(api, sc.ws, "/v1/attribution/channels", **HOUR_HALF_LIFE))["campaigns"],
+                    channel="sms", campaign="spring")  # fmt: skip
+    assert ok(hour)["multi_touch"]["credit"] == by_hour["credit"]
+    assert ok(hour)["multi_touch"]["settings"]["half_life"] == "1h"
+    assert "multi_touch" in problem(bad, 422, "multi_touch")["detail"]
 
 
 def test_a_verdict_change_and_a_window_change_show_in_the_next_answer(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
 from fractions import Fraction
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clicktrail.domain.attribution import (
     DAY_US,
@@ -13,12 +17,15 @@ from clicktrail.domain.attribution import (
     AttributionSettings,
     ClickTouch,
     CreditedRow,
+    CreditSums,
     Delays,
     Delivery,
     SettingsOverride,
     Windows,
     attribute,
+    delay_ranks,
     figures,
+    figures_of,
     format_window,
     parse_window,
 )
@@ -209,3 +216,40 @@ def test_figures_worked_example() -> None:
 def test_delays_of_few_values() -> None:
     assert Delays.of([]).median_s is None
     assert Delays.of([5 * 1_000_000]).p90_s == 5.0
+
+
+def reference_delays(delays_us: list[int]) -> tuple[float | None, ...]:
+    """What the report computed before issue 16's rewrite: `statistics` over every delay."""
+    s = sorted(d / 1_000_000 for d in delays_us)
+    if len(s) < 2:
+        return (s[0],) * 4 if s else (None,) * 4
+    q = statistics.quantiles(s, n=20, method="inclusive")
+    return (statistics.median(s), q[4], q[14], q[17])
+
+
+@given(st.lists(st.integers(0, 90 * 86_400 * 1_000_000), max_size=300))
+def test_delays_from_their_ranks_are_statistics_to_the_last_bit(delays: list[int]) -> None:
+    d = Delays.of(delays)
+    assert (d.median_s, d.p25_s, d.p75_s, d.p90_s) == reference_delays(delays)
+    assert d.count == len(delays)
+    # Only the ranks `delay_ranks` names are read: the others may be anything.
+    s = sorted(delays)
+    picked = {r: s[r] for r in delay_ranks(len(s))}
+    assert Delays.of_ranks(len(s), picked) == d
+    assert len(picked) <= 8
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([10, 11, None]), st.integers(1, 6),
+                  st.sampled_from(["click", "view"]), st.sampled_from([0.0, 1.0]),
+                  st.sampled_from([None, 19.99, 120.5]), st.sampled_from([None, "USD", "EUR"]),
+                  st.integers(0, 10**12)),
+        max_size=40,
+    )
+)  # fmt: skip
+def test_figures_of_sums_are_figures_of_rows(rows: list[tuple[Any, ...]]) -> None:
+    credited = [CreditedRow(*r) for r in rows]
+    sums = CreditSums.of_rows(credited)
+    assert figures_of(sums, 100, 7) == figures(credited, 100, 7)
+    assert sums.converters == len({r.contact_id for r in credited if r.credit > 0})

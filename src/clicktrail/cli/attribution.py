@@ -134,6 +134,11 @@ def attribution_rerun(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) 
     out.print(f"{done.attributed} conversions re-attributed in {seconds:.1f} s ({state})")
 
 
+HalfLifeOpt = Annotated[
+    str | None, typer.Option(help="Time-decay half-life, 1h to 90d (default 7d).")
+]
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.2f} %"
 
@@ -159,17 +164,32 @@ def _rows(f: ConversionFigures) -> list[tuple[str, str]]:
 def attribution_report(
     campaign: Annotated[str, typer.Argument(help="Campaign slug or id.")],
     model: ModelOpt = None,
+    multi_touch: Annotated[
+        bool,
+        typer.Option(
+            "--multi-touch",
+            help="Add the campaign's multi-touch credit under every "
+            "model (computed over the workspace's conversions: slower).",
+        ),
+    ] = False,
+    half_life: HalfLifeOpt = None,
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A campaign's conversions: rates, revenue, RPM, AOV, time to convert, per link."""
+    """A campaign's conversions: rates, revenue, RPM, AOV, time to convert, per link; with
+    --multi-touch, its multi-touch credit too."""
+    hl = multitouch.half_life_us(half_life)
     c, ws, _ = _open(workspace, None)
     try:
         r = attribution.campaign_conversions(c.attribution, c.report_queries, ws, campaign, model)
+        share = None
+        if multi_touch:
+            shares = multitouch.channel_report(c.multitouch, ws, hl)
+            share = multitouch.campaign_share(shares, r.campaign)
     finally:
         c.dispose()
     if as_json:
-        _print_json(r.as_dict())
+        _print_json(r.as_dict() if share is None else {**r.as_dict(), "multi_touch": share})
         return
     s = r.settings
     t = Table(title=f"{r.name} ({r.campaign}): conversions", show_header=False)
@@ -188,14 +208,21 @@ def attribution_report(
         out.print("[yellow]re-attribution under new settings is under way[/]")
     if r.unsettled:
         out.print(f"{r.unsettled} credits wait for final bot verdicts")
+    if share is not None:
+        hs = share["settings"]
+        mt = Table("model", "credit", "revenue", title=f"multi-touch credit of {r.campaign}'s "
+                   f"SMS touches ({share['touches']} touches in {share['conversions']} "
+                   f"conversions' paths; half-life {hs['half_life']})")  # fmt: skip
+        for m, credit in share["credit"].items():
+            rev = "; ".join(f"{x['currency']} {x[m]:,.2f}" for x in share["revenue"]) or "—"
+            mt.add_row(m, f"{credit:.4f}", rev)
+        out.print(mt)
     out.print(f"[dim]{METRICS}[/]")
 
 
 @app.command("channels")
 def attribution_channels(
-    half_life: Annotated[
-        str | None, typer.Option(help="Time-decay half-life, 1h to 90d (default 7d).")
-    ] = None,
+    half_life: HalfLifeOpt = None,
     since: Annotated[
         str | None, typer.Option(help="Conversions from this time on (ISO 8601 or Unix seconds).")
     ] = None,

@@ -25,8 +25,7 @@ conversion's credits add up to 1 under each model, or to 0 when nothing is eligi
 from __future__ import annotations
 
 import re
-import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -338,13 +337,43 @@ class Delays:
     @classmethod
     def of(cls, delays_us: Sequence[int]) -> Delays:
         """Return the figures of `delays_us`."""
-        s = sorted(d / SECOND_US for d in delays_us)
-        if not s:
+        s = sorted(delays_us)
+        return cls.of_ranks(len(s), {r: s[r] for r in delay_ranks(len(s))})
+
+    @classmethod
+    def of_ranks(cls, n: int, at: Mapping[int, int] | Sequence[int]) -> Delays:
+        """Return the figures of `n` delays from the few of them they depend on: `at` maps
+        (at least) each rank of `delay_ranks(n)` (0-based, ascending order) to its delay in
+        µs; the delays sorted are such a map. The same
+        arithmetic as `statistics.median` and `statistics.quantiles(n=20,
+        method="inclusive")`, to the last bit (tests/domain/test_attribution.py)."""
+        if not n:
             return cls(0, None, None, None, None)
-        if len(s) == 1:
-            return cls(1, s[0], s[0], s[0], s[0])
-        q = statistics.quantiles(s, n=20, method="inclusive")  # 5 % steps
-        return cls(len(s), statistics.median(s), q[4], q[14], q[17])
+
+        def v(rank: int) -> float:
+            return at[rank] / SECOND_US
+
+        if n == 1:
+            return cls(1, v(0), v(0), v(0), v(0))
+        half = n // 2
+        median = v(half) if n % 2 else (v(half - 1) + v(half)) / 2
+
+        def q(i: int) -> float:  # the i-th of 19 cut points at 5 % steps
+            j, delta = divmod(i * (n - 1), 20)
+            return (v(j) * (20 - delta) + v(j + 1) * delta) / 20
+
+        return cls(n, median, q(5), q(15), q(18))
+
+
+def delay_ranks(n: int) -> set[int]:
+    """The ranks (0-based, ascending) of the delays `Delays.of_ranks` reads out of `n`."""
+    if n <= 1:
+        return set(range(n))
+    ranks = {n // 2} if n % 2 else {n // 2 - 1, n // 2}
+    for i in (5, 15, 18):
+        j = i * (n - 1) // 20
+        ranks.update((j, j + 1))
+    return ranks
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,31 +391,77 @@ class ConversionFigures:
     time_to_convert: Delays
 
 
+@dataclass(frozen=True, slots=True)
+class CreditSums:
+    """What the metrics need of a group of credits (a campaign's, or a link's): the credit in
+    all and of clicks, distinct contacts credited (with credit > 0) in all and for clicks, per
+    currency the credited value (value × credit) and the credit of conversions that carried a
+    value in it, and the delays of click credits. Storage sums them where the credits are
+    (`storage.attribution`); `of_rows` is the same from the rows themselves."""
+
+    conversions: float
+    click_conversions: float
+    converters: int
+    click_converters: int
+    revenue: dict[str, tuple[float, float]]
+    time_to_convert: Delays
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[CreditedRow]) -> CreditSums:
+        """Return the sums of credited `rows`."""
+        by_currency: dict[str, tuple[float, float]] = {}
+        for r in rows:
+            if r.value is not None and r.currency is not None:
+                rev, n = by_currency.get(r.currency, (0.0, 0.0))
+                by_currency[r.currency] = (rev + r.value * r.credit, n + r.credit)
+        return cls(
+            conversions=sum(r.credit for r in rows),
+            click_conversions=sum(r.credit for r in rows if r.kind == "click"),
+            converters=len({r.contact_id for r in rows if r.credit > 0}),
+            click_converters=len(
+                {r.contact_id for r in rows if r.kind == "click" and r.credit > 0}
+            ),
+            revenue=by_currency,
+            time_to_convert=Delays.of([r.delay_us for r in rows if r.kind == "click"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCredits:
+    """A campaign's credits under one model, summed where they are stored: in all, per link
+    (by row id; a link without credits is left out), and how many are not settled (they wait
+    for final bot verdicts)."""
+
+    total: CreditSums
+    links: dict[int, CreditSums]
+    unsettled: int
+
+
+NO_CREDITS = CreditSums.of_rows(())
+
+
 def figures(rows: Sequence[CreditedRow], delivered: int, clickers: int) -> ConversionFigures:
     """Return the metrics of credited `rows` over `delivered` messages and `clickers` unique
     counted clickers (the denominators of conversion rate, RPM and CTCR)."""
-    conversions = sum(r.credit for r in rows)
-    clicks = sum(r.credit for r in rows if r.kind == "click")
-    click_contacts = {r.contact_id for r in rows if r.kind == "click" and r.credit > 0}
-    by_currency: dict[str, tuple[float, float]] = {}
-    for r in rows:
-        if r.value is not None and r.currency is not None:
-            rev, n = by_currency.get(r.currency, (0.0, 0.0))
-            by_currency[r.currency] = (rev + r.value * r.credit, n + r.credit)
+    return figures_of(CreditSums.of_rows(rows), delivered, clickers)
+
+
+def figures_of(sums: CreditSums, delivered: int, clickers: int) -> ConversionFigures:
+    """Return the metrics of a group of credits from their `sums` (see `figures`)."""
     revenue = [
         Revenue(cur, round(rev, 6), _fratio(rev, delivered), _fratio(rev, n))
-        for cur, (rev, n) in sorted(by_currency.items())
+        for cur, (rev, n) in sorted(sums.revenue.items())
     ]
     return ConversionFigures(
-        conversions=conversions,
-        click_conversions=clicks,
-        view_conversions=conversions - clicks,
-        converters=len({r.contact_id for r in rows if r.credit > 0}),
-        click_converters=len(click_contacts),
-        conversion_rate=_fratio(conversions, delivered),
-        ctcr=ratio(len(click_contacts), clickers),
+        conversions=sums.conversions,
+        click_conversions=sums.click_conversions,
+        view_conversions=sums.conversions - sums.click_conversions,
+        converters=sums.converters,
+        click_converters=sums.click_converters,
+        conversion_rate=_fratio(sums.conversions, delivered),
+        ctcr=ratio(sums.click_converters, clickers),
         revenue=revenue,
-        time_to_convert=Delays.of([r.delay_us for r in rows if r.kind == "click"]),
+        time_to_convert=sums.time_to_convert,
     )
 
 

@@ -108,6 +108,26 @@ class Provisional:
 
 
 @dataclass(frozen=True, slots=True)
+class Reach:
+    """The denominators of a campaign's conversions report: its `delivered` messages, its
+    `unique_clicks` (distinct recipients with a counted engagement click: the click report's
+    headline) and per link (by link row id) the distinct recipients with a counted click on
+    it. The same figures as the click report's, read without the rest of it."""
+
+    delivered: int
+    unique_clicks: int
+    links: dict[int, int]
+
+    @classmethod
+    def of_report(cls, report: CampaignReport, link_ids: Sequence[int]) -> Reach:
+        """Return the reach a click `report` states; `link_ids`: the campaign's links' row
+        ids, in the order of their numbers."""
+        by_number = {lk.link: lk.unique_clicks for lk in report.links}
+        return cls(report.delivered, report.unique_clicks,
+                   {lid: by_number.get(i + 1, 0) for i, lid in enumerate(link_ids)})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignReport:
     """What a campaign reached: delivery, clicks and CTR, overall and per link.
 

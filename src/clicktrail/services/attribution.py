@@ -31,14 +31,12 @@ from clicktrail.domain import attribution as attr
 from clicktrail.domain.attribution import (
     AttributionSettings,
     ClickTouch,
-    CreditedRow,
     Delivery,
     SettingsOverride,
     Windows,
 )
-from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Campaign, Workspace
-from clicktrail.domain.report import CampaignReport
+from clicktrail.domain.report import Reach
 from clicktrail.services import clock
 from clicktrail.services.reports import find_campaign
 
@@ -154,8 +152,8 @@ class AttributionStore(Protocol):
         False (nothing written) when the revision moved."""
         ...
 
-    def credited_rows(self, campaign_id: int, model: str) -> list[tuple[CreditedRow, bool]]:
-        """Return the campaign's credits under `model`, each with whether it is settled."""
+    def campaign_credits(self, campaign_id: int, model: str) -> attr.CampaignCredits:
+        """Return the campaign's credits under `model`, summed (in all and per link)."""
         ...
 
     def in_database(self) -> bool:
@@ -491,40 +489,37 @@ class ConversionReport:
 
 def conversion_report(
     store: AttributionStore,
-    summary: CampaignReport,
+    reach: Reach,
     workspace: Workspace,
     campaign: Campaign,
     model: str | None = None,
 ) -> ConversionReport:
     """Return the conversions of `campaign` under its settings (or `model` instead of its
-    own), with `summary` (its click report) for the denominators: delivered messages and
-    unique counted clickers, per link too. Raises `InvalidInput` for an unknown model."""
+    own), with `reach` for the denominators: delivered messages and unique counted clickers,
+    per link too. The credits are summed in storage (`AttributionStore.campaign_credits`), so
+    the cost does not grow with the conversions in Python. Raises `InvalidInput` for an
+    unknown model."""
     settings = settings_of(store, workspace, campaign)
     if model is not None:
         settings = AttributionSettings(
             attr.check_model(model), settings.click_window_us, settings.delivery_window_us,
             ("request", settings.source[1], settings.source[2]),
         )  # fmt: skip
-    rows = store.credited_rows(campaign.id, settings.model)
-    credited = [r for r, _ in rows]
-    unsettled = sum(1 for _, settled in rows if not settled)
+    credits = store.campaign_credits(campaign.id, settings.model)
     revision, attributed = store.attribution_revisions(workspace.id)
-    link_ids = [link.id for link in campaign.links]
+    delivered = reach.delivered
     links = []
-    for stats in summary.links:
-        if not 0 < stats.link <= len(link_ids):
-            raise InvalidInput(f"link {stats.link} of the report is not the campaign's")
-        lid = link_ids[stats.link - 1]
-        of_link = [r for r in credited if r.link_id == lid]
+    for lk in campaign.links:
+        clickers = reach.links.get(lk.id, 0)
+        sums = credits.links.get(lk.id, attr.NO_CREDITS)
         links.append(
-            LinkConversions(stats.link, stats.url, stats.role, summary.delivered,
-                            stats.unique_clicks,
-                            attr.figures(of_link, summary.delivered, stats.unique_clicks))
+            LinkConversions(lk.index + 1, lk.url, lk.role, delivered, clickers,
+                            attr.figures_of(sums, delivered, clickers))
         )  # fmt: skip
     return ConversionReport(
-        campaign.slug, campaign.name, settings, summary.delivered, summary.unique_clicks,
-        attr.figures(credited, summary.delivered, summary.unique_clicks), links,
-        revision != attributed, unsettled,
+        campaign.slug, campaign.name, settings, delivered, reach.unique_clicks,
+        attr.figures_of(credits.total, delivered, reach.unique_clicks), links,
+        revision != attributed, credits.unsettled,
     )  # fmt: skip
 
 
@@ -532,13 +527,16 @@ def conversion_report(
 
 
 class CampaignSource(Protocol):
-    """How a campaign is found and its click report read (`storage.reports.ReportQueries`)."""
+    """How a campaign is found and its reach read (`storage.reports.ReportQueries`)."""
 
     def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None: ...
 
     def list_campaigns(self, workspace_id: int) -> list[Campaign]: ...
 
-    def campaign_report(self, campaign: Campaign) -> CampaignReport: ...
+    def campaign_reach(self, campaign: Campaign) -> Reach:
+        """Return the campaign's delivered messages and unique counted clickers, per link
+        too (the figures of its click report, read alone)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,4 +591,4 @@ def campaign_conversions(
     if model is not None:
         attr.check_model(model)
     campaign = find_campaign(campaigns, workspace, ref)
-    return conversion_report(store, campaigns.campaign_report(campaign), workspace, campaign, model)
+    return conversion_report(store, campaigns.campaign_reach(campaign), workspace, campaign, model)

@@ -10,13 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 
-from clicktrail.domain.attribution import ClickTouch, CreditedRow, Delivery, SettingsOverride
+from clicktrail.domain.attribution import (
+    CampaignCredits,
+    ClickTouch,
+    CreditSums,
+    Delays,
+    Delivery,
+    SettingsOverride,
+)
 from clicktrail.domain.report import COUNTED_VERDICTS
-from clicktrail.services.attribution import ConversionFact, CreditRow, Touches, WorkspaceRules
+from clicktrail.services.attribution import (
+    ConversionFact,
+    CreditRow,
+    Touches,
+    WorkspaceRules,
+)
 from clicktrail.storage import tables as t
 from clicktrail.storage.sql import chunks, insert_ignore, insert_tuples, is_postgres, upsert
 
@@ -24,6 +38,7 @@ _s, _st, _cc = t.attribution_settings, t.attribution_state, t.conversion_credits
 _cv, _m, _c, _k = t.conversions, t.messages, t.clicks, t.clicks.alias("k")
 OPTOUT = "optout"
 LAG_US = 300 * 1_000_000  # a conversion recorded this long ago has surely committed
+MICROS = 1_000_000
 
 SETTINGS = sa.select(
     _s.c.campaign_id, _s.c.model, _s.c.click_window_us, _s.c.delivery_window_us
@@ -206,15 +221,36 @@ FINISH = (
     .where(_st.c.workspace_id == sa.bindparam("ws"))
     .values(attributed_revision=sa.bindparam("rev"), updated_us=sa.bindparam("now"))
 )
-# A campaign's credits under one model, with the conversion's value (micros) and currency.
-CREDITED = (
+# The conversions report sums a campaign's credits under one model in SQL, over the covering
+# index `ix_conversion_credits_report` (campaign, model, kind, link, delay, contact, credit,
+# settled, conversion; migration 0023). Values are read from
+# `conversions` by primary key at report time (a `replace` duplicate changes them there).
+_OF_CAMPAIGN = (_cc.c.campaign_id == sa.bindparam("campaign")) & (
+    _cc.c.model == sa.bindparam("model")
+)
+_VALUED = _cv.c.value_micros.is_not(None)
+# Per (link, kind, currency): credit, credited value (micros), credit of conversions
+# with a value, how many had one, how many are not settled.
+CREDIT_SUMS = (
     sa.select(
-        _cc.c.link_id, _cc.c.contact_id, _cc.c.kind, _cc.c.credit, _cv.c.value_micros,
-        _cv.c.currency, _cc.c.delay_us, _cc.c.settled,
+        _cc.c.link_id, _cc.c.kind, _cv.c.currency, sa.func.sum(_cc.c.credit),
+        sa.func.sum(_cv.c.value_micros * _cc.c.credit),
+        sa.func.sum(sa.case((_VALUED, _cc.c.credit), else_=0.0)),
+        sa.func.count(_cv.c.value_micros),
+        sa.func.sum(sa.case((_cc.c.settled, 0), else_=1)),
     )
     .join(_cv, _cv.c.id == _cc.c.conversion_id)
-    .where((_cc.c.campaign_id == sa.bindparam("campaign")) & (_cc.c.model == sa.bindparam("model")))
+    .where(_OF_CAMPAIGN)
+    .group_by(_cc.c.link_id, _cc.c.kind, _cv.c.currency)
 )  # fmt: skip
+# Who was credited and the delays of click credits, in the index's order (kind, link, delay):
+# two narrow columns per credit, read on the driver's cursor. Distinct contacts and the delays'
+# percentiles are no sums: counted from this in Python they cost a third of what COUNT(DISTINCT)
+# and window functions do in SQL (bench/RESULTS.md, "Conversions report").
+CREDITED_CONTACTS = """
+SELECT kind, link_id, contact_id, delay_us, credit > 0 FROM conversion_credits
+WHERE campaign_id = {p} AND model = {p} ORDER BY kind, link_id, delay_us
+"""
 
 
 def _in_list(conn: sa.Connection, sql: str, name: str, ids: Sequence[int]) -> list[tuple[str, Any]]:
@@ -439,13 +475,80 @@ class AttributionQueries:
                 cur.execute(RECREDIT, params)
         return int(count), int(upto)
 
-    def credited_rows(self, campaign_id: int, model: str) -> list[tuple[CreditedRow, bool]]:
-        """Return the campaign's credits under `model`, each with whether it is settled."""
+    def campaign_credits(self, campaign_id: int, model: str) -> CampaignCredits:
+        """Return the campaign's credits under `model`, summed: credit, revenue and the
+        unsettled in SQL (`CREDIT_SUMS`), contacts and delays from `CREDITED_CONTACTS`."""
+        key = {"campaign": campaign_id, "model": model}
+        total = _Group()
+        links: dict[int, _Group] = {}
+        unsettled = 0
         with self.engine.connect() as conn:
-            rows = conn.execute(CREDITED, {"campaign": campaign_id, "model": model}).all()
-        return [
-            (CreditedRow(link, contact, kind, credit,
-                         None if micros is None else micros / 1_000_000, currency, delay or 0),
-             bool(settled))
-            for link, contact, kind, credit, micros, currency, delay, settled in rows
-        ]  # fmt: skip
+            for row in conn.execute(CREDIT_SUMS, key):
+                link, kind, currency, credit, value, valued_credit, valued, not_settled = row
+                unsettled += int(not_settled)
+                groups = [total] if link is None else [total, links.setdefault(link, _Group())]
+                for g in groups:
+                    g.add(kind, currency, float(credit), value, valued_credit, valued)
+            sql = CREDITED_CONTACTS.format(p="%s" if is_postgres(conn) else "?")
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            cur = raw.cursor()
+            try:
+                cur.execute(sql, (campaign_id, model))
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        contacts: set[int] = set()
+        click_contacts: set[int] = set()
+        delays: list[int] = []
+        for (kind, link), grouped in groupby(rows, key=itemgetter(0, 1)):
+            part = list(grouped)
+            credited = {r[2] for r in part if r[4]}
+            contacts |= credited
+            of_link = None
+            if link is not None:
+                of_link = links.get(link) or links.setdefault(link, _Group())
+                of_link.contacts |= credited
+            if kind == "click":
+                click_contacts |= credited
+                ds = [r[3] for r in part]
+                delays += ds
+                if of_link is not None:
+                    of_link.click_contacts |= credited
+                    of_link.delays += ds  # one run per link: ascending
+        total.contacts, total.click_contacts = contacts, click_contacts
+        total.delays = sorted(delays)  # ascending runs, one per link: a merge
+        return CampaignCredits(total.sums(), {lid: g.sums() for lid, g in links.items()}, unsettled)
+
+
+class _Group:
+    """A campaign's or a link's credit sums as the queries of `campaign_credits` fill them."""
+
+    def __init__(self) -> None:
+        self.credit = 0.0
+        self.click_credit = 0.0
+        self.revenue: dict[str, tuple[float, float]] = {}  # currency: (micros, credit)
+        self.contacts: set[int] = set()  # credited (credit > 0), and for clicks
+        self.click_contacts: set[int] = set()
+        self.delays: list[int] = []  # of click credits, ascending
+
+    def add(
+        self, kind: str, currency: str | None, credit: float, value: float | None,
+        valued_credit: float | None, valued: int,
+    ) -> None:  # fmt: skip
+        self.credit += credit
+        if kind == "click":
+            self.click_credit += credit
+        if currency is not None and valued:
+            rev, of = self.revenue.get(currency, (0.0, 0.0))
+            self.revenue[currency] = (rev + float(value or 0), of + float(valued_credit or 0))
+
+    def sums(self) -> CreditSums:
+        return CreditSums(
+            self.credit,
+            self.click_credit,
+            len(self.contacts),
+            len(self.click_contacts),
+            {cur: (micros / MICROS, credit) for cur, (micros, credit) in self.revenue.items()},
+            Delays.of_ranks(len(self.delays), self.delays),
+        )

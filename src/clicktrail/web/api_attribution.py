@@ -25,9 +25,20 @@ from clicktrail.web import schemas as s
 from clicktrail.web import schemas_attribution as sat
 from clicktrail.web.api_multitouch import HALF_LIFE
 from clicktrail.web.bodies import read_json
-from clicktrail.web.routing import CAMPAIGN, ApiRoute, Op, Reply, query
+from clicktrail.web.routing import CAMPAIGN, ApiRoute, Op, Reply, flag, query
 
 MAX_BODY = 4096
+MULTI_TOUCH = flag(
+    "multi_touch", "Add `multi_touch`: the campaign's multi-touch credit under every model "
+    "(computed over the workspace's conversions when read; slower).",
+)  # fmt: skip
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "false").strip().lower()
+    if value not in ("1", "true", "yes", "0", "false", "no", ""):
+        raise InvalidInput(f"{name} must be true or false", field=name)
+    return value in ("1", "true", "yes")
 
 
 def routes(
@@ -35,8 +46,9 @@ def routes(
     multi: MultiTouchStore | None = None,
 ) -> list[BaseRoute]:  # fmt: skip
     """Return the attribution routes: `auth` checks API keys, `store` keeps settings and
-    credits, `campaigns` finds campaigns and their click reports; with `multi`, the
-    conversions report has the campaign's multi-touch credit (``multi_touch``)."""
+    credits, `campaigns` finds campaigns and their reach; with `multi`, the conversions
+    report has the campaign's multi-touch credit (``multi_touch``) when asked for it
+    (``?multi_touch=true``)."""
 
     def workspace(request: Request) -> Workspace:
         return keys.authenticate(auth, request.headers.get("authorization"))
@@ -70,16 +82,18 @@ def routes(
         model = request.query_params.get("model") or None
         if model is not None and "\x00" in model:
             raise InvalidInput("model must not contain NUL characters", field="model")
+        multi_touch = _flag(request, "multi_touch")
+        half_life = multitouch.half_life_us(request.query_params.get("half_life"))
         report = attribution.campaign_conversions(
             store, campaigns, ws, request.path_params["campaign"], model
         )
         out = report.as_dict()
-        if multi is not None:
-            half_life = multitouch.half_life_us(request.query_params.get("half_life"))
+        if multi_touch and multi is not None:
             shares = multitouch.channel_report(multi, ws, half_life)
             out["multi_touch"] = multitouch.campaign_share(shares, report.campaign)
         body = sat.ConversionReportOut.model_validate(out)
-        return JSONResponse(body.model_dump(mode="json"))
+        omit = None if "multi_touch" in out else {"multi_touch"}  # absent, not null
+        return JSONResponse(body.model_dump(mode="json", exclude=omit))
 
     settings = sat.AttributionSettingsOut
     model = query(
@@ -117,8 +131,10 @@ def routes(
             "Conversions of a campaign", "attribution",
             Reply(200, "Conversions, rates, revenue, RPM, AOV and time to convert, per link "
                   "too, under the settings the report states.", sat.ConversionReportOut),
-            description="`multi_touch`: the credit the campaign's SMS touches get under every "
-            "multi-touch model (docs/attribution.md, \"Multi-touch\"; `half_life` sets time "
-            "decay's).",
-            params=(CAMPAIGN, model, HALF_LIFE), errors=(401, 404, 422))),
+            description="Single-touch figures under the report's model, summed from the "
+            "stored credits. With `multi_touch=true`, also `multi_touch`: the credit the "
+            "campaign's SMS touches get under every multi-touch model (docs/attribution.md, "
+            "\"Multi-touch\"; `half_life` sets time decay's). That part is computed when "
+            "read, over every conversion of the workspace, so it is left out by default.",
+            params=(CAMPAIGN, model, MULTI_TOUCH, HALF_LIFE), errors=(401, 404, 422))),
     ]  # fmt: skip

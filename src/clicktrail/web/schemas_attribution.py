@@ -132,6 +132,7 @@ class ConversionReportOut(_Figures):
     unsettled: int = Field(description="Credits waiting for final bot verdicts.")
     variants: None = Field(description="Per-variant figures: campaigns have no variants yet.")
     multi_touch: CampaignMultiTouchOut | None = Field(
-        default=None, description="The campaign's SMS touches' multi-touch credit under every "
-        "model (docs/attribution.md, \"Multi-touch\")."
+        default=None, description="Only with `?multi_touch=true` (absent otherwise): the "
+        "campaign's SMS touches' multi-touch credit under every model (docs/attribution.md, "
+        "\"Multi-touch\"), computed when read over the workspace's conversions."
     )  # fmt: skip

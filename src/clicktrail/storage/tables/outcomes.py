@@ -172,7 +172,13 @@ conversion_credits = sa.Table(
     sa.Column("conversion_us", Micros, nullable=False),
     sa.Column("revision", sa.BigInteger, nullable=False),
     sa.Column("settled", sa.Boolean, nullable=False),
-    sa.Index("ix_conversion_credits_campaign", "campaign_id", "model", "link_id"),
+    # The conversions report's sums, index-only but for the conversions' values (migration
+    # 0023; it replaced (campaign_id, model, link_id)).
+    sa.Index(
+        "ix_conversion_credits_report",
+        *("campaign_id", "model", "kind", "link_id", "delay_us", "contact_id", "credit"),
+        *("settled", "conversion_id"),
+    ),
     sa.Index("ix_conversion_credits_workspace", "workspace_id", "settled"),
 )
 

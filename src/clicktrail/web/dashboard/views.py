@@ -15,6 +15,7 @@ from clicktrail.domain.report import (
     CampaignComparison,
     FullReport,
     LinkStats,
+    Reach,
     RecipientsPage,
     Share,
     TimingBucket,
@@ -235,7 +236,11 @@ def report_page(
     assert campaign is not None  # full_report raised NotFound otherwise
     s = report.summary
     conversions = (
-        None if credits is None else attribution.conversion_report(credits, s, workspace, campaign)
+        None
+        if credits is None
+        else attribution.conversion_report(
+            credits, Reach.of_report(s, [lk.id for lk in campaign.links]), workspace, campaign
+        )
     )
     awaiting = max(0, s.sent - s.delivered - s.failed - s.undelivered)
     delivery = charts.stacked(
