@@ -2,25 +2,30 @@
 on PostgreSQL (target < 60 s), and the conversions report of a 1,000,000-message campaign
 (target < 0.5 s).
 
-Builds a scratch database with the real migrations and bulk-loads (COPY) one workspace: five
-campaigns of `--messages` messages each (every contact gets one, delivered two days apart), of
-which `--clicks` requests spread over the clicked messages (85 % human, the rest preview,
-scanner, automation and probe, all final), and `--conversions` conversions: two thirds follow
-one of their contact's clicks by up to 7 days, the rest come from contacts at random times
-(views or nothing). Then it times:
+Builds a scratch database with the real migrations and generates one workspace inside
+PostgreSQL (`LOAD_SQL`: generate_series, seeded random()): five campaigns of `--messages`
+messages each (every contact gets one, delivered two days apart); `--clicks` requests on 40 %
+of the messages at the quick size, 80 % at the full size (85 % human, the rest preview,
+scanner, automation and probe, all final); `--conversions` conversions: two thirds follow a
+random request (of any verdict) of their contact by up to 7 days, the rest come from contacts
+at random times (views or nothing). Then it times:
 
 * `reattribute`: `services.attribution.reattribute` of the whole workspace (every conversion
   under every model, credits replaced under the revision guard), as `clicktrail attribution
-  rerun` and the jobs process do;
+  rerun` and the jobs process do: on PostgreSQL the database picks the winners
+  (`storage.attribution.RECREDIT`); first with no credits yet, then after a window change;
+* with `--compare`: the old path (touches read, the domain picks the winners in Python) and
+  the database's, one after the other on the same data and revision, their credits checked
+  equal (a checksum of every row) and the ratio of their times;
 * `report`: `services.attribution.campaign_conversions` of the first campaign (its click report
-  included), median and p95 of `--runs`;
+  included), median and p95 of `--runs` (`--no-report` skips it and the rollup it reads);
 * the in-run anchors: a full scan of the clicks table (`SELECT count(*), sum(at_us) FROM
   clicks`) for re-attribution, and the campaign's click report alone
   (`reports.campaign_report`) for the conversions report — what the same machine does, in the
-  same minutes, with no attribution at all.
+  same minutes, with no attribution at all; and the load average before and after.
 
-    .venv/bin/python bench/attribution_bench.py --quick     # 100k conversions, 1M clicks
-    .venv/bin/python bench/attribution_bench.py             # 1M conversions, 10M clicks
+    .venv/bin/python bench/attribution_bench.py --quick --compare  # 100k conversions, 1M clicks
+    .venv/bin/python bench/attribution_bench.py --no-report        # 1M conversions, 10M clicks
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from psycopg.types.numeric import Int8
 
 from clicktrail.domain.models import Workspace
 from clicktrail.services import attribution, reports
@@ -115,7 +121,7 @@ LOAD_SQL = [
 SEQUENCES = "SELECT setval(pg_get_serial_sequence('{0}', 'id'), (SELECT max(id) FROM {0}))"
 
 
-def load(engine: sa.Engine, messages: int, clicks: int, conversions: int) -> None:
+def load(engine: sa.Engine, messages: int, clicks: int, conversions: int, rollup: bool) -> None:
     """The workspace, its campaigns and links, then the big tables generated in the database
     (`LOAD_SQL`), and the click rollup of the campaign the report reads."""
     with engine.begin() as conn:
@@ -146,6 +152,7 @@ def load(engine: sa.Engine, messages: int, clicks: int, conversions: int) -> Non
             "n": messages, "k": clicks, "v": conversions, "campaigns": CAMPAIGNS, "t0": T0,
             "s": S, "d": D, "clicked": max(1, min(CAMPAIGNS * messages, clicks * 2 // 5)),
         }  # fmt: skip
+        params = {k: Int8(v) for k, v in params.items()}  # bigint arithmetic throughout
         conn.execute(sa.text("SELECT setseed(0.16)"))
         for sql in LOAD_SQL:
             conn.execute(sa.text(sql), params)
@@ -153,8 +160,9 @@ def load(engine: sa.Engine, messages: int, clicks: int, conversions: int) -> Non
             conn.execute(sa.text(SEQUENCES.format(table)))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE"))
-    with engine.begin() as conn:
-        rebuild_click_rollup(conn, campaign_id=1)  # the report's campaign (c0)
+    if rollup:
+        with engine.begin() as conn:
+            rebuild_click_rollup(conn, campaign_id=1)  # the report's campaign (c0)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -168,18 +176,36 @@ def p95(xs: list[float]) -> float:
     return s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
 
 
+CHECKSUM = """
+SELECT count(*), sum(hashtext(concat_ws(',', conversion_id, model, kind, campaign_id, message_id,
+                                        link_id, click_row, credit, delay_us, settled))::bigint)
+FROM conversion_credits
+"""
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def bench(url: str, args: argparse.Namespace) -> dict[str, object]:
     engine = create_engine(url)
     migrate(engine)
-    load_s = timed(lambda: load(engine, args.messages, args.clicks, args.conversions))
+    load_s = timed(lambda: load(engine, args.messages, args.clicks, args.conversions, args.report))
     store = AttributionQueries(engine)
     queries = ReportQueries(engine, ua_facts=ua_facts)
     ws = Workspace(1, "ws_bench", "bench", "Bench")
     now = T0 + 30 * D
+    out: dict[str, object] = {"load_s": round(load_s, 1), "loadavg_before": loadavg()}
 
     def scan() -> object:
         with engine.connect() as conn:
             return conn.execute(sa.text("SELECT count(*), sum(at_us) FROM clicks")).one()
+
+    def checksum() -> tuple[int, int]:
+        with engine.connect() as conn:
+            n, h = conn.execute(sa.text(CHECKSUM)).one()
+            return int(n), int(h or 0)
 
     anchor_scan = [timed(scan) for _ in range(3)]
     runs: list[float] = []
@@ -192,24 +218,41 @@ def bench(url: str, args: argparse.Namespace) -> dict[str, object]:
         done = attribution.reattribute(store, ws.id, now)
         runs.append(time.perf_counter() - t)
         assert done.reattributed == [ws.id], done
+    out["conversions"] = done.attributed
+    out["reattribute_s"] = [round(x, 1) for x in runs]
+    out["anchor_click_scan_s"] = round(statistics.median(anchor_scan), 2)
+    if args.compare:  # the same revision again, by the old path and by the database
+        python = AttributionQueries(engine, in_database=False)
+        py_s = timed(lambda: attribution.reattribute(python, ws.id, now))
+        py_sum = checksum()
+        db_s = timed(lambda: attribution.reattribute(store, ws.id, now))
+        assert checksum() == py_sum, (checksum(), py_sum)
+        out["compare"] = {
+            "python_s": round(py_s, 1), "database_s": round(db_s, 1),
+            "ratio": round(py_s / db_s, 1), "credit_rows_equal": py_sum[0],
+        }  # fmt: skip
     with engine.connect() as conn:
-        credits = dict(conn.execute(sa.text(
+        out["credits_last_touch_by_kind"] = dict(conn.execute(sa.text(
             "SELECT kind, count(*) FROM conversion_credits WHERE model = 'last_touch' "
             "OR kind = 'none' GROUP BY kind")).all())  # fmt: skip
+    out["loadavg_after_reattribution"] = loadavg()
+    if args.report:
+        out.update(report(engine, store, queries, ws, args.runs))
+    engine.dispose()
+    return out
+
+
+def report(
+    engine: sa.Engine, store: AttributionQueries, queries: ReportQueries, ws: Workspace, runs: int
+) -> dict[str, object]:
     report_ms: list[float] = []
     anchor_ms: list[float] = []
-    for _ in range(args.runs):  # interleaved: contention hits both alike
+    for _ in range(runs):  # interleaved: contention hits both alike
         anchor_ms.append(1000 * timed(lambda: reports.campaign_report(queries, ws, "c0")))
         report_ms.append(1000 * timed(
             lambda: attribution.campaign_conversions(store, queries, ws, "c0")))  # fmt: skip
     rep = attribution.campaign_conversions(store, queries, ws, "c0")
-    engine.dispose()
     return {
-        "load_s": round(load_s, 1),
-        "conversions": done.attributed,
-        "credits_last_touch_by_kind": credits,
-        "reattribute_s": [round(x, 1) for x in runs],
-        "anchor_click_scan_s": round(statistics.median(anchor_scan), 2),
         "report_ms": {
             "median": round(statistics.median(report_ms), 1),
             "p95": round(p95(report_ms), 1),
@@ -234,6 +277,17 @@ def main() -> int:
     p.add_argument("--conversions", type=int, help="default 1,000,000 (--quick: 100,000)")
     p.add_argument("--reattribute-runs", type=int, default=2)
     p.add_argument("--runs", type=int, default=15)
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time the old Python path against the database's on the same data",
+    )
+    p.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="skip the conversions report (and the click rollup it reads)",
+    )
     args = p.parse_args()
     args.messages = args.messages or (200_000 if args.quick else 1_000_000)
     args.clicks = args.clicks or (1_000_000 if args.quick else 10_000_000)
@@ -258,6 +312,7 @@ def main() -> int:
             "conversions": args.conversions,
         },
         **result,
+        "loadavg_end": loadavg(),
     }
     print(json.dumps(out, indent=2))
     return 0

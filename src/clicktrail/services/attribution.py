@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
@@ -43,9 +44,9 @@ from clicktrail.services.reports import find_campaign
 log = logging.getLogger("clicktrail.attribution")
 
 BATCH = 2000  # conversions per transaction of credits
-# Conversions per transaction of a re-attribution done in the database: one statement each
-# (about a second on the bench machine), so the jobs pass still yields between them.
-BATCH_IN_DATABASE = 50_000
+# Conversions per statement of a re-attribution in the database (large: a batch's plan scans
+# the clicks index whatever its size), and how many such batches run at once (connections).
+BATCH_IN_DATABASE, WORKERS_IN_DATABASE = 250_000, 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +161,14 @@ class AttributionStore(Protocol):
         """Whether `recredit` is available (PostgreSQL: the database picks the winners)."""
         ...
 
+    def recredit_bounds(self, workspace_id: int, after_id: int, size: int) -> list[tuple[int, int]]:
+        """Return (last id, size) of each `recredit` batch of `size` after `after_id`."""
+        ...
+
     def recredit(
-        self, workspace_id: int, rules: WorkspaceRules, after_id: int, limit: int, now_us: int
-    ) -> tuple[int, int] | None:
-        """As `put_credits`, for the next `limit` conversions after `after_id`, the winners
-        picked in the database: (conversions done, the last one's id), or None."""
+        self, workspace_id: int, rules: WorkspaceRules, after_id: int, upto_id: int, now_us: int
+    ) -> bool:
+        """As `put_credits` for conversions in (`after_id`, `upto_id`], picked in the database."""
         ...
 
 
@@ -238,9 +242,8 @@ def request_reattribution(
 
 @dataclass(frozen=True, slots=True)
 class WorkspaceRules:
-    """What attributing a workspace's conversions takes besides their touches, under one
-    revision: the workspace's windows (`default`, those of campaigns without their own), the
-    windows of campaigns with stored settings, the opt-out links (never a click)."""
+    """What attributing a workspace's conversions takes besides touches, under one revision:
+    its windows (`default`), its campaigns' own (`windows`), its opt-out links."""
 
     revision: int
     default: Windows
@@ -323,42 +326,43 @@ def reattribute(
     revision: int | None = None, after: int = 0, max_batches: int | None = None,
 ) -> AttributionRun:  # fmt: skip
     """Attribute every conversion of the workspace (after id `after`) again under its settings
-    of `revision` (default: now), `batch` conversions a transaction (default: `BATCH`, or
-    `BATCH_IN_DATABASE` where the database picks the winners), then mark that revision
+    of `revision` (default: now), `batch` conversions a transaction, then mark that revision
     attributed. Stops early (`refused`) when the revision moves meanwhile: the newer revision's
-    run does it all again; or after `max_batches` (`resume_after` says where to go on).
-
-    Where the store can (`in_database`: PostgreSQL), each batch is one statement that picks
-    the winners in the database (`storage.attribution.RECREDIT`, the domain's rules in SQL)."""
+    run does it all again; or after `max_batches` (`resume_after` says where to go on). Where
+    the store can (`in_database`: PostgreSQL) the database picks the winners, a statement a
+    batch (`BATCH_IN_DATABASE`, `WORKERS_IN_DATABASE` at once); else the domain (`BATCH`)."""
     run = AttributionRun()
     if revision is None:
         revision, _ = store.attribution_revisions(workspace_id)
     rules = WorkspaceRules.of(store, workspace_id, revision)
-    in_database = store.in_database()
-    size = batch or (BATCH_IN_DATABASE if in_database else BATCH)
-    batches = 0
-    while True:
-        if in_database:
-            done = store.recredit(workspace_id, rules, after, size, now_us)
-            if done is None:
-                run.refused += 1
-                return run
-            count, after = done
-            if not count:
-                break
-        else:
-            page = store.conversions_page(workspace_id, after, size)
-            if not page:
-                break
+    if store.in_database():
+        bounds = store.recredit_bounds(workspace_id, after, batch or BATCH_IN_DATABASE)
+        if max_batches is not None and len(bounds) >= max_batches:  # as the Python path
+            bounds = bounds[:max_batches]
+            run.resume_after = bounds[-1][0]
+        starts = [after, *(b for b, _ in bounds[:-1])]
+        with ThreadPoolExecutor(WORKERS_IN_DATABASE) as pool:
+            done = list(pool.map(lambda a, b: store.recredit(workspace_id, rules, a, b[0], now_us),
+                                 starts, bounds))  # fmt: skip
+        if not all(done):
+            run.refused += 1
+            run.resume_after = None
+            return run
+        run.attributed += sum(n for _, n in bounds)
+        if run.resume_after is not None:
+            return run
+    else:
+        batches = 0
+        while page := store.conversions_page(workspace_id, after, batch or BATCH):
             if not _attribute(store, workspace_id, revision, page, now_us, rules):
                 run.refused += 1
                 return run
-            count, after = len(page), page[-1].id
-        run.attributed += count
-        batches += 1
-        if max_batches is not None and batches >= max_batches:
-            run.resume_after = after
-            return run
+            run.attributed += len(page)
+            after = page[-1].id
+            batches += 1
+            if max_batches is not None and batches >= max_batches:
+                run.resume_after = after
+                return run
     if store.put_credits(workspace_id, revision, [], [], finished=True, now_us=now_us):
         run.reattributed.append(workspace_id)
     else:

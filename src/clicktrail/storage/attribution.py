@@ -47,6 +47,7 @@ STATE = sa.select(_st.c.revision, _st.c.attributed_revision).where(
     _st.c.workspace_id == sa.bindparam("ws")
 )
 LOCK_STATE = STATE.with_for_update()
+SHARE_STATE = STATE.with_for_update(read=True)
 BUMP = (
     _st.update()
     .where(_st.c.workspace_id == sa.bindparam("ws"))
@@ -204,12 +205,15 @@ WHERE CASE r.kind WHEN 'click' THEN a.last IS NOT NULL
                   WHEN 'view' THEN a.last IS NULL AND v.id IS NOT NULL
                   ELSE a.last IS NULL AND v.id IS NULL END
 """
-# The batch after `after`: its last id and its size (the workspace's next `limit` conversions).
-RECREDIT_BATCH = """
-SELECT max(id), count(*) FROM (
-    SELECT id FROM conversions WHERE workspace_id = %(ws)s AND id > %(after)s
-    ORDER BY id LIMIT %(limit)s
+# The batches after `after`: the id of every `size`-th of the workspace's conversions and of
+# the last one, with its rank.
+RECREDIT_BOUNDS = """
+SELECT id, n FROM (
+    SELECT id, row_number() OVER (ORDER BY id) AS n, count(*) OVER () AS total
+    FROM conversions WHERE workspace_id = %(ws)s AND id > %(after)s
 ) b
+WHERE n %% %(size)s = 0 OR n = total
+ORDER BY id
 """
 RECREDIT_DELETE = """
 DELETE FROM conversion_credits
@@ -443,37 +447,50 @@ class AttributionQueries:
                 conn.execute(FINISH, {"ws": workspace_id, "rev": revision, "now": now_us})
         return True
 
+    def recredit_bounds(self, workspace_id: int, after_id: int, size: int) -> list[tuple[int, int]]:
+        """Return the batches of the workspace's conversions after `after_id`, `size` each:
+        the last id of each and its size."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cur:
+                cur.execute(RECREDIT_BOUNDS, {"ws": workspace_id, "after": after_id, "size": size})
+                rows = cur.fetchall()
+        bounds, before = [], 0
+        for last_id, rank in rows:
+            bounds.append((int(last_id), int(rank) - before))
+            before = int(rank)
+        return bounds
+
     def recredit(
-        self, workspace_id: int, rules: WorkspaceRules, after_id: int, limit: int, now_us: int
-    ) -> tuple[int, int] | None:
-        """Replace the credits of the workspace's next `limit` conversions after id `after_id`
-        by those `RECREDIT` picks under `rules`, if the workspace's revision is still
-        `rules.revision` (locked, as `put_credits`). Return (conversions done, the last one's
-        id), (0, `after_id`) when there are none left, None (nothing written) when the revision
-        moved."""
+        self, workspace_id: int, rules: WorkspaceRules, after_id: int, upto_id: int, now_us: int
+    ) -> bool:
+        """Replace the credits of the workspace's conversions with ids in (`after_id`,
+        `upto_id`] by those `RECREDIT` picks under `rules`, if the workspace's revision is still
+        `rules.revision`. Return False (nothing written) when it moved. The revision is read
+        with a share lock: batches of one re-attribution run side by side, and a settings
+        change (which updates the row) waits for them, or they see its new revision."""
         windows = sorted(rules.windows.items())
         params: dict[str, Any] = {
-            "ws": workspace_id, "after": after_id, "limit": limit, "revision": rules.revision,
+            "ws": workspace_id, "after": after_id, "upto": upto_id, "revision": rules.revision,
             "click_us": rules.default.click_us, "delivery_us": rules.default.delivery_us,
             "w_campaign": [c for c, _ in windows], "w_click": [w.click_us for _, w in windows],
             "w_delivery": [w.delivery_us for _, w in windows], "optout": sorted(rules.optout),
         }  # fmt: skip
         with self.engine.begin() as conn:
             self._ensure_state(conn, workspace_id, now_us)
-            if conn.execute(LOCK_STATE, {"ws": workspace_id}).one()[0] != rules.revision:
-                return None
+            if conn.execute(SHARE_STATE, {"ws": workspace_id}).one()[0] != rules.revision:
+                return False
             raw = conn.connection.driver_connection
             assert raw is not None
             with raw.cursor() as cur:
-                cur.execute(RECREDIT_BATCH, params)
-                upto, count = cur.fetchone()
-                if not count:
-                    return 0, after_id
-                params["upto"] = upto
+                # Hash joins and aggregates of a batch in memory; no JIT: its compile time
+                # varies by a second or more per statement and bought nothing here.
                 cur.execute("SET LOCAL work_mem = '128MB'")
+                cur.execute("SET LOCAL jit = off")
                 cur.execute(RECREDIT_DELETE, params)
                 cur.execute(RECREDIT, params)
-        return int(count), int(upto)
+        return True
 
     def campaign_credits(self, campaign_id: int, model: str) -> CampaignCredits:
         """Return the campaign's credits under `model`, summed: credit, revenue and the
