@@ -4,12 +4,16 @@ at wrap time; bad uses refused. Through the API and a real click, on SQLite and 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 from conversion_world import BROWSER
+from typer.testing import CliRunner
 
+from clicktrail.cli import app as cli_app
 from clicktrail.domain.destinations import redirect_location
 from clicktrail.services import campaigns
 from clicktrail.storage import tables as t
@@ -69,3 +73,55 @@ def test_redirect_location_places_the_click_id() -> None:
     # Without the macro, the parameter as before.
     _, head, tail, add = redirect_location("https://n.example/", {}, "ct_cid")
     assert (head, tail, add) == ("https://n.example/?ct_cid=", "", True)
+
+
+def test_subs_can_be_changed_after_creation(api: Api, tmp_path: Path, monkeypatch: Any) -> None:
+    """PATCH /v1/campaigns/{campaign} (and `campaign update`) sets and clears sub1 … sub5; the
+    messages wrapped afterwards carry the new values; bad changes write nothing."""
+    make_contacts(Repos.on(api.container.engine), api.ws, 1, list_name="all")
+    made = ok(api.call("POST", "/v1/campaigns", json={
+        "name": "Offer", "template": f"Deal: {OFFER}&s2={{sub2}} bye", "list": "all",
+        "subs": {"sub1": "spring", "sub2": "vip"}}), 201)  # fmt: skip
+    url = f"/v1/campaigns/{made['slug']}"
+    changed = ok(api.call("PATCH", url, json={"subs": {"sub1": "summer", "sub2": None,
+                                                        "sub3": "new"}}))  # fmt: skip
+    assert changed["options"]["subs"] == {"sub1": "summer", "sub3": "new"}
+    assert {k: v for k, v in changed.items() if k != "options"} == {
+        k: v for k, v in made.items() if k != "options"}  # fmt: skip
+    cleared = ok(api.call("PATCH", url, json={"subs": {"sub3": ""}}))
+    assert cleared["options"]["subs"] == {"sub1": "summer"}
+    bad = api.calls([
+        ("PATCH", url, {"json": {"subs": {}}}),
+        ("PATCH", url, {"json": {"subs": {"sub6": "x"}}}),
+        ("PATCH", url, {"json": {"subs": {"sub1": "a\nb"}}}),
+        ("PATCH", url, {"json": {"subs": {"sub1": "x" * 201}}}),
+        ("PATCH", url, {"json": {"name": "Other"}}),
+        ("PATCH", "/v1/campaigns/nope", {"json": {"subs": {"sub1": "x"}}}),
+    ])  # fmt: skip
+    assert problem(bad[0], 422)["field"].startswith("/subs")
+    assert problem(bad[1], 422)["field"].startswith("/subs")
+    assert "printable" in problem(bad[2], 422, "subs")["detail"]
+    assert problem(bad[3], 422)["field"].startswith("/subs")
+    problem(bad[4], 422)
+    problem(bad[5], 404, "campaign")
+    assert ok(api.call("GET", url))["options"]["subs"] == {"sub1": "summer"}
+    # The CLI: set one, clear one; nothing to change is refused (exit 2).
+    monkeypatch.setenv("CLICKTRAIL_DATABASE_URL", api.container.settings.database_url)
+    monkeypatch.setenv("CLICKTRAIL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CLICKTRAIL_WORKSPACE", api.ws.slug)
+    r = CliRunner().invoke(cli_app, ["campaign", "update", made["slug"], "--sub", "sub2=vip2",
+                                     "--sub", "sub1=", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == {"id": made["id"], "slug": "offer", "subs": {"sub2": "vip2"}}
+    r = CliRunner().invoke(cli_app, ["campaign", "update", made["slug"], "--sub", "sub9=x"])
+    assert r.exit_code == 2 and "sub9" in r.output
+    assert CliRunner().invoke(cli_app, ["campaign", "update", made["slug"]]).exit_code == 2
+    r = CliRunner().invoke(cli_app, ["campaign", "update", made["slug"], "--sub", "sub1=summer"])
+    assert r.exit_code == 0 and "subs sub1=summer, sub2=vip2" in r.output, r.output
+    # Messages wrapped now carry the values in force.
+    cp = campaigns.get_campaign(api.container.campaigns, api.ws, made["slug"])
+    send(Repos.on(api.container.engine), api.ws, cp, tmp_path / "outbox.jsonl")
+    (token,) = [x[0] for x in tokens_of(Repos.on(api.container.engine), cp)]
+    r = api.call("GET", f"/c/{token}", key=None, headers=BROWSER)
+    q = parse_qs(urlsplit(r.headers["location"]).query)
+    assert (q["aff_sub2"], q["s2"]) == (["summer"], ["vip2"])

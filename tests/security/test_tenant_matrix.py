@@ -186,6 +186,7 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/campaigns"): {},
     ("POST", "/v1/campaigns"): {"json": {"name": "B camp", "template": "x", "list": "vip"}},
     ("GET", "/v1/campaigns/{campaign}"): {},
+    ("PATCH", "/v1/campaigns/{campaign}"): {"json": {"subs": {"sub1": "b-was-here"}}},
     ("GET", "/v1/campaigns/{campaign}/preview"): {},
     ("GET", "/v1/campaigns/{campaign}/report"): {},
     ("GET", "/v1/campaigns/{campaign}/report/full"): {},

@@ -155,6 +155,32 @@ def campaign_create(
         out.print(f"  link {lk.index + 1} [{lk.role}]: {lk.url}", markup=False)
 
 
+@app.command("update")
+def campaign_update(
+    campaign: Annotated[str, typer.Argument(help="Campaign slug or id.")],
+    sub: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="subN=VALUE: set the link macro {subN} (sub1 … sub5); subN= clears it. "
+            "Repeatable; the others stay (docs/conversions.md)."
+        ),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a campaign's link macros {sub1} … {sub5}. Messages wrapped from then on carry
+    the new values; messages already wrapped keep theirs."""
+    c = container()
+    cp = campaigns.set_subs(
+        c.campaigns, workspace_of(c, workspace), campaign, _parse_pairs(sub, "--sub")
+    )
+    if as_json:
+        print_json({"id": cp.public_id, "slug": cp.slug, "subs": cp.options.subs})
+        return
+    subs = ", ".join(f"{k}={v}" for k, v in sorted(cp.options.subs.items())) or "none"
+    out.print(f"campaign {cp.slug}: subs {subs}", markup=False)
+
+
 @app.command("list")
 def campaign_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List campaigns, newest first."""

@@ -58,6 +58,11 @@ class CampaignStore(Protocol):
         `Conflict` if the workspace has a campaign with this slug."""
         ...
 
+    def update_subs(self, campaign_id: int, changes: Mapping[str, str | None]) -> Campaign:
+        """Set (a value) or clear (None) some of the campaign's ``subs``, the others kept, in
+        one transaction; return the campaign as it is now."""
+        ...
+
     def find_campaign(self, workspace_id: int, ref: str) -> Campaign | None:
         """Return the workspace's campaign whose slug or public id is `ref`."""
         ...
@@ -212,6 +217,22 @@ def check_subs(subs: Mapping[str, str]) -> None:
             raise InvalidInput(
                 f"subs: {name} must be at most {MAX_SUB} printable characters", field="subs"
             )
+
+
+def set_subs(
+    store: CampaignStore, workspace: Workspace, ref: str, changes: Mapping[str, str | None]
+) -> Campaign:
+    """Change some of campaign `ref`'s link macros ``{sub1}`` … ``{sub5}``: a value sets one,
+    None or ``""`` clears it, the others stay. Messages wrapped from then on carry the new
+    values; messages already wrapped keep theirs (a send already running keeps the values it
+    started with). Raises `InvalidInput` (field ``subs``) for no change, an unknown name or a
+    bad value; `NotFound` for an unknown campaign."""
+    if not changes:
+        raise InvalidInput("subs: give at least one of sub1 … sub5 to change", field="subs")
+    normalized = {name: value or None for name, value in changes.items()}
+    check_subs({name: value or "" for name, value in normalized.items()})
+    campaign = get_campaign(store, workspace, ref)
+    return store.update_subs(campaign.id, normalized)
 
 
 def _check_params(params: Mapping[str, str], field: str) -> None:

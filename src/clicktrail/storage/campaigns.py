@@ -8,7 +8,7 @@ method is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -139,6 +139,22 @@ class CampaignQueries:
             values["sent_us"] = now_us
         with self.engine.begin() as conn:
             conn.execute(_cp.update().where(_cp.c.id == campaign_id).values(values))
+
+    def update_subs(self, campaign_id: int, changes: Mapping[str, str | None]) -> Campaign:
+        """Set (a value) or clear (None) some of the campaign's ``subs`` in one transaction,
+        the others kept; return the campaign as it is now."""
+        with self.engine.begin() as conn:
+            # The row written first: two changes at once are serialized (PostgreSQL's row lock,
+            # SQLite's write lock), so neither is lost.
+            conn.execute(_cp.update().where(_cp.c.id == campaign_id).values(id=_cp.c.id))
+            stored = conn.execute(
+                sa.select(_cp.c.options).where(_cp.c.id == campaign_id)
+            ).scalar_one()
+            options = dict(stored or {})
+            subs = {**(options.get("subs") or {}), **changes}
+            options["subs"] = {k: v for k, v in sorted(subs.items()) if v is not None}
+            conn.execute(_cp.update().where(_cp.c.id == campaign_id).values(options=options))
+            return load_campaign(conn, campaign_id)
 
     def campaign_is_secure(self, campaign_id: int) -> bool | None:
         """Return whether campaign `campaign_id`'s short links are on a secure origin, to

@@ -360,6 +360,19 @@ def routes(
             )
         )
 
+    async def change_campaign(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        b = s.parse_body(s.CampaignChange, await read_json(request, MAX_BODY))
+        ref = _path(request, "campaign")
+
+        def run() -> CampaignView:
+            cp = campaigns.set_subs(
+                repos.campaigns, ws, ref, {str(k): v for k, v in b.subs.items()}
+            )
+            return pages.campaign_view(cp.id)
+
+        return _json(campaign_out(await run_in_threadpool(run)))
+
     def preview(request: Request) -> Response:
         ws = workspace(request)
         cp = campaigns.get_campaign(repos.campaigns, ws, _path(request, "campaign"))
@@ -474,6 +487,14 @@ def routes(
         ApiRoute("/v1/campaigns/{campaign}", get_campaign, "GET", Op(
             "Get a campaign", "campaigns", Reply(200, "The campaign.", s.CampaignOut),
             params=(CAMPAIGN,), errors=(401, 404))),
+        ApiRoute("/v1/campaigns/{campaign}", change_campaign, "PATCH", Op(
+            "Change a campaign", "campaigns",
+            Reply(200, "The campaign as it is now.", s.CampaignOut),
+            description="Sets or clears the link macros `{sub1}` … `{sub5}` (`subs`: a value "
+            "sets one, null or \"\" clears it, the others stay). Messages wrapped from then on "
+            "carry the new values; messages already wrapped keep theirs, and a send already "
+            "running keeps the values it started with (docs/conversions.md).",
+            params=(CAMPAIGN,), body=s.CampaignChange, errors=(401, 404, 422))),
         ApiRoute("/v1/campaigns/{campaign}/preview", preview, "GET", Op(
             "Preview a campaign", "campaigns",
             Reply(200, "The message one recipient would get and what tracking costs.",

@@ -139,6 +139,22 @@ class HoldoutIn(_Request):
     )
 
 
+SubName = Literal["sub1", "sub2", "sub3", "sub4", "sub5"]
+
+
+class CampaignChange(_Request):
+    """What to change of a campaign: some of its link macros {sub1} … {sub5}."""
+
+    subs: Annotated[
+        dict[SubName, Annotated[Text, Field(max_length=200)] | None],
+        Field(min_length=1, max_length=5),
+    ] = Field(
+        description='A value sets a macro, null or "" clears it; the others stay. Messages '
+        "wrapped from then on carry the new values (docs/conversions.md).",
+        examples=[{"sub1": "summer", "sub2": None}],
+    )
+
+
 class CampaignCreate(_Request):
     """A campaign to create as a draft (the options of `clicktrail campaign create`)."""
 
@@ -177,9 +193,7 @@ class CampaignCreate(_Request):
         description="Parameters added to every destination (an empty value removes one).",
     )
     click_id_param: Annotated[Text, Field(max_length=64)] = "ct_cid"
-    subs: dict[
-        Literal["sub1", "sub2", "sub3", "sub4", "sub5"], Annotated[Text, Field(max_length=200)]
-    ] = Field(
+    subs: dict[SubName, Annotated[Text, Field(max_length=200)]] = Field(
         default_factory=dict,
         description="Values of the link macros {sub1} … {sub5} (docs/conversions.md).",
         examples=[{"sub1": "spring", "sub2": "vip"}],
