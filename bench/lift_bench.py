@@ -21,6 +21,7 @@ stratified by region. Then it times:
 
     .venv/bin/python bench/lift_bench.py                      # 1,000,000 recipients, SQLite
     .venv/bin/python bench/lift_bench.py --recipients 100000  # quicker
+    .venv/bin/python bench/lift_bench.py --draw-only          # the draw alone
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def main() -> None:
     p.add_argument("--share", type=float, default=0.1)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--database-url", help="an empty PostgreSQL database (default: SQLite)")
+    p.add_argument("--draw-only", action="store_true", help="time the draw alone, then stop")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lift-bench-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
@@ -181,6 +183,9 @@ def main() -> None:
         flush=True,
     )
 
+    if args.draw_only:
+        _cleanup(container, tmp, args.database_url)
+        return
     t0 = time.perf_counter()
     again = assign_holdout(container.holdouts, anchor_cp, is_valid_phone=is_valid_phone,
                            phone_rules="(rules changed)", now_us=drawn_us)  # fmt: skip
@@ -218,9 +223,13 @@ def main() -> None:
           f"{s.absolute_lift:.5f} {s.absolute_interval}, p {s.p_value:.3g}, revenue "
           f"{[(r.currency, round(r.lift, 4), r.method) for r in s.revenue]}, "
           f"too small: {s.too_small}")  # fmt: skip
+    _cleanup(container, tmp, args.database_url)
+
+
+def _cleanup(container: Container, tmp: Path, database_url: str | None) -> None:
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     container.dispose()
-    if args.database_url is None:
+    if database_url is None:
         for f in tmp.iterdir():
             f.unlink()
         tmp.rmdir()

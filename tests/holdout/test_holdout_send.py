@@ -176,3 +176,31 @@ def test_the_draw_trusts_numbers_recorded_valid_under_the_rules_in_force(store: 
     assert sorted(checked) == ["+14155550002", "+14155550003", "+15555550100"]
     assert record is not None and (record.eligible, record.held) == (4, 2)
     assert "+15555550100" not in held_phones(store, cp)
+
+
+def test_audience_strata_read_one_attribute_in_sql(store: Repos) -> None:
+    """The stratifying attribute is read in SQL (its value, or the missing stratum), and a name
+    SQLite's JSON paths cannot quote falls back to the whole attributes: the same strata."""
+    ws = make_workspace(store)
+    people = [
+        ContactInput("+14155550001", attributes={"region": "north", 'we"ird': "a"}),
+        ContactInput("+14155550002", attributes={"region": "south", 'we"ird': "b"}),
+        ContactInput("+14155550003", attributes={"other": "x"}),
+        ContactInput("+14155550004", attributes={"region": 'say "hi" é'}),
+    ]
+    store.contacts.upsert_contacts(ws.id, people, "all", NOW_US)
+    list_id = store.contacts.find_list(ws.id, "all")
+    holdouts = HoldoutQueries(store.engine)
+    for list_ref in (None, list_id):
+        by = {
+            m.phone: m.stratum
+            for m in holdouts.audience_strata(ws.id, list_ref, "attribute:region")
+        }
+        assert by == {"+14155550001": "north", "+14155550002": "south", "+14155550003": "",
+                      "+14155550004": 'say "hi" é'}  # fmt: skip
+        odd = {
+            m.phone: m.stratum
+            for m in holdouts.audience_strata(ws.id, list_ref, 'attribute:we"ird')
+        }
+        assert odd == {"+14155550001": "a", "+14155550002": "b", "+14155550003": "",
+                       "+14155550004": ""}  # fmt: skip
