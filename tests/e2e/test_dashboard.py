@@ -524,3 +524,93 @@ def test_dashboard_shows_lift_with_its_interval(
     assert card.locator("svg.chart-interval").count() == 1
     assert not console_errors
     context.close()
+
+
+MT_N = 6  # recipients of the multi-touch campaign
+MT_EMAILED = range(2)  # opened an email before buying: their paths are (SMS delivery, email)
+MT_BUYERS = range(3)  # the third bought after the SMS alone
+
+
+def test_dashboard_shows_multi_touch_credit_on_request(
+    env: Env, server_factory: type, browser: Any, database_url: str
+) -> None:
+    csv_path = env.data_dir / "mt.csv"
+    csv_path.write_text(
+        "phone,external_id\n" + "".join(f"{lift_phone(i)},mt-{i}\n" for i in range(MT_N)),
+        encoding="utf-8",
+    )
+    env.cli("workspace", "create", "Acme Channels")
+    env.cli("domain", "add", "sms.example.com")
+    env.cli("contacts", "import", str(csv_path))
+    env.cli("campaign", "create", "Channel Mix", "--template", "Deals: https://shop.example.com/x")
+    env.cli("campaign", "send", "channel-mix")
+    key = env.cli("keys", "create").stdout.strip()
+    auth = {"Authorization": f"Bearer {key}"}
+    outbox = _outbox(env)
+    assert len(outbox) == MT_N
+
+    server = server_factory(env)
+    with httpx.Client(base_url=server.base, timeout=30) as http:
+        now = datetime.now(UTC)
+        receipts = [{"message_id": m["message_id"], "status": "delivered",
+                     "at": (now - timedelta(minutes=2)).isoformat().replace("+00:00", "Z")}
+                    for m in outbox]  # fmt: skip
+        assert http.post("/v1/messages/status", json=receipts, headers=auth).status_code == 200
+        touches = http.post("/v1/touchpoints", headers=auth, json={"touchpoints": [
+            {"channel": "email", "contact": {"phone": lift_phone(i)},
+             "occurred_at": (now - timedelta(minutes=1)).timestamp()}
+            for i in MT_EMAILED]})  # fmt: skip
+        assert touches.status_code < 300, touches.text
+        bought = http.post("/v1/conversions", headers=auth, json={"conversions": [
+            {"event": "purchase", "value": "10.00", "currency": "USD", "txn": f"mt-{i}",
+             "contact": {"phone": lift_phone(i)}} for i in MT_BUYERS]})  # fmt: skip
+        assert bought.status_code < 300, bought.text
+        api = http.get("/v1/attribution/channels", headers=auth).json()
+    sms, email = ({c["channel"]: c for c in api["channels"]}[ch] for ch in ("sms", "email"))
+    # linear and position-based: 1/2 each on the two-touch paths, 1 on the SMS-only one; last
+    # click: the email is the only click-like touch (a delivery is a view).
+    assert sms["credit"]["linear"] == sms["credit"]["position_based"] == 2.0
+    assert (email["credit"]["linear"], email["credit"]["last_click"]) == (1.0, 2.0)
+    assert sms["credit"]["last_click"] == 0
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.goto(server.base + "/dashboard/campaigns/channel-mix")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/campaigns/channel-mix")
+    # Not computed until asked: the card offers it.
+    card = page.locator("#multi-touch")
+    assert card.locator("table").count() == 0
+    assert "every conversion of the workspace" in card.inner_text()
+    page.click("#show-multi-touch")
+    page.wait_for_url("**/dashboard/campaigns/channel-mix?multi_touch=1#multi-touch")
+    card = page.locator("#multi-touch")
+    headers = card.locator("thead th").all_inner_texts()
+    assert [h.lower() for h in headers[3:]] == [
+        "linear", "time decay", "position-based", "last click",
+    ]  # fmt: skip
+    assert _metric(card, "mt-conversions") == str(len(MT_BUYERS))
+    assert _metric(card, "mt-with-touches") == str(len(MT_BUYERS))
+    rows = {
+        "campaign:channel-mix": card.locator('tr[data-credit-row="campaign:channel-mix"]'),
+        "sms": card.locator('tr[data-credit-row="sms"]'),
+        "email": card.locator('tr[data-credit-row="email"]'),
+    }
+    expected = {"campaign:channel-mix": sms, "sms": sms, "email": email}
+    for name, row in rows.items():
+        want = expected[name]
+        assert _metric(row, "touches") == str(want["touches"])
+        assert _metric(row, "conversions") == str(want["conversions"])
+        for model in ("linear", "time_decay", "position_based", "last_click"):
+            assert _metric(row, model) == f"{want['credit'][model]:.2f}", (name, model)
+    assert [_metric(rows["sms"], m) for m in ("linear", "last_click")] == ["2.00", "0.00"]
+    assert [_metric(rows["email"], m) for m in ("linear", "last_click")] == ["1.00", "2.00"]
+    assert "This campaign (channel-mix, SMS)" in rows["campaign:channel-mix"].inner_text()
+    assert "Half-life 7d" in card.inner_text()
+    assert not console_errors
+    if database_url.startswith("sqlite") and os.environ.get("CLICKTRAIL_SCREENSHOTS"):
+        card.screenshot(path=str(SCREENSHOTS / "dashboard-multi-touch.png"))  # make screenshots
+    context.close()

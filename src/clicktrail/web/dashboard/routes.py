@@ -41,6 +41,7 @@ from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore
 from clicktrail.services.incrementality import LiftReport
 from clicktrail.services.keys import KeyAuthStore, authenticate, hash_key, workspace_for_hash
+from clicktrail.services.multitouch import MultiTouchStore
 from clicktrail.services.reports import ReportSource
 from clicktrail.web.bodies import read_body
 from clicktrail.web.dashboard import views
@@ -146,12 +147,15 @@ def routes(
     secret: bytes,
     credits: AttributionStore | None = None,
     lift: Callable[[Workspace, Campaign], LiftReport | None] | None = None,
+    multi: MultiTouchStore | None = None,
 ) -> list[BaseRoute]:
     """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
     ``/static/dashboard``. `keys` checks logins, `queries` answers the reports and `credits`
     the conversions (attribution), `lift` a campaign's lift against its holdout (None without
-    one), the stored requests come from `click_store` (of `campaign_store`), `secret` signs
-    session cookies (see `session.load_secret`)."""
+    one), `multi` the multi-touch credit a campaign page shows when asked
+    (``?multi_touch=1``: it is computed over every conversion of the workspace), the stored
+    requests come from `click_store` (of `campaign_store`), `secret` signs session cookies
+    (see `session.load_secret`)."""
     env = templates()
     signer = Signer(secret)
 
@@ -250,11 +254,18 @@ def routes(
         )
 
     def campaign(request: Request, ws: Workspace, session: Session) -> Response:
+        q = request.query_params
         report = views.report_page(queries, ws, request.path_params["ref"], credits)
         lifted = views.lift_view(lift(ws, report.campaign)) if lift else None
+        asked = q.get("multi_touch", "").lower() in ("1", "true", "yes")
+        multi_touch = (
+            views.multitouch_view(multi, ws, report.campaign, q.get("half_life"))
+            if multi is not None and asked
+            else None
+        )
         return render(
             request, "campaign.html", workspace=ws, session=session, r=report, nav="report",
-            lift=lifted,
+            lift=lifted, multi_touch=multi_touch, multi_touch_available=multi is not None,
         )  # fmt: skip
 
     def recipients(request: Request, ws: Workspace, session: Session) -> Response:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from clicktrail.domain import multitouch as mt
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.report import (
     COUNTED_CLICKS,
@@ -20,12 +21,13 @@ from clicktrail.domain.report import (
     Share,
     TimingBucket,
 )
-from clicktrail.services import attribution, reports
+from clicktrail.services import attribution, multitouch, reports
 from clicktrail.services.attribution import AttributionStore, ConversionReport
 from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore, get_campaign
 from clicktrail.services.clock import now_us
 from clicktrail.services.incrementality import LiftReport
+from clicktrail.services.multitouch import MultiTouchStore
 from clicktrail.services.reports import ReportSource
 from clicktrail.web.dashboard import charts
 
@@ -298,6 +300,57 @@ def report_page(
         browsers=_share_bars(report.browsers, "accent"),
         conversions=conversions,
     )
+
+
+# -- multi-touch credit ---------------------------------------------------------------------------
+
+MODEL_LABELS = {"linear": "Linear", "time_decay": "Time decay",
+                "position_based": "Position-based", "last_click": "Last click"}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRow:
+    """One row of the multi-touch card: a channel, or the campaign's own SMS touches
+    (`campaign`); its touches in paths, the conversions whose path holds one, and its credit
+    under each model (`mt.MODELS` order)."""
+
+    label: str
+    key: str
+    touches: int
+    conversions: int
+    credit: list[float]
+    campaign: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MultiTouchView:
+    """The multi-touch card: the workspace's credit per channel, side by side under every
+    model, and the campaign's share, over every conversion of the workspace, with the
+    settings used."""
+
+    models: list[tuple[str, str]]
+    rows: list[CreditRow]
+    conversions: int
+    with_touches: int
+    settings: dict[str, object]
+
+
+def multitouch_view(
+    store: MultiTouchStore, workspace: Workspace, campaign: Campaign, half_life: str | None
+) -> MultiTouchView:
+    """Return the multi-touch card of `campaign` (`services.multitouch.channel_report`, the
+    same numbers as ``GET /v1/attribution/channels``). Raises `InvalidInput` for a bad
+    half-life."""
+    report = multitouch.channel_report(store, workspace, multitouch.half_life_us(half_life))
+    own = report.campaigns.get((mt.SMS, campaign.slug), multitouch.Share())
+    rows = [CreditRow(f"This campaign ({campaign.slug}, SMS)", f"campaign:{campaign.slug}",
+                      own.touches, own.conversions, own.credit, campaign=True)]  # fmt: skip
+    for channel, share in sorted(report.channels.items(), key=lambda kv: (-kv[1].credit[0], kv[0])):
+        rows.append(CreditRow(channel, channel, share.touches, share.conversions, share.credit))
+    return MultiTouchView(
+        [(m, MODEL_LABELS[m]) for m in mt.MODELS], rows, report.conversions,
+        report.with_touches, report.lookback.as_dict(),
+    )  # fmt: skip
 
 
 # -- lift against the holdout ------------------------------------------------------------------------
