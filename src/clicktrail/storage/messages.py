@@ -7,11 +7,12 @@ read) on `messages`, `tokens` and `message_events`. Each public method is one tr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
+from clicktrail.domain.attribution import MAX_WINDOW_US
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import Receipt
 from clicktrail.domain.status import FINAL, RANK, Status
@@ -22,6 +23,7 @@ from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import chunks, driver_insert
 
 _m, _tk, _lk, _cp = t.messages, t.tokens, t.links, t.campaigns
+_cc, _cv = t.conversion_credits, t.conversions
 
 # New messages' ids, read back by public id: COPY has no RETURNING, and this is cheaper than
 # RETURNING through executemany. (Not by (campaign, contact): a contact may also have test
@@ -32,7 +34,7 @@ IDS_BY_PUBLIC_ID = sa.select(_m.c.public_id, _m.c.id).where(
 # A workspace's messages among some public ids, as receipts need them (other workspaces'
 # messages are unknown here).
 RECEIPT_STATE = (
-    sa.select(_m.c.id, _m.c.public_id, _m.c.status, _m.c.sent_us)
+    sa.select(_m.c.id, _m.c.public_id, _m.c.status, _m.c.sent_us, _m.c.contact_id)
     .join(_cp, _cp.c.id == _m.c.campaign_id)
     .where(_cp.c.workspace_id == sa.bindparam("ws"),
            _m.c.public_id.in_(sa.bindparam("pids", expanding=True)))
@@ -53,6 +55,38 @@ SAMPLE_LINKS = (
     .limit(sa.bindparam("limit"))
 )
 MESSAGE = sa.select(_m).where(_m.c.public_id == sa.bindparam("pid"))
+
+
+# A delivery receipt may come after conversions it bears on (late receipts, receipts files
+# applied later): the delivery can make a view for the contact's conversions that occurred
+# within a delivery window after it. Their credits are marked unsettled in the receipt's own
+# transaction (`unsettle_after_deliveries`), so the jobs' next pass attributes them again, as
+# it does credits waiting for final verdicts. Through `ix_conversions_contact_id_occurred_us`.
+UNSETTLE_AFTER_DELIVERY = (
+    _cc.update()
+    .where(
+        _cc.c.conversion_id.in_(
+            sa.select(_cv.c.id).where(
+                (_cv.c.contact_id == sa.bindparam("contact"))
+                & _cv.c.occurred_us.between(sa.bindparam("delivered"), sa.bindparam("until"))
+            )
+        )
+        & _cc.c.settled
+    )
+    .values(settled=False)
+)
+
+
+def unsettle_after_deliveries(conn: sa.Connection, deliveries: Iterable[tuple[int, int]]) -> None:
+    """Mark unsettled, inside the caller's transaction, the credits of conversions that
+    occurred after one of these deliveries, (contact id, delivered µs), within the longest
+    window: the next attribution pass finds them (`storage.attribution.UNSETTLED`) and
+    attributes them again."""
+    params = [
+        {"contact": c, "delivered": at, "until": at + MAX_WINDOW_US} for c, at in set(deliveries)
+    ]
+    if params:
+        conn.execute(UNSETTLE_AFTER_DELIVERY, params)
 
 
 class MessageQueries:
@@ -109,7 +143,8 @@ class MessageQueries:
             ids = sorted({r.message_id for r in receipts})
             for chunk in chunks(ids):
                 for row in conn.execute(RECEIPT_STATE, {"ws": workspace_id, "pids": list(chunk)}):
-                    state[row.public_id] = [row.id, Status(row.status), row.sent_us, False]
+                    state[row.public_id] = [row.id, Status(row.status), row.sent_us,
+                                            row.contact_id]  # fmt: skip
             outcome.unknown = [r.message_id for r in receipts if r.message_id not in state]
             if outcome.unknown and not skip_unknown:
                 outcome.rejected = True
@@ -155,6 +190,12 @@ class MessageQueries:
             if events:
                 conn.execute(t.message_events.insert(), events)
             refresh_click_rollup(conn, [i for i, c in changes.items() if "delivered_us" in c])
+            # A delivery can make a view of conversions already attributed: theirs are redone.
+            unsettle_after_deliveries(
+                conn,
+                [(st[3], changes[st[0]]["delivered_us"]) for st in state.values()
+                 if "delivered_us" in changes.get(st[0], {})],
+            )  # fmt: skip
         return outcome
 
     def queued_or_sent_ids(self, campaign_id: int, limit: int) -> list[str]:
