@@ -108,7 +108,7 @@ def served(
     send(store, ws, cp, tmp / "outbox.jsonl")
     key = make_api_key(store, ws)
     ids = {"campaign": cp.slug, "contact": "ext-0", "message": message_ids(store, cp)[0],
-           "host": "sms.example.com", "name": "office"}  # fmt: skip
+           "host": "sms.example.com", "name": "office", "segment": "engaged"}  # fmt: skip
     auth = {"Authorization": f"Bearer {key}"}
     with ThreadServer(container) as server:
         # Delivered an hour ago, tapped now from a phone's browser: counted human clicks.

@@ -25,7 +25,7 @@ from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.network import parse_networks
 from clicktrail.outbound import OutboundPolicy
-from clicktrail.services import bots, engagement, incrementality, optouts
+from clicktrail.services import bots, engagement, incrementality, optouts, segments
 from clicktrail.services.attribution import Attributor
 from clicktrail.services.clicks import ClickPipeline
 from clicktrail.services.clock import now_us
@@ -61,6 +61,7 @@ from clicktrail.storage.optouts import OptOutQueries
 from clicktrail.storage.providers import ProviderRepo
 from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
+from clicktrail.storage.segments import SegmentQueries
 from clicktrail.storage.sending import SqlSendJobs
 from clicktrail.storage.touchpoints import TouchpointQueries
 from clicktrail.storage.webhooks import WebhookQueries
@@ -79,6 +80,7 @@ from clicktrail.web import (
     api_providers,
     api_reports,
     api_resources,
+    api_segments,
     api_sending,
     api_touchpoints,
     api_webhooks,
@@ -214,6 +216,11 @@ class Container:
         return WebhookQueries(self.engine)
 
     @cached_property
+    def segments(self) -> SegmentQueries:
+        """Segments and static members; segments' sizes and members (storage/segments.py)."""
+        return SegmentQueries(self.engine)
+
+    @cached_property
     def messages(self) -> MessageQueries:
         """Messages: storing them with their tokens, receipts, lookups (storage/messages.py)."""
         return MessageQueries(self.engine)
@@ -314,6 +321,7 @@ class Container:
             defaults=defaults,
             background=s.send_in_server,
             holdouts=self.holdouts,
+            audiences=lambda campaign, now: segments.audience_query(self, campaign, now),
         )
 
     def campaign_lift(self, _workspace: Workspace, campaign: Campaign) -> LiftReport | None:
@@ -473,6 +481,7 @@ class Container:
         routes += api_webhooks.routes(self.keys, self.webhooks, self.outbound.check_url)
         routes += api_lift.routes(self.keys, self.campaigns, self.holdouts, self.lift_window)
         routes += api_engagement.routes(self.keys, self.contacts, self.engagement)
+        routes += api_segments.routes(self.keys, self)
         routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution, lift=self.campaign_lift, multi=self.multitouch)  # fmt: skip
         return routes
 

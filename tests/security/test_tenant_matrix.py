@@ -77,6 +77,7 @@ A_NETWORK = "a-network-impact"
 A_CLICK_WEIGHT = 17.25
 A_HOOK = "https://hooks.a-shop.example.com/clicktrail"
 A_HOOK_SECRET = "whsec_QVNlY3JldE9mVGVuYW50QVNpZ25pbmdXZWJob29rcw=="
+A_SEGMENT = "A VIP"
 
 
 @dataclass
@@ -143,6 +144,13 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
         [("PUT", "/v1/engagement/settings", t.a_key, {"json": {"click_weight": A_CLICK_WEIGHT}})]
     )
     assert scoring.status_code == 200, scoring.text
+    seg, members = t.calls(
+        [
+            ("POST", "/v1/segments", t.a_key, {"json": {"name": A_SEGMENT, "kind": "static"}}),
+            ("POST", "/v1/segments/a-vip/members", t.a_key, {"json": {"add": ["ext-0"]}}),
+        ]
+    )
+    assert seg.status_code == 201 and members.status_code == 200, members.text
     assert conversion.status_code == 201 and mode.status_code == 200, conversion.text
     assert pbs.status_code == 201 and pk.status_code == 201, pbs.text
     (hook,) = t.calls([("POST", "/v1/webhook-endpoints", t.a_key,
@@ -163,6 +171,7 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
         "postback_secret": pbs.json()["id"],
         "publishable_key": pk.json()["id"],
         "endpoint": hook.json()["id"],
+        "segment": "a-vip",
     }
     yield t
     container.dispose()
@@ -285,13 +294,19 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/v1/webhook-endpoints/{endpoint}"): {},
     ("GET", "/v1/webhook-endpoints/{endpoint}/secret"): {},
     ("POST", "/v1/webhook-endpoints/{endpoint}/rotate-secret"): {"json": {}},
+    ("GET", "/v1/segments"): {},
+    ("POST", "/v1/segments"): {"json": {"name": "B segment", "kind": "static"}},
+    ("GET", "/v1/segments/{segment}"): {},
+    ("DELETE", "/v1/segments/{segment}"): {},
+    ("POST", "/v1/segments/{segment}/members"): {"json": {"add": ["ext-0"]}},
+    ("GET", "/v1/segments/{segment}/export"): {},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
 A_MARKERS = (
     CAMPAIGN_NAME, A_ORDER, A_NOTE, "19.99", A_NETWORK, '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
     "192.0.2.0/24", "tenant-a-auth-token", "a1a1a1a1", "+14155550199", str(A_CLICK_WEIGHT),
-    A_HOOK, A_HOOK_SECRET,
+    A_HOOK, A_HOOK_SECRET, A_SEGMENT,
 )  # fmt: skip
 
 
@@ -370,7 +385,7 @@ def _snapshot(t: Tenants) -> list[Any]:
         "/v1/attribution", "/v1/attribution/channels",
         f"/v1/campaigns/{t.ids['campaign']}/attribution",
         f"/v1/campaigns/{t.ids['campaign']}/report/conversions",
-        "/v1/engagement/settings",
+        "/v1/engagement/settings", "/v1/segments", "/v1/segments/a-vip",
     ]  # fmt: skip
     answers = t.calls([("GET", p, t.a_key, {}) for p in paths])
     for p, r in zip(paths, answers, strict=True):

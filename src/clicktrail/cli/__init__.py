@@ -25,6 +25,7 @@ from clicktrail.cli import messages as messages_cli
 from clicktrail.cli import optouts as optouts_cli
 from clicktrail.cli import provider as provider_cli
 from clicktrail.cli import reports as reports_cli
+from clicktrail.cli import segments as segments_cli
 from clicktrail.cli import sending as sending_cli
 from clicktrail.cli import sms as sms_cli
 from clicktrail.cli import touchpoints as touchpoints_cli
@@ -90,6 +91,7 @@ app.add_typer(touchpoints_cli.app, name="touchpoints")
 app.add_typer(attribution_cli.app, name="attribution")
 app.add_typer(engagement_cli.app, name="engagement")
 app.add_typer(webhooks_cli.app, name="webhooks")
+app.add_typer(segments_cli.app, name="segments")
 
 
 def fail(exc: ClicktrailError) -> NoReturn:

@@ -23,6 +23,7 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import CampaignOptions
 from clicktrail.services import (
     campaigns,
+    segments,
 )
 from clicktrail.services.clock import now_us
 from clicktrail.services.holdouts import holdout_spec
@@ -77,6 +78,10 @@ def campaign_create(
     domain: Annotated[str | None, typer.Option(help="Short domain (default: the first).")] = None,
     list_name: Annotated[
         str | None, typer.Option("--list", help="Send to this list (default: all contacts).")
+    ] = None,
+    segment: Annotated[
+        str | None,
+        typer.Option(help="Send to this segment instead (docs/segments.md): engaged, at-risk… "),
     ] = None,
     link_role: Annotated[
         list[str] | None, typer.Option(help="N=ROLE for link N: cta (default), optout, other.")
@@ -139,8 +144,10 @@ def campaign_create(
             ) from None
     assert template is not None
     c = container()
+    ws = workspace_of(c, workspace)
+    seg = None if segment is None else segments.campaign_audience(c, ws, segment, now_us())
     cp = campaigns.create_campaign(
-        c, workspace_of(c, workspace), name=name, template=template, slug=slug,
+        c, ws, name=name, template=template, slug=slug, segment=seg,
         domain_host=domain, list_name=list_name, link_roles=_parse_roles(link_role),
         link_utm=_parse_link_utm(link_utm),
         options=CampaignOptions(

@@ -46,7 +46,7 @@ SaltOpt = Annotated[
 ]
 
 
-def _write(plan: exports.ExportPlan, output: Path | None) -> None:
+def write_export(plan: exports.ExportPlan, output: Path | None) -> None:
     if output is None:
         if plan.format == "parquet":
             raise InvalidInput("parquet is binary: give --output FILE", field="output")
@@ -85,7 +85,7 @@ def _export_command(what: str, doc: str) -> None:
                 c.campaigns, c.export_queries, ws, what, format=format, campaign=campaign,
                 since=since, until=until, phone=phone, salt=salt,
             )  # fmt: skip
-            _write(plan, output)
+            write_export(plan, output)
         finally:
             c.dispose()
 
@@ -130,6 +130,6 @@ def export_conversion_paths(
             c.multitouch, ws, format=format, since=since, until=until, phone=phone, salt=salt,
             half_life=half_life,
         )  # fmt: skip
-        _write(plan, output)
+        write_export(plan, output)
     finally:
         c.dispose()

@@ -119,6 +119,7 @@ class Campaign:
     status: str
     links: tuple[LinkRow, ...] = ()
     options: CampaignOptions = field(default_factory=lambda: CampaignOptions())
+    segment_id: int | None = None  # the audience as a segment (docs/segments.md), not a list
 
     def macro_values(self) -> dict[str, str]:
         """Return the values of the campaign's link macros (`LINK_MACROS`): ``{campaign}`` its

@@ -20,6 +20,7 @@ from clicktrail.domain.models import (
     LinkRow,
     Workspace,
 )
+from clicktrail.domain.segments import Segment
 from clicktrail.domain.slugs import check_slug, slugify
 from clicktrail.domain.sms import SmsInfo, analyze, smart_encode
 from clicktrail.domain.template import (
@@ -53,9 +54,11 @@ class CampaignStore(Protocol):
         links: Sequence[tuple[int, str, str, dict[str, str]]],
         now_us: int,
         options: CampaignOptions | None = None,
+        segment_id: int | None = None,
     ) -> Campaign:
-        """Store a draft campaign and its links (index, URL, role, UTM overrides); raises
-        `Conflict` if the workspace has a campaign with this slug."""
+        """Store a draft campaign and its links (index, URL, role, UTM overrides), its
+        audience a list, a segment or the workspace; raises `Conflict` if the workspace has a
+        campaign with this slug."""
         ...
 
     def update_subs(self, campaign_id: int, changes: Mapping[str, str | None]) -> Campaign:
@@ -124,12 +127,14 @@ def create_campaign(
     link_roles: Mapping[int, str] | None = None,
     link_utm: Mapping[int, Mapping[str, str]] | None = None,
     options: CampaignOptions | None = None,
+    segment: Segment | None = None,
 ) -> Campaign:
-    """Create a draft campaign.
+    """Create a draft campaign; its audience is list `list_name`, `segment` (a sendable one:
+    `services.segments.campaign_audience`) or the workspace's contacts.
 
     Raises `InvalidInput` for an empty or malformed template, an unknown placeholder, an
-    unknown link index or role; `NotFound` for an unknown domain or list; `Conflict` for a
-    name already used.
+    unknown link index or role, a list and a segment together, a segment with a holdout;
+    `NotFound` for an unknown domain or list; `Conflict` for a name already used.
     """
     if not name.strip():
         raise InvalidInput("campaign name is empty", field="name")
@@ -147,6 +152,15 @@ def create_campaign(
             "click's id); in the text it would be sent as written",
             field="template",
         )
+    if segment is not None and list_name is not None:
+        raise InvalidInput("give a list or a segment as the audience, not both", field="segment")
+    if segment is not None and options is not None and options.holdout is not None:
+        raise InvalidInput(
+            "a holdout is drawn from a list or the workspace; a segment audience cannot have "
+            "one yet", field="holdout",
+        )  # fmt: skip
+    if segment is not None and (segment.workspace_id != workspace.id or not segment.sendable):
+        raise InvalidInput("the segment cannot be this campaign's audience", field="segment")
     domain = _pick_domain(repos.workspaces, workspace, domain_host)
     list_id = None
     if list_name is not None:
@@ -200,6 +214,7 @@ def create_campaign(
         links=links,
         now_us=now_us,
         options=options,
+        segment_id=None if segment is None else segment.id,
     )
 
 

@@ -54,7 +54,7 @@ def campaign_from_row(r: Any, links: Iterable[LinkRow]) -> Campaign:
     """Return the campaign of a `campaigns` row with its `links` (in template order)."""
     return Campaign(
         r.id, r.public_id, r.workspace_id, r.slug, r.name, r.template, r.domain_id, r.list_id,
-        r.status, tuple(links), CampaignOptions.from_dict(r.options),
+        r.status, tuple(links), CampaignOptions.from_dict(r.options), r.segment_id,
     )  # fmt: skip
 
 
@@ -84,8 +84,10 @@ class CampaignQueries:
         links: Sequence[tuple[int, str, str, dict[str, str]]],
         now_us: int,
         options: CampaignOptions | None = None,
+        segment_id: int | None = None,
     ) -> Campaign:
-        """Store a draft campaign and its links (index, URL, role, UTM overrides).
+        """Store a draft campaign and its links (index, URL, role, UTM overrides); its audience
+        is list `list_id`, segment `segment_id` or (neither) the whole workspace.
 
         Raises `Conflict` if the slug is taken.
         """
@@ -103,6 +105,7 @@ class CampaignQueries:
                     "template": template,
                     "domain_id": domain_id,
                     "list_id": list_id,
+                    "segment_id": segment_id,
                     "status": "draft",
                     "created_us": now_us,
                     "options": (options or CampaignOptions()).as_dict(),

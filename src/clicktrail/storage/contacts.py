@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from clicktrail.domain.models import Contact, ContactInput
 from clicktrail.domain.sms import analyze
 from clicktrail.storage import tables as t
+from clicktrail.storage.rollup import country_of
 from clicktrail.storage.sql import chunks, insert_ignore
 
 _c, _lst, _lm = t.contacts, t.contact_lists, t.list_members
@@ -111,6 +112,7 @@ class ContactQueries:
                                 "created_us": now_us,
                                 "updated_us": now_us,
                                 "phone_valid_under": x.valid_under,
+                                "country": country_of(x.phone),
                             }
                         )
                     else:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.models import Campaign, Contact, Workspace
+from clicktrail.domain.segments import SegmentQuery
 from clicktrail.domain.status import Status
 from clicktrail.services.ports import NewMessage, OutgoingSms
 from clicktrail.services.sending import (
@@ -32,6 +33,7 @@ from clicktrail.storage import tables as t
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.contacts import contact_from_row
 from clicktrail.storage.messages import MessageQueries, message_row, token_rows
+from clicktrail.storage.segments import member_page
 from clicktrail.storage.sql import chunks, insert_ignore
 from clicktrail.storage.workspaces import WorkspaceQueries
 
@@ -327,10 +329,14 @@ class SqlSendJobs:
     # -- wrapping -------------------------------------------------------------------------------
 
     def audience(
-        self, workspace_id: int, list_id: int | None, after_id: int, limit: int
-    ) -> list[Contact]:
+        self, workspace_id: int, list_id: int | None, after_id: int, limit: int,
+        segment: SegmentQuery | None = None,
+    ) -> list[Contact]:  # fmt: skip
         """Return up to `limit` contacts of the audience with id > `after_id`, by id, opted-out
-        ones included (`Contact.opted_out`): the job counts them."""
+        ones included (`Contact.opted_out`): the job counts them. With `segment`, its members
+        (a sendable segment has no opted-out member: storage/segments.py)."""
+        if segment is not None:
+            return member_page(self.engine, segment, after_id, limit)
         params = {"ws": workspace_id, "after": after_id, "limit": limit}
         with self.engine.connect() as conn:
             if list_id is None:

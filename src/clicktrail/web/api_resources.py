@@ -20,13 +20,22 @@ from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import CampaignOptions, Domain, Workspace
-from clicktrail.services import campaigns, contacts, exports, holdouts, listing, workspaces
+from clicktrail.services import (
+    campaigns,
+    contacts,
+    exports,
+    holdouts,
+    listing,
+    segments,
+    workspaces,
+)
 from clicktrail.services.campaigns import CampaignRepos
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import ClickEvent, ExportSource, MessageRecord, iso_utc
 from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.listing import CampaignView, ContactList, ContactView, Listing
 from clicktrail.services.ports import SmsProvider
+from clicktrail.services.segments import SegmentRepos
 from clicktrail.services.workspaces import WorkspaceStore
 from clicktrail.web import schemas as s
 from clicktrail.web.bodies import SERVER_MAX_BODY, read_json, stream_body
@@ -196,7 +205,7 @@ def _t(us: int) -> str:
 # -- routes -------------------------------------------------------------------------------------
 
 
-class ResourceRepos(CampaignRepos, Protocol):
+class ResourceRepos(CampaignRepos, SegmentRepos, Protocol):
     """The repositories the resource routes read, by area (`bootstrap.Container`): API keys,
     workspaces and their domains, contacts and campaigns."""
 
@@ -332,6 +341,10 @@ def routes(
         b = s.parse_body(s.CampaignCreate, await read_json(request, MAX_BODY))
 
         def run() -> CampaignView:
+            now = now_us()
+            seg = None
+            if b.segment is not None:
+                seg = segments.campaign_audience(repos, ws, b.segment, now)
             cp = campaigns.create_campaign(
                 repos, ws, name=b.name, template=b.template, slug=b.slug, domain_host=b.domain,
                 list_name=b.list, link_roles={int(k) - 1: v for k, v in b.link_role.items()},
@@ -343,7 +356,7 @@ def routes(
                         b.holdout.share, b.holdout.seed, b.holdout.stratify
                     ) if b.holdout else None,
                 ),
-                now_us=now_us(),
+                now_us=now, segment=seg,
             )  # fmt: skip
             return pages.campaign_view(cp.id)
 

@@ -31,7 +31,7 @@ NO_NUL = "^[^\\x00]*$"
 TAGS = (
     "server", "workspace", "keys", "domains", "contacts", "campaigns", "sending", "bots",
     "reports", "messages", "wrap", "opt-outs", "clicks", "exports", "providers", "networks",
-    "conversions", "touchpoints", "attribution", "engagement", "webhooks",
+    "conversions", "touchpoints", "attribution", "engagement", "webhooks", "segments",
 )  # fmt: skip
 
 

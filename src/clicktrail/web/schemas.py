@@ -175,6 +175,10 @@ class CampaignCreate(_Request):
     list: Annotated[Text, Field(max_length=200)] | None = Field(
         default=None, description="Contact list to send to (default: all contacts)."
     )
+    segment: Annotated[Text, Field(max_length=63)] | None = Field(
+        default=None, description="Segment to send to instead of a list (slug or id; "
+        "docs/segments.md): its opted-in members when each is wrapped.",
+    )  # fmt: skip
     link_role: dict[Annotated[str, Field(pattern=r"^[1-9][0-9]{0,3}$")], Text] = Field(
         default_factory=dict,
         description="Role per link number (from 1): cta (default), optout or other.",

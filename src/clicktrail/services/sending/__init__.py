@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from clicktrail.domain.errors import Conflict, InvalidInput, NotFound
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Campaign, Contact, Workspace
+from clicktrail.domain.segments import SegmentQuery
 from clicktrail.domain.sending import QuietHours
 from clicktrail.domain.status import Status
 from clicktrail.domain.template import parse_template
@@ -122,10 +123,12 @@ class Sending:
         jitter: Callable[[], float] = random.random,
         background: bool = True,
         holdouts: HoldoutStore | None = None,
+        audiences: Callable[[Campaign, int], SegmentQuery | None] | None = None,
     ) -> None:
         from clicktrail.services.clock import now_us
 
         self.holdouts = holdouts
+        self.audiences = audiences
         self.repos = repos
         self.jobs = jobs
         self.provider_for = provider_for
@@ -252,6 +255,12 @@ class Sending:
             )
         if job.state == HELD:  # a new run sends what was released since
             self.jobs.set_state(campaign.id, RUNNING, now, expect=(HELD,))
+        if campaign.segment_id is not None and self.audiences is None:
+            raise InvalidInput(
+                f"campaign {campaign.slug!r} sends to a segment: this sender cannot read "
+                "segments", field="segment",
+            )  # fmt: skip
+        segment = None if self.audiences is None else self.audiences(campaign, now)
         run = Run(
             repos=self.repos,
             jobs=self.jobs,
@@ -272,6 +281,7 @@ class Sending:
             summary=SendSummary(campaign.public_id),
             buckets=self.bucket_for,
             holdouts=self.holdouts,
+            segment=segment,
         )
         try:
             execute(run)
@@ -529,6 +539,7 @@ def send_campaign(
     progress: Callable[[str, int], None] | None = None,
     batch_size: int | None = None,
     holdouts: HoldoutStore | None = None,
+    audiences: Callable[[Campaign, int], SegmentQuery | None] | None = None,
 ) -> SendSummary:
     """Wrap the campaign for every opted-in contact of its audience and send it, in this
     thread, as a sending job through `provider` (the job's rate is the provider's default;
@@ -540,8 +551,9 @@ def send_campaign(
     has already been sent, was cancelled, is paused or is being sent by another process.
     """
     sending = Sending(
-        repos, repos.send_jobs, lambda _ws, _name: provider, clock=clock, holdouts=holdouts
-    )
+        repos, repos.send_jobs, lambda _ws, _name: provider, clock=clock, holdouts=holdouts,
+        audiences=audiences,
+    )  # fmt: skip
     return sending.send(
         workspace, campaign, provider, progress=progress, batch_size=batch_size,
         wrap_batch=batch_size or WRAP_BATCH,

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Campaign, Workspace
+from clicktrail.domain.segments import SegmentQuery
 from clicktrail.domain.sending import QuietHours, TokenBucket, retry_delay
 from clicktrail.domain.status import Status
 from clicktrail.domain.template import parse_template
@@ -89,6 +90,8 @@ class Run:
     summary: SendSummary
     buckets: Callable[[str, float], SharedBucket]
     holdouts: HoldoutStore | None = None
+    # The campaign's segment audience at the run's start (None: its list or the workspace).
+    segment: SegmentQuery | None = None
 
 
 # -- the loop -----------------------------------------------------------------------------------
@@ -166,7 +169,9 @@ def _wrap(run: Run) -> None:
     holding_out = _draw_holdout(run)
     while True:
         _poll(run)
-        contacts = run.jobs.audience(run.workspace.id, campaign.list_id, after, run.wrap_batch)
+        contacts = run.jobs.audience(
+            run.workspace.id, campaign.list_id, after, run.wrap_batch, segment=run.segment
+        )
         if not contacts:
             return
         through, seen = contacts[-1].id, len(contacts)

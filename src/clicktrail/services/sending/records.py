@@ -10,6 +10,7 @@ from typing import Protocol
 
 from clicktrail.domain.errors import Conflict, InvalidInput
 from clicktrail.domain.models import Campaign, Contact, Workspace
+from clicktrail.domain.segments import SegmentQuery
 from clicktrail.domain.sending import QuietHours
 from clicktrail.domain.status import Status
 from clicktrail.services.campaigns import CampaignRepos
@@ -171,8 +172,9 @@ class SendJobStore(Protocol):
     ) -> bool: ...
     def cancel(self, campaign_id: int, now_us: int) -> int: ...
     def audience(
-        self, workspace_id: int, list_id: int | None, after_id: int, limit: int
-    ) -> list[Contact]: ...
+        self, workspace_id: int, list_id: int | None, after_id: int, limit: int,
+        segment: SegmentQuery | None = None,
+    ) -> list[Contact]: ...  # fmt: skip
     def insert_wrapped(
         self,
         campaign_id: int,

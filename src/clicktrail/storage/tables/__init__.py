@@ -15,6 +15,8 @@ from clicktrail.storage.tables.audiences import (
     contact_engagement,
     engagement_dirty,
     engagement_settings,
+    segment_members,
+    segments,
 )
 from clicktrail.storage.tables.core import (
     BigId,
@@ -103,6 +105,8 @@ __all__ = [
     "opt_out_events",
     "rejected_conversions",
     "report_country_counts",
+    "segment_members",
+    "segments",
     "send_jobs",
     "sms_providers",
     "tokens",

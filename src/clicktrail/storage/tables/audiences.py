@@ -1,5 +1,6 @@
 """The tables of engagement scores and segments (issue 17): a workspace's scoring settings,
-each contact's kept score, and the contacts whose score must be computed again.
+each contact's kept score, the contacts whose score must be computed again, segments and the
+members of static ones.
 
 The same `metadata` as `tables.core`; conventions there (times in µs, internal integer keys).
 """
@@ -57,4 +58,33 @@ engagement_dirty = sa.Table(
     metadata,
     sa.Column("seq", BigId, primary_key=True, autoincrement=True),
     sa.Column("contact_id", BigId, nullable=False),
+)
+
+# Segments (docs/segments.md, domain/segments.py): a saved filter (`kind` "filter", `filter` the
+# checked conditions as JSON) or a static list (`kind` "static": members in `segment_members`,
+# added and removed by hand, the API, or automations). `builtin`: one of the built-in segments
+# (engaged, at-risk, unengaged, never-clicked), created for a workspace when first named.
+segments = sa.Table(
+    "segments",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("slug", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("filter", sa.JSON(none_as_null=True)),
+    sa.Column("builtin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+    sa.UniqueConstraint("workspace_id", "slug"),
+)
+
+segment_members = sa.Table(
+    "segment_members",
+    metadata,
+    sa.Column("segment_id", BigId, sa.ForeignKey("segments.id"), primary_key=True),
+    sa.Column("contact_id", BigId, sa.ForeignKey("contacts.id"), primary_key=True),
+    sa.Column("added_us", Micros, nullable=False),
+    sa.Index("ix_segment_members_contact", "contact_id"),
 )

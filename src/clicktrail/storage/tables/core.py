@@ -88,8 +88,13 @@ contacts = sa.Table(
     # The phone rules the number was last found valid under (services.contacts.PHONE_RULES);
     # NULL: not checked since stored. A send checks a number again when they differ.
     sa.Column("phone_valid_under", sa.String(40)),
+    # ISO 3166 region of the phone ("ZZ": unknown), set when stored (migration 0024): segments
+    # filter on it.
+    sa.Column("country", sa.String(2)),
     sa.UniqueConstraint("workspace_id", "phone"),
     sa.Index(None, "workspace_id", "external_id"),
+    # Segment sizes: opted-in contacts and countries counted from an index (migration 0024).
+    sa.Index("ix_contacts_segments", "workspace_id", "opted_out_us", "country"),
 )
 
 contact_lists = sa.Table(
@@ -125,6 +130,8 @@ campaigns = sa.Table(
     sa.Column("sent_us", Micros),
     # Sending options: {"smart_encoding": bool, "shift_table": str | null}.
     sa.Column("options", sa.JSON, nullable=False, server_default=sa.text("'{}'")),
+    # The audience as a segment (tables.audiences.segments; migration 0024), instead of a list.
+    sa.Column("segment_id", BigId),
     sa.UniqueConstraint("workspace_id", "slug"),
 )
 
