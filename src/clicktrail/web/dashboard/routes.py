@@ -43,6 +43,7 @@ from clicktrail.services.incrementality import LiftReport
 from clicktrail.services.keys import KeyAuthStore, authenticate, hash_key, workspace_for_hash
 from clicktrail.services.multitouch import MultiTouchStore
 from clicktrail.services.reports import ReportSource
+from clicktrail.services.segments import SizedSegment
 from clicktrail.web.bodies import read_body
 from clicktrail.web.dashboard import views
 from clicktrail.web.dashboard.session import (
@@ -148,6 +149,7 @@ def routes(
     credits: AttributionStore | None = None,
     lift: Callable[[Workspace, Campaign], LiftReport | None] | None = None,
     multi: MultiTouchStore | None = None,
+    segment_sizes: Callable[[Workspace], list[SizedSegment]] | None = None,
 ) -> list[BaseRoute]:
     """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
     ``/static/dashboard``. `keys` checks logins, `queries` answers the reports and `credits`
@@ -155,7 +157,8 @@ def routes(
     one), `multi` the multi-touch credit a campaign page shows when asked
     (``?multi_touch=1``: it is computed over every conversion of the workspace), the stored
     requests come from `click_store` (of `campaign_store`), `secret` signs session cookies
-    (see `session.load_secret`)."""
+    (see `session.load_secret`); `segment_sizes` lists the workspace's segments with their
+    sizes (the Segments page; None: no such page)."""
     env = templates()
     signer = Signer(secret)
 
@@ -253,6 +256,14 @@ def routes(
             request, "campaigns.html", workspace=ws, session=session, c=listing, nav="campaigns"
         )
 
+    def segment_list(request: Request, ws: Workspace, session: Session) -> Response:
+        if segment_sizes is None:
+            raise NotFound("there is no segments page here", field="path")
+        rows = [views.segment_row(x) for x in segment_sizes(ws)]
+        return render(
+            request, "segments.html", workspace=ws, session=session, rows=rows, nav="segments"
+        )
+
     def campaign(request: Request, ws: Workspace, session: Session) -> Response:
         q = request.query_params
         report = views.report_page(queries, ws, request.path_params["ref"], credits)
@@ -335,6 +346,7 @@ def routes(
             Route("/campaigns/{ref}", page(campaign), methods=["GET"]),
             Route("/campaigns/{ref}/recipients", page(recipients), methods=["GET"]),
             Route("/campaigns/{ref}/requests", page(requests), methods=["GET"]),
+            Route("/segments", page(segment_list), methods=["GET"]),
         ],
         exception_handlers={
             ClicktrailError: clicktrail_error,

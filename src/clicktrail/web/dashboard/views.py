@@ -29,6 +29,7 @@ from clicktrail.services.clock import now_us
 from clicktrail.services.incrementality import LiftReport
 from clicktrail.services.multitouch import MultiTouchStore
 from clicktrail.services.reports import ReportSource
+from clicktrail.services.segments import SizedSegment
 from clicktrail.web.dashboard import charts
 
 PER_PAGE = (25, 50, 100)
@@ -540,3 +541,31 @@ def requests_view(
         query(back[-1] if back else 0, back[:-1], max(1, first - per_page)) if after else None
     )
     return RequestsView(campaign, rows, per_page, first, next_query, prev_query)
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """A segment as the Segments page lists it: its conditions in words, its size now."""
+
+    slug: str
+    name: str
+    kind: str  # "built-in", "filter" or "static list"
+    conditions: list[str]
+    size: int
+    sendable: bool
+
+
+def segment_row(x: SizedSegment) -> SegmentRow:
+    """Return the row of a segment with its size."""
+    seg = x.segment
+    kind = "built-in" if seg.builtin else ("static list" if seg.kind == "static" else "filter")
+    conditions = []
+    for name, value in (seg.filter.as_dict() if seg.filter is not None else {}).items():
+        if isinstance(value, dict):
+            value = "; ".join(f"{k} = {' or '.join(v)}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        conditions.append(
+            f"{name.replace('_', ' ')}: {str(value).lower() if isinstance(value, bool) else value}"
+        )
+    return SegmentRow(seg.slug, seg.name, kind, conditions, x.size, seg.sendable)
