@@ -41,6 +41,7 @@ from clicktrail.sms.http import HttpKind
 from clicktrail.sms.outbox import OutboxProvider
 from clicktrail.sms.twilio import TwilioKind
 from clicktrail.storage.attribution import AttributionQueries
+from clicktrail.storage.automations import AutomationQueries
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.clicklog import ClickLog
 from clicktrail.storage.clicks import ClickQueries
@@ -69,6 +70,7 @@ from clicktrail.storage.workspaces import WorkspaceQueries
 from clicktrail.storage.wrapping import WrapQueries
 from clicktrail.web import (
     api_attribution,
+    api_automations,
     api_bots,
     api_conversions,
     api_engagement,
@@ -219,6 +221,11 @@ class Container:
     def segments(self) -> SegmentQueries:
         """Segments and static members; segments' sizes and members (storage/segments.py)."""
         return SegmentQueries(self.engine)
+
+    @cached_property
+    def automations(self) -> AutomationQueries:
+        """Automations (storage/automations.py)."""
+        return AutomationQueries(self.engine)
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -479,6 +486,7 @@ class Container:
         routes += api_conversions.routes(self.keys, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_touchpoints.routes(self.keys, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_webhooks.routes(self.keys, self.webhooks, self.outbound.check_url)
+        routes += api_automations.routes(self.keys, self)
         routes += api_lift.routes(self.keys, self.campaigns, self.holdouts, self.lift_window)
         routes += api_engagement.routes(self.keys, self.contacts, self.engagement)
         routes += api_segments.routes(self.keys, self)

@@ -78,6 +78,8 @@ A_CLICK_WEIGHT = 17.25
 A_HOOK = "https://hooks.a-shop.example.com/clicktrail"
 A_HOOK_SECRET = "whsec_QVNlY3JldE9mVGVuYW50QVNpZ25pbmdXZWJob29rcw=="
 A_SEGMENT = "A VIP"
+A_AUTOMATION = "A secret win-back rule"
+A_FOLLOW_UP = "Tenant A follow-up text 5521"
 
 
 @dataclass
@@ -157,6 +159,11 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
                         {"json": {"url": A_HOOK, "events": ["click.created"],
                                   "secret": A_HOOK_SECRET}})])  # fmt: skip
     assert hook.status_code == 201, hook.text
+    (rule,) = t.calls([("POST", "/v1/automations", t.a_key,
+                        {"json": {"name": A_AUTOMATION, "trigger": {"kind": "clicked",
+                                  "campaign": cp.slug}, "action": {"kind": "send",
+                                  "template": A_FOLLOW_UP}}})])  # fmt: skip
+    assert rule.status_code == 201, rule.text
     (keys,) = t.calls([("GET", "/v1/keys", t.a_key, {})])
     (a_key_id,) = [k["id"] for k in keys.json()["items"]]
     t.ids = {
@@ -172,6 +179,7 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
         "publishable_key": pk.json()["id"],
         "endpoint": hook.json()["id"],
         "segment": "a-vip",
+        "automation": rule.json()["id"],
     }
     yield t
     container.dispose()
@@ -300,13 +308,25 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/v1/segments/{segment}"): {},
     ("POST", "/v1/segments/{segment}/members"): {"json": {"add": ["ext-0"]}},
     ("GET", "/v1/segments/{segment}/export"): {},
+    ("GET", "/v1/automations"): {},
+    # B names A's campaign: unknown to B (404), nothing stored.
+    ("POST", "/v1/automations"): {
+        "json": {
+            "name": "b",
+            "trigger": {"kind": "clicked", "campaign": "{campaign}"},
+            "action": {"kind": "send", "template": "x"},
+        }
+    },
+    ("GET", "/v1/automations/{automation}"): {},
+    ("PATCH", "/v1/automations/{automation}"): {"json": {"enabled": False}},
+    ("DELETE", "/v1/automations/{automation}"): {},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
 A_MARKERS = (
     CAMPAIGN_NAME, A_ORDER, A_NOTE, "19.99", A_NETWORK, '"Name0"', '"Name1"', '"+14155550001"', "a-shop.example.com", "A office",
     "192.0.2.0/24", "tenant-a-auth-token", "a1a1a1a1", "+14155550199", str(A_CLICK_WEIGHT),
-    A_HOOK, A_HOOK_SECRET, A_SEGMENT,
+    A_HOOK, A_HOOK_SECRET, A_SEGMENT, A_AUTOMATION, A_FOLLOW_UP,
 )  # fmt: skip
 
 
@@ -386,6 +406,7 @@ def _snapshot(t: Tenants) -> list[Any]:
         f"/v1/campaigns/{t.ids['campaign']}/attribution",
         f"/v1/campaigns/{t.ids['campaign']}/report/conversions",
         "/v1/engagement/settings", "/v1/segments", "/v1/segments/a-vip",
+        "/v1/automations",
     ]  # fmt: skip
     answers = t.calls([("GET", p, t.a_key, {}) for p in paths])
     for p, r in zip(paths, answers, strict=True):

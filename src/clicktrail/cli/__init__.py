@@ -13,6 +13,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from clicktrail.cli import attribution as attribution_cli
+from clicktrail.cli import automations as automations_cli
 from clicktrail.cli import bots as bots_cli
 from clicktrail.cli import campaigns as campaigns_cli
 from clicktrail.cli import contacts as contacts_cli
@@ -92,6 +93,7 @@ app.add_typer(attribution_cli.app, name="attribution")
 app.add_typer(engagement_cli.app, name="engagement")
 app.add_typer(webhooks_cli.app, name="webhooks")
 app.add_typer(segments_cli.app, name="segments")
+app.add_typer(automations_cli.app, name="automations")
 
 
 def fail(exc: ClicktrailError) -> NoReturn:

@@ -32,6 +32,7 @@ TAGS = (
     "server", "workspace", "keys", "domains", "contacts", "campaigns", "sending", "bots",
     "reports", "messages", "wrap", "opt-outs", "clicks", "exports", "providers", "networks",
     "conversions", "touchpoints", "attribution", "engagement", "webhooks", "segments",
+    "automations",
 )  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Every table of clicktrail, on one `metadata`: `core` (workspaces, contacts, campaigns,
 messages, clicks and their rollups, opt-outs, providers, sending jobs) and `outcomes`
 (conversions, touchpoints, attribution, holdouts), `audiences` (engagement scores and
-segments) and `events` (the event outbox, webhook endpoints and deliveries).
+segments) and `events` (the event outbox, webhook endpoints and deliveries, automations).
 
 Times are integers: microseconds since the Unix epoch, UTC (columns end in ``_us``). One
 representation on SQLite and PostgreSQL keeps time arithmetic (time to click since delivery,
@@ -48,6 +48,7 @@ from clicktrail.storage.tables.core import (
     workspaces,
 )
 from clicktrail.storage.tables.events import (
+    automations,
     event_cursors,
     events,
     webhook_attempts,
@@ -73,6 +74,7 @@ __all__ = [
     "api_keys",
     "attribution_settings",
     "attribution_state",
+    "automations",
     "campaign_holdouts",
     "campaigns",
     "click_inbox",

@@ -1,5 +1,5 @@
 """The tables of events and webhooks (issue 17, migration 0022): the event outbox, its
-consumers' cursors, webhook endpoints, their deliveries and every attempt.
+consumers' cursors, webhook endpoints, their deliveries and every attempt; automations (0025).
 
 The same `metadata` as `tables.core`; conventions there (times in µs, internal integer keys).
 """
@@ -112,4 +112,21 @@ webhook_attempts = sa.Table(
     sa.Column("response", sa.String(500)),
     sa.Index(None, "delivery_id", "id"),
     sa.Index(None, "endpoint_id", "id"),
+)
+
+# A workspace's automations (services/automations.py, domain/automations.py): a name, whether
+# it is enabled, and its rule (trigger, delay, conditions, action) as `rule_json` writes it.
+automations = sa.Table(
+    "automations",
+    metadata,
+    id_column(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("rule", sa.JSON, nullable=False),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+    sa.UniqueConstraint("workspace_id", "name"),
+    sa.Index(None, "workspace_id", "id"),
 )

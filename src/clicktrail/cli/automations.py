@@ -1,0 +1,226 @@
+"""`clicktrail automations`: a workspace's automations, for the operator: add, list, show,
+enable, disable, remove (docs/automations.md).
+
+Errors from services reach the root command, which maps them to messages and exit codes (bad
+input: 2, not found: 3, conflict: 4); nothing is written then. `show` and ``--json`` print the
+automation as the API shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from clicktrail.cli.options import JsonOpt, WorkspaceOpt, container, out, print_json, workspace_of
+from clicktrail.domain import automations as au
+from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.report import iso_us
+from clicktrail.services import automations
+from clicktrail.services.automations import Action, Automation, AutomationChange
+from clicktrail.services.clock import now_us
+
+app = typer.Typer(
+    help="Automations of a workspace: follow-ups, webhooks and segment changes triggered by "
+    "clicks, deliveries and opt-ins (docs/automations.md).",
+    no_args_is_help=True,
+)
+
+AutomationArg = Annotated[
+    str, typer.Argument(help="The automation's id (au_…, from `automations list`).",
+                        metavar="AUTOMATION", show_default=False)
+]  # fmt: skip
+
+
+def automation_dict(a: Automation) -> dict[str, Any]:
+    """Return `a` as the API shows it (absent parts as null)."""
+    r = au.rule_json(a.rule)
+    t, c, x = r["trigger"], r["conditions"], r["action"]
+    return {
+        "id": a.public_id, "name": a.name, "enabled": a.enabled,
+        "trigger": {k: t.get(k) for k in ("kind", "campaign", "link", "within")},
+        "delay": r["delay"],
+        "conditions": {k: c.get(k) for k in ("quiet_hours", "frequency_cap", "segment",
+                                             "in_segment")},
+        "action": {k: x.get(k) for k in ("kind", "template", "campaign", "endpoint", "segment")},
+        "created_at": iso_us(a.created_us), "updated_at": iso_us(a.updated_us),
+    }  # fmt: skip
+
+
+def summary(a: Automation) -> tuple[str, str, str]:
+    """Return the trigger, the conditions and the action of `a` in a few words each."""
+    r = a.rule
+    t, c, x = r.trigger, r.conditions, r.action
+    trigger = t.kind + (f" {t.campaign}" if t.campaign else "") + (
+        f" link {t.link}" if t.link else "")  # fmt: skip
+    if t.within_us:
+        trigger += f" within {t.within_us // 1_000_000}s"
+    if r.delay_us:
+        trigger += f", then {r.delay_us // 1_000_000}s"
+    cond = []
+    if c.quiet_hours:
+        cond.append(f"quiet {c.quiet_hours}")
+    if c.cap:
+        cond.append(f"≤{c.cap.max}/{c.cap.per}")
+    if c.segment:
+        cond.append(("in " if c.in_segment else "not in ") + c.segment)
+    what = {"send": x.template, "webhook": x.endpoint}.get(x.kind, x.segment) or ""
+    return trigger, ", ".join(cond) or "-", f"{x.kind}: {what}"
+
+
+def _cap(text: str | None) -> tuple[int, str] | None:
+    if text is None:
+        return None
+    count, _, per = text.partition("/")
+    if not count.isdigit() or per not in au.CAP_PERIODS:
+        raise InvalidInput(
+            f"--cap {text!r}: expected COUNT/day or COUNT/week, e.g. 1/day",
+            field="conditions.frequency_cap",
+        )
+    return int(count), per
+
+
+def _action(
+    send: str | None, via: str | None, webhook: str | None, add: str | None, remove: str | None
+) -> Action:
+    given = [x for x in (send, webhook, add, remove) if x is not None]
+    if len(given) != 1:
+        raise InvalidInput(
+            "give one action: --send, --webhook, --add-to-segment or --remove-from-segment",
+            field="action.kind",
+        )
+    if via is not None and send is None:
+        raise InvalidInput("--via goes with --send", field="action.campaign")
+    if send is not None:
+        return Action(au.SEND, template=send, campaign=via)
+    if webhook is not None:
+        return Action(au.WEBHOOK, endpoint=webhook)
+    if add is not None:
+        return Action(au.ADD_TO_SEGMENT, segment=add)
+    return Action(au.REMOVE_FROM_SEGMENT, segment=remove)
+
+
+@app.command("add")
+def automations_add(
+    name: Annotated[str, typer.Argument(help="A name, unique in the workspace.")],
+    trigger: Annotated[str, typer.Option(help=f"What starts a run: {', '.join(au.TRIGGERS)}.")],
+    campaign: Annotated[str | None, typer.Option(help="The trigger's campaign (slug).")] = None,
+    link: Annotated[
+        int | None, typer.Option(help="A link's number in the campaign's template (1: first).")
+    ] = None,
+    within: Annotated[
+        str | None, typer.Option(help="not_clicked, clicked_no_conversion: the window (2d).")
+    ] = None,
+    delay: Annotated[str, typer.Option(help="Wait after the trigger (and --within).")] = "0",
+    quiet_hours: Annotated[
+        str | None, typer.Option(help="HH:MM-HH:MM in the contact's time zones: runs wait.")
+    ] = None,
+    cap: Annotated[
+        str | None, typer.Option(help="At most COUNT/day or COUNT/week automated messages.")
+    ] = None,
+    segment: Annotated[str | None, typer.Option(help="Only members of this segment.")] = None,
+    not_in_segment: Annotated[
+        bool, typer.Option("--not-in-segment", help="Only contacts NOT in --segment.")
+    ] = False,
+    send: Annotated[str | None, typer.Option(help="Action: send this template.")] = None,
+    via: Annotated[
+        str | None, typer.Option(help="--send: whose provider sends (default: --campaign).")
+    ] = None,
+    webhook: Annotated[str | None, typer.Option(help="Action: call this endpoint (ep_…).")] = None,
+    add_to_segment: Annotated[str | None, typer.Option(help="Action: add to a segment.")] = None,
+    remove_from_segment: Annotated[
+        str | None, typer.Option(help="Action: remove from a segment.")
+    ] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add an automation; its rule is checked whole (each mistake named, nothing stored)."""
+    rule = au.check_rule(
+        automations.trigger_of(trigger, campaign, link, within),
+        automations.delay_of(delay),
+        automations.conditions_of(quiet_hours, _cap(cap), segment, not not_in_segment),
+        _action(send, via, webhook, add_to_segment, remove_from_segment),
+    )
+    c = container()
+    try:
+        ws = workspace_of(c, workspace)
+        a = automations.create_automation(c, ws, name, rule, now_us(), enabled=not disabled)
+    finally:
+        c.dispose()
+    if as_json:
+        print_json(automation_dict(a))
+    else:
+        out.print(f"{a.public_id} added: {a.name}", markup=False)
+
+
+@app.command("list")
+def automations_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List a workspace's automations."""
+    c = container()
+    try:
+        ws = workspace_of(c, workspace)
+        limit = automations.MAX_AUTOMATIONS
+        items = automations.list_automations(c.automations, ws, limit, None).items
+    finally:
+        c.dispose()
+    if as_json:
+        print_json([automation_dict(x) for x in items])
+        return
+    table = Table("id", "name", "state", "trigger", "conditions", "action")
+    for x in items:
+        table.add_row(x.public_id, x.name, "enabled" if x.enabled else "disabled", *summary(x))
+    out.print(table)
+
+
+@app.command("show")
+def automations_show(automation: AutomationArg, workspace: WorkspaceOpt = None) -> None:
+    """Show an automation as JSON."""
+    c = container()
+    try:
+        a = automations.get_automation(c.automations, workspace_of(c, workspace), automation)
+    finally:
+        c.dispose()
+    print_json(automation_dict(a))
+
+
+def _switch(automation: str, enabled: bool, workspace: str | None, as_json: bool) -> None:
+    c = container()
+    try:
+        ws = workspace_of(c, workspace)
+        change = AutomationChange(enabled=enabled)
+        a = automations.update_automation(c, ws, automation, change, now_us())
+    finally:
+        c.dispose()
+    if as_json:
+        print_json(automation_dict(a))
+    else:
+        out.print(f"{a.public_id}: {'enabled' if a.enabled else 'disabled'}", markup=False)
+
+
+@app.command("enable")
+def automations_enable(
+    automation: AutomationArg, workspace: WorkspaceOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Enable an automation."""
+    _switch(automation, True, workspace, as_json)
+
+
+@app.command("disable")
+def automations_disable(
+    automation: AutomationArg, workspace: WorkspaceOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Disable an automation."""
+    _switch(automation, False, workspace, as_json)
+
+
+@app.command("remove")
+def automations_remove(automation: AutomationArg, workspace: WorkspaceOpt = None) -> None:
+    """Delete an automation."""
+    c = container()
+    try:
+        automations.delete_automation(c.automations, workspace_of(c, workspace), automation)
+    finally:
+        c.dispose()
+    out.print(f"removed {automation}", markup=False)
