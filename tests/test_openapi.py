@@ -155,6 +155,13 @@ def served(
             "url": "https://crm.example.com/hooks", "events": ["conversion.created"]})  # fmt: skip
         assert hook.status_code == 201, hook.text
         ids["endpoint"] = hook.json()["id"]
+        rule = httpx.post(f"{server.url}/v1/automations", headers=auth, json={
+            "name": "Nudge", "trigger": {"kind": "clicked_no_conversion", "campaign": cp.slug,
+            "within": "1d"}, "conditions": {"quiet_hours": "21:00-08:00",
+            "frequency_cap": {"max": 1, "per": "week"}, "segment": "engaged"},
+            "action": {"kind": "send", "template": "Still there? https://shop.example.com/c"}})  # fmt: skip
+        assert rule.status_code == 201, rule.text
+        ids["automation"] = rule.json()["id"]
         # The first lift or power call of a process imports statsmodels and scipy (seconds on a
         # busy machine): make it here, so no generated case below waits for it.
         warm = httpx.get(f"{server.url}/v1/holdout-size", headers=auth, timeout=300,
