@@ -47,7 +47,9 @@ def test_add_list_show_disable_remove(store: Repos, database_url: str, tmp_path:
                             "within": 172800}  # fmt: skip
     assert a["delay"] == 3600 and a["conditions"]["frequency_cap"] == {"max": 1, "per": "week"}
     r = _run(database_url, tmp_path, "automations", "list", "-w", ws.slug)
-    assert r.returncode == 0 and "clicked_no_conversion sale within 172800s" in r.stdout, r.stdout
+    assert r.returncode == 0 and "clicked_no_conversion sale within 2d, then 1h" in r.stdout, (
+        r.stdout
+    )
     r = _run(database_url, tmp_path, "automations", "disable", a["id"], "-w", ws.slug, "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["enabled"] is False, r.stderr
     r = _run(database_url, tmp_path, "automations", "show", a["id"], "-w", ws.slug)

@@ -266,3 +266,16 @@ def test_quiet_hours_make_a_run_wait_for_their_end_in_the_contacts_zone() -> Non
     opens = datetime(2026, 12, 8, 8, 0, tzinfo=NY)
     assert d == au.Decision("wait", "quiet hours", int(opens.timestamp()) * S)
     assert au.decide(r, situation(zones=(ZoneInfo("Asia/Tokyo"),)), late).verdict == "fire"
+
+
+def test_a_rule_in_a_few_words() -> None:
+    r = rule(Trigger("clicked_no_conversion", "sale", link=2, within_us=48 * H), delay_us=90 * 60 * S,
+             quiet_hours=QuietHours.parse("21:00-08:00"), cap=Cap(1, "week"), segment="engaged")  # fmt: skip
+    assert au.describe(r) == (
+        "clicked_no_conversion sale link 2 within 2d, then 90m",
+        "quiet 21:00-08:00, at most 1/week, in engaged",
+        "send: Still thinking? https://shop.example.com/cart",
+    )
+    optin = rule(Trigger("opted_in"), Action("send", "Welcome", campaign="news"), delay_us=45 * S)
+    assert au.describe(optin) == ("opted_in, then 45s", "-", "send (via news): Welcome")
+    assert au.duration_text(0) == "0s" and au.duration_text(14 * 24 * H) == "2w"

@@ -48,27 +48,6 @@ def automation_dict(a: Automation) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def summary(a: Automation) -> tuple[str, str, str]:
-    """Return the trigger, the conditions and the action of `a` in a few words each."""
-    r = a.rule
-    t, c, x = r.trigger, r.conditions, r.action
-    trigger = t.kind + (f" {t.campaign}" if t.campaign else "") + (
-        f" link {t.link}" if t.link else "")  # fmt: skip
-    if t.within_us:
-        trigger += f" within {t.within_us // 1_000_000}s"
-    if r.delay_us:
-        trigger += f", then {r.delay_us // 1_000_000}s"
-    cond = []
-    if c.quiet_hours:
-        cond.append(f"quiet {c.quiet_hours}")
-    if c.cap:
-        cond.append(f"≤{c.cap.max}/{c.cap.per}")
-    if c.segment:
-        cond.append(("in " if c.in_segment else "not in ") + c.segment)
-    what = {"send": x.template, "webhook": x.endpoint}.get(x.kind, x.segment) or ""
-    return trigger, ", ".join(cond) or "-", f"{x.kind}: {what}"
-
-
 def _cap(text: str | None) -> tuple[int, str] | None:
     if text is None:
         return None
@@ -170,7 +149,9 @@ def automations_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -
         return
     table = Table("id", "name", "state", "trigger", "conditions", "action")
     for x in items:
-        table.add_row(x.public_id, x.name, "enabled" if x.enabled else "disabled", *summary(x))
+        table.add_row(
+            x.public_id, x.name, "enabled" if x.enabled else "disabled", *au.describe(x.rule)
+        )
     out.print(table)
 
 

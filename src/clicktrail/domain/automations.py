@@ -286,6 +286,35 @@ def rule_of(stored: Mapping[str, Any]) -> Rule:
     )  # fmt: skip
 
 
+def duration_text(us: int) -> str:
+    """Return `us` as the largest whole unit it is a multiple of: ``2d``, ``90m``, ``45s``."""
+    seconds = us // 1_000_000
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def describe(rule: Rule) -> tuple[str, str, str]:
+    """Return the trigger (with its delay), the conditions and the action of `rule` in a few
+    words each, as the CLI's list and the dashboard show them."""
+    t, c, a = rule.trigger, rule.conditions, rule.action
+    trigger = t.kind + (f" {t.campaign}" if t.campaign else "")
+    trigger += f" link {t.link}" if t.link else ""
+    trigger += f" within {duration_text(t.within_us)}" if t.within_us else ""
+    trigger += f", then {duration_text(rule.delay_us)}" if rule.delay_us else ""
+    cond = []
+    if c.quiet_hours:
+        cond.append(f"quiet {c.quiet_hours}")
+    if c.cap:
+        cond.append(f"at most {c.cap.max}/{c.cap.per}")
+    if c.segment:
+        cond.append(("in " if c.in_segment else "not in ") + c.segment)
+    what = {SEND: a.template, WEBHOOK: a.endpoint}.get(a.kind, a.segment) or ""
+    via = f" (via {a.campaign})" if a.campaign else ""
+    return trigger, ", ".join(cond) or "-", f"{a.kind}{via}: {what}"
+
+
 # -- events in ------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clicktrail import __version__
+from clicktrail.domain.automations import describe
 from clicktrail.domain.errors import (
     ClicktrailError,
     NotFound,
@@ -37,6 +38,7 @@ from clicktrail.domain.errors import (
 )
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.services.attribution import AttributionStore
+from clicktrail.services.automations import MAX_AUTOMATIONS, AutomationStore, list_automations
 from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore
 from clicktrail.services.incrementality import LiftReport
@@ -150,12 +152,14 @@ def routes(
     lift: Callable[[Workspace, Campaign], LiftReport | None] | None = None,
     multi: MultiTouchStore | None = None,
     segment_sizes: Callable[[Workspace], list[SizedSegment]] | None = None,
+    automations: AutomationStore | None = None,
 ) -> list[BaseRoute]:
     """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
     ``/static/dashboard``. `keys` checks logins, `queries` answers the reports and `credits`
     the conversions (attribution), `lift` a campaign's lift against its holdout (None without
     one), `multi` the multi-touch credit a campaign page shows when asked
-    (``?multi_touch=1``: it is computed over every conversion of the workspace), the stored
+    (``?multi_touch=1``: it is computed over every conversion of the workspace), `automations`
+    the automations page (none without it), the stored
     requests come from `click_store` (of `campaign_store`), `secret` signs session cookies
     (see `session.load_secret`); `segment_sizes` lists the workspace's segments with their
     sizes (the Segments page; None: no such page)."""
@@ -304,6 +308,15 @@ def routes(
             request, "requests.html", workspace=ws, session=session, p=listing, nav="requests"
         )
 
+    def automation_list(request: Request, ws: Workspace, session: Session) -> Response:
+        if automations is None:
+            raise NotFound("there is no automations page here", field="path")
+        rows = list_automations(automations, ws, MAX_AUTOMATIONS, None).items
+        return render(
+            request, "automations.html", workspace=ws, session=session, nav="automations",
+            rows=[(a, *describe(a.rule)) for a in rows],
+        )  # fmt: skip
+
     async def home(_request: Request) -> Response:
         return RedirectResponse(PREFIX + "/", status_code=307)
 
@@ -347,6 +360,7 @@ def routes(
             Route("/campaigns/{ref}/recipients", page(recipients), methods=["GET"]),
             Route("/campaigns/{ref}/requests", page(requests), methods=["GET"]),
             Route("/segments", page(segment_list), methods=["GET"]),
+            Route("/automations", page(automation_list), methods=["GET"]),
         ],
         exception_handlers={
             ClicktrailError: clicktrail_error,
