@@ -18,6 +18,7 @@ import httpx
 import jsonschema_rs
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from pydantic import ValidationError
@@ -35,8 +36,10 @@ from starlette.routing import BaseRoute, Route
 
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
+from clicktrail.domain.events import StoredEvent
 from clicktrail.domain.holdout import HoldoutSpec
 from clicktrail.domain.models import CampaignOptions
+from clicktrail.storage import tables
 from clicktrail.web import schemas_touchpoints as st
 from clicktrail.web.api import build_api
 from clicktrail.web.openapi import (
@@ -145,16 +148,16 @@ def served(
         assert r.json()["recipients"]["items"], r.text
         (key_item,) = httpx.get(f"{server.url}/v1/keys", headers=auth).json()["items"]
         ids["key_id"] = key_item["id"]
+        hook = httpx.post(f"{server.url}/v1/webhook-endpoints", headers=auth, json={
+            "url": "https://crm.example.com/hooks", "events": ["conversion.created"]})  # fmt: skip
+        assert hook.status_code == 201, hook.text
+        ids["endpoint"] = hook.json()["id"]
         # A conversion of a clicked contact, with a value: its listing and its own page.
         conversion = httpx.post(f"{server.url}/v1/conversions", headers=auth, json={
             "contact": {"external_id": "ext-0"}, "event": "purchase", "value": "12.50",
             "currency": "EUR", "txn": "order-1"})  # fmt: skip
         assert conversion.status_code == 201, conversion.text
         ids["conversion"] = conversion.json()["conversion"]["id"]
-        hook = httpx.post(f"{server.url}/v1/webhook-endpoints", headers=auth, json={
-            "url": "https://crm.example.com/hooks", "events": ["conversion.created"]})  # fmt: skip
-        assert hook.status_code == 201, hook.text
-        ids["endpoint"] = hook.json()["id"]
         rule = httpx.post(f"{server.url}/v1/automations", headers=auth, json={
             "name": "Nudge", "trigger": {"kind": "clicked_no_conversion", "campaign": cp.slug,
             "within": "1d"}, "conditions": {"quiet_hours": "21:00-08:00",
@@ -162,6 +165,17 @@ def served(
             "action": {"kind": "send", "template": "Still there? https://shop.example.com/c"}})  # fmt: skip
         assert rule.status_code == 201, rule.text
         ids["automation"] = rule.json()["id"]
+        # A delivery of it, made here rather than waited for (on PostgreSQL the dispatcher
+        # waits for older transactions anywhere on the server, other sessions' included).
+        with container.engine.connect() as conn:
+            row = conn.execute(sa.select(tables.events)).first()
+        assert row is not None
+        event = StoredEvent(row.id, row.txid, row.public_id, row.workspace_id, row.type,
+                            row.occurred_us, row.payload)  # fmt: skip
+        (endpoint,) = container.webhooks.endpoints_page(ws.id, None, 1)
+        container.deliveries.add_deliveries("openapi-test", [(endpoint, event)], event, 1)
+        (made,) = container.deliveries.deliveries_page(ws.id, endpoint.id, None, 1, None)
+        ids["delivery"] = made.public_id
         # The first lift or power call of a process imports statsmodels and scipy (seconds on a
         # busy machine): make it here, so no generated case below waits for it.
         warm = httpx.get(f"{server.url}/v1/holdout-size", headers=auth, timeout=300,

@@ -24,11 +24,12 @@ from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.network import parse_networks
-from clicktrail.outbound import OutboundPolicy
+from clicktrail.outbound import OutboundPolicy, WebhookPoster
 from clicktrail.services import bots, engagement, incrementality, optouts, segments
 from clicktrail.services.attribution import Attributor
 from clicktrail.services.clicks import ClickPipeline
 from clicktrail.services.clock import now_us
+from clicktrail.services.deliveries import Deliveries, DisablePolicy
 from clicktrail.services.incrementality import LiftReport
 from clicktrail.services.ports import SmsProvider
 from clicktrail.services.providers import ProviderKind, SecretEnvironment, build_sender
@@ -49,6 +50,7 @@ from clicktrail.storage.contacts import ContactQueries
 from clicktrail.storage.conversion_keys import ConversionKeyQueries
 from clicktrail.storage.conversions import ConversionQueries
 from clicktrail.storage.database import check_ready, create_engine, migrate
+from clicktrail.storage.deliveries import DeliveryQueries
 from clicktrail.storage.engagement import EngagementQueries
 from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.holdouts import HoldoutQueries
@@ -97,6 +99,7 @@ log = logging.getLogger("clicktrail")
 
 PROVIDERS = ("outbox",)
 ATTRIBUTION_INTERVAL = 2.0  # seconds between attribution passes of the jobs process
+WEBHOOK_INTERVAL = 0.2  # seconds between webhook passes (on their own thread, until nothing is due)
 
 
 class SignalsClassifier(bots.Classifier):
@@ -226,6 +229,24 @@ class Container:
     def automations(self) -> AutomationQueries:
         """Automations (storage/automations.py)."""
         return AutomationQueries(self.engine)
+
+    @cached_property
+    def deliveries(self) -> DeliveryQueries:
+        """Webhook deliveries, their log, the outbox as the dispatcher reads it."""
+        return DeliveryQueries(self.engine)
+
+    @cached_property
+    def webhook_worker(self) -> Deliveries:
+        """The jobs process's webhook work (services/deliveries.py): fan-out from the event
+        outbox, signed attempts under the outbound policy, retries, disabling."""
+        s = self.settings
+        return Deliveries(
+            self.deliveries,
+            WebhookPoster(self.outbound),
+            timeout=s.webhook_timeout,
+            concurrency=s.webhook_concurrency,
+            policy=DisablePolicy(s.webhook_disable_failures, s.webhook_disable_after * 1_000_000),
+        )
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -399,8 +420,9 @@ class Container:
         the click log drained: the click pipeline (services/clicks.py: new clicks out of the
         inbox with provisional verdicts; final verdicts after the settle window; the engagement
         scores of the contacts they and conversions touched) and, with
-        `send_in_server`, the sending worker; and attribution (services/attribution.py: new
-        conversions, credits waiting for final verdicts, re-attribution after a change)."""
+        `send_in_server`, the sending worker; attribution (services/attribution.py: new
+        conversions, credits waiting for final verdicts, re-attribution after a change); and
+        webhook deliveries (services/deliveries.py)."""
         clicks = ClickPipeline(
             self.clicks, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000,
             rescore=lambda: engagement.refresh_dirty(self.engagement, now_us()),
@@ -409,6 +431,7 @@ class Container:
             (1.0, clicks.process_new),
             (self.settings.bot_finalize_interval, clicks.finalize),
             (ATTRIBUTION_INTERVAL, Attributor(self.attribution).tick),
+            (WEBHOOK_INTERVAL, self.webhook_worker.kick),
         ]
         if self.settings.send_in_server:  # sending jobs: API-started, or whose sender died
             jobs.append((2.0, self.sending.worker.tick))
@@ -485,12 +508,12 @@ class Container:
         routes += conversions_public.routes(self.conversions, self.conversion_keys)
         routes += api_conversions.routes(self.keys, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_touchpoints.routes(self.keys, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
-        routes += api_webhooks.routes(self.keys, self.webhooks, self.outbound.check_url)
+        routes += api_webhooks.routes(self.keys, self.webhooks, self.deliveries, self.outbound.check_url)  # fmt: skip
         routes += api_automations.routes(self.keys, self)
         routes += api_lift.routes(self.keys, self.campaigns, self.holdouts, self.lift_window)
         routes += api_engagement.routes(self.keys, self.contacts, self.engagement)
         routes += api_segments.routes(self.keys, self)
-        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution, lift=self.campaign_lift, multi=self.multitouch, segment_sizes=lambda ws: segments.sizes(self, ws, now_us()), automations=self.automations)  # fmt: skip
+        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution, lift=self.campaign_lift, multi=self.multitouch, segment_sizes=lambda ws: segments.sizes(self, ws, now_us()), automations=self.automations, hooks=(self.webhooks, self.deliveries))  # fmt: skip
         return routes
 
     def dispose(self) -> None:
@@ -498,6 +521,8 @@ class Container:
         pooled connections."""
         if "sending" in self.__dict__:
             self.sending.worker.stop()
+        if "webhook_worker" in self.__dict__:
+            self.webhook_worker.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 

@@ -148,6 +148,20 @@ class Settings:
     outbound_allow_http: bool = _s(
         False, "Provider requests may use plain http (default: https only)."
     )
+    webhook_timeout: float = _s(
+        10.0, "Seconds a webhook endpoint has to answer an attempt before it counts as failed."
+    )
+    webhook_concurrency: int = _s(
+        16, "Webhook attempts the jobs process has in flight at once (threads)."
+    )
+    webhook_disable_failures: int = _s(
+        50,
+        "A webhook endpoint is disabled after this many failed attempts in a row that also "
+        "span webhook_disable_after seconds (0: never disabled for failures).",
+    )
+    webhook_disable_after: int = _s(
+        259_200, "Seconds a run of failed attempts must span before its endpoint is disabled."
+    )
     log_level: str = _s("info", "Server log level: debug, info, warning, error.")
     access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")
 

@@ -27,6 +27,7 @@ import functools
 import ipaddress
 import socket
 import ssl
+import threading
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -262,3 +263,49 @@ def policy_session(policy: OutboundPolicy, session: requests.Session) -> request
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+# -- webhooks: one POST, its status and the start of its answer --------------------------------
+
+
+class WebhookPoster:
+    """Posts webhook requests under an `OutboundPolicy` (services/deliveries.py's `Send`).
+
+    One pooled httpx client per thread (connections to a receiver are reused); redirects are
+    not followed; at most `MAX_RESPONSE` bytes of an answer are read.
+    """
+
+    MAX_RESPONSE = 1024
+
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
+        self._local = threading.local()
+
+    def _client(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(transport=self.policy.httpx_transport(), follow_redirects=False)
+            self._local.client = client
+        return client
+
+    def __call__(
+        self, url: str, headers: typing.Mapping[str, str], body: bytes, timeout: float
+    ) -> tuple[int | None, str]:
+        """POST `body` to `url`; return (status, the answer's first bytes as text) or (None,
+        why there is no answer: refused by the policy, timeout, connection error)."""
+        try:
+            with self._client().stream(
+                "POST", url, headers=dict(headers), content=body, timeout=timeout
+            ) as r:
+                got = b""
+                for chunk in r.iter_raw():
+                    got += chunk
+                    if len(got) >= self.MAX_RESPONSE:
+                        break
+                return r.status_code, got[: self.MAX_RESPONSE].decode("utf-8", "replace")
+        except ForbiddenDestination as exc:
+            return None, str(exc)
+        except httpx.TimeoutException:
+            return None, f"no answer within {timeout:g} s"
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}"

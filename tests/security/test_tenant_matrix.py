@@ -15,11 +15,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
 from starlette.routing import Mount, Route
 
 from clicktrail.bootstrap import Container
 from clicktrail.config import load_settings
+from clicktrail.domain.events import StoredEvent
 from clicktrail.domain.models import Campaign, Workspace
+from clicktrail.services.clock import now_us
+from clicktrail.storage import tables
 from factories import (
     Repos,
     make_api_key,
@@ -132,6 +136,10 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
     for r in setup[1:]:
         assert r.status_code < 300, r.text
     (click_id,) = parse_qs(urlsplit(setup[0].headers["location"]).query)["ct_cid"]
+    (hook,) = t.calls([("POST", "/v1/webhook-endpoints", t.a_key,
+                        {"json": {"url": A_HOOK, "events": ["click.created", "conversion.created"],
+                                  "secret": A_HOOK_SECRET}})])  # fmt: skip
+    assert hook.status_code == 201, hook.text
     conversion, mode, pbs, pk = t.calls(
         [
             ("POST", "/v1/conversions", t.a_key, {"json": {"click_id": click_id, "txn": A_ORDER,
@@ -155,15 +163,23 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
     assert seg.status_code == 201 and members.status_code == 200, members.text
     assert conversion.status_code == 201 and mode.status_code == 200, conversion.text
     assert pbs.status_code == 201 and pk.status_code == 201, pbs.text
-    (hook,) = t.calls([("POST", "/v1/webhook-endpoints", t.a_key,
-                        {"json": {"url": A_HOOK, "events": ["click.created"],
-                                  "secret": A_HOOK_SECRET}})])  # fmt: skip
-    assert hook.status_code == 201, hook.text
     (rule,) = t.calls([("POST", "/v1/automations", t.a_key,
                         {"json": {"name": A_AUTOMATION, "trigger": {"kind": "clicked",
                                   "campaign": cp.slug}, "action": {"kind": "send",
                                   "template": A_FOLLOW_UP}}})])  # fmt: skip
     assert rule.status_code == 201, rule.text
+    # A delivery of A's conversion.created event, made here rather than waited for (on
+    # PostgreSQL the dispatcher waits for older transactions anywhere on the server).
+    with container.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(tables.events).where(tables.events.c.workspace_id == a.id)
+        ).first()
+    assert row is not None
+    event = StoredEvent(row.id, row.txid, row.public_id, row.workspace_id, row.type,
+                        row.occurred_us, row.payload)  # fmt: skip
+    (endpoint,) = container.webhooks.endpoints_page(a.id, None, 1)
+    container.deliveries.add_deliveries("tenant-matrix", [(endpoint, event)], event, now_us())
+    (delivery,) = container.deliveries.deliveries_page(a.id, endpoint.id, None, 1, None)
     (keys,) = t.calls([("GET", "/v1/keys", t.a_key, {})])
     (a_key_id,) = [k["id"] for k in keys.json()["items"]]
     t.ids = {
@@ -180,6 +196,7 @@ def tenants(database_url: str, tmp_path: Path) -> Iterator[Tenants]:
         "endpoint": hook.json()["id"],
         "segment": "a-vip",
         "automation": rule.json()["id"],
+        "delivery": delivery.public_id,
     }
     yield t
     container.dispose()
@@ -320,6 +337,10 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/automations/{automation}"): {},
     ("PATCH", "/v1/automations/{automation}"): {"json": {"enabled": False}},
     ("DELETE", "/v1/automations/{automation}"): {},
+    ("GET", "/v1/webhook-endpoints/{endpoint}/deliveries"): {},
+    ("POST", "/v1/webhook-endpoints/{endpoint}/replay"): {"json": {"since": "2020-01-01"}},
+    ("GET", "/v1/webhook-deliveries/{delivery}"): {},
+    ("POST", "/v1/webhook-deliveries/{delivery}/replay"): {},
 }
 
 # What B's answers must never hold: A's names, people, secrets and settings.
@@ -415,9 +436,11 @@ def _snapshot(t: Tenants) -> list[Any]:
 
 
 def _without_use_times(value: Any) -> Any:
-    """`value` without keys' last-use times (A's own snapshot requests move them)."""
+    """`value` without keys' last-use times (A's own snapshot requests move them) and webhook
+    endpoints' failure runs (the jobs thread's attempts to A's unreachable endpoint move them)."""
     if isinstance(value, dict):
-        return {k: _without_use_times(v) for k, v in value.items() if k != "last_used_at"}
+        moving = ("last_used_at", "failures", "failing_since")
+        return {k: _without_use_times(v) for k, v in value.items() if k not in moving}
     if isinstance(value, list):
         return [_without_use_times(v) for v in value]
     return value

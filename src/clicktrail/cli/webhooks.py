@@ -1,5 +1,6 @@
 """`clicktrail webhooks`: a workspace's webhook endpoints, for the operator: add, list, show,
-change, enable, disable, rotate the secret, remove (docs/webhooks.md).
+change, enable, disable, rotate the secret, remove; their deliveries and log, replay
+(docs/webhooks.md).
 
 Errors from services reach the root command, which maps them to messages and exit codes (bad
 input: 2, not found: 3, conflict: 4); nothing is written then. A new or rotated secret is
@@ -24,10 +25,13 @@ from clicktrail.cli.options import (
     print_json,
     workspace_of,
 )
+from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.events import EVENT_TYPES
 from clicktrail.domain.report import iso_us
-from clicktrail.services import keys, webhooks
+from clicktrail.services import deliveries, keys, webhooks
 from clicktrail.services.clock import now_us
+from clicktrail.services.deliveries import Delivery
+from clicktrail.services.receipts import parse_time
 from clicktrail.services.webhooks import Endpoint, EndpointChange
 
 app = typer.Typer(
@@ -38,6 +42,10 @@ app = typer.Typer(
 EndpointArg = Annotated[
     str, typer.Argument(help="The endpoint's id (ep_…, from `webhooks list`).", metavar="ENDPOINT",
                         show_default=False)
+]  # fmt: skip
+DeliveryArg = Annotated[
+    str, typer.Argument(help="The delivery's id (dlv_…, from `webhooks deliveries`).",
+                        metavar="DELIVERY", show_default=False)
 ]  # fmt: skip
 EventsOpt = Annotated[
     list[str] | None,
@@ -232,3 +240,92 @@ def webhooks_remove(endpoint: EndpointArg, workspace: WorkspaceOpt = None) -> No
     finally:
         c.dispose()
     out.print(f"removed {endpoint}", markup=False)
+
+
+def _delivery_dict(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.public_id, "endpoint": d.endpoint, "event": d.event, "type": d.event_type,
+        "state": d.state, "attempts": d.attempts,
+        "next_attempt_at": iso_us(d.next_attempt_us) if d.state == "pending" else None,
+        "last_attempt_at": iso_us(d.last_attempt_us), "last_status": d.last_status,
+        "last_error": d.last_error, "created_at": iso_us(d.created_us),
+        "completed_at": iso_us(d.completed_us),
+    }  # fmt: skip
+
+
+@app.command("deliveries")
+def webhooks_deliveries(
+    endpoint: EndpointArg,
+    state: Annotated[
+        str | None, typer.Option(help="Only deliveries in this state: pending, succeeded, failed.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many, newest first.")] = 50,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List an endpoint's deliveries, newest first: state, attempts, last status or error."""
+    if state is not None and state not in ("pending", "succeeded", "failed"):
+        raise InvalidInput("--state must be pending, succeeded or failed", field="state")
+    c = container()
+    try:
+        ws = workspace_of(c, workspace)
+        page = deliveries.list_deliveries(
+            c.deliveries, c.webhooks, ws, endpoint, limit, None, state
+        )
+    finally:
+        c.dispose()
+    if as_json:
+        print_json([_delivery_dict(d) for d in page.items])
+        return
+    table = Table("id", "event", "type", "state", "attempts", "last status", "last attempt")
+    for d in page.items:
+        last = str(d.last_status) if d.last_status is not None else (d.last_error or "")
+        table.add_row(d.public_id, d.event, d.event_type, d.state, str(d.attempts), last,
+                      iso_us(d.last_attempt_us) or "")  # fmt: skip
+    out.print(table)
+
+
+@app.command("delivery")
+def webhooks_delivery(delivery: DeliveryArg, workspace: WorkspaceOpt = None) -> None:
+    """Show a delivery and its log (every attempt: status or error, duration) as JSON."""
+    c = container()
+    try:
+        d, log = deliveries.get_delivery(c.deliveries, workspace_of(c, workspace), delivery)
+    finally:
+        c.dispose()
+    attempts = [
+        {"attempt": a.attempt, "at": iso_us(a.at_us), "status": a.status, "error": a.error,
+         "duration_ms": round(a.duration_us / 1000, 3), "response": a.response}
+        for a in log
+    ]  # fmt: skip
+    print_json({**_delivery_dict(d), "log": attempts})
+
+
+@app.command("replay")
+def webhooks_replay(delivery: DeliveryArg, workspace: WorkspaceOpt = None) -> None:
+    """Send a delivery again (same webhook-id, attempts start over) by the jobs process."""
+    c = container()
+    try:
+        d = deliveries.replay(c.deliveries, workspace_of(c, workspace), delivery, now_us())
+    finally:
+        c.dispose()
+    out.print(f"{d.public_id} ({d.event_type}, {d.event}) is due now", markup=False)
+
+
+@app.command("replay-since")
+def webhooks_replay_since(
+    endpoint: EndpointArg,
+    since: Annotated[str, typer.Option(help="ISO 8601 time (UTC) or Unix seconds.")],
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Send an endpoint every event of its types since a time again (or for the first time:
+    events of while it was disabled)."""
+    now = now_us()
+    at = parse_time(since, "since", now)
+    c = container()
+    try:
+        n = deliveries.replay_since(c.deliveries, c.webhooks, workspace_of(c, workspace),
+                                    endpoint, at, now)  # fmt: skip
+    finally:
+        c.dispose()
+    out.print(f"{n} deliveries to {endpoint} are due now", markup=False)

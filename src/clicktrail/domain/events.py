@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.report import COUNTED_VERDICTS
 
 CLICK_CREATED = "click.created"
 CLICK_RECLASSIFIED = "click.reclassified"
@@ -63,6 +64,19 @@ class NewEvent:
     workspace_id: int
     type: str
     key: str
+    occurred_us: int
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as consumers of the outbox read it, in commit order ((txid, id))."""
+
+    id: int
+    txid: int
+    public_id: str
+    workspace_id: int
+    type: str
     occurred_us: int
     payload: str
 
@@ -131,3 +145,25 @@ def retry_delay_us(attempts_made: int, rng: Callable[[], float] = random.random)
         return None
     base = RETRY_SCHEDULE_S[attempts_made] * 1_000_000
     return int(base * (1 + JITTER * rng()))
+
+
+def counts(verdict: str | None) -> bool:
+    """Return whether a click with `verdict` is a person's as webhooks see it (not classified
+    yet, human or suspect: the verdicts reports count)."""
+    return verdict is None or verdict in COUNTED_VERDICTS
+
+
+def wants(
+    subscribed: Sequence[str], humans_only: bool, provisional: bool, type_: str, payload: str
+) -> bool:
+    """Return whether an endpoint with these settings receives an event of `type_` whose body
+    is `payload`: it subscribes to the type, and for `click.created` the verdict's stage is
+    the one it asked for (provisional or final) and, with `humans_only`, the click counts."""
+    if type_ not in subscribed:
+        return False
+    if type_ != CLICK_CREATED:
+        return True
+    verdict = json.loads(payload)["data"]["verdict"]
+    if bool(verdict["final"]) == provisional:
+        return False
+    return not humans_only or counts(verdict["verdict"])

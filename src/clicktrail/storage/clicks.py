@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.clicks import ClickRecord, InboxBatch
 from clicktrail.domain.report import COUNTED_VERDICTS
+from clicktrail.services.clock import now_us
 from clicktrail.services.ports import Selection, StoredRequest
 from clicktrail.storage import inbox
 from clicktrail.storage import tables as t
 from clicktrail.storage.engagement import mark_dirty
+from clicktrail.storage.events import click_events, verdicts_of
 from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import insert_ignore, is_postgres
 
@@ -244,6 +246,7 @@ class ClickQueries:
         ]
         postgres = is_postgres(self.engine)
         with self.engine.begin() as conn:
+            previous = verdicts_of(conn, list(latest))
             if postgres:
                 cols = list(zip(*rows, strict=True))
                 found = conn.exec_driver_sql(SAVE_VERDICTS_PG, tuple(list(col) for col in cols))
@@ -256,6 +259,8 @@ class ClickQueries:
                 conn.exec_driver_sql(VERDICT_UPDATES_EMPTY)
             refresh_click_rollup(conn, {m for m, _ in changed})
             mark_dirty(conn, (c for _, c in changed))
+            # click.created once final, click.reclassified when a verdict changed class.
+            click_events(conn, list(latest), now_us(), previous=previous)
 
     def count_clicks(self) -> int:
         """Return the number of stored requests on tokens (clicks and probes)."""

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from clicktrail.domain import events
 from clicktrail.domain.clicks import click_from_row
 from clicktrail.services.conversions import (
     ClickRef,
@@ -29,6 +30,7 @@ from clicktrail.services.conversions import (
 )
 from clicktrail.storage import tables as t
 from clicktrail.storage.engagement import mark_dirty
+from clicktrail.storage.events import append_events, subscribers
 from clicktrail.storage.inbox import inbox_lines
 from clicktrail.storage.sql import chunks, is_postgres, upsert
 
@@ -158,6 +160,26 @@ def _conversion(r: Any) -> Conversion:
     )  # fmt: skip
 
 
+def _conversion_events(conn: sa.Connection, ws: int, public_ids: list[str], now_us: int) -> None:
+    # conversion.created for the conversions just stored, in their transaction.
+    new = []
+    for chunk in chunks(public_ids):
+        for r in conn.execute(SHOWN.where(_cv.c.public_id.in_(chunk)), {"ws": ws}):
+            c = _conversion(tuple(r))
+            data = {
+                "id": c.public_id, "event": c.event, "currency": c.currency,
+                "value": c.value,
+                "occurred_at": events.iso(c.occurred_us), "click_id": c.click_id,
+                "contact": {"phone": c.contact_phone, "external_id": c.contact_external_id},
+                "campaign": c.campaign, "message": c.message, "link": c.link, "txn": c.txn,
+                "source": c.source, "metadata": c.metadata,
+            }  # fmt: skip
+            new.append(
+                events.event(ws, events.CONVERSION_CREATED, c.public_id, c.occurred_us, data)
+            )
+    append_events(conn, new, now_us)
+
+
 class ConversionQueries:
     """Conversions on one SQLAlchemy engine (SQLite or PostgreSQL)."""
 
@@ -253,6 +275,9 @@ class ConversionQueries:
                                                      "cur": r.currency, "now": now_us})  # fmt: skip
                         state = "replaced"
                     out[key] = Stored(public_id, state)
+            inserted = [x.public_id for x in out.values() if x.state == "inserted"]
+            if inserted and ws in subscribers(conn):
+                _conversion_events(conn, ws, inserted, now_us)
         return out
 
     def conversion(self, workspace_id: int, public_id: str) -> Conversion | None:

@@ -27,8 +27,10 @@ import sqlalchemy as sa
 
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.clicks import ClickRecord, InboxBatch, click_from_row
+from clicktrail.services.clock import now_us
 from clicktrail.storage.database import raise_if_unavailable
 from clicktrail.storage.engagement import mark_dirty
+from clicktrail.storage.events import click_events
 from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import chunks, placeholder
 
@@ -184,6 +186,8 @@ def put_batch(engine: sa.Engine, batch: InboxBatch, verdicts: Sequence[Verdict])
         insert_clicks(conn, batch.records, verdicts)
         refresh_click_rollup(conn, {r.message_id for r in batch.records})
         mark_dirty(conn, (r.contact_id for r in batch.records))
+        # click.created with the provisional verdict, for the workspaces that listen.
+        click_events(conn, [r.click_id for r in batch.records], now_us())
         for chunk in chunks(batch.rows):
             conn.exec_driver_sql(_in_list(_DELETE_SQL, conn, chunk), tuple(chunk))
     return len(batch.records)

@@ -19,6 +19,7 @@ from clicktrail.domain.status import FINAL, RANK, Status
 from clicktrail.services.ports import NewMessage
 from clicktrail.services.receipts import ReceiptOutcome
 from clicktrail.storage import tables as t
+from clicktrail.storage.events import message_events
 from clicktrail.storage.rollup import refresh_click_rollup
 from clicktrail.storage.sql import chunks, driver_insert
 
@@ -195,6 +196,11 @@ class MessageQueries:
                 conn,
                 [(st[3], changes[st[0]]["delivered_us"]) for st in state.values()
                  if "delivered_us" in changes.get(st[0], {})],
+            )  # fmt: skip
+            message_events(
+                conn, workspace_id,
+                {i: (c["status"], c["status_us"]) for i, c in changes.items() if "status" in c},
+                now_us,
             )  # fmt: skip
         return outcome
 

@@ -11,9 +11,31 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from clicktrail.domain import events
 from clicktrail.services.optouts import KeywordReplies, OptChange, OptOutEvent, OptResult
 from clicktrail.storage import tables as t
+from clicktrail.storage.events import append_events, subscribers
 from clicktrail.storage.sql import chunks, insert_ignore, upsert
+
+
+def _opt_events(
+    conn: sa.Connection, workspace_id: int, facts: list[tuple[int, OptChange]], now_us: int
+) -> None:
+    # contact.opted_out / contact.opted_in for the changes that applied, in their transaction.
+    c = t.contacts
+    external: dict[int, str | None] = {}
+    for chunk in chunks(sorted({cid for cid, _ in facts})):
+        q = sa.select(c.c.id, c.c.external_id).where(c.c.id.in_(chunk))
+        external.update(dict(conn.execute(q).all()))
+    new = []
+    for cid, x in facts:
+        type_ = events.CONTACT_OPTED_OUT if x.opted_out else events.CONTACT_OPTED_IN
+        data = {
+            "contact": {"phone": x.phone, "external_id": external.get(cid)},
+            "occurred_at": events.iso(x.at_us), "source": x.source[:100], "keyword": x.keyword,
+        }  # fmt: skip
+        new.append(events.event(workspace_id, type_, f"{cid}/{x.at_us}", x.at_us, data))
+    append_events(conn, new, now_us)
 
 
 class OptOutQueries:
@@ -75,6 +97,7 @@ class OptOutQueries:
                     by_id[cid][2] = latest
             new_contacts = set(created)
             events: list[dict[str, Any]] = []
+            facts: list[tuple[int, OptChange]] = []  # the changes that applied
             changed: set[int] = set()
             for x in changes:
                 st = state.get(x.phone)
@@ -90,6 +113,7 @@ class OptOutQueries:
                 if applied:
                     st[1] = x.at_us if x.opted_out else None
                     changed.add(cid)
+                    facts.append((cid, x))
                 events.append(
                     {
                         "workspace_id": workspace_id,
@@ -116,6 +140,8 @@ class OptOutQueries:
                 )
             if events:
                 conn.execute(ev.insert(), events)
+            if facts and workspace_id in subscribers(conn):
+                _opt_events(conn, workspace_id, facts, now_us)
         return results
 
     def opt_out_history(self, workspace_id: int, contact_id: int, limit: int) -> list[OptOutEvent]:

@@ -13,19 +13,54 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import Workspace
-from clicktrail.services import keys, listing, webhooks
+from clicktrail.services import deliveries, keys, listing, webhooks
 from clicktrail.services.clock import now_us
+from clicktrail.services.deliveries import Attempt, Delivery, DeliveryStore
 from clicktrail.services.exports import iso_utc
 from clicktrail.services.keys import KeyAuthStore
+from clicktrail.services.receipts import parse_time
 from clicktrail.services.webhooks import Endpoint, EndpointChange, UrlCheck, WebhookStore
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_webhooks as sw
 from clicktrail.web.bodies import read_json
-from clicktrail.web.routing import CURSOR, LIMIT, LOCATION, ApiRoute, Body, Op, Reply, path
+from clicktrail.web.routing import (
+    CURSOR,
+    LIMIT,
+    LOCATION,
+    ApiRoute,
+    Body,
+    Op,
+    Reply,
+    path,
+    query,
+)  # fmt: skip
 
 MAX_BODY = 8192
 ENDPOINT = path("endpoint", "The endpoint's id (`ep_…`), as lists show it.")
+DELIVERY = path("delivery", "The delivery's id (`dlv_…`), as an endpoint's deliveries show it.")
+STATES = ("pending", "succeeded", "failed")
+
+
+def delivery_out(d: Delivery) -> sw.DeliveryOut:
+    """Return the wire shape of delivery `d`."""
+    return sw.DeliveryOut(
+        id=d.public_id, endpoint=d.endpoint, event=d.event, type=d.event_type,  # type: ignore[arg-type]
+        state=d.state, attempts=d.attempts,  # type: ignore[arg-type]
+        next_attempt_at=iso_utc(d.next_attempt_us) if d.state == "pending" else None,
+        last_attempt_at=iso_utc(d.last_attempt_us), last_status=d.last_status,
+        last_error=d.last_error, created_at=iso_utc(d.created_us) or "",
+        completed_at=iso_utc(d.completed_us),
+    )  # fmt: skip
+
+
+def attempt_out(a: Attempt) -> sw.AttemptOut:
+    """Return the wire shape of attempt `a`."""
+    return sw.AttemptOut(
+        attempt=a.attempt, at=iso_utc(a.at_us) or "", status=a.status, error=a.error,
+        duration_ms=round(a.duration_us / 1000, 3), response=a.response,
+    )  # fmt: skip
 
 
 def endpoint_out(ep: Endpoint, now: int) -> sw.EndpointOut:
@@ -48,9 +83,11 @@ def with_secret(ep: Endpoint, now: int) -> sw.EndpointWithSecret:
     return sw.EndpointWithSecret(**endpoint_out(ep, now).model_dump(), secret=ep.secret)
 
 
-def routes(auth: KeyAuthStore, store: WebhookStore, check_url: UrlCheck) -> list[BaseRoute]:
-    """Return the webhook endpoint routes: `auth` authenticates, `store` keeps the endpoints,
-    `check_url` is the outbound policy's URL check."""
+def routes(
+    auth: KeyAuthStore, store: WebhookStore, sent: DeliveryStore, check_url: UrlCheck
+) -> list[BaseRoute]:
+    """Return the webhook routes: `auth` authenticates, `store` keeps the endpoints, `sent`
+    the deliveries, `check_url` is the outbound policy's URL check."""
 
     def workspace(request: Request) -> Workspace:
         return keys.authenticate(auth, request.headers.get("authorization"))
@@ -127,7 +164,67 @@ def routes(auth: KeyAuthStore, store: WebhookStore, check_url: UrlCheck) -> list
         )
         return JSONResponse(with_secret(ep, now).model_dump(mode="json"))
 
+    def list_deliveries(request: Request) -> Response:
+        ws = workspace(request)
+        limit = listing.page_limit(request.query_params.get("limit"))
+        state = request.query_params.get("state")
+        if state is not None and state not in STATES:
+            raise InvalidInput(f"state must be one of {', '.join(STATES)}", field="state")
+        page = deliveries.list_deliveries(
+            sent, store, ws, endpoint_id(request), limit, request.query_params.get("cursor"), state
+        )
+        out = sw.DeliveryPage(
+            items=[delivery_out(d) for d in page.items], next_cursor=page.next_cursor
+        )
+        return JSONResponse(out.model_dump(mode="json"))
+
+    def get_delivery(request: Request) -> Response:
+        ws = workspace(request)
+        d, log = deliveries.get_delivery(sent, ws, str(request.path_params["delivery"]))
+        out = sw.DeliveryDetail(**delivery_out(d).model_dump(), log=[attempt_out(a) for a in log])
+        return JSONResponse(out.model_dump(mode="json"))
+
+    def replay_delivery(request: Request) -> Response:
+        ws = workspace(request)
+        d = deliveries.replay(sent, ws, str(request.path_params["delivery"]), now_us())
+        return JSONResponse(delivery_out(d).model_dump(mode="json"))
+
+    async def replay_since(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        b = s.parse_body(sw.ReplaySince, await read_json(request, MAX_BODY))
+        now = now_us()
+        since = parse_time(b.since, "since", now)
+        n = await run_in_threadpool(
+            deliveries.replay_since, sent, store, ws, endpoint_id(request), since, now
+        )
+        return JSONResponse(sw.Replayed(deliveries=n).model_dump(mode="json"))
+
     return [
+        ApiRoute("/v1/webhook-endpoints/{endpoint}/deliveries", list_deliveries, "GET", Op(
+            "List an endpoint's deliveries", "webhooks",
+            Reply(200, "A page of the endpoint's deliveries, newest first.", sw.DeliveryPage),
+            params=(ENDPOINT, LIMIT, CURSOR,
+                    query("state", "Only deliveries in this state: pending, succeeded, failed.")),
+            errors=(401, 404, 422))),
+        ApiRoute("/v1/webhook-endpoints/{endpoint}/replay", replay_since, "POST", Op(
+            "Send an endpoint's events again", "webhooks",
+            Reply(200, "How many deliveries are now due.", sw.Replayed),
+            description="Every event of the endpoint's types since `since` is delivered again "
+            "now (attempts start over, same `webhook-id`), including events that happened "
+            "while the endpoint was disabled.",
+            params=(ENDPOINT,), body=sw.ReplaySince, errors=(401, 404, 422))),
+        ApiRoute("/v1/webhook-deliveries/{delivery}", get_delivery, "GET", Op(
+            "Get a webhook delivery", "webhooks",
+            Reply(200, "The delivery and its log: every attempt with its status or error.",
+                  sw.DeliveryDetail),
+            params=(DELIVERY,), errors=(401, 404))),
+        ApiRoute("/v1/webhook-deliveries/{delivery}/replay", replay_delivery, "POST", Op(
+            "Replay a webhook delivery", "webhooks",
+            Reply(200, "The delivery, pending and due now (attempts start over).",
+                  sw.DeliveryOut),
+            description="Sent again with the same `webhook-id`, whatever its state; the "
+            "endpoint must be enabled for it to go out.",
+            params=(DELIVERY,), errors=(401, 404))),
         ApiRoute("/v1/webhook-endpoints", list_endpoints, "GET", Op(
             "List webhook endpoints", "webhooks",
             Reply(200, "A page of the workspace's endpoints, oldest first; never a secret.",

@@ -100,3 +100,56 @@ class EndpointPage(_Page):
     """A page of the workspace's webhook endpoints, oldest first."""
 
     items: list[EndpointOut]
+
+
+class DeliveryOut(_Response):
+    """A delivery of one event to one endpoint."""
+
+    id: str = Field(examples=["dlv_7hQ2mR4xKp9sLw3Z"])
+    endpoint: str
+    event: str = Field(description="The event's id: the `webhook-id` header of every attempt.")
+    type: EventType
+    state: Literal["pending", "succeeded", "failed"]
+    attempts: int
+    next_attempt_at: Time | None = Field(description="When the next attempt is due (pending).")
+    last_attempt_at: Time | None
+    last_status: int | None = Field(description="The last answer's status (null: none).")
+    last_error: str | None = Field(description="Why the last attempt got no answer.")
+    created_at: Time
+    completed_at: Time | None
+
+
+class AttemptOut(_Response):
+    """One attempt: when, what came back, how long it took."""
+
+    attempt: int
+    at: Time
+    status: int | None
+    error: str | None
+    duration_ms: float
+    response: str | None = Field(description="The start of the answer's body (500 characters).")
+
+
+class DeliveryDetail(DeliveryOut):
+    """A delivery with its log."""
+
+    log: list[AttemptOut]
+
+
+class DeliveryPage(_Page):
+    """A page of an endpoint's deliveries, newest first."""
+
+    items: list[DeliveryOut]
+
+
+class ReplaySince(_Request):
+    """Which events to send an endpoint again."""
+
+    since: Annotated[Text, Field(description="ISO 8601 time (UTC) or Unix seconds.",
+                                 examples=["2026-12-07T00:00:00Z"])]  # fmt: skip
+
+
+class Replayed(_Response):
+    """How many deliveries are now due."""
+
+    deliveries: int

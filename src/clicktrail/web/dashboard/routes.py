@@ -9,7 +9,8 @@ second line of defence.
 Pages: ``/dashboard/`` campaigns, ``/dashboard/campaigns/{ref}`` report (delivery, click timing,
 links, humans vs bots), ``/dashboard/campaigns/{ref}/recipients`` per-recipient table with search
 and paging, ``/dashboard/campaigns/{ref}/requests`` the raw request log (user agents, IPs,
-verdicts and reasons); ``/dashboard/login`` and ``/dashboard/logout``.
+verdicts and reasons), ``/dashboard/webhooks`` the webhook endpoints (a disabled one with why)
+and their latest deliveries; ``/dashboard/login`` and ``/dashboard/logout``.
 """
 
 from __future__ import annotations
@@ -41,11 +42,13 @@ from clicktrail.services.attribution import AttributionStore
 from clicktrail.services.automations import MAX_AUTOMATIONS, AutomationStore, list_automations
 from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore
+from clicktrail.services.deliveries import DeliveryStore
 from clicktrail.services.incrementality import LiftReport
 from clicktrail.services.keys import KeyAuthStore, authenticate, hash_key, workspace_for_hash
 from clicktrail.services.multitouch import MultiTouchStore
 from clicktrail.services.reports import ReportSource
 from clicktrail.services.segments import SizedSegment
+from clicktrail.services.webhooks import WebhookStore
 from clicktrail.web.bodies import read_body
 from clicktrail.web.dashboard import views
 from clicktrail.web.dashboard.session import (
@@ -55,6 +58,7 @@ from clicktrail.web.dashboard.session import (
     Session,
     Signer,
 )
+from clicktrail.web.dashboard.webhooks import webhooks_view
 from clicktrail.web.errors import RETRY_AFTER_S, TITLES, status_of
 from clicktrail.web.redirect import Message, Receive, Scope, Send
 
@@ -153,6 +157,7 @@ def routes(
     multi: MultiTouchStore | None = None,
     segment_sizes: Callable[[Workspace], list[SizedSegment]] | None = None,
     automations: AutomationStore | None = None,
+    hooks: tuple[WebhookStore, DeliveryStore] | None = None,
 ) -> list[BaseRoute]:
     """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
     ``/static/dashboard``. `keys` checks logins, `queries` answers the reports and `credits`
@@ -162,7 +167,8 @@ def routes(
     the automations page (none without it), the stored
     requests come from `click_store` (of `campaign_store`), `secret` signs session cookies
     (see `session.load_secret`); `segment_sizes` lists the workspace's segments with their
-    sizes (the Segments page; None: no such page)."""
+    sizes (the Segments page; None: no such page); `hooks` are the webhook endpoints and
+    their deliveries (the Webhooks page)."""
     env = templates()
     signer = Signer(secret)
 
@@ -317,6 +323,13 @@ def routes(
             rows=[(a, *describe(a.rule)) for a in rows],
         )  # fmt: skip
 
+    def webhook_page(_request: Request, ws: Workspace, session: Session) -> Response:
+        endpoints = webhooks_view(*hooks, ws) if hooks else []
+        return render(
+            request=_request, name="webhooks.html", workspace=ws, session=session,
+            endpoints=endpoints, nav="webhooks",
+        )  # fmt: skip
+
     async def home(_request: Request) -> Response:
         return RedirectResponse(PREFIX + "/", status_code=307)
 
@@ -361,6 +374,7 @@ def routes(
             Route("/campaigns/{ref}/requests", page(requests), methods=["GET"]),
             Route("/segments", page(segment_list), methods=["GET"]),
             Route("/automations", page(automation_list), methods=["GET"]),
+            Route("/webhooks", page(webhook_page), methods=["GET"]),
         ],
         exception_handlers={
             ClicktrailError: clicktrail_error,
