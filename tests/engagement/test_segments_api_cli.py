@@ -55,7 +55,7 @@ def test_segments_over_http(api: Api, tmp_path: Path) -> None:
     assert lines[1].startswith("ext-0,+14155550000,N0,US,false,")
     (row,) = [json.loads(x) for x in jsonl.text.splitlines()]
     assert row["external_id"] == "ext-0" and "phone" not in row and row["clicks"] == 1
-    assert ok(camp, 201)["slug"] == "nudge"
+    assert ok(camp, 201)["slug"] == "nudge" and ok(camp, 201)["segment"] == "never-clicked"
     assert ok(out_seg, 201)["sendable"] is False and ok(out_seg, 201)["size"] == 1
     problem(out_camp, 422, "segment")
     used, own, gone, after = api.calls([

@@ -66,6 +66,7 @@ class CampaignView:
     list_name: str | None
     created_us: int
     sent_us: int | None
+    segment: str | None = None  # the audience segment's slug (docs/segments.md)
 
 
 @dataclass(frozen=True)

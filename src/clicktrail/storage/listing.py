@@ -93,11 +93,12 @@ class ListingQueries:
         return _contact_view(r) if r else None
 
     def _campaign_views(self, conn: sa.Connection, where: Any, limit: int) -> list[CampaignView]:
-        cp, d, lst, lk = t.campaigns, t.domains, t.contact_lists, t.links
+        cp, d, lst, lk, sg = t.campaigns, t.domains, t.contact_lists, t.links, t.segments
         rows = conn.execute(
-            sa.select(cp, d.c.host, lst.c.name.label("list_name"))
+            sa.select(cp, d.c.host, lst.c.name.label("list_name"), sg.c.slug.label("segment_slug"))
             .join(d, d.c.id == cp.c.domain_id)
             .outerjoin(lst, lst.c.id == cp.c.list_id)
+            .outerjoin(sg, sg.c.id == cp.c.segment_id)
             .where(where)
             .order_by(cp.c.id.desc())
             .limit(limit)
@@ -115,6 +116,7 @@ class ListingQueries:
                 r.list_name,
                 r.created_us,
                 r.sent_us,
+                r.segment_slug,
             )
             for r in rows
         ]

@@ -158,7 +158,7 @@ def campaign_out(v: CampaignView) -> s.CampaignOut:
     o = c.options
     return s.CampaignOut(
         id=c.public_id, slug=c.slug, name=c.name, status=c.status, template=c.template,
-        domain=v.domain, list=v.list_name,
+        domain=v.domain, list=v.list_name, segment=v.segment,
         links=[s.LinkOut(link=lk.index + 1, url=lk.url, role=lk.role, utm=lk.utm) for lk in c.links],
         options=s.CampaignOptionsOut(
             smart_encoding=o.smart_encoding, shift_table=o.shift_table,

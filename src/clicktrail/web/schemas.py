@@ -328,6 +328,7 @@ class CampaignOut(_Response):
     domain: str
     links: list[LinkOut]
     list: str | None
+    segment: str | None = Field(default=None, description="The audience segment's slug.")
     options: CampaignOptionsOut
     created_at: Time
     sent_at: Time | None
