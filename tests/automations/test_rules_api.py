@@ -33,7 +33,10 @@ def _count(api: Api) -> int:
 
 @pytest.fixture
 def sale(api: Api) -> None:
+    """The campaign `sale` and the static segments `hot-leads` and `cold`."""
     make_campaign(Repos.on(api.container.engine), api.ws, name="Sale", slug="sale")
+    for name in ("Hot leads", "Cold"):
+        ok(api.call("POST", "/v1/segments", json={"name": name, "kind": "static"}), 201)
 
 
 @pytest.mark.usefixtures("sale")
@@ -126,6 +129,11 @@ def test_a_webhook_action_names_an_endpoint_of_the_workspace(api: Api) -> None:
          "action.campaign"),
         ({"action": {"kind": "webhook"}}, 422, "action.endpoint"),
         ({"action": {"kind": "add_to_segment", "segment": "Not A Slug"}}, 422, "action.segment"),
+        ({"action": {"kind": "add_to_segment", "segment": "gone"}}, 404, "action.segment"),
+        # A saved filter's members follow its conditions: no run adds to one.
+        ({"action": {"kind": "remove_from_segment", "segment": "engaged"}}, 422,
+         "action.segment"),
+        ({"conditions": {"segment": "nope"}}, 404, "conditions.segment"),
         ({"name": " "}, 422, "name"),
         ({"extra": 1}, 422, "/extra"),
     ],

@@ -74,6 +74,8 @@ def test_bad_input_exits_non_zero_and_writes_nothing(
         ((*base, "--campaign", "sale", "--send", "hi", "--quiet-hours", "9-5"), 2, "HH:MM"),
         ((*base, "--campaign", "sale", "--send", "hi {shoe}"), 2, "{shoe}"),
         ((*base, "--campaign", "sale", "--webhook", "ep_nothere"), 3, "not found"),
+        ((*base, "--campaign", "sale", "--add-to-segment", "engaged"), 2, "saved filter"),
+        ((*base, "--campaign", "sale", "--send", "hi", "--segment", "vip"), 3, "'vip' not found"),
         (("automations", "show", "au_missing"), 3, "not found"),
     ]
     for args, code, words in cases:

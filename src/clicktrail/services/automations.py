@@ -2,8 +2,9 @@
 
 A rule (domain/automations.py) is checked whole when it is created or changed: its parts, and
 what it names in the workspace: the campaigns (they exist), the send's template (its
-placeholders are contact fields), the webhook endpoint (it exists). Segments are named by slug
-and looked up when a run is due (a missing one skips the run, saying so).
+placeholders are contact fields), the webhook endpoint (it exists), the segments (they exist;
+one a run adds contacts to or removes them from is a static list). A segment deleted later is
+looked up again when a run is due (a missing one skips the run, saying so).
 
 Firing (reading the event outbox, scheduling runs on the jobs table) is not built yet: rules
 are stored and listed, nothing runs them (docs/automations.md says so).
@@ -19,12 +20,14 @@ from clicktrail.domain.automations import Action, Cap, Conditions, Rule, Trigger
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import LINK_MACROS, Workspace
+from clicktrail.domain.segments import Segment
 from clicktrail.domain.sending import QuietHours
 from clicktrail.domain.template import STANDARD_FIELDS, check_fields, parse_template
-from clicktrail.services.campaigns import CampaignStore
+from clicktrail.services import segments
 from clicktrail.services.contacts import ContactStore
 from clicktrail.services.keys import parse_duration
 from clicktrail.services.listing import Page, decode_cursor, encode_cursor
+from clicktrail.services.segments import SegmentRepos
 from clicktrail.services.webhooks import WebhookStore
 
 MAX_AUTOMATIONS = 100  # per workspace
@@ -86,17 +89,12 @@ class AutomationStore(Protocol):
         ...
 
 
-class AutomationRepos(Protocol):
+class AutomationRepos(SegmentRepos, Protocol):
     """The stores creating or changing a rule checks it against (a `bootstrap.Container`)."""
 
     @property
     def automations(self) -> AutomationStore:
         """The automations."""
-        ...
-
-    @property
-    def campaigns(self) -> CampaignStore:
-        """Campaigns (a rule's trigger and send name them)."""
         ...
 
     @property
@@ -141,10 +139,22 @@ def delay_of(delay: str | int) -> int:
     return parse_duration(delay, "delay")
 
 
-def check_in_workspace(repos: AutomationRepos, workspace: Workspace, rule: Rule) -> Rule:
-    """Return `rule` if what it names exists in the workspace; raises `NotFound` for a campaign
-    or endpoint that does not, `InvalidInput` for a template that does not parse or uses an
-    unknown placeholder (each naming the field)."""
+def _segment(
+    repos: AutomationRepos, workspace: Workspace, slug: str, field: str, now_us: int
+) -> Segment:
+    try:
+        return segments.get_segment(repos, workspace, slug, now_us)
+    except NotFound:
+        raise NotFound(f"{field}: segment {slug!r} not found", field=field) from None
+
+
+def check_in_workspace(
+    repos: AutomationRepos, workspace: Workspace, rule: Rule, now_us: int
+) -> Rule:
+    """Return `rule` if what it names exists in the workspace; raises `NotFound` for a campaign,
+    endpoint or segment that does not, `InvalidInput` for a template that does not parse or
+    uses an unknown placeholder, or a segment action on a saved filter (each naming the
+    field)."""
     named = [("trigger.campaign", rule.trigger.campaign), ("action.campaign", rule.action.campaign)]
     for field, slug in named:
         if slug is not None and repos.campaigns.find_campaign(workspace.id, slug) is None:
@@ -161,6 +171,16 @@ def check_in_workspace(repos: AutomationRepos, workspace: Workspace, rule: Rule)
     endpoint = rule.action.endpoint
     if endpoint is not None and repos.webhooks.endpoint(workspace.id, endpoint) is None:
         raise NotFound(f"action.endpoint: {endpoint!r} not found", field="action.endpoint")
+    if rule.conditions.segment is not None:
+        _segment(repos, workspace, rule.conditions.segment, "conditions.segment", now_us)
+    if rule.action.segment is not None:
+        seg = _segment(repos, workspace, rule.action.segment, "action.segment", now_us)
+        if seg.kind != "static":
+            raise InvalidInput(
+                f"action.segment: {seg.slug!r} is a saved filter, whose members follow its "
+                "conditions; a run adds to or removes from a static list",
+                field="action.segment",
+            )
     return rule
 
 
@@ -180,7 +200,7 @@ def create_automation(
     a = Automation(
         id=0, public_id=new_public_id(PREFIX), workspace_id=workspace.id,
         name=au.check_name(name), enabled=enabled,
-        rule=check_in_workspace(repos, workspace, rule), created_us=now_us, updated_us=now_us,
+        rule=check_in_workspace(repos, workspace, rule, now_us), created_us=now_us, updated_us=now_us,
     )  # fmt: skip
     return repos.automations.add_automation(a, MAX_AUTOMATIONS)
 
@@ -219,7 +239,9 @@ def update_automation(
     checked = replace(
         change,
         name=None if change.name is None else au.check_name(change.name),
-        rule=None if change.rule is None else check_in_workspace(repos, workspace, change.rule),
+        rule=None
+        if change.rule is None
+        else check_in_workspace(repos, workspace, change.rule, now_us),
     )
     done = repos.automations.update_automation(workspace.id, public_id, checked, now_us)
     if done is None:

@@ -153,8 +153,9 @@ def routes(auth: KeyAuthStore, repos: AutomationRepos) -> list[BaseRoute]:
             Reply(201, "The new automation.", sa_.AutomationOut, LOCATION),
             description="The rule is checked whole: each trigger kind takes the fields it "
             "needs and no others, a send needs a campaign (the action's or the trigger's), "
-            "the campaigns and the webhook endpoint must exist in the workspace (404 naming "
-            "the field), the template's placeholders must be contact fields. At most 100 "
+            "the campaigns, the webhook endpoint and the segments must exist in the workspace "
+            "(404 naming the field), a segment action needs a static segment, the template's "
+            "placeholders must be contact fields. At most 100 "
             "automations per workspace, names unique (409).",
             body=sa_.AutomationCreate, errors=(401, 404, 409, 422))),
         ApiRoute("/v1/automations/{automation}", get_automation, "GET", Op(
