@@ -12,6 +12,11 @@ Reported per phase:
 - **new**: conversions never seen (each is resolved, dedup-checked and stored);
 - **replay**: the same batches again (every one answers ``duplicate``; what a retrying
   network costs);
+- **jobs**: what the jobs process then does for the new conversions, in a child of its own:
+  attribute them and score their contacts' engagement again (its CPU time, not the server's).
+
+The server runs without the jobs on a thread of its own (as `clicktrail serve` runs it beside
+the jobs process), so the two ingest phases count the API's work only.
 
 as conversions per second of wall time (one client, batches one after another) and per second
 of the server process's CPU time (user + system, from /proc: conversions per core-second).
@@ -131,6 +136,42 @@ def post_all(
         return time.perf_counter() - t0, _cpu_seconds(pid) - cpu0
 
 
+# The API server alone, as `clicktrail serve` runs it beside the jobs process: with the jobs on
+# a thread of the server (`uvicorn --factory`), their passes over the conversions just stored
+# (attribution, engagement scores) would be counted in whichever phase they happened to overlap.
+SERVER = (
+    "import uvicorn; from clicktrail.bootstrap import create_app; "
+    "uvicorn.run(create_app(jobs_in_process=False), host='127.0.0.1', port={port}, "
+    "log_level='warning')"
+)
+# What the jobs process does afterwards for those conversions, alone in a child of its own:
+# attribute every new conversion, then score again every contact they touched.
+JOBS = """
+import time
+from clicktrail.bootstrap import Container, load_settings
+from clicktrail.services import engagement
+from clicktrail.services.attribution import Attributor
+c = Container(load_settings())
+t0, c0 = time.perf_counter(), time.process_time()
+Attributor(c.attribution).run_pending(time.time_ns() // 1000)
+c1 = time.process_time()
+rescored = engagement.refresh_dirty(c.engagement, time.time_ns() // 1000)
+print(time.perf_counter() - t0, time.process_time() - c0, c1 - c0, rescored)
+"""
+
+
+def jobs_pass(env: dict[str, str], pinned: bool) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of the jobs process's passes over the stored conversions."""
+    cmd = [sys.executable, "-c", JOBS]
+    if pinned:
+        cmd = ["taskset", "-c", "0", *cmd]
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    wall, cpu, attributing, rescored = out.split()
+    print(f"jobs: attribution {float(attributing):.2f} s CPU, engagement scores of {rescored} "
+          f"contacts {float(cpu) - float(attributing):.2f} s CPU")  # fmt: skip
+    return float(wall), float(cpu)
+
+
 def anchor(db: Path, ids: list[str], n: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of a plain executemany INSERT of `n` conversion rows (one
     transaction) into a copy of the conversions table with its dedup index, same database file
@@ -167,8 +208,7 @@ def main() -> None:
         port = _free_port()
         env = {**os.environ, "CLICKTRAIL_DATABASE_URL": url, "CLICKTRAIL_DATA_DIR": str(tmp),
                "CLICKTRAIL_LOG_LEVEL": "warning"}  # fmt: skip
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "clicktrail.bootstrap:create_app",
-               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]  # fmt: skip
+        cmd = [sys.executable, "-c", SERVER.format(port=port)]
         pinned = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
         if pinned:
             cmd = ["taskset", "-c", "0", *cmd]
@@ -194,13 +234,15 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
+        results["jobs"] = jobs_pass(env, pinned)
         floor_wall, floor_cpu = anchor(db, ids, n)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}; server "
           f"{'pinned to core 0, client on core 1' if pinned else 'not pinned'}")  # fmt: skip
     for phase, (wall, cpu) in results.items():
+        who = "jobs CPU" if phase == "jobs" else "server CPU"
         print(f"{phase:7} {n:,} conversions: {wall:.2f} s wall ({n / wall:,.0f}/s), "
-              f"server CPU {cpu:.2f} s ({n / cpu:,.0f} per core-second)")  # fmt: skip
+              f"{who} {cpu:.2f} s ({n / cpu:,.0f} per core-second)")  # fmt: skip
     print(f"anchor  plain executemany INSERT of the same {n:,} rows: {floor_wall:.2f} s wall "
           f"({n / floor_wall:,.0f}/s), CPU {floor_cpu:.2f} s ({n / floor_cpu:,.0f} per "
           "core-second)")  # fmt: skip

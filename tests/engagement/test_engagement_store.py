@@ -186,3 +186,41 @@ def test_settings_revision_stale_rows_and_recompute(world: World) -> None:
     assert engagement.get_settings(w.eng, w.ws).stale == 0
     got = engagement.explain_contact(w.store.contacts, w.eng, w.ws, "ext-0", NOW)
     assert got.score == pytest.approx(5.0, rel=1e-12)  # 20 after two half-lives of 15 days
+
+
+class CountingScores:
+    """The engagement store, counting how often each contact's events are read."""
+
+    def __init__(self, inner: EngagementQueries) -> None:
+        self.inner = inner
+        self.reads: dict[int, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def contact_events(self, contact_ids: Any) -> Any:
+        for cid in set(contact_ids):
+            self.reads[cid] = self.reads.get(cid, 0) + 1
+        return self.inner.contact_events(contact_ids)
+
+
+def test_many_notes_of_few_contacts_score_each_once_per_take(world: World) -> None:
+    """Clicks of the same contacts noted many times between passes: every note is done, each
+    contact is scored once per take of notes (not once per note batch), and the kept rows are
+    those of a full recompute."""
+    w = world
+    w.pipeline.rescore = None  # passes with no jobs process scoring behind them
+    for i in range(30):  # 10 clicks each for 3 contacts, a pass each: 30 notes, interleaved
+        w.click(i % 3, i / 10)
+        assert w.pipeline.process_new() == 1
+    assert w.eng.dirty_count() == 30
+    counting = CountingScores(w.eng)
+    assert engagement.refresh_dirty(counting, NOW, limit=2, take=16) == 30  # type: ignore[arg-type]
+    assert w.eng.dirty_count() == 0
+    # Two takes (16 + 14 notes), each over the 3 contacts: twice each, not 15 times.
+    assert counting.reads == {w.contacts[i].id: 2 for i in range(3)}
+    incremental = kept_rows(w.store.engine)
+    with w.store.engine.begin() as conn:
+        conn.execute(t.contact_engagement.delete())
+    engagement.recompute(w.eng, w.ws, NOW)
+    assert kept_rows(w.store.engine) == incremental
