@@ -95,3 +95,13 @@ def test_no_module_is_over_600_lines() -> None:
         and (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert not over, f"modules over {MAX_LINES} lines (split them by area): {over}"
+
+
+def test_test_modules_have_unique_names() -> None:
+    """Tests are imported by their file's basename (rootdir imports, no packages), so two
+    ``test_dashboard.py`` in two folders stop the whole suite at collection."""
+    seen: dict[str, list[str]] = {}
+    for path in (ROOT / "tests").rglob("*.py"):
+        if path.name != "conftest.py" and path.name != "__init__.py":
+            seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    assert not {n: p for n, p in seen.items() if len(p) > 1}
