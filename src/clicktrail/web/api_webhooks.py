@@ -24,7 +24,7 @@ from clicktrail.services.receipts import parse_time
 from clicktrail.services.webhooks import Endpoint, EndpointChange, UrlCheck, WebhookStore
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_webhooks as sw
-from clicktrail.web.bodies import read_json
+from clicktrail.web.bodies import read_body, read_json
 from clicktrail.web.routing import (
     CURSOR,
     LIMIT,
@@ -184,9 +184,11 @@ def routes(
         out = sw.DeliveryDetail(**delivery_out(d).model_dump(), log=[attempt_out(a) for a in log])
         return JSONResponse(out.model_dump(mode="json"))
 
-    def replay_delivery(request: Request) -> Response:
-        ws = workspace(request)
-        d = deliveries.replay(sent, ws, str(request.path_params["delivery"]), now_us())
+    async def replay_delivery(request: Request) -> Response:
+        ws = await run_in_threadpool(workspace, request)
+        await read_body(request, MAX_BODY)  # takes none; a large one is refused as it streams
+        delivery = str(request.path_params["delivery"])
+        d = await run_in_threadpool(deliveries.replay, sent, ws, delivery, now_us())
         return JSONResponse(delivery_out(d).model_dump(mode="json"))
 
     async def replay_since(request: Request) -> Response:
