@@ -26,7 +26,7 @@ from clicktrail.domain.template import STANDARD_FIELDS, check_fields, parse_temp
 from clicktrail.services import segments
 from clicktrail.services.contacts import ContactStore
 from clicktrail.services.keys import parse_duration
-from clicktrail.services.listing import Page, decode_cursor, encode_cursor
+from clicktrail.services.listing import Page, decode_cursor, page_of
 from clicktrail.services.segments import SegmentRepos
 from clicktrail.services.webhooks import WebhookStore
 
@@ -220,10 +220,7 @@ def list_automations(
     """Return a page of the workspace's automations, oldest first."""
     after = decode_cursor("automations", cursor)
     rows = store.automations_page(workspace.id, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor("automations", rows[-1].public_id) if more and rows else None
-    return Page(rows, nxt)
+    return page_of("automations", rows, limit, lambda r: r.public_id)
 
 
 def update_automation(

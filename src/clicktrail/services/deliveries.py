@@ -43,7 +43,7 @@ from clicktrail.domain.errors import NotFound, StorageUnavailable
 from clicktrail.domain.events import StoredEvent
 from clicktrail.domain.models import Workspace
 from clicktrail.services.clock import now_us as clock
-from clicktrail.services.listing import Page, decode_cursor, encode_cursor
+from clicktrail.services.listing import Page, decode_cursor, page_of
 from clicktrail.services.webhooks import Endpoint, WebhookStore, get_endpoint
 
 log = logging.getLogger("clicktrail.webhooks")
@@ -341,10 +341,7 @@ def list_deliveries(
     ep = get_endpoint(endpoints, workspace, endpoint)
     after = decode_cursor("webhook-deliveries", cursor)
     rows = store.deliveries_page(workspace.id, ep.id, after, limit + 1, state)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor("webhook-deliveries", rows[-1].public_id) if more and rows else None
-    return Page(rows, nxt)
+    return page_of("webhook-deliveries", rows, limit, lambda r: r.public_id)
 
 
 def get_delivery(

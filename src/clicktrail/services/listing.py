@@ -150,7 +150,9 @@ def decode_cursor(kind: str, cursor: str | None) -> str | None:
     return str(data["a"])
 
 
-def _page(kind: str, rows: Sequence[T], limit: int, key: Callable[[T], str]) -> Page[T]:
+def page_of(kind: str, rows: Sequence[T], limit: int, key: Callable[[T], str]) -> Page[T]:
+    """The page of `rows` (read `limit` + 1 of them: one more says another page follows),
+    with the cursor of a `kind` listing after its last item, by `key`."""
     items = list(rows[:limit])
     more = len(rows) > limit
     return Page(items, encode_cursor(kind, key(items[-1])) if more and items else None)
@@ -159,7 +161,9 @@ def _page(kind: str, rows: Sequence[T], limit: int, key: Callable[[T], str]) -> 
 def list_domains(listing: Listing, ws: Workspace, limit: int, cursor: str | None) -> Page[Domain]:
     """Return a page of the workspace's domains, by host."""
     after = decode_cursor("domains", cursor)
-    return _page("domains", listing.domains_page(ws.id, after, limit + 1), limit, lambda d: d.host)
+    return page_of(
+        "domains", listing.domains_page(ws.id, after, limit + 1), limit, lambda d: d.host
+    )
 
 
 def get_domain(store: WorkspaceStore, ws: Workspace, host: str) -> Domain:
@@ -176,7 +180,7 @@ def list_contact_lists(
 ) -> Page[ContactList]:
     """Return a page of the workspace's contact lists, by name."""
     after = decode_cursor("lists", cursor)
-    return _page("lists", listing.lists_page(ws.id, after, limit + 1), limit, lambda x: x.name)
+    return page_of("lists", listing.lists_page(ws.id, after, limit + 1), limit, lambda x: x.name)
 
 
 def list_contacts(
@@ -195,7 +199,7 @@ def list_contacts(
     if list_name is not None and store.find_list(ws.id, list_name) is None:
         raise NotFound(f"contact list {list_name!r} not found", field="list")
     rows = listing.contacts_page(ws.id, list_name, after, limit + 1)
-    return _page("contacts", rows, limit, lambda c: c.phone)
+    return page_of("contacts", rows, limit, lambda c: c.phone)
 
 
 def get_contact(listing: Listing, ws: Workspace, ref: str) -> ContactView:
@@ -212,7 +216,7 @@ def list_campaigns(
     """Return a page of the workspace's campaigns, newest first."""
     after = decode_cursor("campaigns", cursor)
     rows = listing.campaigns_page(ws.id, after, limit + 1)
-    return _page("campaigns", rows, limit, lambda v: v.campaign.public_id)
+    return page_of("campaigns", rows, limit, lambda v: v.campaign.public_id)
 
 
 def campaign_view(store: CampaignStore, listing: Listing, ws: Workspace, ref: str) -> CampaignView:
@@ -241,7 +245,7 @@ def list_messages(
             raise InvalidInput(f"status {status!r} is not one of {allowed}", field="status")
     campaign_id = get_campaign(store, ws, campaign).id if campaign else None
     rows = listing.messages_page(ws.id, campaign_id, st.value if st else None, after, limit + 1)
-    return _page("messages", rows, limit, lambda m: m.message_id)
+    return page_of("messages", rows, limit, lambda m: m.message_id)
 
 
 def get_message(listing: Listing, ws: Workspace, message_id: str) -> MessageRecord:
@@ -277,4 +281,4 @@ def list_clicks(
         )
     campaign_id = get_campaign(store, ws, campaign).id if campaign else None
     rows = listing.clicks_page(ws.id, campaign_id, since_us, until_us, verdict, after, limit + 1)
-    return _page("clicks", rows, limit, lambda c: c.click_id)
+    return page_of("clicks", rows, limit, lambda c: c.click_id)

@@ -27,7 +27,7 @@ from clicktrail.domain import events
 from clicktrail.domain.errors import Conflict, InvalidInput, NotFound
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Workspace
-from clicktrail.services.listing import Page, decode_cursor, encode_cursor
+from clicktrail.services.listing import Page, decode_cursor, page_of
 
 MAX_ENDPOINTS = 50  # per workspace
 MAX_URL = 2048
@@ -182,10 +182,7 @@ def list_endpoints(
     """Return a page of the workspace's endpoints, oldest first."""
     after = decode_cursor("webhook-endpoints", cursor)
     rows = store.endpoints_page(workspace.id, after, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    nxt = encode_cursor("webhook-endpoints", rows[-1].public_id) if more and rows else None
-    return Page(rows, nxt)
+    return page_of("webhook-endpoints", rows, limit, lambda r: r.public_id)
 
 
 def update_endpoint(
