@@ -185,3 +185,17 @@ def test_a_malformed_request_behind_a_redirect_does_not_overtake_it(
     assert (first["status"], second["status"]) == (302, 400)
     server.stop()
     assert _click_count(env) == 1
+
+
+def test_a_malformed_request_behind_an_asgi_request_does_not_overtake_it(
+    env: Env, tmp_path: Path, server_factory: type[Server]
+) -> None:
+    # The request ahead is answered by the ASGI app (as an uncached token is on PostgreSQL,
+    # where the lookup leaves the event loop): the 400 waits for its answer, then closes.
+    _setup(env, tmp_path)
+    server = server_factory(env)
+    with _connect(server) as sock:
+        sock.sendall(_get("/healthz") + _get("/healthz") + b"NOT HTTP AT ALL\r\n\r\n")
+        first, second, third = _read_responses(sock, 3)
+    assert (first["status"], second["status"], third["status"]) == (200, 200, 400)
+    server.stop()

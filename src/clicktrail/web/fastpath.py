@@ -74,6 +74,7 @@ class RedirectProtocol(HttpToolsProtocol):
         # Keep-alive after a fast response: no timer per response (a `call_later` costs about
         # as much as the rest of the redirect); `_sweep` closes connections idle too long.
         self._idle_since: float | None = None
+        self._deferred_400: str | None = None  # see send_400_response
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -89,10 +90,25 @@ class RedirectProtocol(HttpToolsProtocol):
         super().shutdown()
 
     def send_400_response(self, msg: str) -> None:
-        # A malformed request pipelined behind fast-path requests: their answers first.
+        # A malformed request pipelined behind other requests: their answers first. Those of
+        # the fast path are flushed now; one in the ASGI app (an API request, or an uncached
+        # token on PostgreSQL) answers later, so the 400 waits for it (uvicorn's own would
+        # overtake it and close the connection before it is answered).
         if self.redirector is not None:
             self._answers.flush()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._deferred_400 = msg
+            self.flow.pause_reading()
+            return
         super().send_400_response(msg)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        msg = self._deferred_400
+        if msg is not None and not self.pipeline and self.cycle.response_complete:
+            self._deferred_400 = None
+            if not self.transport.is_closing():
+                super().send_400_response(msg)
 
     # -- parser callbacks -------------------------------------------------------------------
 
