@@ -33,7 +33,7 @@ from clicktrail.domain.errors import (
 from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Workspace
 from clicktrail.services.contacts import normalize_phone
-from clicktrail.services.listing import Page, decode_cursor, encode_cursor
+from clicktrail.services.listing import Page, decode_cursor, page_of
 from clicktrail.services.receipts import parse_time
 
 MAX_BATCH = 1000
@@ -469,9 +469,7 @@ def list_conversions(
     """Return a page of the workspace's conversions in the order they were stored."""
     after = decode_cursor("conversions", cursor)
     rows = store.conversions_page(ws.id, where, after, limit + 1)
-    if len(rows) <= limit:
-        return Page(rows)
-    return Page(rows[:limit], encode_cursor("conversions", rows[limit - 1].public_id))
+    return page_of("conversions", rows, limit, lambda c: c.public_id)
 
 
 def set_event_mode(
@@ -502,6 +500,4 @@ def rejected(
     rows = store.rejections_page(
         None if ws is None else ws.id, None if after is None else int(after), limit + 1
     )
-    if len(rows) <= limit:
-        return Page(rows)
-    return Page(rows[:limit], encode_cursor("rejected", str(rows[limit - 1].id)))
+    return page_of("rejected", rows, limit, lambda r: str(r.id))

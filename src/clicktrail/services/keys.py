@@ -32,7 +32,7 @@ from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Workspace
 from clicktrail.services.clock import MAX_TIME_US
 from clicktrail.services.clock import now_us as clock
-from clicktrail.services.listing import Page, decode_cursor, encode_cursor
+from clicktrail.services.listing import Page, decode_cursor, page_of
 from clicktrail.services.receipts import parse_time
 
 KEY_PREFIX = "ct_"
@@ -246,9 +246,9 @@ def list_keys(
     expired ones included. Raises `InvalidInput` for a bad cursor."""
     after = decode_cursor("keys", cursor)
     rows = keys.keys_page(ws.id, after, None if limit is None else limit + 1)
-    if limit is None or len(rows) <= limit:
+    if limit is None:
         return Page(rows)
-    return Page(rows[:limit], encode_cursor("keys", rows[limit - 1].public_id))
+    return page_of("keys", rows, limit, lambda k: k.public_id)
 
 
 def get_key(keys: KeyStore, ws: Workspace, ref: str) -> ApiKey:

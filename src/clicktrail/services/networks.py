@@ -23,7 +23,7 @@ from clicktrail.domain.bots.model import RANGE_KINDS
 from clicktrail.domain.errors import InvalidInput, NotFound, Problem
 from clicktrail.domain.models import Workspace
 from clicktrail.domain.network import normalize_cidr
-from clicktrail.services.listing import Page, decode_cursor, encode_cursor
+from clicktrail.services.listing import Page, decode_cursor, page_of
 
 LIST_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MAX_OWNER = 200
@@ -254,10 +254,9 @@ def list_networks(
     """Return the workspace's network lists by name (a page of `limit`, or all)."""
     after = decode_cursor("networks", cursor)
     rows = store.network_lists(ws.id, after, None if limit is None else limit + 1)
-    if limit is None or len(rows) <= limit:
+    if limit is None:
         return Page(rows)
-    items = rows[:limit]
-    return Page(items, encode_cursor("networks", items[-1].name))
+    return page_of("networks", rows, limit, lambda n: n.name)
 
 
 def list_ranges(
@@ -274,10 +273,7 @@ def list_ranges(
     if limit is None:
         return Page([r for r in store.workspace_network_ranges(ws.id) if r.list_name == list_name])
     rows = store.network_ranges_page(ws.id, list_name, after, limit + 1)
-    if len(rows) <= limit:
-        return Page(rows)
-    items = rows[:limit]
-    return Page(items, encode_cursor(f"ranges:{list_name}", items[-1].cidr))
+    return page_of(f"ranges:{list_name}", rows, limit, lambda r: r.cidr)
 
 
 def _require_list(store: NetworkListStore, ws: Workspace, list_name: str) -> None:
