@@ -11,7 +11,13 @@ it times, `--runs` times each, interleaved:
 * the size of every built-in segment and of the saved filters below, through
   `services.segments.size_of` (the API's and the CLI's path: query built, one COUNT);
 * the whole list with sizes (`services.segments.sizes`, what `GET /v1/segments` does);
-* the anchor: a bare ``SELECT count(*) FROM contacts WHERE workspace_id = ?``.
+* the anchor: a bare ``SELECT count(*) FROM contacts WHERE workspace_id = ?``, and the floors
+  of the filters that must read rows anyway: the opted-in contacts (an index count), and the
+  opted-in contacts with ``plan`` gold (the attribute read from every contact's JSON);
+* with ``--compare`` (the default), the same sizes counted by the SQL of 0.17's first version
+  (`old_count_members` below: the opted-out contacts among score rows found by a join, an
+  attribute filter with a "no row" condition counted as two passes), interleaved with the new,
+  on the same data: medians side by side and their ratio (old / new).
 
     .venv/bin/python bench/segments_bench.py                    # 1M contacts, both engines
     .venv/bin/python bench/segments_bench.py --contacts 100000 --engines sqlite
@@ -29,10 +35,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -45,12 +52,13 @@ from clicktrail.domain.engagement import (
     key_of,
 )
 from clicktrail.domain.models import Workspace
+from clicktrail.domain.segments import SegmentQuery
 from clicktrail.services import segments
 from clicktrail.storage import tables as t
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.database import create_engine, migrate
 from clicktrail.storage.engagement import EngagementQueries
-from clicktrail.storage.segments import SegmentQueries
+from clicktrail.storage.segments import SegmentQueries, _contact_parts
 from clicktrail.storage.sql import insert_tuples
 
 PG_ADMIN = os.environ.get(
@@ -64,6 +72,71 @@ FILTERS = {
     "score-10-50": {"score_min": 10, "score_below": 50},
 }
 BATCH = 50_000
+_c, _ce = t.contacts, t.contact_engagement
+
+
+# The counts as first written (storage/segments.py before the rewrite), kept to time side by side.
+def _old_parts(q: SegmentQuery) -> tuple[list[Any], list[Any]]:
+    e = _ce.c
+    needs_row: list[Any] = []
+    no_row_ok: list[Any] = []
+    if q.key_min is not None:
+        needs_row.append(e.score_key >= q.key_min)
+    if q.key_below is not None:
+        no_row_ok.append(sa.or_(e.score_key.is_(None), e.score_key < q.key_below))
+    if q.clicked is True:
+        needs_row.append(e.clicks > 0)
+    elif q.clicked is False:
+        no_row_ok.append(sa.or_(e.clicks.is_(None), e.clicks == 0))
+    if q.converted is True:
+        needs_row.append(e.conversions > 0)
+    elif q.converted is False:
+        no_row_ok.append(sa.or_(e.conversions.is_(None), e.conversions == 0))
+    if q.no_click_since_us is not None:
+        no_row_ok.append(sa.or_(e.last_click_us.is_(None), e.last_click_us < q.no_click_since_us))
+    return needs_row, no_row_ok
+
+
+def _old_count(conn: sa.Connection, q: SegmentQuery, extra: Sequence[Any] = ()) -> int:
+    needs_row, no_row_ok = _old_parts(q)
+    contact_free = (
+        q.static_segment_id is None and q.clicked_campaign_id is None and not q.country
+        and not q.attributes and q.opted_in
+    )  # fmt: skip
+    if needs_row and contact_free:
+        conds = [_ce.c.workspace_id == q.workspace_id, *needs_row, *no_row_ok, *extra]
+        scored = conn.execute(sa.select(sa.func.count()).select_from(_ce).where(*conds))
+        opted_out = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(_c.join(_ce, _ce.c.contact_id == _c.c.id))
+            .where(_c.c.workspace_id == q.workspace_id, _c.c.opted_out_us.is_not(None), *conds)
+        )
+        return int(scored.scalar_one()) - int(opted_out.scalar_one())
+    where = _contact_parts(q)
+    frm: Any = _c
+    if needs_row or no_row_ok:
+        frm = _c.join(_ce, _ce.c.contact_id == _c.c.id, isouter=not needs_row)
+        if needs_row:
+            where.append(_ce.c.workspace_id == q.workspace_id)
+    sel = sa.select(sa.func.count()).select_from(frm).where(*where, *needs_row, *no_row_ok, *extra)
+    return int(conn.execute(sel).scalar_one())
+
+
+def old_count_members(conn: sa.Connection, q: SegmentQuery) -> int:
+    """Return the size as the first version counted it."""
+    needs_row, no_row_ok = _old_parts(q)
+    if needs_row or len(no_row_ok) != 1:
+        return _old_count(conn, q)
+    base = replace(q, key_below=None, clicked=None, converted=None, no_click_since_us=None)
+    if q.no_click_since_us is not None:
+        recent = _old_count(conn, replace(base, clicked=True),
+                            [_ce.c.last_click_us >= q.no_click_since_us])  # fmt: skip
+        return _old_count(conn, base) - recent
+    opposite = replace(
+        base, key_min=q.key_below, clicked=True if q.clicked is False else None,
+        converted=True if q.converted is False else None,
+    )  # fmt: skip
+    return _old_count(conn, base) - _old_count(conn, opposite)
 
 
 @dataclass(frozen=True)
@@ -142,8 +215,20 @@ def _timed(fn: Callable[[], object], runs: list[float]) -> object:
     return out
 
 
-def measure(engine: sa.Engine, n: int, rounds: int) -> dict[str, object]:
-    """Load `n` contacts into `engine` and time every size `rounds` times."""
+def _floors() -> dict[str, Any]:
+    c = t.contacts.c
+    base = sa.select(sa.func.count()).select_from(t.contacts).where(c.workspace_id == 1)
+    opted_in = base.where(c.opted_out_us.is_(None))
+    return {
+        "anchor": base,
+        "floor: opted in": opted_in,
+        "floor: opted in, plan gold": opted_in.where(c.attributes["plan"].as_string() == "gold"),
+    }
+
+
+def measure(engine: sa.Engine, n: int, rounds: int, compare: bool) -> dict[str, object]:
+    """Load `n` contacts into `engine` and time every size `rounds` times (with `compare`, each
+    also counted by the first version's SQL, interleaved)."""
     load_s = _load(engine, n)
     repos = Repos(SegmentQueries(engine), EngagementQueries(engine), CampaignQueries(engine))
     ws = Workspace(1, "ws_bench", "bench", "Bench")
@@ -151,28 +236,44 @@ def measure(engine: sa.Engine, n: int, rounds: int) -> dict[str, object]:
         segments.create_segment(repos, ws, name=slug, slug=slug, kind="filter", filter=f,
                                 now_us=NOW)  # fmt: skip
     names = [*segments.BUILT_INS, *FILTERS]
-    times: dict[str, list[float]] = {name: [] for name in [*names, "all (list)", "anchor"]}
+    floors = _floors()
+    olds = [f"{name} (old SQL)" for name in names] if compare else []
+    keys = [*names, *olds, "all (list)", *floors]
+    times: dict[str, list[float]] = {k: [] for k in keys}
     sizes: dict[str, object] = {}
-    anchor = (
-        sa.select(sa.func.count()).select_from(t.contacts).where(t.contacts.c.workspace_id == 1)
-    )
+
+    def count(sel: Any) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sel).scalar_one())
+
+    def old(name: str) -> int:
+        q = segments.query_for(repos, segments.get_segment(repos, ws, name, NOW), NOW)
+        with engine.connect() as conn:
+            return old_count_members(conn, q)
+
     for _ in range(rounds):
         for name in names:
             sizes[name] = _timed(lambda name=name: segments.size_of(repos, ws, name, NOW).size,  # type: ignore[misc]
                                  times[name])  # fmt: skip
-
-        def count() -> int:
-            with engine.connect() as conn:
-                return int(conn.execute(anchor).scalar_one())
-
-        sizes["anchor"] = _timed(count, times["anchor"])
+            if compare:
+                sizes[f"{name} (old SQL)"] = _timed(lambda name=name: old(name),  # type: ignore[misc]
+                                                    times[f"{name} (old SQL)"])  # fmt: skip
+        for label, sel in floors.items():
+            sizes[label] = _timed(lambda sel=sel: count(sel), times[label])  # type: ignore[misc]
         _timed(lambda: segments.sizes(repos, ws, NOW), times["all (list)"])
-    return {
+    medians = {k: round(statistics.median(v), 1) for k, v in times.items()}
+    out: dict[str, object] = {
         "load_s": round(load_s, 1),
-        "rows": {name: sizes.get(name) for name in [*names, "anchor"]},
-        "median_ms": {k: round(statistics.median(v), 1) for k, v in times.items()},
+        "rows": {k: sizes.get(k) for k in keys if k != "all (list)"},
+        "median_ms": medians,
         "max_ms": {k: round(max(v), 1) for k, v in times.items()},
     }
+    if compare:
+        out["same_sizes"] = all(sizes[name] == sizes[f"{name} (old SQL)"] for name in names)
+        out["old_over_new"] = {
+            name: round(medians[f"{name} (old SQL)"] / max(medians[name], 0.1), 2) for name in names
+        }
+    return out
 
 
 def main() -> None:
@@ -181,6 +282,8 @@ def main() -> None:
     ap.add_argument("--contacts", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--engines", default="sqlite,postgresql")
+    ap.add_argument("--no-compare", dest="compare", action="store_false",
+                    help="Time the current SQL only.")  # fmt: skip
     args = ap.parse_args()
     report: dict[str, object] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -194,7 +297,7 @@ def main() -> None:
                 engine = create_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
                 migrate(engine)
                 try:
-                    report["sqlite"] = measure(engine, args.contacts, args.runs)
+                    report["sqlite"] = measure(engine, args.contacts, args.runs, args.compare)
                 finally:
                     engine.dispose()
         else:
@@ -205,7 +308,7 @@ def main() -> None:
             engine = create_engine(PG_ADMIN.rsplit("/", 1)[0] + f"/{db}")
             try:
                 migrate(engine)
-                report["postgresql"] = measure(engine, args.contacts, args.runs)
+                report["postgresql"] = measure(engine, args.contacts, args.runs, args.compare)
             finally:
                 engine.dispose()
                 with admin.connect() as conn:

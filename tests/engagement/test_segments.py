@@ -161,6 +161,10 @@ def test_each_filter_kind(world: World) -> None:
     assert w.members({"score_min": 0.5, "score_below": 1.0}) == {"c2"}  # 0.99
     assert w.members({"band": "engaged", "attributes": {"plan": "silver"}}) == {"c3"}
     assert w.members({"band": "unengaged", "country": ["US"]}) == {"c2", "c4", "c6"}
+    # An attribute with a condition a contact without a score row meets: one pass, outer join.
+    assert w.members({"no_click_days": 30, "attributes": {"plan": "gold"}}) == {"c2", "c4", "c6"}
+    assert w.members({"band": "unengaged", "attributes": {"plan": "silver"}}) == {"c7"}
+    assert w.members({"converted": False, "attributes": {"plan": "silver"}}) == {"c1", "c7"}
     assert w.members({}) == {"c0", "c1", "c2", "c3", "c4", "c6", "c7"}
 
 

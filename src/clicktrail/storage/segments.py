@@ -55,6 +55,13 @@ CONTACTS_BY_REF = sa.select(_c.c.id, _c.c.phone, _c.c.external_id).where(
 )
 
 
+def opted_out_ids(workspace_id: int) -> Any:
+    """The ids of the workspace's opted-out contacts (a range of ix_contacts_segments)."""
+    return sa.select(_c.c.id).where(
+        _c.c.workspace_id == workspace_id, _c.c.opted_out_us.is_not(None)
+    )
+
+
 def segment_from_row(r: Any) -> Segment:
     """Return the segment of a `segments` row."""
     f = None if r.filter is None else parse_filter(r.filter)
@@ -71,7 +78,9 @@ def _engagement_parts(q: SegmentQuery) -> tuple[list[Any], list[Any]]:
     no_row_ok: list[Any] = []
     if q.key_min is not None:
         needs_row.append(e.score_key >= q.key_min)
-    if q.key_below is not None:
+        if q.key_below is not None:  # a range of the band index (a NULL key is below key_min)
+            needs_row.append(e.score_key < q.key_below)
+    elif q.key_below is not None:
         no_row_ok.append(sa.or_(e.score_key.is_(None), e.score_key < q.key_below))
     if q.clicked is True:
         needs_row.append(e.clicks > 0)
@@ -151,16 +160,18 @@ def _count(conn: sa.Connection, q: SegmentQuery, extra: Sequence[Any] = ()) -> i
     )  # fmt: skip
     if needs_row and contact_free:
         # Only score rows can match: count them alone (a range of the band index, or a scan of
-        # the narrow score table), then take away the opted-out contacts among them (few,
-        # found through ix_contacts_segments). Joining every match to its contact instead
-        # costs a lookup per match: seconds for a million contacts.
+        # the narrow score table), then take away the opted-out contacts among them. Those are
+        # few: the second count starts from them (`OPTED_OUT_IDS`, ix_contacts_segments) and
+        # looks each one's score row up by its key. Written as a join, SQLite drives it from
+        # the score rows instead and looks up every match's contact: 0.3–0.9 s for a million
+        # contacts where this takes 20 ms (bench/RESULTS.md, "Segment sizes").
         conds = [_ce.c.workspace_id == q.workspace_id, *needs_row, *no_row_ok, *extra]
         scored = _scalar(conn, sa.select(sa.func.count()).select_from(_ce).where(*conds))
         opted_out = _scalar(
             conn,
             sa.select(sa.func.count())
-            .select_from(_c.join(_ce, _ce.c.contact_id == _c.c.id))
-            .where(_c.c.workspace_id == q.workspace_id, _c.c.opted_out_us.is_not(None), *conds),
+            .select_from(_ce)
+            .where(_ce.c.contact_id.in_(opted_out_ids(q.workspace_id)), *conds),
         )
         return scored - opted_out
     frm, where = member_where(q)
@@ -173,12 +184,15 @@ def count_members(conn: sa.Connection, q: SegmentQuery) -> int:
     A query whose only engagement condition is one a contact without a score row meets
     (unengaged, never clicked, no click in N days, not converted) is counted as the contacts
     without it minus those with its opposite, which needs a score row: both are index counts,
-    where the condition itself would read every contact's score row. A query on score rows
-    alone (no condition on the contact but opted in) counts them without joining contacts
-    (`_count`).
+    where the condition itself would read every contact's score row — unless the query also
+    has an attribute condition, which reads every contact anyway: then one count over the
+    contacts, their score rows outer-joined. A query on score rows alone (no condition on the
+    contact but opted in) counts them without joining contacts (`_count`).
     """
     needs_row, no_row_ok = _engagement_parts(q)
-    if needs_row or len(no_row_ok) != 1:
+    if needs_row or len(no_row_ok) != 1 or q.attributes:
+        # An attribute is read from every contact's JSON anyway: one pass over the contacts
+        # (score rows looked up by key, in the contacts' order) beats two.
         return _count(conn, q)
     base = replace(q, key_below=None, clicked=None, converted=None, no_click_since_us=None)
     if q.no_click_since_us is not None:  # its opposite: a click since then
