@@ -99,6 +99,7 @@ log = logging.getLogger("clicktrail")
 
 PROVIDERS = ("outbox",)
 ATTRIBUTION_INTERVAL = 2.0  # seconds between attribution passes of the jobs process
+RESCORE_INTERVAL = 2.0  # seconds between passes over stale engagement scores (after a change)
 WEBHOOK_INTERVAL = 0.2  # seconds between webhook passes (on their own thread, until nothing is due)
 
 
@@ -419,7 +420,8 @@ class Container:
         """Return the periodic jobs (interval in seconds, job) and the final pass to run after
         the click log drained: the click pipeline (services/clicks.py: new clicks out of the
         inbox with provisional verdicts; final verdicts after the settle window; the engagement
-        scores of the contacts they and conversions touched) and, with
+        scores of the contacts they and conversions touched); kept scores of an older scoring
+        epoch scored again (services/engagement.py, `rescore_stale`); and, with
         `send_in_server`, the sending worker; attribution (services/attribution.py: new
         conversions, credits waiting for final verdicts, re-attribution after a change); and
         webhook deliveries (services/deliveries.py)."""
@@ -427,8 +429,13 @@ class Container:
             self.clicks, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000,
             rescore=lambda: engagement.refresh_dirty(self.engagement, now_us()),
         )  # fmt: skip
+
+        def rescore_stale() -> int:
+            return engagement.rescore_stale(self.engagement, now_us())
+
         jobs: list[Job] = [
             (1.0, clicks.process_new),
+            (RESCORE_INTERVAL, rescore_stale),
             (self.settings.bot_finalize_interval, clicks.finalize),
             (ATTRIBUTION_INTERVAL, Attributor(self.attribution).tick),
             (WEBHOOK_INTERVAL, self.webhook_worker.kick),

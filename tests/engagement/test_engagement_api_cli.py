@@ -76,7 +76,7 @@ def test_settings_and_bad_values(api: Api) -> None:
     assert ok(got) == {
         "click_weight": 10.0, "conversion_weight": 30.0, "preview_weight": 1.0,
         "half_life_days": 30.0, "engaged_min": 8.0, "at_risk_min": 2.0, "revision": 0,
-        "stale_scores": 0, "defaults": True,
+        "stale_scores": 0, "rescoring": None, "defaults": True,
     }  # fmt: skip
     assert ok(put)["click_weight"] == 12 and ok(put)["revision"] == 1
     problem(bad, 422, "half_life_days")
@@ -114,8 +114,28 @@ def test_cli_show_settings_recompute(api: Api, database_url: str, tmp_path: Path
              "--json")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["stale_scores"] == 1 and json.loads(r.stdout)["revision"] == 1
+    assert json.loads(r.stdout)["rescoring"] == {"done": 0, "total": 1}
+    r = _run(database_url, tmp_path, "engagement", "settings", "-w", slug)
+    assert r.returncode == 0 and "rescoring: 0 of 1 kept scores are current" in r.stdout, r.stdout
     r = _run(database_url, tmp_path, "engagement", "recompute", "-w", slug, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == {"contacts": 2, "revision": 1, "stale_scores": 0}
     r = _run(database_url, tmp_path, "engagement", "show", "ext-0", "-w", slug, "--json")
     assert 29.99 < json.loads(r.stdout)["score"] <= 30.0
+
+
+def test_the_jobs_score_again_after_a_change_of_weights(api: Api, tmp_path: Path) -> None:
+    """The API says how far the rescore is; the jobs' rescore job (as the jobs process runs
+    it) brings the kept score up to the new weights."""
+    _clicks(api, tmp_path, [0, 30])
+    (put,) = api.calls([("PUT", "/v1/engagement/settings", {"json": {"click_weight": 20}})])
+    assert (ok(put)["stale_scores"], ok(put)["rescoring"]) == (1, {"done": 0, "total": 1})
+    jobs, _ = api.container.background_jobs()
+    (rescore,) = [job for _, job in jobs if getattr(job, "__name__", "") == "rescore_stale"]
+    assert rescore() == 1
+    got, score = api.calls([
+        ("GET", "/v1/engagement/settings", {}),
+        ("GET", "/v1/contacts/ext-0/engagement", {}),
+    ])  # fmt: skip
+    assert (ok(got)["stale_scores"], ok(got)["rescoring"]) == (0, None)
+    assert 29.99 < ok(score)["score"] <= 30.0 and not ok(score)["pending"]  # 20 + 20 · 2^-1

@@ -12,9 +12,10 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from clicktrail.domain import engagement as domain_engagement
 from clicktrail.domain.bots.model import Verdict
 from clicktrail.domain.clicks import ClickRecord
-from clicktrail.domain.engagement import DAY_US, DEFAULTS, score_at
+from clicktrail.domain.engagement import DAY_US, DEFAULTS, EPOCH_STRIDE, score_at, scoring_epoch
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import Campaign, Contact, Workspace
 from clicktrail.services import engagement
@@ -23,6 +24,7 @@ from clicktrail.services.conversions import record_conversions
 from clicktrail.services.ports import StoredRequest
 from clicktrail.storage import tables as t
 from clicktrail.storage.conversions import ConversionQueries
+from clicktrail.storage.database import create_engine
 from clicktrail.storage.engagement import EngagementQueries
 from clicktrail.storage.inbox import InboxWriter
 from factories import NOW_US, Repos, make_campaign, make_contacts, make_domain, make_workspace, send
@@ -224,3 +226,91 @@ def test_many_notes_of_few_contacts_score_each_once_per_take(world: World) -> No
         conn.execute(t.contact_engagement.delete())
     engagement.recompute(w.eng, w.ws, NOW)
     assert kept_rows(w.store.engine) == incremental
+
+
+def _scored_four(w: World) -> None:
+    """One human click each for contacts 0–3, 0, 10, 20 and 30 days ago, scored."""
+    for who in range(4):
+        w.click(who, who * 10)
+    w.pipeline.process_new()
+
+
+class CrashingScores(CountingScores):
+    """The engagement store of a process that dies after `lives` rescore transactions."""
+
+    def __init__(self, inner: EngagementQueries, lives: int) -> None:
+        super().__init__(inner)
+        self.lives = lives
+
+    def put_engagement(self, scored: Any, done: Any, now_us: int) -> None:
+        if self.lives == 0:
+            raise RuntimeError("killed")
+        self.lives -= 1
+        self.inner.put_engagement(scored, done, now_us)
+
+
+def test_a_change_of_weights_is_rescored_in_the_background_and_survives_a_restart(
+    world: World, database_url: str
+) -> None:
+    """Weights changed: every kept score is stale and reported as "0 of 4"; the rescore job
+    does a bounded number per pass; a process killed between two of its transactions leaves
+    the rest stale, and a new process (another engine) finishes them; the rows are then those
+    of a full recompute, and explanations follow the new settings throughout."""
+    w = world
+    _scored_four(w)
+    # Bands alone read kept scores: nothing to score again.
+    view = engagement.set_settings(w.eng, w.ws, {"engaged_min": 9}, NOW)
+    assert (view.revision, view.stale, view.kept) == (1, 0, 4)
+    assert engagement.rescore_stale(w.eng, NOW) == 0
+    view = engagement.set_settings(w.eng, w.ws, {"click_weight": 20, "half_life_days": 10}, NOW)
+    assert (view.revision, view.stale, view.kept, view.rescored) == (2, 4, 4, 0)
+    got = engagement.explain_contact(w.store.contacts, w.eng, w.ws, "ext-1", NOW)
+    # The kept key is of the old half-life until scored again: pending, and the explanation
+    # (computed from the events now) already says what it will be.
+    assert got.pending and got.explanation.score == pytest.approx(10.0, rel=1e-12)  # 20 · 2^-1
+    # One pass: a budget of 3 contacts, 2 per transaction.
+    assert engagement.rescore_stale(w.eng, NOW, budget=3, batch=2) == 3
+    view = engagement.get_settings(w.eng, w.ws)
+    assert (view.stale, view.rescored, view.kept) == (1, 3, 4)
+    # The next pass dies before its first transaction commits: nothing moves.
+    with pytest.raises(RuntimeError):
+        engagement.rescore_stale(CrashingScores(w.eng, 0), NOW, batch=1)  # type: ignore[arg-type]
+    assert engagement.get_settings(w.eng, w.ws).stale == 1
+    # A change made mid-rescore starts it over, from what is stored, with the newest settings.
+    view = engagement.set_settings(w.eng, w.ws, {"click_weight": 30}, NOW)
+    assert (view.stale, view.kept) == (4, 4)
+    with pytest.raises(RuntimeError):  # killed after two of four transactions
+        engagement.rescore_stale(CrashingScores(w.eng, 2), NOW, batch=1)  # type: ignore[arg-type]
+    assert engagement.get_settings(w.eng, w.ws).stale == 2
+    restarted = EngagementQueries(create_engine(database_url))
+    try:
+        assert engagement.rescore_stale(restarted, NOW) == 2
+        assert engagement.rescore_stale(restarted, NOW) == 0  # nothing left: one lookup
+    finally:
+        restarted.engine.dispose()
+    view = engagement.get_settings(w.eng, w.ws)
+    assert (view.stale, view.rescored, view.kept) == (0, 4, 4)
+    got = engagement.explain_contact(w.store.contacts, w.eng, w.ws, "ext-1", NOW)
+    assert not got.pending and got.score == pytest.approx(15.0, rel=1e-12)  # 30 · 2^-1
+    background = kept_rows(w.store.engine)
+    assert {r[-1] for r in background} == {scoring_epoch(2)}  # revision column: the epoch
+    with w.store.engine.begin() as conn:
+        conn.execute(t.contact_engagement.delete())
+    engagement.recompute(w.eng, w.ws, NOW)
+    assert kept_rows(w.store.engine) == background
+
+
+def test_a_new_scoring_version_rescores_every_workspace(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade that changes the scoring (`SCORING_VERSION`): the kept scores of a workspace
+    that never stored settings are stale too, and the job stamps them with the new epoch."""
+    w = world
+    _scored_four(w)
+    assert engagement.get_settings(w.eng, w.ws).stale == 0
+    monkeypatch.setattr(domain_engagement, "SCORING_VERSION", 2)
+    view = engagement.get_settings(w.eng, w.ws)
+    assert (view.stored, view.stale, view.kept) == (False, 4, 4)
+    assert engagement.rescore_stale(w.eng, NOW) == 4
+    assert engagement.get_settings(w.eng, w.ws).stale == 0
+    assert {r[-1] for r in kept_rows(w.store.engine)} == {2 * EPOCH_STRIDE}

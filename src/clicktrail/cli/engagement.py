@@ -16,7 +16,6 @@ from clicktrail.cli.options import (
     JsonOpt,
     WorkspaceOpt,
     container,
-    err,
     out,
     print_json,
     workspace_of,
@@ -88,7 +87,8 @@ def engagement_settings(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the workspace's scoring settings, or change some (then run `recompute`)."""
+    """Show the workspace's scoring settings, or change some (the jobs process then scores the
+    kept scores again in the background: "rescoring: n of m")."""
     changes = {
         "click_weight": click_weight, "conversion_weight": conversion_weight,
         "preview_weight": preview_weight, "half_life_days": half_life_days,
@@ -108,13 +108,14 @@ def engagement_settings(
         print_json(body.model_dump())
         return
     table = Table("setting", "value")
-    for name, value in body.model_dump().items():
+    for name, value in body.model_dump(exclude={"rescoring"}).items():
         table.add_row(name, f"{value:g}" if isinstance(value, float) else str(value))
     out.print(table)
     if view.stale:
-        err.print(
-            f"{view.stale} kept scores predate these settings: run `clicktrail engagement "
-            f"recompute -w {ws.slug}`",
+        out.print(
+            f"rescoring: {view.rescored} of {view.kept} kept scores are current; the jobs "
+            f"process scores the rest again in the background (or now: `clicktrail engagement "
+            f"recompute -w {ws.slug}`)",
             markup=False,
         )
 

@@ -37,6 +37,20 @@ BANDS = ("engaged", "at_risk", "unengaged")
 MAX_WEIGHT = 1000.0
 MIN_HALF_LIFE_DAYS = 1 / 24  # an hour
 MAX_HALF_LIFE_DAYS = 3650.0
+# The version of the scoring itself (what counts, and how a key is computed from events and
+# settings). A release that changes it raises it: every kept score is then computed under an
+# older epoch (`scoring_epoch`) and the jobs process scores it again in the background.
+SCORING_VERSION = 1
+EPOCH_STRIDE = 1_000_000  # scoring revisions of a workspace under one version: plenty
+SCORING_FIELDS = ("click_weight", "conversion_weight", "preview_weight", "half_life_days")
+
+
+def scoring_epoch(scoring_revision: int, version: int | None = None) -> int:
+    """Return the epoch a kept score computed now is stamped with: the scoring version (default
+    `SCORING_VERSION`, read when called) and the workspace's scoring revision — the number of
+    changes of its weights or half-life. A kept score of a lower epoch is stale."""
+    v = SCORING_VERSION if version is None else version
+    return v * EPOCH_STRIDE + scoring_revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +98,11 @@ class EngagementSettings:
         out = replace(self, **{k: float(v) for k, v in changes.items() if v is not None})
         out.check()
         return out
+
+    def scores_differently(self, other: EngagementSettings) -> bool:
+        """Whether `other` gives some events another value (weights, half-life): kept scores
+        must then be computed again. The bands only read kept scores."""
+        return any(getattr(self, f) != getattr(other, f) for f in SCORING_FIELDS)
 
     def check(self) -> None:
         """Raise `InvalidInput` naming every field out of its range."""

@@ -9,8 +9,15 @@ re-classification, a conversion stored. The click pipeline of the jobs process
 from their events with the workspace's settings (domain/engagement.py) and deletes the notes it
 read — in one transaction, by their own seqs, so a note written meanwhile stays for the next
 pass. Reading a score never computes one; a score's decay needs no write (the stored key does
-not change with time). `recompute` does a whole workspace, for when its weights or half-life
-change (`clicktrail engagement recompute`).
+not change with time).
+
+Every kept score is stamped with the epoch it was computed under (`domain.engagement.
+scoring_epoch`: the scoring version of the code and the workspace's scoring revision, which a
+change of weights or half-life raises). `rescore_stale`, a job of the jobs process, scores the
+rows stamped below their workspace's epoch again, a bounded number per pass, each batch one
+transaction that stamps what it wrote: a stopped process leaves the rest stale, and the next
+one carries on (nothing else records where a rescore is). `recompute` does a whole workspace
+at once, every contact read (`clicktrail engagement recompute`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from clicktrail.domain.engagement import (
     Explanation,
     explain,
     score_at,
+    scoring_epoch,
     summarize,
 )
 from clicktrail.domain.errors import NotFound
@@ -36,40 +44,59 @@ from clicktrail.services.contacts import ContactStore
 BATCH = 2000  # contacts per refresh transaction
 NOTES_PER_TAKE = 20_000  # notes of contacts to score again, read at a time
 RECOMPUTE_BATCH = 5000
+RESCORE_BATCH = 1000  # stale contacts per transaction of `rescore_stale`
+RESCORE_BUDGET = 5000  # stale contacts per pass of `rescore_stale` (a few tenths of a second)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptSettings:
+    """A workspace's settings as stored: `revision` counts every change, `scoring_revision`
+    those of weights or half-life (what kept scores are stamped with, through `epoch`)."""
+
+    settings: EngagementSettings
+    revision: int
+    scoring_revision: int
+
+    @property
+    def epoch(self) -> int:
+        """The epoch a score computed now under these settings is stamped with."""
+        return scoring_epoch(self.scoring_revision)
+
+
+UNSET = KeptSettings(DEFAULTS, 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
 class ScoredContact:
-    """A contact's state computed under its workspace's settings of `revision`."""
+    """A contact's state computed under its workspace's scoring `epoch`."""
 
     contact_id: int
     workspace_id: int
     state: EngagementState
-    revision: int
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
 class StoredEngagement:
-    """A contact's kept state, the settings revision it was computed under, and when."""
+    """A contact's kept state, the scoring epoch it was computed under, and when."""
 
     state: EngagementState
-    revision: int
+    epoch: int
     updated_us: int
 
 
 class EngagementStore(Protocol):
     """What engagement scores need of storage (`storage.engagement.EngagementQueries`)."""
 
-    def engagement_settings(
-        self, workspace_ids: Sequence[int]
-    ) -> dict[int, tuple[EngagementSettings, int]]:
-        """Return {workspace id: (settings, revision)} of workspaces with settings stored."""
+    def engagement_settings(self, workspace_ids: Sequence[int]) -> dict[int, KeptSettings]:
+        """Return {workspace id: settings and revisions} of workspaces with settings stored."""
         ...
 
     def set_engagement_settings(
-        self, workspace_id: int, settings: EngagementSettings, now_us: int
+        self, workspace_id: int, settings: EngagementSettings, now_us: int, *, rescore: bool
     ) -> int:
-        """Store a workspace's settings; return their new revision."""
+        """Store a workspace's settings (`rescore`: its scoring revision goes up too); return
+        their new revision."""
         ...
 
     def take_dirty(self, limit: int) -> list[tuple[int, int]]:
@@ -96,24 +123,41 @@ class EngagementStore(Protocol):
         """Return the contact's kept state (None: a score of 0)."""
         ...
 
-    def stale_rows(self, workspace_id: int, revision: int) -> int:
-        """Return how many kept rows were computed under another settings revision."""
+    def stale_rows(self, workspace_id: int, epoch: int) -> tuple[int, int]:
+        """Return (kept rows stamped below `epoch`, all kept rows) of the workspace."""
         ...
+
+    def scoring_revisions(self) -> dict[int, int]:
+        """Return {workspace id: scoring revision} of every workspace (0 without settings)."""
+        ...
+
+    def stale_contacts(self, workspace_id: int, epoch: int, limit: int) -> list[int]:
+        """Return up to `limit` contact ids whose kept row is stamped below `epoch`."""
+        ...
+
+
+def kept_settings(store: EngagementStore, workspace_id: int) -> KeptSettings:
+    """Return the workspace's settings and revisions (the defaults, 0, when unset)."""
+    return store.engagement_settings([workspace_id]).get(workspace_id, UNSET)
 
 
 def settings_of(store: EngagementStore, workspace_id: int) -> tuple[EngagementSettings, int]:
     """Return the workspace's settings and their revision (the defaults, 0, when unset)."""
-    return store.engagement_settings([workspace_id]).get(workspace_id, (DEFAULTS, 0))
+    kept = kept_settings(store, workspace_id)
+    return kept.settings, kept.revision
 
 
 def _score(store: EngagementStore, contact_ids: Sequence[int]) -> list[ScoredContact]:
+    # Settings are read after the events, with their epoch: a change made meanwhile either
+    # is in the row or leaves it stamped below the new epoch (`rescore_stale` redoes it).
     workspaces, events = store.contact_events(contact_ids)
     settings = store.engagement_settings(list(set(workspaces.values())))
     out = []
     for cid in sorted(workspaces):
         ws = workspaces[cid]
-        s, rev = settings.get(ws, (DEFAULTS, 0))
-        out.append(ScoredContact(cid, ws, summarize(events.get(cid, []), s), rev))
+        kept = settings.get(ws, UNSET)
+        out.append(ScoredContact(cid, ws, summarize(events.get(cid, []), kept.settings),
+                                 kept.epoch))  # fmt: skip
     return out
 
 
@@ -153,8 +197,10 @@ def recompute(
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Compute every contact's score of `workspace` from its events with the settings in
-    force (after a change of weights or half-life); return how many contacts were read.
-    `progress` is called with the running count after each batch."""
+    force, at once (the jobs process does the stale ones by itself: `rescore_stale`; this
+    also reads contacts without a kept row, e.g. with clicks stored before scores existed);
+    return how many contacts were read. `progress` is called with the running count after
+    each batch."""
     after, seen = 0, 0
     while ids := store.workspace_contact_ids(workspace.id, after, batch):
         store.put_engagement(_score(store, ids), [], now_us)
@@ -164,36 +210,79 @@ def recompute(
     return seen
 
 
+def rescore_stale(
+    store: EngagementStore,
+    now_us: int,
+    *,
+    budget: int = RESCORE_BUDGET,
+    batch: int = RESCORE_BATCH,
+) -> int:
+    """Score again up to `budget` contacts whose kept row is stamped below its workspace's
+    epoch (after a change of weights or half-life, or a new scoring version); return how many.
+
+    A job of the jobs process. Each batch is one transaction that stamps the rows it writes,
+    so the rows left stale are exactly what remains to do: a process stopped mid-rescore loses
+    nothing and the next pass carries on. A workspace's stale rows are an index range, so a
+    pass with nothing to do costs one lookup per workspace."""
+    done = 0
+    for workspace_id, revision in sorted(store.scoring_revisions().items()):
+        epoch = scoring_epoch(revision)
+        while done < budget:
+            ids = store.stale_contacts(workspace_id, epoch, min(batch, budget - done))
+            if not ids:
+                break
+            store.put_engagement(_score(store, ids), [], now_us)
+            done += len(ids)
+    return done
+
+
 @dataclass(frozen=True, slots=True)
 class SettingsView:
-    """A workspace's settings, their revision, and how many kept scores predate them (0: all
-    current; otherwise `clicktrail engagement recompute` brings them up to date)."""
+    """A workspace's settings, their revision, and the kept scores: `kept` rows, `stale` of
+    them computed under an older epoch (0: all current; otherwise the jobs process is scoring
+    them again: "rescoring: kept − stale of kept")."""
 
     settings: EngagementSettings
     revision: int
     stale: int
     stored: bool
+    kept: int = 0
+
+    @property
+    def rescored(self) -> int:
+        """How many kept scores are current (of `kept`)."""
+        return self.kept - self.stale
+
+
+def _view(
+    store: EngagementStore, workspace: Workspace, kept: KeptSettings, stored: bool
+) -> SettingsView:
+    stale, rows = store.stale_rows(workspace.id, kept.epoch)
+    return SettingsView(kept.settings, kept.revision, stale, stored, rows)
 
 
 def get_settings(store: EngagementStore, workspace: Workspace) -> SettingsView:
-    """Return the workspace's scoring settings."""
+    """Return the workspace's scoring settings and how far a rescore of its kept scores is."""
     found = store.engagement_settings([workspace.id]).get(workspace.id)
-    s, rev = found if found is not None else (DEFAULTS, 0)
-    return SettingsView(s, rev, store.stale_rows(workspace.id, rev), found is not None)
+    return _view(store, workspace, found or UNSET, found is not None)
 
 
 def set_settings(
     store: EngagementStore, workspace: Workspace, changes: dict[str, float | None], now_us: int
 ) -> SettingsView:
     """Change some of the workspace's settings (None: unchanged) and return them. New events
-    score with them at once; kept scores are brought up to date by `recompute`.
+    score with them at once; when weights or the half-life changed, the kept scores are stale
+    and the jobs process scores them again (`rescore_stale`). A change of bands alone needs
+    nothing: bands are read from kept scores.
 
     Raises `InvalidInput` naming each bad field (nothing is stored then).
     """
-    current, _ = settings_of(store, workspace.id)
+    current = kept_settings(store, workspace.id).settings
     new = current.with_changes(**changes)
-    rev = store.set_engagement_settings(workspace.id, new, now_us)
-    return SettingsView(new, rev, store.stale_rows(workspace.id, rev), True)
+    store.set_engagement_settings(
+        workspace.id, new, now_us, rescore=current.scores_differently(new)
+    )
+    return _view(store, workspace, kept_settings(store, workspace.id), True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +310,8 @@ def explain_contact(
     contact = contacts.find_contact(workspace.id, contact_ref)
     if contact is None:
         raise NotFound(f"contact {contact_ref!r} not found", field="contact")
-    settings, rev = settings_of(store, workspace.id)
+    kept_now = kept_settings(store, workspace.id)
+    settings = kept_now.settings
     _, events = store.contact_events([contact.id])
     why = explain(events.get(contact.id, []), now_us, settings)
     stored = store.stored_engagement(contact.id)
@@ -229,5 +319,5 @@ def explain_contact(
     fresh = summarize(events.get(contact.id, []), settings)
     current = (stored.state if stored is not None else None) == (
         fresh if fresh.last_event_us is not None else None
-    ) and (stored is None or stored.revision == rev)
+    ) and (stored is None or stored.epoch >= kept_now.epoch)
     return ContactScore(contact, kept, not current, stored, why)

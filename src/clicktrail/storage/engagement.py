@@ -23,7 +23,7 @@ from clicktrail.domain.engagement import (
     event_kind,
 )
 from clicktrail.domain.report import COUNTED_VERDICTS
-from clicktrail.services.engagement import ScoredContact, StoredEngagement
+from clicktrail.services.engagement import KeptSettings, ScoredContact, StoredEngagement
 from clicktrail.storage import tables as t
 from clicktrail.storage.sql import chunks, upsert
 
@@ -35,7 +35,12 @@ IDS: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
 SETTINGS_OF = sa.select(
     _st.c.workspace_id, _st.c.click_weight, _st.c.conversion_weight, _st.c.preview_weight,
     _st.c.half_life_days, _st.c.engaged_min, _st.c.at_risk_min, _st.c.revision,
+    _st.c.scoring_revision,
 ).where(_st.c.workspace_id.in_(IDS))  # fmt: skip
+# Every workspace with the scoring revision of its settings (0 without settings).
+SCORING_REVISIONS = sa.select(
+    t.workspaces.c.id, sa.func.coalesce(_st.c.scoring_revision, 0)
+).select_from(t.workspaces.outerjoin(_st, _st.c.workspace_id == t.workspaces.c.id))
 # The requests of contacts' messages (test sends left out) that may count: preview fetches,
 # and GETs whose verdict counts (`event_kind` then leaves opt-out links out). Driven by
 # ix_messages_contact_id, then the clicks of each message (ix_clicks_message_id).
@@ -85,9 +90,11 @@ ROW_OF = sa.select(
     _ce.c.score_key, _ce.c.clicks, _ce.c.conversions, _ce.c.previews, _ce.c.last_click_us,
     _ce.c.last_conversion_us, _ce.c.last_event_us, _ce.c.revision, _ce.c.updated_us,
 ).where(_ce.c.contact_id == sa.bindparam("id"))  # fmt: skip
-STALE_ROWS = sa.select(sa.func.count()).where(
-    _ce.c.workspace_id == sa.bindparam("ws"), _ce.c.revision != sa.bindparam("rev")
-)
+# Kept rows stamped with an epoch below the workspace's (a range of ix_contact_engagement_epoch).
+STALE = (_ce.c.workspace_id == sa.bindparam("ws"), _ce.c.revision < sa.bindparam("epoch"))
+STALE_ROWS = sa.select(sa.func.count()).where(*STALE)
+STALE_PAGE = sa.select(_ce.c.contact_id).where(*STALE).limit(sa.bindparam("n"))
+KEPT_ROWS = sa.select(sa.func.count()).where(_ce.c.workspace_id == sa.bindparam("ws"))
 
 
 def mark_dirty(conn: sa.Connection, contact_ids: Iterable[int | None]) -> None:
@@ -98,8 +105,8 @@ def mark_dirty(conn: sa.Connection, contact_ids: Iterable[int | None]) -> None:
         conn.execute(_dy.insert(), [{"contact_id": i} for i in ids])
 
 
-def _settings(r: Any) -> tuple[EngagementSettings, int]:
-    return EngagementSettings(*(float(x) for x in r[1:7])), int(r[7])
+def _settings(r: Any) -> KeptSettings:
+    return KeptSettings(EngagementSettings(*(float(x) for x in r[1:7])), int(r[7]), int(r[8]))
 
 
 class EngagementQueries:
@@ -108,12 +115,10 @@ class EngagementQueries:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def engagement_settings(
-        self, workspace_ids: Sequence[int]
-    ) -> dict[int, tuple[EngagementSettings, int]]:
-        """Return {workspace id: (settings, revision)} of those workspaces with settings stored
-        (the others score with the defaults, revision 0)."""
-        out: dict[int, tuple[EngagementSettings, int]] = {}
+    def engagement_settings(self, workspace_ids: Sequence[int]) -> dict[int, KeptSettings]:
+        """Return {workspace id: settings and revisions} of those workspaces with settings
+        stored (the others score with the defaults, revisions 0)."""
+        out: dict[int, KeptSettings] = {}
         with self.engine.connect() as conn:
             for chunk in chunks(sorted(set(workspace_ids))):
                 for r in conn.execute(SETTINGS_OF, {"ids": list(chunk)}):
@@ -121,9 +126,10 @@ class EngagementQueries:
         return out
 
     def set_engagement_settings(
-        self, workspace_id: int, settings: EngagementSettings, now_us: int
+        self, workspace_id: int, settings: EngagementSettings, now_us: int, *, rescore: bool
     ) -> int:
-        """Store the workspace's settings; return their new revision."""
+        """Store the workspace's settings; return their new revision. `rescore`: they score
+        events differently (the scoring revision goes up too)."""
         values = {
             "click_weight": settings.click_weight,
             "conversion_weight": settings.conversion_weight,
@@ -134,10 +140,12 @@ class EngagementQueries:
             "updated_us": now_us,
         }
         with self.engine.begin() as conn:
-            conn.execute(
-                upsert(conn, _st, {"workspace_id": workspace_id, **values, "revision": 1},
-                       [_st.c.workspace_id], {**values, "revision": _st.c.revision + 1})
-            )  # fmt: skip
+            step = 1 if rescore else 0
+            first = {"workspace_id": workspace_id, **values, "revision": 1,
+                     "scoring_revision": step}  # fmt: skip
+            again = {**values, "revision": _st.c.revision + 1,
+                     "scoring_revision": _st.c.scoring_revision + step}  # fmt: skip
+            conn.execute(upsert(conn, _st, first, [_st.c.workspace_id], again))
             found = conn.execute(
                 sa.select(_st.c.revision).where(_st.c.workspace_id == workspace_id)
             ).scalar_one()
@@ -197,7 +205,7 @@ class EngagementQueries:
                     "conversions": st.conversions, "previews": st.previews,
                     "last_click_us": st.last_click_us,
                     "last_conversion_us": st.last_conversion_us,
-                    "last_event_us": st.last_event_us, "revision": s.revision,
+                    "last_event_us": st.last_event_us, "revision": s.epoch,
                     "updated_us": now_us,
                 }  # fmt: skip
                 conn.execute(
@@ -219,15 +227,28 @@ class EngagementQueries:
             r = conn.execute(ROW_OF, {"id": contact_id}).first()
         if r is None:
             return None
-        key, clicks, conversions, previews, lc, lv, le, rev, updated = r
+        key, clicks, conversions, previews, lc, lv, le, epoch, updated = r
         state = EngagementState(
             None if key is None else float(key), int(clicks), int(conversions), int(previews),
             lc, lv, le,
         )  # fmt: skip
-        return StoredEngagement(state, int(rev), int(updated))
+        return StoredEngagement(state, int(epoch), int(updated))
 
-    def stale_rows(self, workspace_id: int, revision: int) -> int:
-        """Return how many of the workspace's kept rows were computed under another revision
-        of its settings."""
+    def stale_rows(self, workspace_id: int, epoch: int) -> tuple[int, int]:
+        """Return (kept rows of the workspace stamped below `epoch`, all its kept rows)."""
         with self.engine.connect() as conn:
-            return int(conn.execute(STALE_ROWS, {"ws": workspace_id, "rev": revision}).scalar_one())
+            stale = conn.execute(STALE_ROWS, {"ws": workspace_id, "epoch": epoch}).scalar_one()
+            kept = conn.execute(KEPT_ROWS, {"ws": workspace_id}).scalar_one()
+        return int(stale), int(kept)
+
+    def scoring_revisions(self) -> dict[int, int]:
+        """Return {workspace id: its scoring revision} of every workspace."""
+        with self.engine.connect() as conn:
+            return {int(w): int(r) for w, r in conn.execute(SCORING_REVISIONS)}
+
+    def stale_contacts(self, workspace_id: int, epoch: int, limit: int) -> list[int]:
+        """Return up to `limit` ids of the workspace's contacts whose kept row is stamped below
+        `epoch`."""
+        with self.engine.connect() as conn:
+            found = conn.execute(STALE_PAGE, {"ws": workspace_id, "epoch": epoch, "n": limit})
+            return [int(i) for i in found.scalars()]

@@ -38,6 +38,7 @@ def settings_out(view: SettingsView) -> se.EngagementSettingsOut:
         preview_weight=x.preview_weight, half_life_days=x.half_life_days,
         engaged_min=x.engaged_min, at_risk_min=x.at_risk_min, revision=view.revision,
         stale_scores=view.stale, defaults=not view.stored,
+        rescoring=se.RescoringOut(done=view.rescored, total=view.kept) if view.stale else None,
     )  # fmt: skip
 
 
@@ -103,9 +104,10 @@ def routes(auth: KeyAuthStore, contacts: ContactStore, store: EngagementStore) -
         ApiRoute("/v1/engagement/settings", put_settings, "PUT", Op(
             "Change engagement scoring settings", "engagement",
             Reply(200, "The settings now.", se.EngagementSettingsOut),
-            description="New clicks and conversions score with them at once; scores kept "
-            "before stay as computed until `clicktrail engagement recompute` (`stale_scores` "
-            "counts them). A bad value is a 422 naming the field; nothing is changed then.",
+            description="New clicks and conversions score with them at once; after a change "
+            "of weights or half-life the jobs process scores the kept ones again in the "
+            "background (`rescoring`: how far it is). A bad value is a 422 naming the field; "
+            "nothing is changed then.",
             body=se.EngagementSettingsIn)),
         ApiRoute("/v1/contacts/{contact}/engagement", contact_score, "GET", Op(
             "A contact's engagement score, explained", "engagement",

@@ -30,9 +30,17 @@ class EngagementSettingsIn(_Request):
     at_risk_min: Bound = None
 
 
+class RescoringOut(_Response):
+    """How far the jobs process is in scoring the kept scores again after a change."""
+
+    done: int = Field(description="Kept scores computed under the settings in force.")
+    total: int = Field(description="All kept scores of the workspace.")
+
+
 class EngagementSettingsOut(_Response):
     """The workspace's scoring settings, their revision, and how many kept scores were computed
-    under an older revision (`stale_scores`: run `clicktrail engagement recompute`)."""
+    under older weights, half-life or scoring version (`stale_scores`: the jobs process scores
+    them again in the background; `rescoring` says how far it is)."""
 
     click_weight: float
     conversion_weight: float
@@ -42,6 +50,9 @@ class EngagementSettingsOut(_Response):
     at_risk_min: float
     revision: int
     stale_scores: int
+    rescoring: RescoringOut | None = Field(
+        description="Set while kept scores are stale: `done` of `total` are current."
+    )
     defaults: bool = Field(description="True: the workspace never changed them.")
 
 

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from clicktrail.storage.tables.core import BigId, Micros, metadata
 
 # A workspace's scoring (domain/engagement.py, docs/segments.md); a workspace without a row
-# scores with the defaults. `revision` goes up with every change: rows of `contact_engagement`
-# computed under an older one are stale until `clicktrail engagement recompute`.
+# scores with the defaults. `revision` goes up with every change; `scoring_revision` only with
+# a change of weights or half-life: rows of `contact_engagement` stamped with an older epoch
+# (`domain.engagement.scoring_epoch`) are stale, and the jobs process scores them again.
 engagement_settings = sa.Table(
     "engagement_settings",
     metadata,
@@ -26,12 +27,15 @@ engagement_settings = sa.Table(
     sa.Column("at_risk_min", sa.Float, nullable=False),
     sa.Column("revision", sa.Integer, nullable=False),
     sa.Column("updated_us", Micros, nullable=False),
+    sa.Column("scoring_revision", sa.Integer, nullable=False, server_default="0"),
 )
 
 # One row per contact with at least one event that counts (a contact without one scores 0):
 # `score_key` is log2 of the decayed total's numerator (`domain.engagement.key_of`; NULL: a
 # total of zero), so "score >= x now" is a range of `ix_contact_engagement_band`. Counts and
-# last times serve the segment filters ("no click in N days", "converted").
+# last times serve the segment filters ("no click in N days", "converted"). `revision` is the
+# scoring epoch the row was computed under (`domain.engagement.scoring_epoch`): rows below the
+# workspace's are found through `ix_contact_engagement_epoch` and scored again.
 contact_engagement = sa.Table(
     "contact_engagement",
     metadata,
@@ -48,6 +52,7 @@ contact_engagement = sa.Table(
     sa.Column("updated_us", Micros, nullable=False),
     sa.Index("ix_contact_engagement_band", "workspace_id", "score_key"),
     sa.Index("ix_contact_engagement_last_click", "workspace_id", "last_click_us"),
+    sa.Index("ix_contact_engagement_epoch", "workspace_id", "revision", "contact_id"),
 )
 
 # Contacts whose events changed (a click stored or given another verdict, a conversion),
