@@ -18,10 +18,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from starlette.routing import BaseRoute
 
+from clicktrail.brokers import StreamTarget, check_target, open_publisher
 from clicktrail.config import Settings, load_settings
 from clicktrail.domain.bots.model import RequestFacts
 from clicktrail.domain.errors import InvalidInput
-from clicktrail.domain.guessing import MissGuard
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.domain.network import parse_networks
 from clicktrail.outbound import OutboundPolicy, WebhookPoster
@@ -35,6 +35,7 @@ from clicktrail.services.ports import SmsProvider
 from clicktrail.services.providers import ProviderKind, SecretEnvironment, build_sender
 from clicktrail.services.scheduler import Job, Periodic
 from clicktrail.services.sending import SendDefaults, Sending
+from clicktrail.services.streams import StreamOut
 from clicktrail.signals import facts_for, ip_facts
 from clicktrail.signals.network import NetworkList, WorkspaceNetworks, load_networks
 from clicktrail.signals.ua import ua_facts
@@ -52,6 +53,7 @@ from clicktrail.storage.conversions import ConversionQueries
 from clicktrail.storage.database import check_ready, create_engine, migrate
 from clicktrail.storage.deliveries import DeliveryQueries
 from clicktrail.storage.engagement import EngagementQueries
+from clicktrail.storage.events import stream_workspaces
 from clicktrail.storage.exports import ExportQueries
 from clicktrail.storage.holdouts import HoldoutQueries
 from clicktrail.storage.inbox import InboxWriter
@@ -66,6 +68,7 @@ from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.resolver import TokenResolver
 from clicktrail.storage.segments import SegmentQueries
 from clicktrail.storage.sending import SqlSendJobs
+from clicktrail.storage.streams import StreamQueries
 from clicktrail.storage.touchpoints import TouchpointQueries
 from clicktrail.storage.webhooks import WebhookQueries
 from clicktrail.storage.workspaces import WorkspaceQueries
@@ -101,6 +104,7 @@ PROVIDERS = ("outbox",)
 ATTRIBUTION_INTERVAL = 2.0  # seconds between attribution passes of the jobs process
 RESCORE_INTERVAL = 2.0  # seconds between passes over stale engagement scores (after a change)
 WEBHOOK_INTERVAL = 0.2  # seconds between webhook passes (on their own thread, until nothing is due)
+STREAM_INTERVAL = 0.2  # seconds between stream-out passes (on their own thread, until none is left)
 
 
 class SignalsClassifier(bots.Classifier):
@@ -165,10 +169,25 @@ class Container:
     @cached_property
     def engine(self) -> sa.Engine:
         """The database engine, schema migrated to the newest version."""
+        if self.settings.stream_url:  # every process checks it (and writes its events)
+            check_target(self.stream_target)
         engine = create_engine(self.settings.resolved_database_url)
         if self.run_migrations:
             migrate(engine)
+        if self.settings.stream_url:  # its workspaces get events written (storage/events.py)
+            stream_workspaces(engine, self.settings.stream_workspace_set())
         return engine
+
+    @cached_property
+    def stream_target(self) -> StreamTarget:
+        """Where the stream-out publishes (brokers/: NATS JetStream or Redis Streams)."""
+        s = self.settings
+        return StreamTarget(s.stream_url, s.stream_prefix, s.stream_name, s.stream_dedup_window, s.stream_maxlen)  # fmt: skip
+
+    @cached_property
+    def stream_worker(self) -> StreamOut:
+        """The stream-out of outbox events, with `stream_url` (services/streams.py)."""
+        return StreamOut(StreamQueries(self.engine), open_publisher(self.stream_target), self.settings.stream_workspace_set())  # fmt: skip
 
     @cached_property
     def attribution(self) -> AttributionQueries:
@@ -316,8 +335,6 @@ class Container:
         """
         from pathlib import Path
 
-        from clicktrail.domain.errors import InvalidInput
-
         if name == "outbox":
             return OutboxProvider(
                 Path(outbox_path) if outbox_path else self.settings.resolved_outbox_path
@@ -423,8 +440,8 @@ class Container:
         scores of the contacts they and conversions touched); kept scores of an older scoring
         epoch scored again (services/engagement.py, `rescore_stale`); and, with
         `send_in_server`, the sending worker; attribution (services/attribution.py: new
-        conversions, credits waiting for final verdicts, re-attribution after a change); and
-        webhook deliveries (services/deliveries.py)."""
+        conversions, credits waiting for final verdicts, re-attribution after a change);
+        webhook deliveries (services/deliveries.py); with `stream_url`, the stream-out."""
         clicks = ClickPipeline(
             self.clicks, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000,
             rescore=lambda: engagement.refresh_dirty(self.engagement, now_us()),
@@ -442,6 +459,8 @@ class Container:
         ]
         if self.settings.send_in_server:  # sending jobs: API-started, or whose sender died
             jobs.append((2.0, self.sending.worker.tick))
+        if self.settings.stream_url:  # the stream-out (services/streams.py)
+            jobs.append((STREAM_INTERVAL, self.stream_worker.kick))
         return jobs, clicks.process_new
 
     def web_app(
@@ -487,7 +506,7 @@ class Container:
                 else None
             ),
             trusted_proxies=parse_networks(s.trusted_proxies),
-            miss_guard=miss_guard(s),
+            miss_guard=s.miss_guard(),
             jobs=Periodic(jobs),
             # The last clicks written at shutdown get their provisional verdicts too.
             after_drain=final_pass,
@@ -530,6 +549,8 @@ class Container:
             self.sending.worker.stop()
         if "webhook_worker" in self.__dict__:
             self.webhook_worker.close()
+        if "stream_worker" in self.__dict__:
+            self.stream_worker.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
 
@@ -579,19 +600,3 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def miss_guard(s: Settings) -> MissGuard | None:
-    """Return the redirect's token-guessing guard of settings `s`, None when turned off.
-
-    Raises `InvalidInput` naming ``redirect_miss_rate`` when it is not above 0.
-    """
-    if s.redirect_miss_burst <= 0:
-        return None
-    if s.redirect_miss_rate <= 0:
-        raise InvalidInput(
-            "redirect_miss_rate must be above 0 (set redirect_miss_burst to 0 to turn the "
-            "token-guessing limit off)",
-            field="redirect_miss_rate",
-        )
-    return MissGuard(s.redirect_miss_burst, s.redirect_miss_rate)

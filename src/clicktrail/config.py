@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from clicktrail.domain.errors import InvalidInput
+from clicktrail.domain.guessing import MissGuard
 
 
 def _s(default: Any, help: str) -> Any:
@@ -162,6 +163,35 @@ class Settings:
     webhook_disable_after: int = _s(
         259_200, "Seconds a run of failed attempts must span before its endpoint is disabled."
     )
+    stream_url: str = _s(
+        "",
+        "Broker the jobs process publishes every outbox event to, for consumers at scale "
+        "(docs/streams.md): nats://host:4222 (NATS JetStream) or redis://host:6379/0 (Redis "
+        "Streams). Empty: no stream-out.",
+    )
+    stream_prefix: str = _s(
+        "clicktrail",
+        "Start of the stream's subjects (<prefix>.<workspace>.<event type>) and Redis keys "
+        "(<prefix>:events:<workspace>).",
+    )
+    stream_name: str = _s(
+        "CLICKTRAIL", "The JetStream stream (subjects <prefix>.>), created when missing."
+    )
+    stream_workspaces: str = _s(
+        "",
+        "Comma-separated slugs of the workspaces whose events are streamed. Empty: every "
+        "workspace.",
+    )
+    stream_dedup_window: float = _s(
+        300.0,
+        "Seconds of JetStream's duplicate window when clicktrail creates the stream: an event "
+        "published again within it (after a crash or a lost acknowledgement) is dropped.",
+    )
+    stream_maxlen: int = _s(
+        0,
+        "Entries each Redis stream keeps, approximately (XADD MAXLEN ~); older ones are "
+        "trimmed. 0: no trimming.",
+    )
     log_level: str = _s("info", "Server log level: debug, info, warning, error.")
     access_log: bool = _s(False, "Log every HTTP request (slows the redirect).")
 
@@ -194,6 +224,26 @@ class Settings:
         Raises `InvalidInput` naming `jobs_cpus` for a malformed list or a CPU this machine
         does not have."""
         return cpu_list(self.jobs_cpus, "jobs_cpus") if self.jobs_cpus.strip() else None
+
+    def miss_guard(self) -> MissGuard | None:
+        """The redirect's token-guessing guard, None when turned off.
+
+        Raises `InvalidInput` naming ``redirect_miss_rate`` when it is not above 0.
+        """
+        if self.redirect_miss_burst <= 0:
+            return None
+        if self.redirect_miss_rate <= 0:
+            raise InvalidInput(
+                "redirect_miss_rate must be above 0 (set redirect_miss_burst to 0 to turn the "
+                "token-guessing limit off)",
+                field="redirect_miss_rate",
+            )
+        return MissGuard(self.redirect_miss_burst, self.redirect_miss_rate)
+
+    def stream_workspace_set(self) -> frozenset[str] | None:
+        """The slugs of `stream_workspaces` (None: every workspace)."""
+        slugs = frozenset(x.strip() for x in self.stream_workspaces.split(",") if x.strip())
+        return slugs or None
 
     def checked_secret_env_prefix(self) -> str:
         """The checked `secret_env_prefix`. Raises `InvalidInput` naming it when it is empty,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -39,11 +38,12 @@ from typing import Protocol
 from standardwebhooks import Webhook
 
 from clicktrail.domain import events
-from clicktrail.domain.errors import NotFound, StorageUnavailable
+from clicktrail.domain.errors import NotFound
 from clicktrail.domain.events import StoredEvent
 from clicktrail.domain.models import Workspace
 from clicktrail.services.clock import now_us as clock
 from clicktrail.services.listing import Page, decode_cursor, page_of
+from clicktrail.services.scheduler import OwnThread
 from clicktrail.services.webhooks import Endpoint, WebhookStore, get_endpoint
 
 log = logging.getLogger("clicktrail.webhooks")
@@ -228,8 +228,10 @@ class Deliveries:
     clock: Callable[[], int] = clock
     max_tick_s: float = 5.0
     _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
-    _runner: threading.Thread | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _thread: OwnThread = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._thread = OwnThread(self.tick, "clicktrail-webhooks", "webhook deliveries")
 
     def fan_out(self) -> int:
         """Create the deliveries of the events after the dispatcher's cursor; return how many
@@ -302,28 +304,11 @@ class Deliveries:
         """Run `tick` on a thread of its own unless one is running (the jobs' scheduler calls
         this: a slow endpoint's timeouts must not hold up the click pipeline that shares the
         scheduler's thread)."""
-        with self._lock:
-            if self._runner is not None and self._runner.is_alive():
-                return
-            self._runner = threading.Thread(
-                target=self._run, name="clicktrail-webhooks", daemon=True
-            )
-            self._runner.start()
-
-    def _run(self) -> None:
-        try:
-            self.tick()
-        except StorageUnavailable:
-            pass  # storage logs the outage once; the next kick tries again
-        except Exception:
-            log.exception("webhook deliveries failed")
+        self._thread.kick()
 
     def close(self) -> None:
         """Wait for a running `tick`, then stop the sending threads."""
-        with self._lock:
-            runner, self._runner = self._runner, None
-        if runner is not None:
-            runner.join()
+        self._thread.join()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

@@ -58,3 +58,37 @@ class Periodic:
                         log.exception("background job %s failed", getattr(job, "__name__", job))
                     due[i] = time.monotonic() + interval
             self._stop.wait(max(0.05, min(due) - time.monotonic()))
+
+
+class OwnThread:
+    """Runs `work` on a thread of its own, one run at a time: for a job whose remote end (a
+    webhook endpoint, a broker) can be slow, which must not hold up the jobs that share the
+    scheduler's thread. Its failures are logged as `what` failed."""
+
+    def __init__(self, work: Callable[[], object], name: str, what: str) -> None:
+        self.work, self.name, self.what = work, name, what
+        self._runner: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def kick(self) -> None:
+        """Start a run unless one is running (the scheduler calls this at the job's interval)."""
+        with self._lock:
+            if self._runner is not None and self._runner.is_alive():
+                return
+            self._runner = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._runner.start()
+
+    def _run(self) -> None:
+        try:
+            self.work()
+        except StorageUnavailable:
+            pass  # storage logs the outage once; the next kick tries again
+        except Exception:
+            log.exception("%s failed", self.what)
+
+    def join(self) -> None:
+        """Wait for the run in progress, if any."""
+        with self._lock:
+            runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.join()

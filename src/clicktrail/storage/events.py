@@ -4,7 +4,8 @@ Writers: the storage modules of the facts call `append_events` (and, for clicks,
 `click_events`) inside their own transaction, so an event exists exactly when its fact does.
 Events are written only for workspaces with at least one webhook endpoint (`subscribers`): a
 workspace nobody listens to pays one indexed read per transaction. An automation engine adds
-its workspaces to that rule and reads the same rows from a cursor of its own.
+its workspaces to that rule and reads the same rows from a cursor of its own; while a stream is
+configured (`stream_workspaces`, set by the composition root), its workspaces listen too.
 
 Readers: `events_after` returns events in commit order after a consumer's cursor. On SQLite a
 single writer commits at a time, in id order. On PostgreSQL ids are taken before commit, so a
@@ -17,6 +18,7 @@ writes to this database (an import, say) holds events back until it ends.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -61,9 +63,24 @@ CLICK_ROWS = (
 )  # fmt: skip
 
 
+# Engines whose writers write events for streamed workspaces too: the slugs, or None for all.
+_STREAMED: weakref.WeakKeyDictionary[sa.Engine, frozenset[str] | None] = weakref.WeakKeyDictionary()
+
+
+def stream_workspaces(engine: sa.Engine, slugs: frozenset[str] | None) -> None:
+    """Write events on `engine` for the workspaces of `slugs` (None: every workspace) whether
+    or not they have webhook endpoints: a stream-out publishes them (services/streams.py)."""
+    _STREAMED[engine] = slugs
+
+
 def subscribers(conn: sa.Connection) -> set[int]:
     """Return the ids of the workspaces events are written for."""
-    return set(conn.execute(SUBSCRIBERS).scalars())
+    ids = set(conn.execute(SUBSCRIBERS).scalars())
+    if conn.engine in _STREAMED:
+        slugs, ws = _STREAMED[conn.engine], t.workspaces
+        q = sa.select(ws.c.id) if slugs is None else sa.select(ws.c.id).where(ws.c.slug.in_(slugs))
+        ids.update(conn.execute(q).scalars())
+    return ids
 
 
 def append_events(conn: sa.Connection, new: Sequence[NewEvent], now_us: int) -> int:
