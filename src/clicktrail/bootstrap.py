@@ -169,12 +169,10 @@ class Container:
     @cached_property
     def engine(self) -> sa.Engine:
         """The database engine, schema migrated to the newest version."""
-        if self.settings.stream_url:  # every process checks it (and writes its events)
-            check_target(self.stream_target)
         engine = create_engine(self.settings.resolved_database_url)
         if self.run_migrations:
             migrate(engine)
-        if self.settings.stream_url:  # its workspaces get events written (storage/events.py)
+        if self.settings.stream_url and self.stream_target:  # checked; its workspaces get events
             stream_workspaces(engine, self.settings.stream_workspace_set())
         return engine
 
@@ -182,7 +180,7 @@ class Container:
     def stream_target(self) -> StreamTarget:
         """Where the stream-out publishes (brokers/: NATS JetStream or Redis Streams)."""
         s = self.settings
-        return StreamTarget(s.stream_url, s.stream_prefix, s.stream_name, s.stream_dedup_window, s.stream_maxlen)  # fmt: skip
+        return check_target(StreamTarget(s.stream_url, s.stream_prefix, s.stream_name, s.stream_dedup_window, s.stream_maxlen))  # fmt: skip
 
     @cached_property
     def stream_worker(self) -> StreamOut:
