@@ -186,13 +186,26 @@ def count_members(conn: sa.Connection, q: SegmentQuery) -> int:
     without it minus those with its opposite, which needs a score row: both are index counts,
     where the condition itself would read every contact's score row — unless the query also
     has an attribute condition, which reads every contact anyway: then one count over the
-    contacts, their score rows outer-joined. A query on score rows alone (no condition on the
-    contact but opted in) counts them without joining contacts (`_count`).
+    contacts, less those whose score row fails a condition (NOT EXISTS). A query on score rows
+    alone (no condition on the contact but opted in) counts them without joining contacts
+    (`_count`).
     """
     needs_row, no_row_ok = _engagement_parts(q)
-    if needs_row or len(no_row_ok) != 1 or q.attributes:
-        # An attribute is read from every contact's JSON anyway: one pass over the contacts
-        # (score rows looked up by key, in the contacts' order) beats two.
+    if q.attributes and no_row_ok and not needs_row:
+        # An attribute is read from every contact's JSON anyway: one pass over the contacts,
+        # less those with a score row that fails a condition (an anti-join: PostgreSQL hashes
+        # those rows once; SQLite looks each contact's row up by its key).
+        e = _ce.c
+        fails = [
+            *([e.score_key >= q.key_below] if q.key_below is not None else []),
+            *([e.clicks > 0] if q.clicked is False else []),
+            *([e.conversions > 0] if q.converted is False else []),
+            *([e.last_click_us >= q.no_click_since_us] if q.no_click_since_us is not None else []),
+        ]  # fmt: skip
+        failing = sa.exists().where(e.contact_id == _c.c.id, sa.or_(*fails))
+        sel = sa.select(sa.func.count()).select_from(_c).where(*_contact_parts(q), ~failing)
+        return _scalar(conn, sel)
+    if needs_row or len(no_row_ok) != 1:
         return _count(conn, q)
     base = replace(q, key_below=None, clicked=None, converted=None, no_click_since_us=None)
     if q.no_click_since_us is not None:  # its opposite: a click since then
