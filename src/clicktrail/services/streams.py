@@ -89,6 +89,7 @@ class StreamOut:
     store: StreamStore
     publisher: StreamPublisher
     workspaces: frozenset[str] | None = None
+    consumer: str = CONSUMER  # the cursor's name
     batch: int = BATCH
     max_tick_s: float = 5.0
     min_backoff_s: float = 1.0
@@ -107,7 +108,7 @@ class StreamOut:
         """Publish the next batch and move the cursor past what the server acknowledged;
         return how many outbox events the cursor moved past (0: none new). Raises
         `BrokerUnavailable` after moving it past the acknowledged part."""
-        batch = self.store.events_after(CONSUMER, self.batch)
+        batch = self.store.events_after(self.consumer, self.batch)
         if not batch:
             return 0
         slugs = self.store.workspace_slugs(sorted({e.workspace_id for e in batch}))
@@ -125,10 +126,10 @@ class StreamOut:
             first = out[done].event.id
             upto = next(i for i, e in enumerate(batch) if e.id == first)
             if upto:
-                self.store.advance(CONSUMER, batch[upto - 1], self.clock())
+                self.store.advance(self.consumer, batch[upto - 1], self.clock())
             self.published += done
             raise
-        self.store.advance(CONSUMER, batch[-1], self.clock())
+        self.store.advance(self.consumer, batch[-1], self.clock())
         self.published += done
         return len(batch)
 
