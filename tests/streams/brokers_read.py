@@ -4,16 +4,37 @@ back what the stream-out published, in the stream's order, as consumers would.""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import nats
+import pytest
 import redis
 
 from clicktrail.brokers import StreamTarget
+
+NATS_URL = os.environ.get("CLICKTRAIL_TEST_NATS_URL", "nats://127.0.0.1:4222")
+REDIS_URL = os.environ.get("CLICKTRAIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRED = os.environ.get("CLICKTRAIL_TEST_POSTGRES", "") not in ("", "0", "false")
+
+
+def open_broker(kind: str) -> Iterator[Broker]:
+    """Yield the real broker of `kind` (``nats`` or ``redis``) with this test's own names, and
+    delete its stream and keys afterwards; skip when it is unreachable (fail in CI)."""
+    url = NATS_URL if kind == "nats" else REDIS_URL
+    reason = reachable(url)
+    if reason:
+        if REQUIRED:
+            pytest.fail(f"CLICKTRAIL_TEST_POSTGRES is set (CI) but {reason}")
+        pytest.skip(reason)
+    reader = JetStreamReader(url) if kind == "nats" else RedisReader(url)
+    yield reader
+    reader.cleanup()
 
 
 @dataclass(frozen=True)

@@ -9,26 +9,13 @@ unreachable, the tests are skipped with the reason, unless CLICKTRAIL_TEST_POSTG
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
-from brokers_read import Broker, JetStreamReader, RedisReader, reachable
-
-NATS_URL = os.environ.get("CLICKTRAIL_TEST_NATS_URL", "nats://127.0.0.1:4222")
-REDIS_URL = os.environ.get("CLICKTRAIL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-REQUIRED = os.environ.get("CLICKTRAIL_TEST_POSTGRES", "") not in ("", "0", "false")
+from brokers_read import Broker, open_broker
 
 
 @pytest.fixture(params=["nats", "redis"])
 def broker(request: pytest.FixtureRequest) -> Iterator[Broker]:
     """A real broker, emptied of this test's stream and keys after it."""
-    url = NATS_URL if request.param == "nats" else REDIS_URL
-    reason = reachable(url)
-    if reason:
-        if REQUIRED:
-            pytest.fail(f"CLICKTRAIL_TEST_POSTGRES is set (CI) but {reason}")
-        pytest.skip(reason)
-    reader = JetStreamReader(url) if request.param == "nats" else RedisReader(url)
-    yield reader
-    reader.cleanup()
+    yield from open_broker(request.param)
