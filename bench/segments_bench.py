@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -72,6 +72,7 @@ FILTERS = {
     "score-10-50": {"score_min": 10, "score_below": 50},
 }
 BATCH = 50_000
+T = TypeVar("T")
 _c, _ce = t.contacts, t.contact_engagement
 
 
@@ -276,6 +277,32 @@ def measure(engine: sa.Engine, n: int, rounds: int, compare: bool) -> dict[str, 
     return out
 
 
+def on_scratch_database(name: str, fn: Callable[[sa.Engine], T]) -> T:
+    """Return `fn` run on a freshly migrated scratch database of engine `name` ("sqlite": a
+    temporary file; "postgresql": a database created on `PG_ADMIN`'s server, dropped after)."""
+    if name == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = create_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+            try:
+                migrate(engine)
+                return fn(engine)
+            finally:
+                engine.dispose()
+    db = f"clicktrail_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{db}"')
+    engine = create_engine(PG_ADMIN.rsplit("/", 1)[0] + f"/{db}")
+    try:
+        migrate(engine)
+        return fn(engine)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}"')
+        admin.dispose()
+
+
 def main() -> None:
     """Run the benchmark and print a JSON report."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -292,28 +319,9 @@ def main() -> None:
         "contacts": args.contacts,
     }
     for name in args.engines.split(","):
-        if name == "sqlite":
-            with tempfile.TemporaryDirectory() as tmp:
-                engine = create_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
-                migrate(engine)
-                try:
-                    report["sqlite"] = measure(engine, args.contacts, args.runs, args.compare)
-                finally:
-                    engine.dispose()
-        else:
-            db = f"clicktrail_bench_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'CREATE DATABASE "{db}"')
-            engine = create_engine(PG_ADMIN.rsplit("/", 1)[0] + f"/{db}")
-            try:
-                migrate(engine)
-                report["postgresql"] = measure(engine, args.contacts, args.runs, args.compare)
-            finally:
-                engine.dispose()
-                with admin.connect() as conn:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{db}"')
-                admin.dispose()
+        report[name] = on_scratch_database(
+            name, lambda engine: measure(engine, args.contacts, args.runs, args.compare)
+        )
     report["load_average_after"] = os.getloadavg()
     print(json.dumps(report, indent=2))
 

@@ -314,3 +314,15 @@ def test_a_new_scoring_version_rescores_every_workspace(
     assert engagement.rescore_stale(w.eng, NOW) == 4
     assert engagement.get_settings(w.eng, w.ws).stale == 0
     assert {r[-1] for r in kept_rows(w.store.engine)} == {2 * EPOCH_STRIDE}
+
+
+def test_a_rescore_pass_starts_no_batch_after_its_time(world: World) -> None:
+    """The pass shares the jobs' thread with the click pipeline: past `seconds` it starts no
+    new batch, and the next pass carries on."""
+    w = world
+    _scored_four(w)
+    engagement.set_settings(w.eng, w.ws, {"preview_weight": 2}, NOW)
+    ticks = iter(i * 0.6 for i in range(100))  # 0 at the start, then 0.6 s per look
+    assert engagement.rescore_stale(w.eng, NOW, batch=1, clock=lambda: next(ticks)) == 1
+    assert engagement.get_settings(w.eng, w.ws).stale == 3
+    assert engagement.rescore_stale(w.eng, NOW) == 3

@@ -22,6 +22,7 @@ at once, every contact read (`clicktrail engagement recompute`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -45,7 +46,8 @@ BATCH = 2000  # contacts per refresh transaction
 NOTES_PER_TAKE = 20_000  # notes of contacts to score again, read at a time
 RECOMPUTE_BATCH = 5000
 RESCORE_BATCH = 1000  # stale contacts per transaction of `rescore_stale`
-RESCORE_BUDGET = 5000  # stale contacts per pass of `rescore_stale` (a few tenths of a second)
+RESCORE_BUDGET = 5000  # stale contacts per pass of `rescore_stale`, at most
+RESCORE_SECONDS = 1.0  # a pass starts no batch after this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,8 @@ def rescore_stale(
     *,
     budget: int = RESCORE_BUDGET,
     batch: int = RESCORE_BATCH,
+    seconds: float = RESCORE_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
     """Score again up to `budget` contacts whose kept row is stamped below its workspace's
     epoch (after a change of weights or half-life, or a new scoring version); return how many.
@@ -223,11 +227,13 @@ def rescore_stale(
     A job of the jobs process. Each batch is one transaction that stamps the rows it writes,
     so the rows left stale are exactly what remains to do: a process stopped mid-rescore loses
     nothing and the next pass carries on. A workspace's stale rows are an index range, so a
-    pass with nothing to do costs one lookup per workspace."""
+    pass with nothing to do costs one lookup per workspace. A pass also stops starting batches
+    after `seconds`, so the jobs that share its thread (the click pipeline) wait little."""
     done = 0
+    until = clock() + seconds
     for workspace_id, revision in sorted(store.scoring_revisions().items()):
         epoch = scoring_epoch(revision)
-        while done < budget:
+        while done < budget and clock() < until:
             ids = store.stale_contacts(workspace_id, epoch, min(batch, budget - done))
             if not ids:
                 break

@@ -25,7 +25,7 @@ from clicktrail.domain.engagement import (
 from clicktrail.domain.report import COUNTED_VERDICTS
 from clicktrail.services.engagement import KeptSettings, ScoredContact, StoredEngagement
 from clicktrail.storage import tables as t
-from clicktrail.storage.sql import chunks, upsert
+from clicktrail.storage.sql import chunks, upsert, upsert_many
 
 _st, _ce, _dy = t.engagement_settings, t.contact_engagement, t.engagement_dirty
 _m, _ck, _lk, _cp, _cv, _c = t.messages, t.clicks, t.links, t.campaigns, t.conversions, t.contacts
@@ -198,20 +198,20 @@ class EngagementQueries:
         with self.engine.begin() as conn:
             for chunk in chunks(drop):
                 conn.execute(DROP_ROWS, {"ids": list(chunk)})
-            for s in keep:
-                st = s.state
-                values = {
-                    "workspace_id": s.workspace_id, "score_key": st.key, "clicks": st.clicks,
-                    "conversions": st.conversions, "previews": st.previews,
-                    "last_click_us": st.last_click_us,
-                    "last_conversion_us": st.last_conversion_us,
-                    "last_event_us": st.last_event_us, "revision": s.epoch,
+            rows = [
+                {
+                    "contact_id": s.contact_id, "workspace_id": s.workspace_id,
+                    "score_key": s.state.key, "clicks": s.state.clicks,
+                    "conversions": s.state.conversions, "previews": s.state.previews,
+                    "last_click_us": s.state.last_click_us,
+                    "last_conversion_us": s.state.last_conversion_us,
+                    "last_event_us": s.state.last_event_us, "revision": s.epoch,
                     "updated_us": now_us,
-                }  # fmt: skip
-                conn.execute(
-                    upsert(conn, _ce, {"contact_id": s.contact_id, **values},
-                           [_ce.c.contact_id], values)
-                )  # fmt: skip
+                }
+                for s in keep
+            ]  # fmt: skip
+            if rows:  # one statement for all (a round trip per row cost 2 ms each on PostgreSQL)
+                conn.execute(upsert_many(conn, _ce, ["contact_id"]), rows)
             for chunk in chunks(done):
                 conn.execute(DONE_DIRTY, {"ids": list(chunk)})
 

@@ -56,6 +56,17 @@ def upsert(
     )
 
 
+def upsert_many(bind: sa.Engine | sa.Connection, table: sa.Table, key: Sequence[str]) -> Any:
+    """Return an INSERT into `table` that, when a row with the same `key` exists, overwrites
+    its other columns with the new values: executed with a list of rows, one statement for
+    all of them (executemany), where `upsert` is one per row."""
+    stmt = _insert(bind, table)
+    return stmt.on_conflict_do_update(
+        index_elements=list(key),
+        set_={c.name: stmt.excluded[c.name] for c in table.c if c.name not in key},
+    )
+
+
 def copy_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     """Insert `rows` (plain values, the same keys each) with PostgreSQL's COPY FROM STDIN."""
     cols = list(rows[0])
