@@ -74,6 +74,9 @@ def _unread(api: Api) -> int:
 
 def _tick(api: Api, worker: Deliveries) -> None:
     """One pass of `worker` once the whole outbox is readable."""
+    # The app's own jobs may have kicked this worker on a thread during the API calls: wait for
+    # that run, or its claims would still be recording while the test reads the states.
+    worker.close()
     _fan_out(api, worker)
     worker.tick()
 
