@@ -12,11 +12,15 @@ at random times (views or nothing). Then it times:
 
 * `reattribute`: `services.attribution.reattribute` of the whole workspace (every conversion
   under every model, credits replaced under the revision guard), as `clicktrail attribution
-  rerun` and the jobs process do: on PostgreSQL the database picks the winners
-  (`storage.attribution.RECREDIT`); first with no credits yet, then after a window change;
+  rerun` and the jobs process do: on PostgreSQL the database picks the winners and writes the
+  credits that change (`storage.recredit.RECREDIT`); first with no credits yet, then after a
+  window change;
 * with `--compare`: the old path (touches read, the domain picks the winners in Python) and
   the database's, one after the other on the same data and revision, their credits checked
   equal (a checksum of every row) and the ratio of their times;
+* with `--floors`: what PostgreSQL itself takes to pick every conversion's new credits and
+  only count them (`storage.recredit.NEW_CREDITS`, one statement), and to write that many
+  credits into a copy of `conversion_credits` with its three indexes;
 * `report`: `services.attribution.campaign_conversions` of the first campaign (its click report
   included), median and p95 of `--runs` (`--no-report` skips it and the rollup it reads);
 * the in-run anchors: a full scan of the clicks table (`SELECT count(*), sum(at_us) FROM
@@ -49,6 +53,7 @@ from clicktrail.services import attribution, reports
 from clicktrail.signals import ua_facts
 from clicktrail.storage.attribution import AttributionQueries
 from clicktrail.storage.database import create_engine, migrate
+from clicktrail.storage.recredit import NEW_CREDITS, RECREDIT_SETTINGS, recredit_params
 from clicktrail.storage.reports import ReportQueries
 from clicktrail.storage.rollup import rebuild_click_rollup
 
@@ -231,6 +236,8 @@ def bench(url: str, args: argparse.Namespace) -> dict[str, object]:
             "python_s": round(py_s, 1), "database_s": round(db_s, 1),
             "ratio": round(py_s / db_s, 1), "credit_rows_equal": py_sum[0],
         }  # fmt: skip
+    if args.floors:
+        out["floors"] = floors(engine, store, ws.id)
     with engine.connect() as conn:
         out["credits_last_touch_by_kind"] = dict(conn.execute(sa.text(
             "SELECT kind, count(*) FROM conversion_credits WHERE model = 'last_touch' "
@@ -240,6 +247,32 @@ def bench(url: str, args: argparse.Namespace) -> dict[str, object]:
         out.update(report(engine, store, queries, ws, args.runs))
     engine.dispose()
     return out
+
+
+def floors(engine: sa.Engine, store: AttributionQueries, workspace_id: int) -> dict[str, float]:
+    """What PostgreSQL itself takes, in the same minutes: picking every conversion's new
+    credits and only counting them (`NEW_CREDITS` over the whole workspace, one statement, the
+    batch's settings), and writing that many credits into a copy of `conversion_credits` with
+    its indexes (the writes of a first attribution, nothing compared)."""
+    revision, _ = store.attribution_revisions(workspace_id)
+    rules = attribution.WorkspaceRules.of(store, workspace_id, revision)
+    params = recredit_params(workspace_id, rules, 0, 2**62)
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cur:
+            for setting in RECREDIT_SETTINGS:
+                cur.execute(setting)
+            t = time.perf_counter()
+            cur.execute(f"SELECT count(*) FROM ({NEW_CREDITS}) n", params)
+            select_s = time.perf_counter() - t
+            cur.execute("CREATE TABLE credits_copy (LIKE conversion_credits INCLUDING ALL)")
+            t = time.perf_counter()
+            cur.execute("INSERT INTO credits_copy SELECT * FROM conversion_credits")
+            copy_s = time.perf_counter() - t
+            cur.execute("DROP TABLE credits_copy")
+        raw.commit()
+    return {"select_new_credits_s": round(select_s, 1), "write_every_credit_s": round(copy_s, 1)}
 
 
 def report(
@@ -281,6 +314,11 @@ def main() -> int:
         "--compare",
         action="store_true",
         help="also time the old Python path against the database's on the same data",
+    )
+    p.add_argument(
+        "--floors",
+        action="store_true",
+        help="also time what PostgreSQL takes to pick the new credits and to write them all",
     )
     p.add_argument(
         "--no-report",

@@ -32,6 +32,12 @@ from clicktrail.services.attribution import (
     WorkspaceRules,
 )
 from clicktrail.storage import tables as t
+from clicktrail.storage.recredit import (
+    RECREDIT,
+    RECREDIT_BOUNDS,
+    RECREDIT_SETTINGS,
+    recredit_params,
+)
 from clicktrail.storage.sql import chunks, insert_ignore, insert_tuples, is_postgres, upsert
 
 _s, _st, _cc = t.attribution_settings, t.attribution_state, t.conversion_credits
@@ -117,108 +123,6 @@ WHERE m.contact_id {{contacts}} AND NOT m.is_test
 """
 DELETE_CREDITS = "DELETE FROM conversion_credits WHERE conversion_id {ids}"
 
-# -- re-attribution in the database (PostgreSQL) ----------------------------------------------
-#
-# `RECREDIT` writes the credits of a workspace's conversions with ids in (after, upto] under
-# every model in one INSERT … SELECT: the database picks the winning touches with the rules of
-# `domain.attribution.attribute` (tests/attribution/test_in_database.py runs both on random
-# data full of edge cases and compares them row by row). Per conversion (`conv`: who converted
-# as `_CONVERSION` says, the click id and message looked up only when given):
-#
-# * `clicked`: over the contact's requests that may count (`TOUCHES`: test sends apart) at or
-#   before the conversion, the latest and the earliest *eligible* one (attributable: a counted
-#   verdict or none yet, not on an opt-out link; within its campaign's click window) as arrays
-#   [at, click row, message, campaign, link], so that max and min order them by time, then by
-#   row id (the domain's tiebreak); and whether one within a window is not final yet, opt-out
-#   links apart (then the credits are not settled);
-# * `viewed`, for conversions without an eligible click: the latest delivery within its
-#   campaign's delivery window, by delivery time then message id, of a message without an
-#   attributable request at or before the conversion (whatever the window: a clicked message
-#   is no view);
-# * the rows: last click, first click and last touch to the clicks when there is one, else last
-#   touch to the view, else one `none` row; settled unless `clicked` says so or the
-#   conversion's click id is not stored yet.
-#
-# Windows: the campaigns' own as arrays (`w_campaign`, `w_click`, `w_delivery`), the
-# workspace's as `click_us` and `delivery_us`; `optout`: the workspace's opt-out links.
-# `ix_messages_attribution` and `ix_clicks_attribution` (migration 0021) cover what it reads.
-_OPTOUT = "k.link_id = ANY(%(optout)s)"
-_COUNTS = f"(k.verdict IS NULL OR k.verdict IN ({_COUNTED}))"
-RECREDIT = f"""
-INSERT INTO conversion_credits ({", ".join(CreditRow._fields)})
-WITH win AS (
-    SELECT * FROM unnest(%(w_campaign)s::bigint[], %(w_click)s::bigint[],
-                         %(w_delivery)s::bigint[]) AS w (campaign_id, click_us, delivery_us)
-), conv AS MATERIALIZED (
-    SELECT cv.id, cv.workspace_id, cv.occurred_us AS at_us,
-           COALESCE(cv.contact_id, k.contact_id, m.contact_id) AS contact_id,
-           cv.click_id IS NOT NULL AND k.id IS NULL AS pending
-    FROM conversions cv
-    LEFT JOIN LATERAL (SELECT k.id, k.contact_id FROM clicks k WHERE k.click_id = cv.click_id
-                       OFFSET 0) k ON true
-    LEFT JOIN LATERAL (SELECT m.contact_id FROM messages m WHERE m.id = cv.message_id
-                       OFFSET 0) m ON true
-    WHERE cv.workspace_id = %(ws)s AND cv.id > %(after)s AND cv.id <= %(upto)s
-), clicked AS MATERIALIZED (
-    SELECT c.id AS conv,
-           max(ARRAY[k.at_us, k.id, m.id, m.campaign_id, k.link_id]) FILTER (WHERE eligible)
-               AS last,
-           min(ARRAY[k.at_us, k.id, m.id, m.campaign_id, k.link_id]) FILTER (WHERE eligible)
-               AS first,
-           bool_or(in_window AND NOT k.final AND NOT {_OPTOUT}) AS unsettled
-    FROM conv c
-    JOIN messages m ON m.contact_id = c.contact_id AND NOT m.is_test
-    LEFT JOIN win w ON w.campaign_id = m.campaign_id
-    JOIN clicks k ON k.message_id = m.id AND k.at_us <= c.at_us AND k.is_click
-         AND ({_COUNTS} OR NOT k.final)
-    CROSS JOIN LATERAL (
-        SELECT c.at_us - k.at_us <= COALESCE(w.click_us, %(click_us)s) AS in_window) i
-    CROSS JOIN LATERAL (SELECT in_window AND {_COUNTS} AND NOT {_OPTOUT} AS eligible) e
-    GROUP BY c.id
-), viewed AS (
-    SELECT DISTINCT ON (c.id) c.id AS conv, m.delivered_us, m.id, m.campaign_id
-    FROM conv c
-    LEFT JOIN clicked a ON a.conv = c.id
-    JOIN messages m ON m.contact_id = c.contact_id AND NOT m.is_test
-         AND m.delivered_us <= c.at_us
-    LEFT JOIN win w ON w.campaign_id = m.campaign_id
-    WHERE a.last IS NULL AND c.at_us - m.delivered_us <= COALESCE(w.delivery_us, %(delivery_us)s)
-      AND NOT EXISTS (
-          SELECT FROM clicks k WHERE k.message_id = m.id AND k.at_us <= c.at_us AND k.is_click
-             AND {_COUNTS} AND NOT {_OPTOUT})
-    ORDER BY c.id, m.delivered_us DESC, m.id DESC
-)
-SELECT c.id, r.model, c.workspace_id, c.contact_id, r.kind, r.campaign_id, r.message_id,
-       r.link_id, r.click_row, r.credit, c.at_us - r.touch_us, c.at_us, %(revision)s,
-       NOT (COALESCE(a.unsettled, false) OR c.pending)
-FROM conv c
-LEFT JOIN clicked a ON a.conv = c.id
-LEFT JOIN viewed v ON v.conv = c.id
-CROSS JOIN LATERAL (VALUES
-    ('last_click', 'click', a.last[4], a.last[3], a.last[5], a.last[2], 1.0, a.last[1]),
-    ('first_click', 'click', a.first[4], a.first[3], a.first[5], a.first[2], 1.0, a.first[1]),
-    ('last_touch', 'click', a.last[4], a.last[3], a.last[5], a.last[2], 1.0, a.last[1]),
-    ('last_touch', 'view', v.campaign_id, v.id, NULL, NULL, 1.0, v.delivered_us),
-    ('none', 'none', NULL, NULL, NULL, NULL, 0.0, NULL)
-) AS r (model, kind, campaign_id, message_id, link_id, click_row, credit, touch_us)
-WHERE CASE r.kind WHEN 'click' THEN a.last IS NOT NULL
-                  WHEN 'view' THEN a.last IS NULL AND v.id IS NOT NULL
-                  ELSE a.last IS NULL AND v.id IS NULL END
-"""
-# The batches after `after`: the id of every `size`-th of the workspace's conversions and of
-# the last one, with its rank.
-RECREDIT_BOUNDS = """
-SELECT id, n FROM (
-    SELECT id, row_number() OVER (ORDER BY id) AS n, count(*) OVER () AS total
-    FROM conversions WHERE workspace_id = %(ws)s AND id > %(after)s
-) b
-WHERE n %% %(size)s = 0 OR n = total
-ORDER BY id
-"""
-RECREDIT_DELETE = """
-DELETE FROM conversion_credits
-WHERE workspace_id = %(ws)s AND conversion_id > %(after)s AND conversion_id <= %(upto)s
-"""
 CREDIT_COLUMNS = CreditRow._fields
 FINISH = (
     _st.update()
@@ -465,18 +369,13 @@ class AttributionQueries:
     def recredit(
         self, workspace_id: int, rules: WorkspaceRules, after_id: int, upto_id: int, now_us: int
     ) -> bool:
-        """Replace the credits of the workspace's conversions with ids in (`after_id`,
-        `upto_id`] by those `RECREDIT` picks under `rules`, if the workspace's revision is still
-        `rules.revision`. Return False (nothing written) when it moved. The revision is read
-        with a share lock: batches of one re-attribution run side by side, and a settings
-        change (which updates the row) waits for them, or they see its new revision."""
-        windows = sorted(rules.windows.items())
-        params: dict[str, Any] = {
-            "ws": workspace_id, "after": after_id, "upto": upto_id, "revision": rules.revision,
-            "click_us": rules.default.click_us, "delivery_us": rules.default.delivery_us,
-            "w_campaign": [c for c, _ in windows], "w_click": [w.click_us for _, w in windows],
-            "w_delivery": [w.delivery_us for _, w in windows], "optout": sorted(rules.optout),
-        }  # fmt: skip
+        """Credit again the workspace's conversions with ids in (`after_id`, `upto_id`] as
+        `RECREDIT` picks them under `rules` (writing only the credits that change), if the
+        workspace's revision is still `rules.revision`. Return False (nothing written) when it
+        moved. The revision is read with a share lock: batches of one re-attribution run side
+        by side, and a settings change (which updates the row) or a `put_credits` (which locks
+        it) waits for them, or they see its new revision."""
+        params = recredit_params(workspace_id, rules, after_id, upto_id)
         with self.engine.begin() as conn:
             self._ensure_state(conn, workspace_id, now_us)
             if conn.execute(SHARE_STATE, {"ws": workspace_id}).one()[0] != rules.revision:
@@ -484,11 +383,8 @@ class AttributionQueries:
             raw = conn.connection.driver_connection
             assert raw is not None
             with raw.cursor() as cur:
-                # Hash joins and aggregates of a batch in memory; no JIT: its compile time
-                # varies by a second or more per statement and bought nothing here.
-                cur.execute("SET LOCAL work_mem = '128MB'")
-                cur.execute("SET LOCAL jit = off")
-                cur.execute(RECREDIT_DELETE, params)
+                for setting in RECREDIT_SETTINGS:
+                    cur.execute(setting)
                 cur.execute(RECREDIT, params)
         return True
 
