@@ -136,9 +136,9 @@ o AS MATERIALIZED (
 ), changed AS (
     UPDATE conversion_credits cc
     SET {", ".join(f"{c} = x.{c}" for c in _COMPARED)}, revision = x.revision
-    FROM x WHERE NOT x.new AND NOT x.gone AND {_SAME_KEY}
+    FROM x WHERE NOT x.new AND NOT x.gone AND {_SAME_KEY} AND {_IN_RANGE}
 ), deleted AS (
-    DELETE FROM conversion_credits cc USING x WHERE x.gone AND {_SAME_KEY}
+    DELETE FROM conversion_credits cc USING x WHERE x.gone AND {_SAME_KEY} AND {_IN_RANGE}
 )
 INSERT INTO conversion_credits ({", ".join(CREDIT_COLUMNS)})
 SELECT {", ".join(CREDIT_COLUMNS)} FROM x WHERE x.new
