@@ -34,7 +34,10 @@ inserted. A window change alters few credits, so it costs few index entries (the
 index of migration 0023 among them); the first attribution inserts them all. Every part of the
 statement reads one snapshot; conversions committed after it are not in the range's credits
 (their credits are written by `put_credits`, which waits for the batch's share lock on the
-workspace's state row) and the jobs' next pass attributes them.
+workspace's state row) and the jobs' next pass attributes them. Two re-attributions of one
+workspace at once (`clicktrail attribution rerun` beside the jobs) run under the same revision
+(both hold the share lock): a credit the other inserted first is kept (ON CONFLICT DO NOTHING)
+rather than failing the batch.
 """
 
 from __future__ import annotations
