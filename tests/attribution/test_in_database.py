@@ -1,4 +1,4 @@
-"""Re-attribution in the database (PostgreSQL: `storage.attribution.RECREDIT`) gives exactly the
+"""Re-attribution in the database (PostgreSQL: `storage.recredit.RECREDIT`) gives exactly the
 credits of the Python path (`domain.attribution.attribute` over each contact's touches), row by
 row, on random workspaces full of edge cases: ties to the microsecond, touches exactly at and
 one microsecond past a window's edge, requests after the conversion, every bot verdict, final
@@ -6,7 +6,10 @@ and provisional, HEAD probes, opt-out links, test sends, undelivered and clicked
 window messages (no views), campaigns with their own windows and inheriting ones, conversions
 by contact, by a stored or a not-yet-stored click id, by message, and by nobody; and another
 workspace whose credits must stay untouched. On SQLite, where only the Python path exists, the
-same workspaces are attributed by it and the database path is refused."""
+same workspaces are attributed by it and the database path is refused. After a window and verdict
+change the database writes only the credits that change, and they are again the Python path's
+(the revision apart: a credit left as it was keeps its own); a conversion committed during a
+re-attribution is credited once, by the next pass."""
 
 from __future__ import annotations
 

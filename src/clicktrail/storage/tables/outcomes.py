@@ -183,7 +183,7 @@ conversion_credits = sa.Table(
 )
 
 # Attribution looks a converting contact's messages up, and their requests: covering indexes
-# of re-attribution in the database (storage/attribution.py `RECREDIT`, migration 0021).
+# of re-attribution in the database (storage/recredit.py `RECREDIT`, migration 0021).
 sa.Index(
     "ix_messages_attribution", messages.c.contact_id,
     postgresql_include=["id", "campaign_id", "delivered_us", "is_test"],

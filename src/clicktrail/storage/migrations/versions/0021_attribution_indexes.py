@@ -1,7 +1,7 @@
 """attribution in the database: covering indexes of the touches of converting contacts
 
 Re-attribution on PostgreSQL picks the winning touches in one statement per batch
-(`storage.attribution.RECREDIT`): a converting contact's messages, then each message's requests
+(`storage.recredit.RECREDIT`): a converting contact's messages, then each message's requests
 up to the conversion. These indexes hold every column it reads, so both are index-only scans
 instead of a heap fetch per message and per request (the heap rows carry bodies, headers and
 user agents):
