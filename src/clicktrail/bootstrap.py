@@ -27,6 +27,7 @@ from clicktrail.domain.network import parse_networks
 from clicktrail.outbound import OutboundPolicy, WebhookPoster
 from clicktrail.services import bots, engagement, incrementality, optouts, segments
 from clicktrail.services.attribution import Attributor
+from clicktrail.services.automation_fire import AutomationWorker
 from clicktrail.services.clicks import ClickPipeline
 from clicktrail.services.clock import now_us
 from clicktrail.services.deliveries import Deliveries, DisablePolicy
@@ -258,13 +259,8 @@ class Container:
         """The jobs process's webhook work (services/deliveries.py): fan-out from the event
         outbox, signed attempts under the outbound policy, retries, disabling."""
         s = self.settings
-        return Deliveries(
-            self.deliveries,
-            WebhookPoster(self.outbound),
-            timeout=s.webhook_timeout,
-            concurrency=s.webhook_concurrency,
-            policy=DisablePolicy(s.webhook_disable_failures, s.webhook_disable_after * 1_000_000),
-        )
+        policy = DisablePolicy(s.webhook_disable_failures, s.webhook_disable_after * 1_000_000)
+        return Deliveries(self.deliveries, WebhookPoster(self.outbound), timeout=s.webhook_timeout, concurrency=s.webhook_concurrency, policy=policy)  # fmt: skip
 
     @cached_property
     def messages(self) -> MessageQueries:
@@ -439,7 +435,7 @@ class Container:
         epoch scored again (services/engagement.py, `rescore_stale`); and, with
         `send_in_server`, the sending worker; attribution (services/attribution.py: new
         conversions, credits waiting for final verdicts, re-attribution after a change);
-        webhook deliveries (services/deliveries.py); with `stream_url`, the stream-out."""
+        webhook deliveries; automation runs; with `stream_url`, the stream-out."""
         clicks = ClickPipeline(
             self.clicks, self.classifier, settle_us=self.settings.bot_settle_seconds * 1_000_000,
             rescore=lambda: engagement.refresh_dirty(self.engagement, now_us()),
@@ -448,12 +444,15 @@ class Container:
         def rescore_stale() -> int:
             return engagement.rescore_stale(self.engagement, now_us())
 
+        runs = self.automations.runs  # automation runs: scheduled from the outbox, fired when due
+        automations = AutomationWorker(self, runs, runs.fire, self.sending.provider_for, now_us)
         jobs: list[Job] = [
             (1.0, clicks.process_new),
             (RESCORE_INTERVAL, rescore_stale),
             (self.settings.bot_finalize_interval, clicks.finalize),
             (ATTRIBUTION_INTERVAL, Attributor(self.attribution).tick),
             (WEBHOOK_INTERVAL, self.webhook_worker.kick),
+            (0.5, automations.tick),
         ]
         if self.settings.send_in_server:  # sending jobs: API-started, or whose sender died
             jobs.append((2.0, self.sending.worker.tick))
@@ -533,7 +532,7 @@ class Container:
         routes += api_conversions.routes(self.keys, self.conversions, self.campaigns, self.conversion_keys, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_touchpoints.routes(self.keys, self.touchpoints, default_region=self.settings.default_region or None)  # fmt: skip
         routes += api_webhooks.routes(self.keys, self.webhooks, self.deliveries, self.outbound.check_url)  # fmt: skip
-        routes += api_automations.routes(self.keys, self)
+        routes += api_automations.routes(self.keys, self, self.automations.runs)
         routes += api_lift.routes(self.keys, self.campaigns, self.holdouts, self.lift_window)
         routes += api_engagement.routes(self.keys, self.contacts, self.engagement)
         routes += api_segments.routes(self.keys, self)

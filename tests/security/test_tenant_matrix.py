@@ -337,6 +337,7 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/automations/{automation}"): {},
     ("PATCH", "/v1/automations/{automation}"): {"json": {"enabled": False}},
     ("DELETE", "/v1/automations/{automation}"): {},
+    ("GET", "/v1/automations/{automation}/runs"): {},
     ("GET", "/v1/webhook-endpoints/{endpoint}/deliveries"): {},
     ("POST", "/v1/webhook-endpoints/{endpoint}/replay"): {"json": {"since": "2020-01-01"}},
     ("GET", "/v1/webhook-deliveries/{delivery}"): {},

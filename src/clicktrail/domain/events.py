@@ -36,11 +36,12 @@ CONVERSION_CREATED = "conversion.created"
 CONTACT_OPTED_OUT = "contact.opted_out"
 CONTACT_OPTED_IN = "contact.opted_in"
 ENDPOINT_DISABLED = "webhook.disabled"
+AUTOMATION_FIRED = "automation.fired"
 
 # Every type an endpoint may subscribe to, in the order docs/webhooks.md lists them.
 EVENT_TYPES = (
     CLICK_CREATED, CLICK_RECLASSIFIED, MESSAGE_DELIVERED, MESSAGE_FAILED, CONVERSION_CREATED,
-    CONTACT_OPTED_OUT, CONTACT_OPTED_IN, ENDPOINT_DISABLED,
+    CONTACT_OPTED_OUT, CONTACT_OPTED_IN, ENDPOINT_DISABLED, AUTOMATION_FIRED,
 )  # fmt: skip
 
 # Delay before each attempt of a delivery, in seconds: the first at once, the last 24 h after

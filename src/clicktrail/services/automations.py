@@ -6,8 +6,8 @@ placeholders are contact fields), the webhook endpoint (it exists), the segments
 one a run adds contacts to or removes them from is a static list). A segment deleted later is
 looked up again when a run is due (a missing one skips the run, saying so).
 
-Firing (reading the event outbox, scheduling runs on the jobs table) is not built yet: rules
-are stored and listed, nothing runs them (docs/automations.md says so).
+Runs: scheduled from the event outbox and listed in services/automation_runs.py, carried out
+when due in services/automation_fire.py.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from clicktrail.domain.automations import rule_json, rule_of
 from clicktrail.domain.errors import Conflict
 from clicktrail.services.automations import Automation, AutomationChange
 from clicktrail.storage import tables as t
+from clicktrail.storage.automation_runs import RunQueries
 
 _a = t.automations
 
@@ -56,6 +57,7 @@ class AutomationQueries:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.runs = RunQueries(engine)  # their runs: scheduled, carried out (`.fire`), listed
 
     def add_automation(self, automation: Automation, max_automations: int) -> Automation:
         """Store `automation` and return it as stored; `Conflict` for a name in use or past
@@ -122,8 +124,13 @@ class AutomationQueries:
         return None if r is None else automation_of(r)
 
     def delete_automation(self, workspace_id: int, public_id: str) -> bool:
-        """Delete the automation; False when not found."""
+        """Delete the automation and its runs; False when not found."""
         with self.engine.begin() as conn:
+            found = conn.execute(AUTOMATION_ID, {"ws": workspace_id, "pid": public_id}).scalar()
+            if found is not None:  # its runs go with it (pending ones never fire)
+                conn.execute(
+                    t.automation_runs.delete().where(t.automation_runs.c.automation_id == found)
+                )
             gone = conn.execute(
                 _a.delete().where(_a.c.workspace_id == workspace_id, _a.c.public_id == public_id)
             ).rowcount

@@ -2,10 +2,12 @@
 
 Writers: the storage modules of the facts call `append_events` (and, for clicks,
 `click_events`) inside their own transaction, so an event exists exactly when its fact does.
-Events are written only for workspaces with at least one webhook endpoint (`subscribers`): a
-workspace nobody listens to pays one indexed read per transaction. An automation engine adds
-its workspaces to that rule and reads the same rows from a cursor of its own; while a stream is
-configured (`stream_workspaces`, set by the composition root), its workspaces listen too.
+Events are written only for workspaces that listen (`subscribers`): those with at least one
+webhook endpoint, and those with at least one enabled automation (services/automation_runs.py
+reads the same rows from a cursor of its own, ``automations``). Both come from one statement
+over two indexes, so a workspace nobody listens to pays one indexed read per transaction. While
+a stream is configured (`stream_workspaces`, set by the composition root), its workspaces
+listen too.
 
 Readers: `events_after` returns events in commit order after a consumer's cursor. On SQLite a
 single writer commits at a time, in id order. On PostgreSQL ids are taken before commit, so a
@@ -31,12 +33,15 @@ from clicktrail.domain.ids import new_public_id
 from clicktrail.storage import tables as t
 from clicktrail.storage.sql import chunks, insert_ignore, is_postgres
 
-_ev, _cur, _ep = t.events, t.event_cursors, t.webhook_endpoints
+_ev, _cur, _ep, _au = t.events, t.event_cursors, t.webhook_endpoints, t.automations
 
 EVENT_PREFIX = "evt"
 # Workspaces that listen: any webhook endpoint, enabled or not (a disabled endpoint's events
-# can be replayed once it is enabled again).
-SUBSCRIBERS = sa.select(_ep.c.workspace_id).distinct()
+# can be replayed once it is enabled again), or any enabled automation (a disabled one's runs
+# are cancelled when due; it starts none). UNION: distinct, one round trip.
+SUBSCRIBERS = sa.union(
+    sa.select(_ep.c.workspace_id), sa.select(_au.c.workspace_id).where(_au.c.enabled)
+)
 # The writing transaction's id (PostgreSQL 13+) and the oldest one still running.
 PG_TXID: sa.ColumnClause[int] = sa.literal_column("pg_current_xact_id()::text::bigint")
 # The next transaction id (xid8), then the ids of this database's transactions running now

@@ -1,5 +1,5 @@
 """A workspace's automations over HTTP (``/v1/automations``): list, create, get, change,
-delete (docs/automations.md).
+delete, and each one's runs (docs/automations.md).
 
 Thin handlers: parse the request, call `services.automations`, shape the answer. Every call is
 scoped to the API key's workspace: another workspace's automation ids answer 404, like ids that
@@ -16,7 +16,8 @@ from starlette.routing import BaseRoute
 from clicktrail.domain import automations as au
 from clicktrail.domain.automations import Action, Conditions, Rule, Trigger
 from clicktrail.domain.models import Workspace
-from clicktrail.services import automations, keys, listing
+from clicktrail.services import automation_runs, automations, keys, listing
+from clicktrail.services.automation_runs import Run, RunStore
 from clicktrail.services.automations import Automation, AutomationChange, AutomationRepos
 from clicktrail.services.clock import now_us
 from clicktrail.services.exports import iso_utc
@@ -24,7 +25,7 @@ from clicktrail.services.keys import KeyAuthStore
 from clicktrail.web import schemas as s
 from clicktrail.web import schemas_automations as sa_
 from clicktrail.web.bodies import read_json
-from clicktrail.web.routing import CURSOR, LIMIT, LOCATION, ApiRoute, Op, Reply, path
+from clicktrail.web.routing import CURSOR, LIMIT, LOCATION, ApiRoute, Op, Reply, path, query
 
 MAX_BODY = 16384
 AUTOMATION = path("automation", "The automation's id (`au_…`), as lists show it.")
@@ -84,9 +85,21 @@ def automation_out(a: Automation) -> sa_.AutomationOut:
     )  # fmt: skip
 
 
-def routes(auth: KeyAuthStore, repos: AutomationRepos) -> list[BaseRoute]:
+def run_out(r: Run) -> sa_.RunOut:
+    """Return the wire shape of a run."""
+    return sa_.RunOut(
+        id=r.public_id, automation=r.automation, phone=r.phone, campaign=r.campaign,
+        trigger=r.trigger_key, triggered_at=iso_utc(r.trigger_us) or "",
+        due_at=iso_utc(r.due_us) or "", state=r.state,  # type: ignore[arg-type]
+        reason=r.reason, attempts=r.attempts, fired_at=iso_utc(r.fired_us),
+        message=r.result if (r.result or "").startswith("msg_") else None,
+        created_at=iso_utc(r.created_us) or "", updated_at=iso_utc(r.updated_us) or "",
+    )  # fmt: skip
+
+
+def routes(auth: KeyAuthStore, repos: AutomationRepos, runs: RunStore) -> list[BaseRoute]:
     """Return the automation routes: `auth` authenticates, `repos` keeps the automations and
-    what rules name (campaigns, contacts' fields, webhook endpoints)."""
+    what rules name (campaigns, contacts' fields, webhook endpoints), `runs` their runs."""
 
     def workspace(request: Request) -> Workspace:
         return keys.authenticate(auth, request.headers.get("authorization"))
@@ -137,6 +150,16 @@ def routes(auth: KeyAuthStore, repos: AutomationRepos) -> list[BaseRoute]:
         a = await run_in_threadpool(change)
         return JSONResponse(automation_out(a).model_dump(mode="json"))
 
+    def list_runs(request: Request) -> Response:
+        ws = workspace(request)
+        limit = listing.page_limit(request.query_params.get("limit"))
+        page = automation_runs.list_runs(
+            repos.automations, runs, ws, automation_id(request), limit,
+            request.query_params.get("cursor"), request.query_params.get("state"),
+        )  # fmt: skip
+        out = sa_.RunPage(items=[run_out(x) for x in page.items], next_cursor=page.next_cursor)
+        return JSONResponse(out.model_dump(mode="json"))
+
     def delete_automation(request: Request) -> Response:
         ws = workspace(request)
         automations.delete_automation(repos.automations, ws, automation_id(request))
@@ -172,4 +195,12 @@ def routes(auth: KeyAuthStore, repos: AutomationRepos) -> list[BaseRoute]:
             "Delete an automation", "automations",
             Reply(204, "Deleted."),
             params=(AUTOMATION,), errors=(401, 404))),
+        ApiRoute("/v1/automations/{automation}/runs", list_runs, "GET", Op(
+            "List an automation's runs", "automations",
+            Reply(200, "A page of its runs, newest first: what it fired, what is pending, "
+                  "what was cancelled or skipped and why.", sa_.RunPage),
+            params=(AUTOMATION, LIMIT, CURSOR,
+                    query("state", "Only runs in this state: pending, fired, cancelled, "
+                          "skipped, failed.")),
+            errors=(401, 404, 422))),
     ]  # fmt: skip

@@ -146,3 +146,37 @@ class AutomationPage(_Page):
     """A page of the workspace's automations, oldest first."""
 
     items: list[AutomationOut]
+
+
+RunState = Literal["pending", "fired", "cancelled", "skipped", "failed"]
+
+
+class RunOut(_Response):
+    """One run of an automation: a contact and the event that started it."""
+
+    id: str = Field(examples=["ar_4CZtUbcQ9f1xAbCd"])
+    automation: str = Field(examples=["au_4CZtUbcQ9f1xAbCd"])
+    phone: str = Field(examples=["+14155550100"])
+    campaign: str | None = Field(description="The trigger event's campaign.")
+    trigger: str = Field(
+        description="The event that started it: `click/<click id>`, `message/<message id>`, "
+        "`opt-in/<time>`.",
+        examples=["click/AaJSm0YzW5Lmbd4k"],
+    )
+    triggered_at: Time
+    due_at: Time = Field(description="When it is (was) due; quiet hours move it.")
+    state: RunState
+    reason: str | None = Field(
+        description="Why it was cancelled, skipped or failed, or why it waits (quiet hours)."
+    )
+    attempts: int
+    fired_at: Time | None
+    message: str | None = Field(description="The follow-up message a send made (`msg_…`).")
+    created_at: Time
+    updated_at: Time
+
+
+class RunPage(_Page):
+    """A page of an automation's runs, newest first."""
+
+    items: list[RunOut]

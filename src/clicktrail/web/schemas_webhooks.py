@@ -14,6 +14,7 @@ from clicktrail.web.schemas_settings import Duration
 EventType = Literal[
     "click.created", "click.reclassified", "message.delivered", "message.failed",
     "conversion.created", "contact.opted_out", "contact.opted_in", "webhook.disabled",
+    "automation.fired",
 ]  # fmt: skip
 assert set(EventType.__args__) == set(EVENT_TYPES)  # type: ignore[attr-defined]
 

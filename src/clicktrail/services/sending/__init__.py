@@ -39,7 +39,6 @@ from clicktrail.domain.ids import new_public_id
 from clicktrail.domain.models import Campaign, Contact, Workspace
 from clicktrail.domain.segments import SegmentQuery
 from clicktrail.domain.sending import QuietHours
-from clicktrail.domain.status import Status
 from clicktrail.domain.template import parse_template
 from clicktrail.domain.wrapping import TOKEN_RETRIES, wrap_for_contact
 from clicktrail.services.campaigns import CampaignRepos
@@ -71,6 +70,7 @@ from clicktrail.services.sending.records import (
     check_sendable,
     check_startable,
 )
+from clicktrail.services.sending.single import dispatch
 from clicktrail.services.sending.workers import SendWorker
 
 __all__ = [
@@ -477,29 +477,9 @@ class Sending:
             except Conflict:
                 if attempt == TOKEN_RETRIES - 1:
                     raise
-        self.jobs.claim_test(mid, now)
         sms = OutgoingSms(msg.public_id, phone, msg.body, msg.encoding, msg.segments)
-        try:
-            results = provider.send([sms])
-        except Exception as exc:
-            results = []
-            error = f"{type(exc).__name__}: {exc}"
-        else:
-            error = "the provider gave no answer for the message"
-        res = results[0] if results else None
-        if res is None:
-            out = Outcome(msg.public_id, Status.UNKNOWN, None, "in_doubt", error)
-        elif res.status == Status.SENT:
-            out = Outcome(msg.public_id, Status.SENT, res.provider_message_id)
-        else:
-            # A test is not retried: a refusal for now is reported as it is.
-            out = Outcome(
-                msg.public_id, Status.FAILED, res.provider_message_id,
-                res.error_code or ("retry_later" if res.status == Status.QUEUED else None),
-                res.error_message
-                or ("the provider refused for now; try again" if res.status == Status.QUEUED else None),
-            )  # fmt: skip
-        self.jobs.record(provider.name, [out], self.clock())
+        out = dispatch(self.jobs, provider, mid, sms, self.clock)
+        assert out is not None  # just stored queued, by this call
         return TestSendResult(
             msg.public_id, phone, msg.body, out.status.value, out.error_code, out.error_message,
             [domain.base_url + tok for tok, _, _ in msg.tokens],

@@ -48,6 +48,7 @@ from clicktrail.storage.tables.core import (
     workspaces,
 )
 from clicktrail.storage.tables.events import (
+    automation_runs,
     automations,
     event_cursors,
     events,
@@ -74,6 +75,7 @@ __all__ = [
     "api_keys",
     "attribution_settings",
     "attribution_state",
+    "automation_runs",
     "automations",
     "campaign_holdouts",
     "campaigns",

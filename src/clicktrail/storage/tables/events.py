@@ -129,4 +129,38 @@ automations = sa.Table(
     sa.Column("updated_us", Micros, nullable=False),
     sa.UniqueConstraint("workspace_id", "name"),
     sa.Index(None, "workspace_id", "id"),
+    # The outbox's subscribers: workspaces with an enabled automation (migration 0027).
+    sa.Index("ix_automations_enabled_workspace", "enabled", "workspace_id"),
+)
+
+# An automation's runs (services/automation_runs.py, migration 0027): one per rule, contact and
+# trigger event (`run_key`, domain/automations.run_key), scheduled from the event outbox and
+# carried out when due under a lease (`claimed_by`, `claim_until_us`). `state`: pending, fired,
+# cancelled, skipped or failed, with the `reason`; `result`: what a fire made (a message's
+# public id). `campaign` / `click_id`: the trigger event's, for the send and the bot check.
+automation_runs = sa.Table(
+    "automation_runs",
+    metadata,
+    id_column(),
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("workspace_id", BigId, sa.ForeignKey("workspaces.id"), nullable=False),
+    sa.Column("automation_id", BigId, sa.ForeignKey("automations.id"), nullable=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("campaign", sa.String(64)),
+    sa.Column("trigger_key", sa.String(200), nullable=False),
+    sa.Column("run_key", sa.String(300), nullable=False, unique=True),
+    sa.Column("trigger_us", Micros, nullable=False),
+    sa.Column("due_us", Micros, nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("reason", sa.String(300)),
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claim_until_us", Micros),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("fired_us", Micros),
+    sa.Column("result", sa.String(64)),
+    sa.Column("created_us", Micros, nullable=False),
+    sa.Column("updated_us", Micros, nullable=False),
+    sa.Index("ix_automation_runs_due", "state", "due_us"),
+    sa.Index("ix_automation_runs_contact", "workspace_id", "phone", "state"),
+    sa.Index(None, "automation_id", "id"),
 )
