@@ -536,7 +536,7 @@ class Container:
         routes += api_lift.routes(self.keys, self.campaigns, self.holdouts, self.lift_window)
         routes += api_engagement.routes(self.keys, self.contacts, self.engagement)
         routes += api_segments.routes(self.keys, self)
-        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution, lift=self.campaign_lift, multi=self.multitouch, segment_sizes=lambda ws: segments.sizes(self, ws, now_us()), automations=self.automations, hooks=(self.webhooks, self.deliveries))  # fmt: skip
+        routes += dashboard.routes(self.keys, self.campaigns, self.clicks, self.report_queries, secret=dashboard.load_secret(Path(self.settings.data_dir) / "dashboard.secret"), credits=self.attribution, lift=self.campaign_lift, multi=self.multitouch, segment_sizes=lambda ws: segments.sizes(self, ws, now_us()), automations=self.automations, hooks=(self.webhooks, self.deliveries), runs=self.automations.runs)  # fmt: skip
         return routes
 
     def dispose(self) -> None:

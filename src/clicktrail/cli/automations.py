@@ -1,5 +1,5 @@
 """`clicktrail automations`: a workspace's automations, for the operator: add, list, show,
-enable, disable, remove (docs/automations.md).
+enable, disable, remove, and each one's runs (docs/automations.md).
 
 Errors from services reach the root command, which maps them to messages and exit codes (bad
 input: 2, not found: 3, conflict: 4); nothing is written then. `show` and ``--json`` print the
@@ -17,7 +17,8 @@ from clicktrail.cli.options import JsonOpt, WorkspaceOpt, container, out, print_
 from clicktrail.domain import automations as au
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.report import iso_us
-from clicktrail.services import automations
+from clicktrail.services import automation_runs, automations
+from clicktrail.services.automation_runs import Run
 from clicktrail.services.automations import Action, Automation, AutomationChange
 from clicktrail.services.clock import now_us
 
@@ -205,3 +206,47 @@ def automations_remove(automation: AutomationArg, workspace: WorkspaceOpt = None
     finally:
         c.dispose()
     out.print(f"removed {automation}", markup=False)
+
+
+def run_dict(r: Run) -> dict[str, Any]:
+    """Return a run as the API shows it."""
+    return {
+        "id": r.public_id, "automation": r.automation, "phone": r.phone, "campaign": r.campaign,
+        "trigger": r.trigger_key, "triggered_at": iso_us(r.trigger_us), "due_at": iso_us(r.due_us),
+        "state": r.state, "reason": r.reason, "attempts": r.attempts,
+        "fired_at": None if r.fired_us is None else iso_us(r.fired_us),
+        "message": r.result if (r.result or "").startswith("msg_") else None,
+        "created_at": iso_us(r.created_us), "updated_at": iso_us(r.updated_us),
+    }  # fmt: skip
+
+
+@app.command("runs")
+def automations_runs(
+    automation: AutomationArg,
+    state: Annotated[str | None, typer.Option(
+        help="Only runs in this state: pending, fired, cancelled, skipped, failed.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first (1 to 500).")] = 50,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """List an automation's runs, newest first: what it fired, what is pending, what was
+    cancelled or skipped and why."""
+    if not 1 <= limit <= 500:
+        raise InvalidInput("--limit must be from 1 to 500", field="limit")
+    c = container()
+    try:
+        ws = workspace_of(c, workspace)
+        page = automation_runs.list_runs(
+            c.automations, c.automations.runs, ws, automation, limit, None, state
+        )
+    finally:
+        c.dispose()
+    if as_json:
+        print_json([run_dict(x) for x in page.items])
+        return
+    table = Table("id", "phone", "trigger", "due", "state", "reason / message")
+    for x in page.items:
+        d = run_dict(x)
+        table.add_row(x.public_id, x.phone, x.trigger_key, d["due_at"], x.state,
+                      x.reason or d["message"] or "")  # fmt: skip
+    out.print(table)

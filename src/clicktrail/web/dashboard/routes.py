@@ -39,7 +39,13 @@ from clicktrail.domain.errors import (
 )
 from clicktrail.domain.models import Campaign, Workspace
 from clicktrail.services.attribution import AttributionStore
-from clicktrail.services.automations import MAX_AUTOMATIONS, AutomationStore, list_automations
+from clicktrail.services.automation_runs import RunStore, list_runs
+from clicktrail.services.automations import (
+    MAX_AUTOMATIONS,
+    AutomationStore,
+    get_automation,
+    list_automations,
+)
 from clicktrail.services.bots import ClickStore
 from clicktrail.services.campaigns import CampaignStore
 from clicktrail.services.deliveries import DeliveryStore
@@ -65,6 +71,7 @@ from clicktrail.web.redirect import Message, Receive, Scope, Send
 PREFIX = "/dashboard"
 STATIC = "/static/dashboard"
 MAX_FORM = 16 * 1024
+RUNS_SHOWN = 100  # an automation page shows its latest runs (the API pages through all)
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -158,13 +165,14 @@ def routes(
     segment_sizes: Callable[[Workspace], list[SizedSegment]] | None = None,
     automations: AutomationStore | None = None,
     hooks: tuple[WebhookStore, DeliveryStore] | None = None,
+    runs: RunStore | None = None,
 ) -> list[BaseRoute]:
     """Return the dashboard's routes: the pages under ``/dashboard`` and their assets under
     ``/static/dashboard``. `keys` checks logins, `queries` answers the reports and `credits`
     the conversions (attribution), `lift` a campaign's lift against its holdout (None without
     one), `multi` the multi-touch credit a campaign page shows when asked
     (``?multi_touch=1``: it is computed over every conversion of the workspace), `automations`
-    the automations page (none without it), the stored
+    the automations page (none without it) and `runs` each rule's page with its runs, the stored
     requests come from `click_store` (of `campaign_store`), `secret` signs session cookies
     (see `session.load_secret`); `segment_sizes` lists the workspace's segments with their
     sizes (the Segments page; None: no such page); `hooks` are the webhook endpoints and
@@ -323,6 +331,17 @@ def routes(
             rows=[(a, *describe(a.rule)) for a in rows],
         )  # fmt: skip
 
+    def automation_page(request: Request, ws: Workspace, session: Session) -> Response:
+        if automations is None or runs is None:
+            raise NotFound("there is no automations page here", field="path")
+        ref = str(request.path_params["ref"])
+        a = get_automation(automations, ws, ref)
+        latest = list_runs(automations, runs, ws, ref, RUNS_SHOWN, None).items
+        return render(
+            request, "automation.html", workspace=ws, session=session, nav="automations",
+            a=a, described=describe(a.rule), runs=latest, shown=RUNS_SHOWN,
+        )  # fmt: skip
+
     def webhook_page(_request: Request, ws: Workspace, session: Session) -> Response:
         endpoints = webhooks_view(*hooks, ws) if hooks else []
         return render(
@@ -374,6 +393,7 @@ def routes(
             Route("/campaigns/{ref}/requests", page(requests), methods=["GET"]),
             Route("/segments", page(segment_list), methods=["GET"]),
             Route("/automations", page(automation_list), methods=["GET"]),
+            Route("/automations/{ref}", page(automation_page), methods=["GET"]),
             Route("/webhooks", page(webhook_page), methods=["GET"]),
         ],
         exception_handlers={
