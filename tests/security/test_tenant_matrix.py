@@ -227,6 +227,8 @@ MATRIX: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/campaigns/{campaign}/recipients"): {},
     ("GET", "/v1/reports/compare"): {"params": {"campaigns": "{campaign}"}},
     ("GET", "/v1/campaigns/{campaign}/report/lift"): {},
+    ("GET", "/v1/campaigns/{campaign}/variants"): {},
+    ("GET", "/v1/campaigns/{campaign}/variants/report"): {},
     ("GET", "/v1/holdout-size"): {"params": {"audience": 1000, "baseline": 0.04, "mde": 0.02}},
     ("POST", "/v1/campaigns/{campaign}/send"): {"json": {}},
     ("GET", "/v1/campaigns/{campaign}/send"): {},

@@ -19,11 +19,19 @@ from clicktrail.cli.options import (
     print_json,
     workspace_of,
 )
+from clicktrail.cli.variants import (
+    SharesOpt,
+    VariantOpt,
+    VariantSeedOpt,
+    parse_variants,
+    show_variants,
+)
 from clicktrail.domain.errors import InvalidInput
 from clicktrail.domain.models import CampaignOptions
 from clicktrail.services import (
     campaigns,
     segments,
+    variants,
 )
 from clicktrail.services.clock import now_us
 from clicktrail.services.holdouts import holdout_spec
@@ -128,9 +136,15 @@ def campaign_create(
     holdout: HoldoutOpt = None,
     holdout_seed: HoldoutSeedOpt = None,
     holdout_stratify: HoldoutStratifyOpt = None,
+    variant: VariantOpt = None,
+    shares: SharesOpt = None,
+    variant_seed: VariantSeedOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Create a campaign from a message template."""
+    """Create a campaign from a message template, or A/B variants (docs/experiments.md)."""
+    ab = parse_variants(variant, shares)
+    if ab is not None and template is None and template_file is None:
+        template = ""
     if (template is None) == (template_file is None):
         raise InvalidInput(
             "give the message with --template TEXT or --template-file FILE", field="template"
@@ -155,11 +169,14 @@ def campaign_create(
             _parse_pairs(sub, "--sub"),
             holdout_spec(parse_share(holdout), holdout_seed, holdout_stratify),
         ),
-        now_us=now_us(),
+        now_us=now_us(), variants=ab, variant_seed=variant_seed,
     )  # fmt: skip
     out.print(f"created campaign [bold]{cp.slug}[/] ({cp.public_id}) with {len(cp.links)} link(s)")
     for lk in cp.links:
         out.print(f"  link {lk.index + 1} [{lk.role}]: {lk.url}", markup=False)
+    for vc in variants.variant_costs(cp):
+        out.print(f"  variant {vc.name} (share {vc.share}): {vc.encoding}, {vc.segments} "
+                  "segment(s) as written", markup=False)  # fmt: skip
 
 
 @app.command("update")
@@ -246,3 +263,6 @@ def campaign_preview(
             )
     for w in p.warnings:
         err.print(f"[yellow]warning:[/] {w}")
+
+
+app.command("variants")(show_variants)

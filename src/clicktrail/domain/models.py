@@ -7,6 +7,7 @@ from typing import Any
 
 from clicktrail.domain.destinations import CLICK_ID_MACRO
 from clicktrail.domain.holdout import HoldoutSpec
+from clicktrail.domain.variants import VariantSpec
 
 # Placeholders a campaign fills (`Campaign.macro_values`) beside the contact's fields.
 # ``{click_id}`` (CLICK_ID_MACRO) belongs in a link's URL only: the redirect puts each click's
@@ -152,10 +153,11 @@ class CampaignOptions:
     click_id_param: str = "ct_cid"
     subs: dict[str, str] = field(default_factory=dict)
     holdout: HoldoutSpec | None = None
+    variants: VariantSpec | None = None  # A/B variants (domain.variants); None for none
 
     def as_dict(self) -> dict[str, Any]:
-        """Return the options as stored."""
-        return {
+        """Return the options as stored (``variants`` only when the campaign has some)."""
+        stored: dict[str, Any] = {
             "smart_encoding": self.smart_encoding,
             "shift_table": self.shift_table,
             "utm_enabled": self.utm_enabled,
@@ -164,6 +166,9 @@ class CampaignOptions:
             "subs": dict(self.subs),
             "holdout": None if self.holdout is None else self.holdout.as_dict(),
         }
+        if self.variants is not None:
+            stored["variants"] = self.variants.as_dict()
+        return stored
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> CampaignOptions:
@@ -177,6 +182,7 @@ class CampaignOptions:
             str(data.get("click_id_param", "ct_cid")),
             dict(data.get("subs") or {}),
             HoldoutSpec.from_dict(data.get("holdout")),
+            VariantSpec.from_dict(data.get("variants")),
         )
 
     def utm_params(self, campaign_slug: str, link_utm: dict[str, str]) -> dict[str, str]:

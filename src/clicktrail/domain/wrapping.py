@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clicktrail.domain.models import Campaign, CampaignOptions, Contact, Domain
 from clicktrail.domain.sms import SmsInfo, analyze, smart_encode
@@ -30,6 +30,7 @@ class WrappedMessage:
     segments: int
     tokens: tuple[tuple[str, int, str | None], ...]
     destinations: tuple[str, ...]
+    macros: Mapping[str, str] = field(default_factory=dict)  # {variant} when it had one
 
 
 def wrap_for_contact(
@@ -38,22 +39,37 @@ def wrap_for_contact(
     domain: Domain,
     contact: Contact,
     token_factory: Callable[[], str] = new_token,
+    variant: str | None = None,
 ) -> WrappedMessage:
-    """Render the template for `contact`, each link replaced by a fresh short URL."""
+    """Render the template for `contact`, each link replaced by a fresh short URL.
+
+    With `variant` (the name of one of the campaign's variants, whose template `template` is),
+    ``{variant}`` is its name, and a link whose URL differs from the campaign's link at that
+    position keeps its own destination on its token. Without it, a campaign with variants
+    renders ``{variant}`` as its first variant's name (previews and test sends)."""
     values = {**contact.field_values(), **campaign.macro_values()}
+    if variant is None and campaign.options.variants is not None:
+        variant = campaign.options.variants.variants[0].name  # previews and test sends
+    macros = {} if variant is None else {"variant": variant}
+    values.update(macros)
     link_ids = {lk.index: lk.id for lk in campaign.links}
+    link_urls = {lk.index: lk.url for lk in campaign.links}
     base = domain.base_url
     tokens: list[tuple[str, int, str | None]] = []
     urls: list[str] = []
     dests: list[str] = []
     for spec in template.links:
         tok = token_factory()
-        dest = spec.destination(values) if spec.is_personalized else None
+        dest = (
+            spec.destination(values)
+            if spec.is_personalized or spec.raw != link_urls[spec.index]
+            else None
+        )
         tokens.append((tok, link_ids[spec.index], dest))
         urls.append(base + tok)
         dests.append(dest if dest is not None else spec.raw)
     body, info = encode_message(template, values, urls, campaign.options)
-    return WrappedMessage(body, info.encoding, info.segments, tuple(tokens), tuple(dests))
+    return WrappedMessage(body, info.encoding, info.segments, tuple(tokens), tuple(dests), macros)
 
 
 def encode_message(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from clicktrail.domain.destinations import redirect_location
@@ -30,9 +30,11 @@ from clicktrail.domain.template import (
     parse_template,
     render_with_spans,
 )
+from clicktrail.domain.variants import VARIANT_MACRO, Variant
 from clicktrail.domain.wrapping import encode_message, wrap_for_contact
 from clicktrail.services.contacts import ContactStore
 from clicktrail.services.holdouts import check_stratify
+from clicktrail.services.variants import check_variant_templates, variant_spec
 
 ROLES = ("cta", "optout", "other")
 BATCH = 1000
@@ -128,9 +130,13 @@ def create_campaign(
     link_utm: Mapping[int, Mapping[str, str]] | None = None,
     options: CampaignOptions | None = None,
     segment: Segment | None = None,
+    variants: Sequence[Variant] | None = None,
+    variant_seed: int | None = None,
 ) -> Campaign:
     """Create a draft campaign; its audience is list `list_name`, `segment` (a sendable one:
-    `services.segments.campaign_audience`) or the workspace's contacts.
+    `services.segments.campaign_audience`) or the workspace's contacts. With `variants` (an
+    A/B test: docs/experiments.md) the text is each variant's, `template` stays empty, and the
+    campaign's links are the first variant's positions.
 
     Raises `InvalidInput` for an empty or malformed template, an unknown placeholder, an
     unknown link index or role, a list and a segment together, a segment with a holdout;
@@ -139,13 +145,21 @@ def create_campaign(
     if not name.strip():
         raise InvalidInput("campaign name is empty", field="name")
     slug = check_slug(slug, "campaign slug") if slug else slugify(name)
+    fields = set(STANDARD_FIELDS) | set(LINK_MACROS) | repos.contacts.attribute_names(workspace.id)
+    spec = None
+    if variants is not None or variant_seed is not None:
+        if template.strip():
+            raise InvalidInput(
+                "give the text of each variant, not a template as well", field="template"
+            )
+        spec = variant_spec(variants or (), variant_seed)
+        check_variant_templates(spec, fields)
+        template = spec.variants[0].template
+        fields.add(VARIANT_MACRO)
     if not template.strip():
         raise InvalidInput("template is empty", field="template")
     parsed = parse_template(template)
-    check_fields(
-        parsed,
-        set(STANDARD_FIELDS) | set(LINK_MACROS) | repos.contacts.attribute_names(workspace.id),
-    )
+    check_fields(parsed, fields)
     if any(isinstance(p, Field) and p.name == "click_id" for p in parsed.parts):
         raise InvalidInput(
             "template: {click_id} belongs in a link's URL (the redirect fills it with each "
@@ -186,7 +200,7 @@ def create_campaign(
                 field="link_utm",
             )
         _check_params(params, "link_utm")
-    options = options or CampaignOptions()
+    options = replace(options or CampaignOptions(), variants=spec)
     _check_params(options.utm, "utm")
     check_subs(options.subs)
     if options.click_id_param and not _PARAM.fullmatch(options.click_id_param):
@@ -329,13 +343,24 @@ def preview_campaign(
     workspace: Workspace,
     campaign: Campaign,
     contact_ref: str | None = None,
+    variant: str | None = None,
 ) -> Preview:
     """Render the campaign for one contact (the given one, else the first of the audience),
-    with its cost before and after tracking and the worst case over the audience.
+    with its cost before and after tracking and the worst case over the audience; for a
+    campaign with variants, variant `variant` (default: the first).
 
-    The tokens shown are freshly drawn and not stored. Raises `NotFound` for an unknown contact.
+    The tokens shown are freshly drawn and not stored. Raises `NotFound` for an unknown contact
+    or variant.
     """
-    template = parse_template(campaign.template)
+    text = campaign.template
+    if variant is not None:
+        found_variant = campaign.options.variants and campaign.options.variants.named(variant)
+        if not found_variant:
+            raise NotFound(
+                f"campaign {campaign.slug!r} has no variant {variant!r}", field="variant"
+            )
+        text = found_variant.template
+    template = parse_template(text)
     domain = repos.workspaces.get_domain(campaign.domain_id)
     opts = campaign.options
     if contact_ref:
@@ -345,12 +370,12 @@ def preview_campaign(
     else:
         found = repos.contacts.audience(workspace.id, campaign.list_id, 0, 1)
         contact = found[0] if found else Contact(0, workspace.id, "+10000000000", None, None, {})
-    values = {**contact.field_values(), **campaign.macro_values()}
+    wrapped = wrap_for_contact(template, campaign, domain, contact, variant=variant)
+    values = {**contact.field_values(), **campaign.macro_values(), **wrapped.macros}
     raw_links = [lk.raw for lk in template.links]
-    wrapped = wrap_for_contact(template, campaign, domain, contact)
     sample_urls = [domain.base_url + t[0] for t in wrapped.tokens]
     _, untracked = encode_message(template, values, raw_links, opts)
-    template_cost = analyze(campaign.template, shift_table=opts.shift_table)
+    template_cost = analyze(text, shift_table=opts.shift_table)
     candidates = repos.contacts.longest_values(workspace.id, campaign.list_id) or [values]
     worst = max(
         (encode_message(template, vs, sample_urls, opts)[1] for vs in candidates),

@@ -29,6 +29,7 @@ class NewMessage:
     segments: int
     queued_us: int
     tokens: tuple[tuple[str, int, str | None], ...]
+    variant: str | None = None  # the campaign variant it carries (docs/experiments.md)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from clicktrail.domain.report import (
     RecipientsPage,
     decode_cursor,
 )
+from clicktrail.services.variants import VariantFigures
 
 MAX_PAGE = 500
 FIRST_PAGE = 20
@@ -38,6 +39,8 @@ class ReportSource(Protocol):
     def compare(
         self, workspace_id: int, *, since_us: int | None, until_us: int | None
     ) -> list[CampaignComparison]: ...
+
+    def variant_figures(self, campaign: Campaign) -> dict[str, VariantFigures]: ...
 
 
 class CampaignFinder(Protocol):

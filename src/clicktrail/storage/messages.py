@@ -237,6 +237,7 @@ def message_row(x: NewMessage) -> dict[str, Any]:
         "status": Status.QUEUED.value,
         "queued_us": x.queued_us,
         "status_us": x.queued_us,
+        "variant": x.variant,
     }
 
 

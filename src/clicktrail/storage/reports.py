@@ -50,9 +50,11 @@ from clicktrail.domain.report import (
 )
 from clicktrail.domain.status import Status
 from clicktrail.services.bots import DEFAULT_SETTLE_US
+from clicktrail.services.variants import VariantFigures
 from clicktrail.storage import tables as t
 from clicktrail.storage.campaigns import CampaignQueries
 from clicktrail.storage.rollup import OPTOUT, country_counts, country_of
+from clicktrail.storage.variants import VariantQueries
 
 SENT_OR_LATER = (Status.SENT, Status.DELIVERED, Status.FAILED, Status.UNDELIVERED)
 
@@ -96,6 +98,10 @@ class ReportQueries:
     def list_campaigns(self, workspace_id: int) -> list[Campaign]:
         """Return the workspace's campaigns."""
         return CampaignQueries(self.engine).list_campaigns(workspace_id)
+
+    def variant_figures(self, campaign: Campaign) -> dict[str, VariantFigures]:
+        """The counts per variant (`storage.variants`, its own module)."""
+        return VariantQueries(self.engine).variant_figures(campaign)
 
     # -- the classic report ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from clicktrail.services.keys import KeyAuthStore
 from clicktrail.services.receipts import parse_time
 from clicktrail.services.reports import ReportSource
 from clicktrail.services.workspaces import authenticate
+from clicktrail.web import api_variants
 from clicktrail.web import schemas_reports as r
 from clicktrail.web.routing import (
     CAMPAIGN,
@@ -125,4 +126,5 @@ def routes(keys: KeyAuthStore, queries: ReportSource) -> list[BaseRoute]:
             "Compare campaigns", "reports",
             Reply(200, "CTR and time to click per campaign (docs/reports.md).", r.ComparisonList),
             params=(SINCE, UNTIL))),
+        *api_variants.routes(keys, queries),
     ]  # fmt: skip

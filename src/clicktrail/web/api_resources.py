@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 
 from clicktrail.domain.errors import InvalidInput, NotFound
 from clicktrail.domain.models import CampaignOptions, Domain, Workspace
+from clicktrail.domain.variants import Variant
 from clicktrail.services import (
     campaigns,
     contacts,
@@ -346,7 +347,11 @@ def routes(
             if b.segment is not None:
                 seg = segments.campaign_audience(repos, ws, b.segment, now)
             cp = campaigns.create_campaign(
-                repos, ws, name=b.name, template=b.template, slug=b.slug, domain_host=b.domain,
+                repos, ws, name=b.name, template=b.template or "", slug=b.slug,
+                domain_host=b.domain, variant_seed=b.variant_seed,
+                variants=None if b.variants is None else [
+                    Variant(v.name, v.template, v.share) for v in b.variants
+                ],
                 list_name=b.list, link_roles={int(k) - 1: v for k, v in b.link_role.items()},
                 link_utm={int(k) - 1: v for k, v in b.link_utm.items()},
                 options=CampaignOptions(

@@ -155,19 +155,46 @@ class CampaignChange(_Request):
     )
 
 
+class VariantIn(_Request):
+    """One variant of an A/B test."""
+
+    name: Annotated[Text, Field(min_length=1, max_length=32, examples=["a"])]
+    template: Annotated[Text, Field(min_length=1, max_length=10_000)] = Field(
+        description="This variant's text; {variant} is its name (in links too)."
+    )
+    share: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=1, description="Its weight in the split: 70 and 30 send 70 % and 30 %."
+    )
+
+
+# Outside the class: its field `list` would shadow the builtin in the annotation.
+VariantList = Annotated[list[VariantIn], Field(max_length=10)]
+
+
 class CampaignCreate(_Request):
     """A campaign to create as a draft (the options of `clicktrail campaign create`)."""
 
     name: Annotated[Text, Field(min_length=1, max_length=200)]
-    template: Annotated[
-        Text,
-        Field(
-            min_length=1,
-            max_length=10_000,
-            description="Message text with {placeholders} and links.",
-            examples=["Hi {first_name|there}: https://shop.example.com/sale"],
-        ),
-    ]
+    template: (
+        Annotated[
+            Text,
+            Field(
+                min_length=1,
+                max_length=10_000,
+                description="Message text with {placeholders} and links (not with `variants`).",
+                examples=["Hi {first_name|there}: https://shop.example.com/sale"],
+            ),
+        ]
+        | None
+    ) = None
+    variants: VariantList | None = Field(
+        default=None,
+        description="An A/B test: 2-10 variants, each its own text, split by their shares "
+        "(docs/experiments.md). The first is the control.",
+    )
+    variant_seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = Field(
+        default=None, description="Seed of the variant draw (default: drawn at random)."
+    )
     slug: Annotated[Text, Field(max_length=63)] | None = None
     domain: Annotated[Text, Field(max_length=300)] | None = Field(
         default=None, description="Short domain host (default: the workspace's first)."

@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 
 from clicktrail.domain.errors import Conflict
 from clicktrail.domain.ids import new_public_id
-from clicktrail.domain.models import Campaign, Workspace
+from clicktrail.domain.models import LINK_MACROS, Campaign, Workspace
 from clicktrail.domain.segments import SegmentQuery
 from clicktrail.domain.sending import QuietHours, TokenBucket, retry_delay
 from clicktrail.domain.status import Status
-from clicktrail.domain.template import parse_template
+from clicktrail.domain.template import STANDARD_FIELDS, parse_template
 from clicktrail.domain.wrapping import TOKEN_RETRIES, wrap_for_contact
 from clicktrail.services.campaigns import CampaignRepos
 from clicktrail.services.holdouts import HoldoutStore, assign_holdout
@@ -42,6 +42,7 @@ from clicktrail.services.sending.records import (
     SendJobStore,
     SendSummary,
 )
+from clicktrail.services.variants import Assignment, check_variant_templates
 
 log = logging.getLogger("clicktrail.sending")
 
@@ -167,6 +168,7 @@ def _wrap(run: Run) -> None:
     domain = repos.workspaces.get_domain(campaign.domain_id)
     after = run.job.wrapped_through
     holding_out = _draw_holdout(run)
+    variants = _variant_assignment(run, holding_out)
     while True:
         _poll(run)
         contacts = run.jobs.audience(
@@ -188,11 +190,12 @@ def _wrap(run: Run) -> None:
             now = run.clock()
             batch = []
             for c in valid:
-                w = wrap_for_contact(template, campaign, domain, c)
+                name, tpl = (None, template) if variants is None else variants.of(c)
+                w = wrap_for_contact(tpl, campaign, domain, c, variant=name)
                 batch.append(
                     NewMessage(
                         new_public_id("msg"), campaign.id, c.id, c.phone, w.body, w.encoding,
-                        w.segments, now, w.tokens,
+                        w.segments, now, w.tokens, name,
                     )
                 )  # fmt: skip
             try:
@@ -210,6 +213,35 @@ def _wrap(run: Run) -> None:
         run.summary.skipped_invalid += invalid
         if run.progress:
             run.progress("wrapped", seen)
+
+
+def _variant_assignment(run: Run, holding_out: bool) -> Assignment | None:
+    """The campaign's variant draw over its whole sendable audience (not held out, not opted
+    out, a valid number), read in contact id order; None for a campaign without variants. A
+    resumed send draws again over the audience as it is then: the same seed and recipients
+    give the same assignment (messages already wrapped keep theirs)."""
+    spec = run.campaign.options.variants
+    if spec is None:
+        return None
+    fields = (
+        set(STANDARD_FIELDS)
+        | set(LINK_MACROS)
+        | run.repos.contacts.attribute_names(run.workspace.id)
+    )
+    templates = check_variant_templates(spec, fields)
+    ids: list[int] = []
+    after = 0
+    while contacts := run.jobs.audience(
+        run.workspace.id, run.campaign.list_id, after, run.wrap_batch, segment=run.segment
+    ):
+        through = contacts[-1].id
+        if holding_out:
+            assert run.holdouts is not None
+            held = run.holdouts.held_between(run.campaign.id, after, through)
+            contacts = [c for c in contacts if c.id not in held]
+        ids.extend(c.id for c in sendable([c for c in contacts if not c.opted_out])[0])
+        after = through
+    return Assignment(spec, templates, ids)
 
 
 def _recover(run: Run) -> None:

@@ -1,0 +1,29 @@
+"""campaign variants: the variant each message carries
+
+* `messages.variant`: the name of the campaign variant the message's text is (an A/B test,
+  docs/experiments.md), NULL for messages of campaigns without variants and test sends. The
+  variants themselves, their shares and the seed of the draw are in the campaign's options.
+
+Revision ID: 0027
+Revises: 0026
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0027"
+down_revision = "0026"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.add_column(sa.Column("variant", sa.String(32), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("messages") as batch:
+        batch.drop_column("variant")
