@@ -165,6 +165,12 @@ def served(
             "action": {"kind": "send", "template": "Still there? https://shop.example.com/c"}})  # fmt: skip
         assert rule.status_code == 201, rule.text
         ids["automation"] = rule.json()["id"]
+        split = httpx.post(f"{server.url}/v1/campaigns", headers=auth, json={
+            "name": "Split", "variants": [
+                {"name": "a", "template": "A https://shop.example.com/a"},
+                {"name": "b", "template": "B https://shop.example.com/b"}]})  # fmt: skip
+        assert split.status_code == 201, split.text
+        ids["_variants"] = split.json()["slug"]  # the variant routes ask this campaign
         # A delivery of it, made here rather than waited for (on PostgreSQL the dispatcher
         # waits for older transactions anywhere on the server, other sessions' included).
         with container.engine.connect() as conn:
@@ -308,8 +314,8 @@ def test_every_response_has_a_schema_and_json_ones_are_named_models() -> None:
     # The report responses are real models now, not free-form objects.
     report_ops = {p: ms["get"] for p, ms in doc["paths"].items() if "report" in p or
                   p.endswith("/recipients")}  # fmt: skip
-    # report, report/full, report/conversions, report/lift, recipients, compare
-    assert len(report_ops) == 6
+    # report, report/full, report/conversions, report/lift, recipients, compare, variants/report
+    assert len(report_ops) == 7
     for op in report_ops.values():
         ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
         assert schemas[ref.rsplit("/", 1)[-1]]["required"]
@@ -330,7 +336,7 @@ def test_real_responses_of_every_read_validate_against_the_document(
     for path, methods in doc["paths"].items():
         if "get" not in methods:
             continue
-        url = path
+        url = path.replace("{campaign}", ids["_variants"]) if "/variants" in path else path
         for name, value in ids.items():
             url = url.replace("{" + name + "}", value)
         params = {
