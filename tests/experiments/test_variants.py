@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
@@ -25,7 +26,8 @@ from clicktrail.services import variants
 from clicktrail.services.ports import ClickRecord
 from clicktrail.storage import tables as t
 from factories import NOW_US, Repos, make_campaign, make_contacts, make_domain, make_workspace, send
-from inprocess_api import Api, ok, problem
+from inprocess_api import HOST, Api, ok, problem, sign_in
+from served import in_process
 
 HUMAN = Verdict("human", 0, (), "t1")
 SCANNER = Verdict("scanner", 95, ("NET_HOSTING",), "t1")
@@ -247,3 +249,36 @@ def test_cli_create_and_show(api: Api, tmp_path: Path, monkeypatch: pytest.Monke
     r = runner.invoke(cli_app, ["campaign", "create", "Bad", *ws, "--variant", f"a:{A}",
                                 "--variant", f"b:{B}", "--shares", "2"])  # fmt: skip
     assert r.exit_code != 0 and "--shares" in r.output
+
+
+def test_the_dashboard_shows_the_variants(api: Api, tmp_path: Path) -> None:
+    """The campaign page of a campaign with variants has the variants table with each CTR's
+    interval; a campaign without variants has none."""
+    store = Repos.on(api.container.engine)
+    make_contacts(store, api.ws, 4)
+    cp = make_campaign(store, api.ws, "", slug="split", variant_seed=3,
+                       variants=[Variant("a", A, 1), Variant("b", B, 1)])  # fmt: skip
+    send(store, api.ws, cp, tmp_path / "outbox.jsonl")
+    ids = store.messages.queued_or_sent_ids(cp.id, 10)
+    store.messages.apply_receipts(
+        api.ws.id, [Receipt(i, "delivered", NOW_US) for i in ids],
+        skip_unknown=False, source="t", now_us=NOW_US,
+    )  # fmt: skip
+    make_campaign(store, api.ws, "Plain https://shop.example/p", slug="plain")
+
+    async def use(c: httpx.AsyncClient) -> tuple[str, str]:
+        await sign_in(c, api.key)
+        split, plain = (
+            await c.get("/dashboard/campaigns/split"),
+            await c.get("/dashboard/campaigns/plain"),
+        )
+        assert split.status_code == 200 and plain.status_code == 200, split.text
+        return split.text, plain.text
+
+    split, plain = in_process(api.container, HOST, use)
+    assert 'id="variants"' in split and 'id="variants"' not in plain
+    assert 'data-variant="a"' in split and 'data-variant="b"' in split
+    # 2 delivered and no clicker each: 0.0 % with Wilson's interval 0–65.8 %.
+    assert split.count('data-metric="ctr">0.0%') == 2
+    assert split.count('data-metric="ctr-interval">0.0–65.8%') == 2
+    assert "Sample ratio: p = 1" in split

@@ -38,6 +38,7 @@ from clicktrail.domain.errors import (
     Unauthorized,
 )
 from clicktrail.domain.models import Campaign, Workspace
+from clicktrail.services import variants
 from clicktrail.services.attribution import AttributionStore
 from clicktrail.services.automation_runs import RunStore, list_runs
 from clicktrail.services.automations import (
@@ -286,6 +287,11 @@ def routes(
         q = request.query_params
         report = views.report_page(queries, ws, request.path_params["ref"], credits)
         lifted = views.lift_view(lift(ws, report.campaign)) if lift else None
+        split = (
+            variants.variant_report(queries, ws, report.campaign)
+            if report.campaign.options.variants is not None
+            else None
+        )
         asked = q.get("multi_touch", "").lower() in ("1", "true", "yes")
         multi_touch = (
             views.multitouch_view(multi, ws, report.campaign, q.get("half_life"))
@@ -295,6 +301,7 @@ def routes(
         return render(
             request, "campaign.html", workspace=ws, session=session, r=report, nav="report",
             lift=lifted, multi_touch=multi_touch, multi_touch_available=multi is not None,
+            variants=split,
         )  # fmt: skip
 
     def recipients(request: Request, ws: Workspace, session: Session) -> Response:
