@@ -180,7 +180,7 @@ messages = sa.Table(
     # a send), and a digest of the text asked for, so a retried wrap returns the same message.
     sa.Column("client_ref", sa.String(200), nullable=False, server_default=""),
     sa.Column("text_digest", sa.String(32)),
-    # The campaign variant the message carries (migration 0027; NULL without variants).
+    # The campaign variant the message carries (migration 0028; NULL without variants).
     sa.Column("variant", sa.String(32)),
     sa.UniqueConstraint("campaign_id", "contact_id", "client_ref"),
     # With `id`: the send loop claims a campaign's queued messages in id order from it.

@@ -4,8 +4,8 @@
   docs/experiments.md), NULL for messages of campaigns without variants and test sends. The
   variants themselves, their shares and the seed of the draw are in the campaign's options.
 
-Revision ID: 0027
-Revises: 0026
+Revision ID: 0028
+Revises: 0027
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0027"
-down_revision = "0026"
+revision = "0028"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
