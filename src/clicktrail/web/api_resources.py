@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute
 
-from clicktrail.domain.errors import InvalidInput, NotFound
+from clicktrail.domain.errors import InvalidInput, NotFound, Problem
 from clicktrail.domain.models import CampaignOptions, Domain, Workspace
 from clicktrail.domain.variants import Variant
 from clicktrail.services import (
@@ -340,6 +340,9 @@ def routes(
     async def create_campaign(request: Request) -> Response:
         ws = await run_in_threadpool(workspace, request)
         b = s.parse_body(s.CampaignCreate, await read_json(request, MAX_BODY))
+        if b.template is None and b.variants is None:  # as when `template` was required
+            missing = Problem("/template", "Field required (or give variants)")
+            raise InvalidInput("invalid request body: /template: Field required", field=missing.field, problems=[missing])  # fmt: skip
 
         def run() -> CampaignView:
             now = now_us()
