@@ -439,10 +439,12 @@ def _snapshot(t: Tenants) -> list[Any]:
 
 
 def _without_use_times(value: Any) -> Any:
-    """`value` without keys' last-use times (A's own snapshot requests move them) and webhook
-    endpoints' failure runs (the jobs thread's attempts to A's unreachable endpoint move them)."""
+    """`value` without keys' last-use times (A's own snapshot requests move them), webhook
+    endpoints' failure runs (the jobs thread's attempts to A's unreachable endpoint move them)
+    and engagement's rescoring progress (the jobs thread scores A's stale rows meanwhile; the
+    settings themselves and their revision are compared)."""
     if isinstance(value, dict):
-        moving = ("last_used_at", "failures", "failing_since")
+        moving = ("last_used_at", "failures", "failing_since", "stale_scores", "rescoring")
         return {k: _without_use_times(v) for k, v in value.items() if k not in moving}
     if isinstance(value, list):
         return [_without_use_times(v) for v in value]
