@@ -20,10 +20,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.add_column(sa.Column("variant", sa.String(32), nullable=True))
+    op.add_column("messages", sa.Column("variant", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("messages") as batch:
-        batch.drop_column("variant")
+    # ALTER TABLE … DROP COLUMN (SQLite 3.35+), not a batch rebuild: rebuilding `messages`
+    # drops the table, which the foreign keys of clicks and credits refuse on SQLite.
+    op.drop_column("messages", "variant")
